@@ -1,0 +1,124 @@
+"""Result types of the analysis: what analyzers produce and renderers read.
+
+All rates are in root elements per second (one root element is one item the
+consumer receives, usually a batch). These are plain immutable values; the
+renderers read them and nothing else from the analysis.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from plumber.record import SourceLocation
+
+#: Kinds a bottleneck can have. ``cpu``: computation bound by cores;
+#: ``disk``: bound by storage read bandwidth; ``network``: bound by network
+#: bandwidth; ``latency``: a stage that waits (wall time far above CPU time)
+#: and needs more requests in flight; ``parallelism``: a CPU-bound stage held
+#: back by too little parallelism while cores are idle; ``memory``: a buffer
+#: or cache that does not fit; ``consumer``: the training step itself, so the
+#: input pipeline is not the problem.
+BOTTLENECK_KINDS = ("cpu", "disk", "network", "latency", "parallelism", "memory", "consumer")
+
+
+@dataclass(frozen=True)
+class StageAnalysis:
+    """The model's view of one stage.
+
+    ``visit_ratio``: elements this stage produces per root element.
+    ``cpu_demand_s`` / ``wall_demand_s``: seconds of CPU / wall time the
+    stage spends per root element (``None`` where unmeasured).
+    ``max_rate``: root elements/s the stage can deliver at its current
+    parallelism. ``wait_fraction``: share of the stage's wall time not spent
+    on CPU (high means it waits on I/O or latency). ``resource``: what the
+    stage's work is bound by (``cpu``, ``disk``, ``network``, ``latency``,
+    ``none`` for pass-through stages, ``unmeasured``).
+    """
+
+    stage_id: str
+    kind: str
+    op: str
+    visit_ratio: float | None
+    cpu_demand_s: float | None
+    wall_demand_s: float | None
+    parallelism: float
+    max_rate: float | None
+    wait_fraction: float | None
+    resource: str
+    source: SourceLocation | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Bound:
+    """An upper bound on the pipeline's rate from one resource or stage."""
+
+    name: str
+    kind: str
+    rate: float
+    detail: str
+    stage_id: str | None = None
+
+
+@dataclass(frozen=True)
+class WhatIf:
+    """A predicted outcome of one change.
+
+    ``change`` is a human sentence ("parallelism 1 -> 2 at map (train.py:12)");
+    ``knob`` is machine-readable (``parallelism``, ``cache``, ``prefetch``);
+    ``value`` the new setting; ``predicted_rate`` the model's rate with the
+    change; ``speedup`` its ratio to the observed rate.
+    """
+
+    stage_id: str | None
+    knob: str
+    value: str
+    change: str
+    predicted_rate: float
+    speedup: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """A change worth making, tied to the user's source line."""
+
+    title: str
+    stage_id: str | None
+    source: SourceLocation | None
+    old: str
+    new: str
+    predicted_rate: float
+    speedup: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """The analysis of one pipeline.
+
+    ``observed_rate``: root elements/s the consumer actually got.
+    ``predicted_rate``: the model's rate for the pipeline as it ran (the
+    minimum bound), checked against ``observed_rate``. ``bottleneck`` is the
+    binding bound; ``bottleneck_kind`` one of :data:`BOTTLENECK_KINDS`.
+    ``input_bound`` is False when the consumer is the limit.
+    ``stall_share`` is the share of the consumer's time spent waiting on data.
+    ``rate_if_fixed`` is the predicted rate once the bottleneck is removed
+    (the next binding bound).
+    """
+
+    pipeline_id: str
+    observed_rate: float
+    predicted_rate: float
+    bottleneck: Bound
+    bottleneck_kind: str
+    bottleneck_stage: str | None
+    input_bound: bool
+    stall_share: float | None
+    rate_if_fixed: float
+    summary: str
+    stages: tuple[StageAnalysis, ...]
+    bounds: tuple[Bound, ...]
+    what_ifs: tuple[WhatIf, ...]
+    recommendations: tuple[Recommendation, ...]
+    warnings: tuple[str, ...] = ()

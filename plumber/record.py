@@ -1,0 +1,346 @@
+"""The Profile record: the one immutable value that crosses every layer.
+
+Instrumentation builds a :class:`Profile`; analyzers, the tuner and the
+renderers only read it. It round-trips through JSON (``to_json`` /
+``load``) so a saved profile re-renders without re-running anything. The
+schema is documented in ``docs/profile-schema.md``; bump
+``SCHEMA_VERSION`` on any incompatible change.
+
+Everything here is plain data: no framework imports, no I/O except the
+explicit ``save``/``load`` helpers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+class ProfileFormatError(ValueError):
+    """A profile file that is not valid JSON or not a plumber profile."""
+
+
+class ProfileVersionError(ValueError):
+    """A profile written by an incompatible (usually newer) schema."""
+
+
+@dataclass(frozen=True)
+class SourceLocation:
+    """Where the user's code built a stage (the first frame outside the framework)."""
+
+    file: str
+    line: int
+    function: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass(frozen=True)
+class StageStats:
+    """Runtime statistics of one stage over the whole run.
+
+    Times are seconds summed over the stage's threads. ``wall_time_s`` comes
+    from TF's autotuning model (``processing_time``); ``cpu_time_s`` is the
+    stage's measured CPU time where a measurement exists (differential
+    prefix runs), else ``None``: absence is recorded, never guessed.
+    """
+
+    elements: int
+    wall_time_s: float
+    cpu_time_s: float | None = None
+    bytes_produced: int = 0
+    bytes_consumed: int = 0
+    buffered_elements_mean: float | None = None
+    buffer_size: int | None = None
+    parallelism: int | None = None
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of a pipeline, as the user wrote it, with what TF ran for it.
+
+    ``kind`` is a framework-neutral verb (``map``, ``batch``, ``prefetch``,
+    ``interleave``, ``source``, ``cache``, ``shuffle``, ...); ``op`` is the
+    framework's own name for it. ``knobs`` holds the settings as written
+    (``parallelism``, ``buffer_size``, ``batch_size``, ``deterministic``,
+    ``cache``); ``-1`` means AUTOTUNE. ``as_run`` lists the names of the nodes
+    TF actually executed for this stage and ``rewrite`` names the TF rewrite
+    that changed it (``map_parallelization``, ``map_and_batch_fusion``...).
+    A stage with ``written=False`` was added by the framework.
+    ``stats`` is ``None`` when the stage could not be measured, and
+    ``unmeasured_reason`` then says why.
+    """
+
+    id: str
+    kind: str
+    op: str
+    inputs: tuple[str, ...] = ()
+    knobs: Mapping[str, Any] = field(default_factory=dict)
+    source: SourceLocation | None = None
+    written: bool = True
+    as_run: tuple[str, ...] = ()
+    rewrite: str | None = None
+    nested_in: str | None = None
+    stats: StageStats | None = None
+    unmeasured_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class ConsumerStats:
+    """The training loop's side: time blocked waiting for data vs. stepping.
+
+    ``source`` says how it was measured: ``python_next`` (timing around the
+    iterator's ``__next__``) or ``keras_callback`` (step times from a Keras
+    callback; the wait inside a compiled function is then estimated from
+    the final buffer and recorded in ``wait_s`` with ``wait_estimated``).
+    """
+
+    source: str
+    steps: int
+    wait_s: float
+    step_s: float
+    wait_estimated: bool = False
+
+    @property
+    def stall_share(self) -> float:
+        """Fraction of the loop's time spent waiting on input."""
+        total = self.wait_s + self.step_s
+        return self.wait_s / total if total > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """One iterated pipeline: its stages (root last in ``root``) and consumer."""
+
+    id: str
+    root: str
+    stages: tuple[Stage, ...]
+    element_spec: str = ""
+    consumer: ConsumerStats | None = None
+    duration_s: float = 0.0
+    infinite: bool = False
+    notes: tuple[str, ...] = ()
+
+    def stage(self, stage_id: str) -> Stage:
+        for stage in self.stages:
+            if stage.id == stage_id:
+                return stage
+        raise KeyError(stage_id)
+
+
+@dataclass(frozen=True)
+class TimeSeries:
+    """Resource samples taken at a fixed interval during the run.
+
+    ``t`` is seconds since the run started. Every other list has the same
+    length. Absent sensors (no GPU) are empty lists, recorded in
+    :class:`Machine` as absent.
+    """
+
+    t: tuple[float, ...] = ()
+    cpu_percent: tuple[float, ...] = ()
+    per_core_percent: tuple[tuple[float, ...], ...] = ()
+    process_cpu_percent: tuple[float, ...] = ()
+    disk_read_bps: tuple[float, ...] = ()
+    net_recv_bps: tuple[float, ...] = ()
+    net_sent_bps: tuple[float, ...] = ()
+    memory_used_bytes: tuple[float, ...] = ()
+    process_rss_bytes: tuple[float, ...] = ()
+    gpu_util_percent: tuple[float, ...] = ()
+    gpu_memory_used_bytes: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class Machine:
+    """Capacities of the machine the run used.
+
+    ``disk_read_bps`` is the cold (page-cache bypassed) sequential read
+    bandwidth of the filesystem holding the data, or ``None`` when no data
+    file was found to probe. ``gpus`` is empty when none is present.
+    """
+
+    cores_logical: int
+    cores_usable: float
+    memory_total_bytes: int
+    memory_available_bytes: int
+    disk_read_bps: float | None = None
+    disk_probe_path: str | None = None
+    gpus: tuple[Mapping[str, Any], ...] = ()
+    gpu_status: str = "absent"
+
+
+@dataclass(frozen=True)
+class ThreadCpu:
+    """CPU seconds used by a group of same-named threads over the run."""
+
+    name: str
+    threads: int
+    cpu_time_s: float
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What was run, how it ended, and with which software."""
+
+    command: tuple[str, ...]
+    started_at: str
+    duration_s: float
+    exit_status: int
+    framework: str = ""
+    framework_version: str = ""
+    python_version: str = ""
+    plumber_version: str = ""
+    error: str | None = None
+    interrupted: bool = False
+    bounded_by: str | None = None
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Everything one profiled run produced."""
+
+    run: RunInfo
+    machine: Machine
+    pipelines: tuple[Pipeline, ...] = ()
+    resources: TimeSeries = field(default_factory=TimeSeries)
+    threads: tuple[ThreadCpu, ...] = ()
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_jsonable(dataclasses.asdict(self))
+
+    def to_json(self, indent: int | None = 1) -> str:
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the profile atomically (temp file + rename) and return its path."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(self.to_json(), encoding="utf-8")
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Profile:
+        if not isinstance(data, Mapping) or "schema_version" not in data:
+            raise ProfileFormatError("not a plumber profile (no schema_version)")
+        version = data["schema_version"]
+        if not isinstance(version, int):
+            raise ProfileFormatError(f"schema_version must be an integer, got {version!r}")
+        if version > SCHEMA_VERSION:
+            raise ProfileVersionError(
+                f"profile schema version {version} is newer than this plumber "
+                f"understands ({SCHEMA_VERSION}); upgrade plumber"
+            )
+        if version < 1:
+            raise ProfileVersionError(f"unknown profile schema version {version}")
+        try:
+            return _build(cls, data)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ProfileFormatError(f"malformed profile: {exc}") from exc
+
+    @classmethod
+    def load(cls, path: str | Path) -> Profile:
+        """Read a saved profile; raise ProfileFormatError/ProfileVersionError."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ProfileFormatError(f"no such profile: {path}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ProfileFormatError(f"cannot read {path}: {exc}") from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ProfileFormatError(f"{path} is not valid JSON ({exc.msg}, line {exc.lineno})")
+        return cls.from_dict(data)
+
+
+def _to_jsonable(value: Any) -> Any:
+    """Turn dataclass dicts into JSON-safe values (non-finite floats become None)."""
+    if isinstance(value, Mapping):
+        return {str(k): _to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_to_jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _build(tp: Any, data: Any) -> Any:
+    """Rebuild a dataclass tree from JSON data, following the type hints."""
+    hints = _hints(tp)
+    kwargs = {}
+    for f in dataclasses.fields(tp):
+        if f.name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise KeyError(f"{tp.__name__}.{f.name} is missing")
+            continue
+        kwargs[f.name] = _convert(hints[f.name], data[f.name], f"{tp.__name__}.{f.name}")
+    return tp(**kwargs)
+
+
+_HINT_CACHE: dict[type, dict[str, Any]] = {}
+
+
+def _hints(tp: type) -> dict[str, Any]:
+    import typing
+
+    if tp not in _HINT_CACHE:
+        _HINT_CACHE[tp] = typing.get_type_hints(tp)
+    return _HINT_CACHE[tp]
+
+
+def _convert(hint: Any, value: Any, where: str) -> Any:
+    import types
+    import typing
+
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _convert(inner, value, where)
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, Mapping):
+            raise TypeError(f"{where} must be an object")
+        return _build(hint, value)
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise TypeError(f"{where} must be a list")
+        inner = args[0] if args else Any
+        return tuple(_convert(inner, v, where) for v in value)
+    if origin in (Mapping, dict) or hint is Mapping:
+        if not isinstance(value, Mapping):
+            raise TypeError(f"{where} must be an object")
+        return dict(value)
+    if hint is float:
+        if value is None:
+            return math.nan
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise TypeError(f"{where} must be a number")
+        return float(value)
+    if hint is int:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"{where} must be an integer")
+        return value
+    if hint is str:
+        if not isinstance(value, str):
+            raise TypeError(f"{where} must be a string")
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise TypeError(f"{where} must be true or false")
+        return value
+    return value
