@@ -262,7 +262,9 @@ class Profile:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise ProfileFormatError(f"{path} is not valid JSON ({exc.msg}, line {exc.lineno})")
+            raise ProfileFormatError(
+                f"{path} is not valid JSON ({exc.msg}, line {exc.lineno})"
+            ) from None
         return cls.from_dict(data)
 
 

@@ -1,0 +1,7 @@
+"""``python -m plumber`` is the ``plumber`` command."""
+
+import sys
+
+from plumber.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of the ``plumber`` command line."""

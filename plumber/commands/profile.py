@@ -1,0 +1,99 @@
+"""``plumber profile SCRIPT [-- ARGS]``: run a script, find its bottleneck."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from plumber import exitcodes
+from plumber.commands.base import say
+
+
+def default_output_dir(script: Path) -> Path:
+    """``./plumber-out/<script>-<YYYYmmdd-HHMMSS>``: one folder per run, never overwritten."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = Path("plumber-out") / f"{script.stem}-{stamp}"
+    candidate, n = base, 1
+    while candidate.exists():
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate
+
+
+class ProfileCommand:
+    name = "profile"
+    help = "run a training script and report its input-pipeline bottleneck"
+    description = (
+        "Run SCRIPT (with SCRIPT_ARGS after --) under instrumentation, unmodified. "
+        "Writes profile.json and report.html to the output folder and prints a summary. "
+        "Exits with the script's own exit status."
+    )
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("script", type=Path, help="the Python script to run")
+        parser.add_argument(
+            "script_args", nargs=argparse.REMAINDER, help="arguments for the script (after --)"
+        )
+        parser.add_argument(
+            "-o", "--output", type=Path, default=None,
+            help="output folder (default: ./plumber-out/SCRIPT-TIMESTAMP)",
+        )
+        parser.add_argument(
+            "--steps", type=_positive_int, default=None,
+            help="stop the script after this many elements reach the consumer",
+        )
+        parser.add_argument(
+            "--duration", type=_positive_float, default=None,
+            help="stop the script after this many seconds",
+        )
+        parser.add_argument(
+            "--cpu-probe", type=_non_negative_float, default=2.0, metavar="SECONDS",
+            help="time spent after the run measuring per-stage CPU (0 disables; default 2)",
+        )
+
+    def run(self, args: argparse.Namespace) -> int:
+        from plumber.scriptrun import check_script
+
+        problem = check_script(args.script)
+        if problem is not None:
+            print(f"plumber: error: {problem}", file=sys.stderr)
+            return exitcodes.USAGE
+        script_args = list(args.script_args)
+        if script_args[:1] == ["--"]:
+            script_args = script_args[1:]
+        out_dir = args.output or default_output_dir(args.script)
+        from plumber.outputs import render
+        from plumber.session import SessionOptions, profile_script
+
+        options = SessionOptions(
+            steps=args.steps, duration_s=args.duration, cpu_probe_s=args.cpu_probe, notify=say
+        )
+        say(f"profiling {args.script}")
+        result = profile_script(args.script, script_args, options)
+        profile_path = result.profile.save(out_dir / "profile.json")
+        rendered = render(result.profile, out_dir / "report.html", profile_path)
+        print(rendered.summary, file=sys.stderr, flush=True)
+        return result.outcome.exit_status
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be a positive integer")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be a positive number")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError("must be zero or a positive number")
+    return value

@@ -1,0 +1,36 @@
+"""``plumber report PROFILE.json``: re-render a saved profile, no re-run."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from plumber import exitcodes
+
+
+class ReportCommand:
+    name = "report"
+    help = "re-render the HTML report and summary of a saved profile"
+    description = "Analyse a saved profile.json again and write its HTML report."
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("profile", type=Path, help="a profile.json written by plumber")
+        parser.add_argument(
+            "-o", "--output", type=Path, default=None,
+            help="HTML file to write (default: report.html beside the profile)",
+        )
+
+    def run(self, args: argparse.Namespace) -> int:
+        from plumber.outputs import render
+        from plumber.record import Profile, ProfileFormatError, ProfileVersionError
+
+        try:
+            profile = Profile.load(args.profile)
+        except (ProfileFormatError, ProfileVersionError) as exc:
+            print(f"plumber: error: {exc}", file=sys.stderr)
+            return exitcodes.USAGE
+        report_path = args.output or args.profile.with_name("report.html")
+        rendered = render(profile, report_path, args.profile)
+        print(rendered.summary)
+        return exitcodes.OK

@@ -1,0 +1,155 @@
+"""One profiled run of a script: instrument, run, collect, build the Profile.
+
+The order matters for honesty and for never losing data: hooks and the
+resource sampler are installed before the script starts; the script runs to
+whatever end it reaches; hooks are removed; only then are the (re-reading)
+CPU probes and capacity probes run; and the Profile is assembled even when
+some of those steps fail, with a note saying what is missing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import platform
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import plumber
+from plumber.capacity import probe_machine
+from plumber.record import Pipeline, Profile, RunInfo
+from plumber.sampler import ResourceSampler
+from plumber.scriptrun import ScriptOutcome, run_script
+from plumber.threadcpu import ThreadCpuTracker
+
+
+@dataclass
+class SessionOptions:
+    """How to profile: bounds, probe budgets, sampling interval."""
+
+    steps: int | None = None
+    duration_s: float | None = None
+    cpu_probe_s: float = 2.0
+    sample_interval_s: float = 0.25
+    poll_interval_s: float = 0.25
+    capacity_cache_dir: str | None = None
+    notify: Callable[[str], None] = field(default=lambda message: None)
+
+
+@dataclass(frozen=True)
+class SessionResult:
+    """The profile and how the script ended."""
+
+    profile: Profile
+    outcome: ScriptOutcome
+
+
+def profile_script(script: Path, args: Sequence[str], options: SessionOptions) -> SessionResult:
+    """Run ``script`` under instrumentation and return its Profile."""
+    started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    start = time.monotonic()
+    notes: list[str] = []
+    tf_hooks = None
+    threads = ThreadCpuTracker()
+    with ResourceSampler(interval_s=options.sample_interval_s) as sampler:
+        threads.start()
+        with _tf_hooks(options, notes) as tf_hooks:
+            outcome = run_script(script, args, _bound_stop_check(tf_hooks))
+        thread_cpu = threads.stop()
+    duration = time.monotonic() - start
+    pipelines, framework, framework_version, data_paths = _collect(tf_hooks, options, notes)
+    machine = _machine(data_paths, options, sampler, notes)
+    if not pipelines:
+        notes.append("no tf.data pipeline was iterated by the script")
+    run = RunInfo(
+        command=(str(script), *args),
+        started_at=started_at,
+        duration_s=duration,
+        exit_status=outcome.exit_status,
+        framework=framework,
+        framework_version=framework_version,
+        python_version=platform.python_version(),
+        plumber_version=plumber.__version__,
+        error=outcome.error,
+        interrupted=outcome.interrupted,
+        bounded_by=tf_hooks.bound_reached if tf_hooks and outcome.bounded else None,
+        notes=tuple(notes),
+    )
+    profile = Profile(
+        run=run,
+        machine=machine,
+        pipelines=pipelines,
+        resources=sampler.series(),
+        threads=thread_cpu,
+    )
+    return SessionResult(profile=profile, outcome=outcome)
+
+
+@contextlib.contextmanager
+def _tf_hooks(options: SessionOptions, notes: list[str]) -> Iterator[Any]:
+    """TF hooks when TensorFlow is installed, else nothing (noted)."""
+    if importlib.util.find_spec("tensorflow") is None:
+        notes.append("TensorFlow is not installed: tf.data pipelines cannot be observed")
+        yield None
+        return
+    from plumber.tf.hooks import RunBounds, TfHooks
+
+    options.notify("loading TensorFlow")
+    bounds = RunBounds(steps=options.steps, duration_s=options.duration_s)
+    with TfHooks(bounds, poll_interval_s=options.poll_interval_s, notify=options.notify) as hooks:
+        yield hooks
+
+
+def _bound_stop_check(hooks: Any) -> Callable[[BaseException], bool]:
+    def is_bound_stop(exc: BaseException) -> bool:
+        if hooks is None:
+            return False
+        from plumber.tf.hooks import BoundReached
+
+        return isinstance(exc, BoundReached) or (
+            isinstance(exc, KeyboardInterrupt) and hooks.bound_reached is not None
+        )
+
+    return is_bound_stop
+
+
+def _collect(
+    hooks: Any, options: SessionOptions, notes: list[str]
+) -> tuple[tuple[Pipeline, ...], str, str, list[str]]:
+    """Pipelines, framework name/version and data files; failures become notes."""
+    if hooks is None:
+        return (), "", "", []
+    import tensorflow as tf
+
+    from plumber.tf.pipelines import build_pipelines
+    from plumber.tf.written import data_files
+
+    try:
+        if options.cpu_probe_s > 0 and hooks.pipelines:
+            options.notify(f"measuring per-stage CPU time (about {options.cpu_probe_s:g} s)")
+        pipelines = build_pipelines(hooks, options.cpu_probe_s, progress=None)
+    except Exception:  # noqa: BLE001 - the run's other data is still worth saving
+        traceback.print_exc(file=sys.stderr)
+        notes.append("plumber failed to assemble the pipeline statistics (see stderr)")
+        pipelines = ()
+    paths: list[str] = []
+    for watched in hooks.pipelines.values():
+        with contextlib.suppress(Exception):
+            paths.extend(p for p in data_files(watched.dataset) if p not in paths)
+    return pipelines, "tensorflow", tf.__version__, paths
+
+
+def _machine(data_paths: list[str], options: SessionOptions, sampler: Any, notes: list[str]):
+    if data_paths:
+        options.notify("probing machine capacity (cached per machine)")
+    try:
+        return probe_machine(data_paths, cache_dir=options.capacity_cache_dir, sampler=sampler)
+    except Exception as exc:  # noqa: BLE001
+        notes.append(f"capacity probe failed: {exc}")
+        return probe_machine([], cache_dir=options.capacity_cache_dir, sampler=sampler)

@@ -1,0 +1,295 @@
+"""Observe every tf.data pipeline a script builds and iterates, unmodified.
+
+While a :class:`TfHooks` context is active:
+
+- ``DatasetV2.__init__`` records the user's source line of each stage;
+- ``OwnedIterator.__init__`` registers each eager iterator (Keras creates
+  several per ``fit``, some only to peek at the spec; all are watched and
+  those that produced nothing are dropped later);
+- ``OwnedIterator._next_internal`` times the consumer: time blocked in the
+  call (data stall) versus time between calls (the training step);
+- a poller thread folds ``get_model_proto(iterator)`` of every live
+  iterator into a :class:`ModelAccumulator` (cheap; TF keeps the model for
+  autotuning anyway) and enforces the run's step/duration bounds.
+
+Everything patched is restored on exit, also when the script raised.
+"""
+
+from __future__ import annotations
+
+import _thread
+import threading
+import time
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+from plumber.callsite import user_callsite
+from plumber.record import SourceLocation
+from plumber.tf.modelstats import ModelAccumulator
+
+
+@dataclass
+class IteratorWatch:
+    """What was seen of one iterator."""
+
+    pipeline_key: int
+    created_at: float
+    model: ModelAccumulator = field(default_factory=ModelAccumulator)
+    ref: Any = None
+    python_calls: int = 0
+    wait_s: float = 0.0
+    step_s: float = 0.0
+    last_return: float | None = None
+    last_progress_at: float | None = None
+    last_root_elements: int = 0
+    poll_error: str | None = None
+
+
+@dataclass
+class WatchedPipeline:
+    """A dataset object some iterator was made from, and its iterators."""
+
+    key: int
+    dataset: Any
+    first_seen: float
+    iterators: list[IteratorWatch] = field(default_factory=list)
+    infinite: bool = False
+
+
+@dataclass
+class RunBounds:
+    """Optional limits on how much of the script's iteration is profiled."""
+
+    steps: int | None = None
+    duration_s: float | None = None
+
+
+class BoundReached(BaseException):  # noqa: N818 - it is a signal, not an error
+    """Raised into the script to stop it once a step bound is reached.
+
+    A BaseException so that a script's ``except Exception`` does not swallow it.
+    """
+
+
+class TfHooks:
+    """Context manager installing the tf.data observation hooks."""
+
+    def __init__(
+        self,
+        bounds: RunBounds | None = None,
+        poll_interval_s: float = 0.25,
+        infinite_default_s: float = 60.0,
+        notify: Any = None,
+    ) -> None:
+        self.bounds = bounds or RunBounds()
+        self.poll_interval_s = poll_interval_s
+        self.infinite_default_s = infinite_default_s
+        self.notify = notify or (lambda message: None)
+        self.sources: dict[int, tuple[Any, SourceLocation]] = {}
+        self.pipelines: dict[int, WatchedPipeline] = {}
+        self.bound_reached: str | None = None
+        self.started_at = 0.0
+        self._watches: dict[int, IteratorWatch] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
+        self._restore: list[tuple[Any, str, Any]] = []
+        self._interrupt_sent = False
+
+    # -- context -----------------------------------------------------------
+    def __enter__(self) -> TfHooks:
+        from tensorflow.python.data.ops import dataset_ops, iterator_ops
+
+        self.started_at = time.monotonic()
+        self._patch(dataset_ops.DatasetV2, "__init__", self._wrap_dataset_init)
+        self._patch(iterator_ops.OwnedIterator, "__init__", self._wrap_iterator_init)
+        self._patch(iterator_ops.OwnedIterator, "_next_internal", self._wrap_next)
+        self._add_finalizer(iterator_ops.OwnedIterator)
+        self._poller = threading.Thread(target=self._poll_loop, name="plumber-tf-poll", daemon=True)
+        self._poller.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._poller is not None:
+            self._poller.join(timeout=5)
+        for owner, name, original in reversed(self._restore):
+            if original is _ABSENT:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, original)
+        self._restore.clear()
+        self.poll_all()
+
+    def _patch(self, owner: Any, name: str, wrapper_factory: Any) -> None:
+        original = owner.__dict__[name]
+        self._restore.append((owner, name, original))
+        setattr(owner, name, wrapper_factory(original))
+
+    def _add_finalizer(self, owner: Any) -> None:
+        """Poll an iterator one last time just before it is destroyed.
+
+        Keras drops each epoch's iterator as soon as the epoch ends, often
+        before the next periodic poll; its final counters are taken here,
+        while its resource still exists.
+        """
+        hooks = self
+        previous = owner.__dict__.get("__del__", _ABSENT)
+        self._restore.append((owner, "__del__", previous))
+
+        def __del__(it: Any) -> None:
+            watch = hooks._watches.get(id(it))
+            if watch is not None and watch.ref() is it and not hooks._stop.is_set():
+                hooks._poll_one(watch, iterator=it)
+            if previous is not _ABSENT:
+                previous(it)
+
+        owner.__del__ = __del__
+
+    # -- wrappers ----------------------------------------------------------
+    def _wrap_dataset_init(self, original: Any) -> Any:
+        hooks = self
+
+        def __init__(ds: Any, *args: Any, **kwargs: Any) -> None:
+            original(ds, *args, **kwargs)
+            location = user_callsite(skip=2)
+            if location is not None:
+                hooks.sources[id(ds)] = (weakref.ref(ds), location)
+
+        return __init__
+
+    def _wrap_iterator_init(self, original: Any) -> Any:
+        hooks = self
+
+        def __init__(it: Any, dataset: Any = None, components: Any = None,
+                     element_spec: Any = None) -> None:
+            original(it, dataset=dataset, components=components, element_spec=element_spec)
+            if dataset is not None:
+                hooks._register(it, dataset)
+
+        return __init__
+
+    def _wrap_next(self, original: Any) -> Any:
+        hooks = self
+
+        def _next_internal(it: Any) -> Any:
+            watch = hooks._watches.get(id(it))
+            if watch is None or watch.ref() is not it:
+                return original(it)
+            called = time.perf_counter()
+            if watch.last_return is not None:
+                watch.step_s += called - watch.last_return
+            try:
+                return original(it)
+            except Exception:
+                hooks._poll_one(watch)
+                raise
+            finally:
+                returned = time.perf_counter()
+                watch.wait_s += returned - called
+                watch.last_return = returned
+                watch.python_calls += 1
+                hooks._check_steps()
+
+        return _next_internal
+
+    # -- registration and polling ------------------------------------------
+    def _register(self, iterator: Any, dataset: Any) -> None:
+        from tensorflow.python.eager import context
+
+        if not context.executing_eagerly():
+            return
+        now = time.monotonic()
+        key = id(dataset)
+        with self._lock:
+            pipeline = self.pipelines.get(key)
+            if pipeline is None or pipeline.dataset is not dataset:
+                pipeline = self.pipelines[key] = WatchedPipeline(
+                    key=key, dataset=dataset, first_seen=now, infinite=_is_infinite(dataset)
+                )
+            watch = IteratorWatch(pipeline_key=key, created_at=now, ref=weakref.ref(iterator))
+            pipeline.iterators.append(watch)
+            self._watches[id(iterator)] = watch
+        if pipeline.infinite and self.bounds.steps is None and self.bounds.duration_s is None:
+            self.bounds.duration_s = now - self.started_at + self.infinite_default_s
+            self.notify(
+                f"the pipeline is infinite (repeat()); profiling stops after "
+                f"{self.infinite_default_s:g} s: set --steps or --duration to choose"
+            )
+
+    def source_of(self, dataset: Any) -> SourceLocation | None:
+        entry = self.sources.get(id(dataset))
+        if entry is not None and entry[0]() is dataset:
+            return entry[1]
+        return None
+
+    def poll_all(self) -> None:
+        with self._lock:
+            watches = list(self._watches.values())
+        for watch in watches:
+            self._poll_one(watch)
+
+    def _poll_one(self, watch: IteratorWatch, iterator: Any = None) -> None:
+        iterator = iterator if iterator is not None else watch.ref()
+        if iterator is None:
+            return
+        try:
+            import tensorflow as tf
+
+            proto = tf.data.experimental.get_model_proto(iterator)
+        except Exception as exc:  # noqa: BLE001 - iterator gone or not modelled
+            watch.poll_error = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+            return
+        watch.model.fold(proto)
+        if watch.model.root_elements > watch.last_root_elements:
+            watch.last_root_elements = watch.model.root_elements
+            watch.last_progress_at = time.monotonic()
+
+    def _poll_loop(self) -> None:
+        while not self._stop.wait(self.poll_interval_s):
+            self.poll_all()
+            self._check_steps()
+            self._check_duration()
+
+    # -- bounds ------------------------------------------------------------
+    def delivered(self) -> int:
+        """Root elements delivered so far across all iterators."""
+        with self._lock:
+            watches = list(self._watches.values())
+        return sum(max(w.python_calls, w.model.root_elements) for w in watches)
+
+    def _check_steps(self) -> None:
+        steps = self.bounds.steps
+        if steps is None or self.bound_reached is not None or self.delivered() < steps:
+            return
+        self.bound_reached = "steps"
+        self._stop_script()
+
+    def _check_duration(self) -> None:
+        limit = self.bounds.duration_s
+        if limit is None or self.bound_reached is not None:
+            return
+        if time.monotonic() - self.started_at >= limit:
+            self.bound_reached = "duration"
+            self._stop_script()
+
+    def _stop_script(self) -> None:
+        """Stop the script: raise in the main thread, or interrupt it from here."""
+        if threading.current_thread() is threading.main_thread():
+            raise BoundReached(self.bound_reached)
+        if not self._interrupt_sent:
+            self._interrupt_sent = True
+            _thread.interrupt_main()
+
+
+_ABSENT = object()
+
+
+def _is_infinite(dataset: Any) -> bool:
+    try:
+        import tensorflow as tf
+
+        return int(dataset.cardinality()) == int(tf.data.INFINITE_CARDINALITY)
+    except Exception:  # noqa: BLE001 - cardinality unknown is not infinite
+        return False

@@ -1,0 +1,199 @@
+"""Turn what the tf.data hooks saw into Pipeline records.
+
+For each dataset the script iterated: read its written structure, align the
+model of every productive iterator onto it (summing over iterators, e.g. one
+per epoch), measure per-stage CPU by prefix runs, and describe the consumer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from statistics import fmean
+
+from plumber.record import ConsumerStats, Pipeline, Stage, StageStats
+from plumber.tf.align import RunStage, align
+from plumber.tf.cpuprobe import measure_prefixes, own_cpu_per_root
+from plumber.tf.hooks import IteratorWatch, TfHooks, WatchedPipeline
+from plumber.tf.written import NESTING_KINDS, WrittenStage, read_written
+
+
+def build_pipelines(
+    hooks: TfHooks,
+    cpu_probe_s: float,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[Pipeline, ...]:
+    """Pipeline records for every watched dataset whose iterators produced data."""
+    productive = [p for p in hooks.pipelines.values() if _productive(p)]
+    budget = cpu_probe_s / max(len(productive), 1)
+    return tuple(
+        _build_one(f"pipeline-{i}", watched, hooks, budget, progress)
+        for i, watched in enumerate(productive)
+    )
+
+
+def _productive(watched: WatchedPipeline) -> bool:
+    return any(w.model.root_elements > 0 or w.python_calls > 0 for w in watched.iterators)
+
+
+def _build_one(
+    pipeline_id: str,
+    watched: WatchedPipeline,
+    hooks: TfHooks,
+    cpu_probe_s: float,
+    progress: Callable[[str], None] | None,
+) -> Pipeline:
+    written = read_written(watched.dataset, hooks.source_of)
+    iterators = [w for w in watched.iterators if w.model.root_elements > 0]
+    notes: list[str] = []
+    stages: dict[str, RunStage] = {}
+    root = written.id
+    for watch in iterators:
+        alignment = align(written, watch.model)
+        root = alignment.root
+        for stage_id, run in alignment.stages.items():
+            if stage_id in stages:
+                stages[stage_id].merge(run)
+            else:
+                stages[stage_id] = run
+    if not iterators:
+        notes.append("TF's autotune model was not available: per-stage statistics are missing")
+        stages = {w.id: RunStage(id=w.id, kind=w.kind, op=w.op,
+                                 inputs=[i.id for i in w.inputs]) for w in written.walk()}
+    root_elements = stages[root].elements if root in stages else 0
+    visit = {
+        sid: s.elements / root_elements
+        for sid, s in stages.items()
+        if s.matched and root_elements > 0
+    }
+    cpu = _cpu_times(written, stages, visit, root_elements, cpu_probe_s, progress, notes)
+    by_id = {w.id: w for w in written.walk()}
+    records = tuple(
+        _stage_record(run, by_id.get(sid), cpu.get(sid)) for sid, run in stages.items()
+    )
+    consumer, duration = _consumer(watched.iterators)
+    if watched.infinite:
+        notes.append("the pipeline is infinite (repeat()); statistics cover the profiled part")
+    return Pipeline(
+        id=pipeline_id,
+        root=root,
+        stages=records,
+        element_spec=_element_spec(watched.dataset),
+        consumer=consumer,
+        duration_s=duration,
+        infinite=watched.infinite,
+        notes=tuple(notes),
+    )
+
+
+def _cpu_times(
+    written: WrittenStage,
+    stages: dict[str, RunStage],
+    visit: dict[str, float],
+    root_elements: int,
+    budget_s: float,
+    progress: Callable[[str], None] | None,
+    notes: list[str],
+) -> dict[str, float]:
+    """CPU seconds over the run per stage id, from prefix measurements."""
+    if budget_s <= 0 or root_elements == 0:
+        notes.append("per-stage CPU time was not measured (CPU probe disabled)")
+        return {}
+    costs = measure_prefixes(written.walk(), budget_s, progress)
+    notes.append(
+        f"per-stage CPU time measured by re-running each pipeline prefix briefly "
+        f"after the script ({budget_s:.1f} s budget)"
+    )
+    cpu: dict[str, float] = {}
+    for w in written.walk():
+        per_root = own_cpu_per_root(w, costs, visit)
+        if per_root is not None:
+            cpu[w.id] = per_root * root_elements
+    _apportion_nested(stages, cpu)
+    return cpu
+
+
+def _apportion_nested(stages: dict[str, RunStage], cpu: dict[str, float]) -> None:
+    """Split an interleave prefix's CPU over it and its nested stages by wall time.
+
+    The prefix run of an interleave includes the work of its cycle elements,
+    which TF's model reports as separate nested nodes.
+    """
+    for parent_id, parent in stages.items():
+        if parent.kind not in NESTING_KINDS or parent_id not in cpu:
+            continue
+        nested = [s for s in stages.values() if s.nested_in == parent_id]
+        wall = parent.processing_time_s + sum(s.processing_time_s for s in nested)
+        if not nested or wall <= 0:
+            continue
+        total = cpu[parent_id]
+        cpu[parent_id] = total * parent.processing_time_s / wall
+        for stage in nested:
+            cpu[stage.id] = total * stage.processing_time_s / wall
+
+
+def _stage_record(run: RunStage, w: WrittenStage | None, cpu_s: float | None) -> Stage:
+    stats = None
+    reason = None
+    if run.matched:
+        stats = StageStats(
+            elements=run.elements,
+            wall_time_s=run.processing_time_s,
+            cpu_time_s=cpu_s,
+            bytes_produced=run.bytes_produced,
+            bytes_consumed=run.bytes_consumed,
+            buffered_elements_mean=(
+                run.buffered_sum / run.buffer_samples if run.buffer_samples else None
+            ),
+            buffer_size=int(run.buffer_size) if run.buffer_size is not None else None,
+            parallelism=int(run.parallelism) if run.parallelism is not None else None,
+        )
+    else:
+        reason = run.note or "not reported by TF's autotune model"
+    knobs = dict(w.knobs) if w is not None else {}
+    if run.note and run.matched:
+        knobs.setdefault("note", run.note)
+    return Stage(
+        id=run.id,
+        kind=run.kind,
+        op=run.op,
+        inputs=tuple(run.inputs),
+        knobs=knobs,
+        source=w.source if w is not None else None,
+        written=run.written,
+        as_run=tuple(run.as_run),
+        rewrite=run.rewrite,
+        nested_in=run.nested_in,
+        stats=stats,
+        unmeasured_reason=reason,
+    )
+
+
+def _consumer(iterators: list[IteratorWatch]) -> tuple[ConsumerStats | None, float]:
+    """The consumer's wait vs step time, and the iteration's duration."""
+    timed = [w for w in iterators if w.python_calls > 0]
+    if timed:
+        wait = sum(w.wait_s for w in timed)
+        step = sum(w.step_s for w in timed)
+        calls = sum(w.python_calls for w in timed)
+        return ConsumerStats("python_next", calls, wait, step), wait + step
+    modelled = [w for w in iterators if w.model.root_elements > 0]
+    if not modelled:
+        return None, 0.0
+    # Inside a compiled function (Keras fit) Python never sees get_next: the
+    # step time comes from TF's own record of gaps between GetNext calls and
+    # the wait is what remains of the iterator's active time.
+    steps = sum(w.model.root_elements for w in modelled)
+    active = sum(
+        (w.last_progress_at or w.created_at) - w.created_at for w in modelled
+    )
+    gaps = [g for w in modelled for g in w.model.gap_times_us]
+    step = steps * fmean(gaps) * 1e-6 if gaps else 0.0
+    wait = max(active - step, 0.0)
+    return ConsumerStats("tf_model_gaps", steps, wait, min(step, active), True), active
+
+
+def _element_spec(dataset: object) -> str:
+    try:
+        return str(dataset.element_spec)[:500]  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001
+        return ""

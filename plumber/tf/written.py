@@ -1,0 +1,291 @@
+"""The pipeline as the user wrote it: stages, knobs, source lines, functions.
+
+A ``tf.data.Dataset`` object chains to its inputs through ``_inputs()``;
+its serialized GraphDef names the op each object became and the functions
+it runs. Walking both together gives, per written stage, the framework op,
+the knobs the user set, whether its function is random or stateful (which
+forbids caching after it), and the source line recorded when it was built.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from plumber.record import SourceLocation
+
+#: Op-name prefixes (without "Dataset") to framework-neutral stage kinds,
+#: longest prefixes first so ``ParallelMap`` wins over ``Map``.
+_KIND_PREFIXES: tuple[tuple[str, str], ...] = (
+    ("MapAndBatch", "map"),
+    ("ParallelMap", "map"),
+    ("ParallelBatch", "batch"),
+    ("PaddedBatch", "batch"),
+    ("ParallelInterleave", "interleave"),
+    ("LegacyParallelInterleave", "interleave"),
+    ("ParallelFilter", "filter"),
+    ("ShuffleAndRepeat", "shuffle"),
+    ("MemoryCacheImpl", "cache"),
+    ("MemoryCache", "cache"),
+    ("FiniteRepeat", "repeat"),
+    ("InfiniteRepeat", "repeat"),
+    ("FiniteTake", "take"),
+    ("FiniteSkip", "skip"),
+    ("MaxIntraOpParallelism", "config"),
+    ("PrivateThreadPool", "config"),
+    ("AssertCardinality", "config"),
+    ("AssertNext", "config"),
+    ("Options", "config"),
+    ("Model", "config"),
+    ("Interleave", "interleave"),
+    ("FlatMap", "flat_map"),
+    ("Map", "map"),
+    ("Batch", "batch"),
+    ("Unbatch", "unbatch"),
+    ("Prefetch", "prefetch"),
+    ("Filter", "filter"),
+    ("Shuffle", "shuffle"),
+    ("Cache", "cache"),
+    ("Repeat", "repeat"),
+    ("Take", "take"),
+    ("Skip", "skip"),
+    ("Zip", "zip"),
+    ("Concatenate", "concatenate"),
+    ("Root", "root"),
+)
+
+#: Kinds whose as-run node holds nested pipelines (one per cycle element).
+NESTING_KINDS = frozenset({"interleave", "flat_map"})
+
+#: Reader classes that TF implements as a flat_map/interleave over file names:
+#: the user wrote a source, so that is what the report calls it.
+_SOURCE_WRAPPERS = {
+    "TFRecordDatasetV2": "TFRecord",
+    "TextLineDatasetV2": "TextLine",
+    "FixedLengthRecordDatasetV2": "FixedLengthRecord",
+}
+
+_RANDOM_OP = re.compile(r"Random|Multinomial|Shuffle")
+_STATEFUL_OP = re.compile(r"PyFunc|EagerPyFunc|Variable|Assign|Print")
+
+
+def op_base(op: str) -> str:
+    """``ParallelMapDatasetV2`` -> ``ParallelMapV2``: the name the model uses."""
+    return op.replace("Dataset", "")
+
+
+def kind_of(op: str) -> str:
+    """Framework-neutral kind of a GraphDef op or an autotune-model node name."""
+    base = op_base(op)
+    for prefix, kind in _KIND_PREFIXES:
+        if base.startswith(prefix):
+            return kind
+    return "source" if not base.endswith(("Op", "Impl")) else "other"
+
+
+@dataclass
+class WrittenStage:
+    """One stage the user wrote, tied to its dataset object and graph node."""
+
+    id: str
+    kind: str
+    op: str
+    dataset: Any
+    run_kind: str = ""
+    inputs: list[WrittenStage] = field(default_factory=list)
+    knobs: dict[str, Any] = field(default_factory=dict)
+    source: SourceLocation | None = None
+
+    def walk(self) -> list[WrittenStage]:
+        """This stage and everything below it, inputs first (bottom-up)."""
+        out: list[WrittenStage] = []
+        for child in self.inputs:
+            out.extend(s for s in child.walk() if s not in out)
+        out.append(self)
+        return out
+
+
+def read_written(
+    dataset: Any, source_of: Callable[[Any], SourceLocation | None]
+) -> WrittenStage:
+    """Build the written stage tree of ``dataset``.
+
+    ``source_of`` gives the user's source line of a dataset object, as
+    recorded while the script built the pipeline.
+    """
+    graph = _graph_def(dataset)
+    nodes = {n.name: n for n in graph.node} if graph is not None else {}
+    functions = {f.signature.name: f for f in graph.library.function} if graph else {}
+    root_node = _root_node(nodes)
+    counters: dict[str, int] = {}
+    built: dict[int, WrittenStage] = {}
+
+    def build(obj: Any, node: Any) -> WrittenStage:
+        if id(obj) in built:
+            return built[id(obj)]
+        op = node.op if node is not None else type(obj).__name__.lstrip("_")
+        graph_inputs = [nodes[n] for n in _dataset_inputs(node, nodes)] if node else []
+        py_inputs = list(_py_inputs(obj))
+        if len(graph_inputs) != len(py_inputs):
+            graph_inputs = [None] * len(py_inputs)
+        inputs = [build(o, n) for o, n in zip(py_inputs, graph_inputs, strict=True)]
+        run_kind = kind_of(op)
+        kind = "source" if type(obj).__name__ in _SOURCE_WRAPPERS else run_kind
+        ordinal = counters.get(kind, 0)
+        counters[kind] = ordinal + 1
+        stage = WrittenStage(
+            id=f"{kind}-{ordinal}",
+            kind=kind,
+            op=_SOURCE_WRAPPERS.get(type(obj).__name__, op_base(op)),
+            dataset=obj,
+            run_kind=run_kind,
+            inputs=inputs,
+            knobs=_knobs(obj, node, functions),
+            source=source_of(obj),
+        )
+        built[id(obj)] = stage
+        return stage
+
+    return build(dataset, root_node)
+
+
+def _graph_def(dataset: Any) -> Any:
+    try:
+        from tensorflow.core.framework import graph_pb2
+
+        graph = graph_pb2.GraphDef()
+        graph.ParseFromString(dataset._as_serialized_graph().numpy())
+        return graph
+    except Exception:  # noqa: BLE001 - a pipeline we cannot serialise is still profiled
+        return None
+
+
+def _is_dataset_op(op: str) -> bool:
+    return "Dataset" in op
+
+
+def _dataset_inputs(node: Any, nodes: dict[str, Any]) -> list[str]:
+    names = []
+    for name in node.input:
+        if name.startswith("^"):
+            continue
+        name = name.split(":")[0]
+        if name in nodes and _is_dataset_op(nodes[name].op):
+            names.append(name)
+    return names
+
+
+def _root_node(nodes: dict[str, Any]) -> Any:
+    """The dataset node the graph returns (the input of its ``_Retval``)."""
+    for node in nodes.values():
+        if node.op == "_Retval":
+            inputs = _dataset_inputs(node, nodes)
+            return nodes[inputs[0]] if inputs else None
+    return None
+
+
+def _py_inputs(obj: Any) -> list[Any]:
+    try:
+        return list(obj._inputs())
+    except Exception:  # noqa: BLE001 - exotic dataset classes without inputs
+        return []
+
+
+def _scalar(value: Any) -> Any:
+    try:
+        value = value.numpy()
+    except AttributeError:
+        pass
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return value
+
+
+def _knobs(obj: Any, node: Any, functions: dict[str, Any]) -> dict[str, Any]:
+    knobs: dict[str, Any] = {}
+    for attr, knob in (
+        ("_num_parallel_calls", "parallelism"),
+        ("_batch_size", "batch_size"),
+        ("_buffer_size", "buffer_size"),
+        ("_drop_remainder", "drop_remainder"),
+        ("_cycle_length", "cycle_length"),
+        ("_block_length", "block_length"),
+        ("_deterministic", "deterministic"),
+        ("_filename", "cache"),
+        ("_count", "count"),
+    ):
+        if hasattr(obj, attr):
+            value = _scalar(getattr(obj, attr))
+            if value is not None and value != "default":
+                knobs[knob] = value
+    if node is not None:
+        ops = _function_ops(node, functions)
+        if any(_RANDOM_OP.search(op) for op in ops) or kind_of(node.op) == "shuffle":
+            knobs["random"] = True
+        if any(_STATEFUL_OP.search(op) for op in ops):
+            knobs["stateful"] = True
+    return knobs
+
+
+def _function_ops(node: Any, functions: dict[str, Any]) -> set[str]:
+    """Every op in the functions a node calls, following nested calls."""
+    ops: set[str] = set()
+    pending = [v.func.name for v in node.attr.values() if v.func.name]
+    seen: set[str] = set()
+    while pending:
+        name = pending.pop()
+        if name in seen or name not in functions:
+            continue
+        seen.add(name)
+        for inner in functions[name].node_def:
+            ops.add(inner.op)
+            pending.extend(v.func.name for v in inner.attr.values() if v.func.name)
+    return ops
+
+
+_DT_STRING = 7
+_MAX_SCANNED_STRINGS = 2000
+
+
+def data_files(dataset: Any, limit: int = 5) -> list[str]:
+    """Existing files the pipeline names in its string constants (file lists, globs).
+
+    Used to find the filesystem whose read bandwidth bounds the pipeline.
+    """
+    graph = _graph_def(dataset)
+    if graph is None:
+        return []
+    node_defs = list(graph.node)
+    for function in graph.library.function:
+        node_defs.extend(function.node_def)
+    found: list[str] = []
+    scanned = 0
+    for node in node_defs:
+        if node.op != "Const" or node.attr["value"].tensor.dtype != _DT_STRING:
+            continue
+        for raw in node.attr["value"].tensor.string_val:
+            scanned += 1
+            path = _existing_file(raw.decode("utf-8", "replace"))
+            if path and path not in found:
+                found.append(path)
+            if len(found) >= limit or scanned >= _MAX_SCANNED_STRINGS:
+                return found
+    return found
+
+
+def _existing_file(text: str) -> str | None:
+    import glob
+    import os
+
+    if not text or len(text) > 4096 or "\0" in text:
+        return None
+    if os.path.isfile(text):
+        return os.path.abspath(text)
+    if any(c in text for c in "*?["):
+        matches = glob.glob(text)
+        return os.path.abspath(matches[0]) if matches else None
+    return None
