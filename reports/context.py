@@ -1,0 +1,299 @@
+"""What the HTML template shows, prepared in Python: formatted text and SVG.
+
+The template only lays things out; every number is formatted and every
+figure drawn here, where it can be unit-tested. Values are plain strings
+(the template escapes them) or :class:`markupsafe.Markup` for SVG built
+by the escaping helpers in :mod:`plumber.reports.svg`.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from markupsafe import Markup
+
+from plumber.analyzers.results import Diagnosis, StageAnalysis
+from plumber.record import Pipeline, Profile, Stage
+from plumber.reports import format as fmt
+from plumber.reports.charts import Chart, bounds_chart, timelines
+from plumber.reports.graph import layout, pipeline_graph
+from plumber.reports.view import (
+    analyses_by_stage,
+    bottleneck_parts,
+    bottleneck_stage_id,
+    diagnosis_for,
+    gain_if_fixed,
+    kind_label,
+    knob_items,
+    run_failure,
+    source_text,
+    unmeasured_reason,
+)
+
+#: Data-stall share above which the headline flags it, the threshold the
+#: TensorBoard input-pipeline analyzer uses to call a job input-bound.
+STALL_ALERT = 0.2
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One box of a pipeline's headline: a label, a big value, a line under it."""
+
+    label: str
+    value: str
+    detail: str = ""
+    alert: bool = False
+
+
+@dataclass(frozen=True)
+class PipelineView:
+    """Everything shown for one pipeline, headline first."""
+
+    id: str
+    anchor: str
+    summary: str
+    input_bound: bool | None
+    metrics: tuple[Metric, ...]
+    recommendations: tuple[Mapping[str, str], ...]
+    graph: Markup
+    bounds: Chart | None
+    stages: tuple[Mapping[str, str], ...]
+    what_ifs: tuple[Mapping[str, str], ...]
+    facts: tuple[tuple[str, str], ...]
+    notes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ReportView:
+    """The whole page: run status, pipelines, resource timelines, run info."""
+
+    title: str
+    command: str
+    run_line: str
+    failure: str | None
+    interrupted: bool
+    pipelines: tuple[PipelineView, ...]
+    timelines: tuple[Chart, ...]
+    run: tuple[tuple[str, str], ...]
+    machine: tuple[tuple[str, str], ...]
+    error: str | None
+    threads: tuple[tuple[str, str, str], ...]
+    run_notes: tuple[str, ...]
+
+
+def report_view(profile: Profile, diagnoses: Sequence[Diagnosis]) -> ReportView:
+    """Build the page's content from a profile and the diagnoses of its pipelines."""
+    run = profile.run
+    command = shlex.join(run.command)
+    status = "interrupted" if run.interrupted else f"exit status {run.exit_status}"
+    return ReportView(
+        title=f"plumber: {command}" if command else "plumber report",
+        command=command,
+        run_line=f"started {run.started_at or 'at an unknown time'}, "
+        f"ran {fmt.seconds(run.duration_s)}, {status}",
+        failure=run_failure(run),
+        interrupted=run.interrupted,
+        pipelines=tuple(
+            pipeline_view(p, diagnosis_for(p, diagnoses), i)
+            for i, p in enumerate(profile.pipelines)
+        ),
+        timelines=timelines(profile.resources),
+        run=_run_rows(profile),
+        machine=_machine_rows(profile),
+        error=run.error,
+        threads=tuple(
+            (t.name, fmt.count(t.threads), fmt.seconds(t.cpu_time_s))
+            for t in sorted(profile.threads, key=lambda t: -t.cpu_time_s)
+        ),
+        run_notes=run.notes,
+    )
+
+
+def pipeline_view(pipeline: Pipeline, diagnosis: Diagnosis | None, index: int) -> PipelineView:
+    """The headline, recommendations, graph, tables and notes of one pipeline."""
+    analyses = analyses_by_stage(diagnosis)
+    bottleneck = bottleneck_stage_id(diagnosis) if diagnosis is not None else None
+    anchor = f"pipeline-{index}"
+    notes = pipeline.notes + (diagnosis.warnings if diagnosis is not None else ())
+    return PipelineView(
+        id=pipeline.id,
+        anchor=anchor,
+        summary=diagnosis.summary if diagnosis is not None else "This pipeline was not analysed.",
+        input_bound=diagnosis.input_bound if diagnosis is not None else None,
+        metrics=_metrics(pipeline, diagnosis) if diagnosis is not None else (),
+        recommendations=tuple(
+            {
+                "title": r.title,
+                "source": source_text(r.source),
+                "old": r.old,
+                "new": r.new,
+                "rate": fmt.rate(r.predicted_rate),
+                "speedup": fmt.speedup(r.speedup),
+                "reason": r.reason,
+            }
+            for r in (diagnosis.recommendations if diagnosis is not None else ())
+        ),
+        graph=pipeline_graph(pipeline, analyses, bottleneck, uid=anchor),
+        bounds=_bounds(diagnosis),
+        stages=tuple(
+            _stage_row(pipeline.stage(sid), analyses.get(sid), sid == bottleneck)
+            for sid in layout(pipeline).order
+        ),
+        what_ifs=tuple(
+            {
+                "change": w.change,
+                "rate": fmt.rate(w.predicted_rate),
+                "speedup": fmt.speedup(w.speedup),
+                "reason": w.reason,
+            }
+            for w in (diagnosis.what_ifs if diagnosis is not None else ())
+        ),
+        facts=_pipeline_facts(pipeline),
+        notes=notes,
+    )
+
+
+def _metrics(pipeline: Pipeline, diagnosis: Diagnosis) -> tuple[Metric, ...]:
+    """Bottleneck, observed rate, rate if fixed, stall share."""
+    name, where = bottleneck_parts(pipeline, diagnosis)
+    bound_by = f"bound by {kind_label(diagnosis.bottleneck_kind)}"
+    detail = f"{where}; {bound_by}" if where else bound_by
+    gain = gain_if_fixed(diagnosis)
+    consumer = pipeline.consumer
+    stall_detail = "of the training loop's time spent waiting for data"
+    if consumer is not None and consumer.wait_estimated:
+        stall_detail += " (estimated)"
+    return (
+        Metric("Bottleneck", name, detail, alert=diagnosis.input_bound),
+        Metric(
+            "Observed rate",
+            fmt.rate(diagnosis.observed_rate),
+            f"model predicts {fmt.rate(diagnosis.predicted_rate)}",
+        ),
+        Metric(
+            "Predicted if fixed",
+            fmt.rate(diagnosis.rate_if_fixed),
+            f"{fmt.speedup(gain)} the observed rate" if gain is not None else "",
+        ),
+        Metric(
+            "Data stall",
+            fmt.fraction(diagnosis.stall_share),
+            stall_detail if diagnosis.stall_share is not None else "not measured",
+            alert=diagnosis.input_bound and (diagnosis.stall_share or 0) > STALL_ALERT,
+        ),
+    )
+
+
+def _bounds(diagnosis: Diagnosis | None) -> Chart | None:
+    """The bounds chart with a caption that names the binding bound."""
+    if diagnosis is None or not diagnosis.bounds:
+        return None
+    caption = (
+        f"Each bar is the most root elements per second one stage or resource "
+        f"allows; the shortest, {diagnosis.bottleneck.name}, binds. "
+        f"The line is the rate observed ({fmt.rate(diagnosis.observed_rate)})."
+    )
+    svg = bounds_chart(diagnosis.bounds, diagnosis.observed_rate, diagnosis.bottleneck)
+    return Chart("Bounds", caption, svg)
+
+
+def _stage_row(stage: Stage, analysis: StageAnalysis | None, is_bottleneck: bool) -> dict[str, str]:
+    """One row of the stage table; unmeasured columns show a dash."""
+    stats = stage.stats
+    reason = unmeasured_reason(stage, analysis)
+    changed = not stage.written or bool(stage.rewrite)
+    if analysis is not None:
+        parallelism = fmt.number(analysis.parallelism)
+    elif stats is not None and stats.parallelism is not None:
+        parallelism = fmt.number(stats.parallelism)
+    else:
+        parallelism = fmt.MISSING
+    notes = [
+        n
+        for n in (
+            f"unmeasured: {reason}" if reason else "",
+            "added by TF" if not stage.written else "",
+            f"rewritten: {stage.rewrite}" if stage.rewrite else "",
+            f"nested in {stage.nested_in}" if stage.nested_in else "",
+            analysis.note if analysis is not None else "",
+        )
+        if n
+    ]
+    flags = (("bottleneck", is_bottleneck), ("unmeasured", bool(reason)), ("changed", changed))
+    return {
+        "id": stage.id,
+        "flags": " ".join(name for name, on in flags if on),
+        "source": source_text(stage.source),
+        "kind": f"{stage.kind} \u00b7 {stage.op}",
+        "knobs": ", ".join(knob_items(stage)),
+        "as_run": ", ".join(stage.as_run),
+        "parallelism": parallelism,
+        "elements": fmt.count(stats.elements) if stats is not None else fmt.MISSING,
+        "visit": fmt.number(analysis.visit_ratio) if analysis else fmt.MISSING,
+        "cpu": fmt.milliseconds(analysis.cpu_demand_s) if analysis else fmt.MISSING,
+        "wall": fmt.milliseconds(analysis.wall_demand_s) if analysis else fmt.MISSING,
+        "wait": fmt.fraction(analysis.wait_fraction) if analysis else fmt.MISSING,
+        "max_rate": fmt.rate(analysis.max_rate) if analysis else fmt.MISSING,
+        "resource": analysis.resource if analysis else fmt.MISSING,
+        "notes": "; ".join(notes),
+    }
+
+
+def _pipeline_facts(pipeline: Pipeline) -> tuple[tuple[str, str], ...]:
+    """Duration, element spec and the consumer's side of one pipeline."""
+    rows = [("Iterated for", fmt.seconds(pipeline.duration_s))]
+    if pipeline.infinite:
+        rows.append(("Length", "infinite (repeats without end)"))
+    if pipeline.element_spec:
+        rows.append(("Element", pipeline.element_spec))
+    consumer = pipeline.consumer
+    if consumer is not None:
+        estimated = " (estimated)" if consumer.wait_estimated else ""
+        rows.append(
+            (
+                "Training loop",
+                f"{fmt.count(consumer.steps)} steps, "
+                f"{fmt.seconds(consumer.step_s)} stepping, {fmt.seconds(consumer.wait_s)} "
+                f"waiting for data{estimated}; measured by {consumer.source}",
+            )
+        )
+    return tuple(rows)
+
+
+def _run_rows(profile: Profile) -> tuple[tuple[str, str], ...]:
+    """What ran, how it ended, with which software (no environment, no host)."""
+    run = profile.run
+    rows = [
+        ("Command", shlex.join(run.command) or fmt.MISSING),
+        ("Exit status", str(run.exit_status)),
+        ("Interrupted", "yes" if run.interrupted else "no"),
+        ("Started", run.started_at or fmt.MISSING),
+        ("Duration", fmt.seconds(run.duration_s)),
+        ("Framework", f"{run.framework} {run.framework_version}".strip() or fmt.MISSING),
+        ("Python", run.python_version or fmt.MISSING),
+        ("plumber", run.plumber_version or fmt.MISSING),
+    ]
+    if run.bounded_by:
+        rows.append(("Run bounded by", run.bounded_by))
+    return tuple(rows)
+
+
+def _machine_rows(profile: Profile) -> tuple[tuple[str, str], ...]:
+    """The capacities the model used; a probe that did not run says so."""
+    m = profile.machine
+    disk = fmt.bandwidth(m.disk_read_bps) if fmt.is_number(m.disk_read_bps) else "not measured"
+    if m.disk_probe_path and fmt.is_number(m.disk_read_bps):
+        disk += f" (probed on {m.disk_probe_path})"
+    gpus = ", ".join(str(g.get("name", "GPU")) for g in m.gpus)
+    return (
+        ("Cores usable", f"{fmt.number(m.cores_usable)} of {m.cores_logical} logical"),
+        (
+            "Memory",
+            f"{fmt.size(m.memory_total_bytes)} total, "
+            f"{fmt.size(m.memory_available_bytes)} available",
+        ),
+        ("Disk cold read", disk),
+        ("GPU", f"{m.gpu_status}" + (f": {gpus}" if gpus else "")),
+    )

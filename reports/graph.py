@@ -1,0 +1,257 @@
+"""The pipeline drawn as a graph: a layered layout rendered as inline SVG.
+
+Data flows top to bottom, from the source stages to the root the training
+loop reads. Each stage sits one layer below the deepest stage that feeds it
+(its ``inputs``, plus the body of an interleave/flat_map, whose stages carry
+``nested_in``), so zip and concatenate fan in naturally. Columns come from a
+depth-first walk from the root: a stage without inputs takes the next free
+column and any other stage is centred over what feeds it, which keeps a
+chain straight and the branches of a zip side by side. Every stage is drawn,
+measured or not: a stage that was not measured is greyed with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from markupsafe import Markup
+
+from plumber.analyzers.results import StageAnalysis
+from plumber.record import Pipeline, Stage
+from plumber.reports import format as fmt
+from plumber.reports.svg import element, fit, svg, text, title
+from plumber.reports.view import knob_items, source_text, unmeasured_reason
+
+NODE_W = 236.0
+NODE_H = 84.0
+_GAP_X = 28.0
+_GAP_Y = 46.0
+_MARGIN = 14.0
+_TOP = 34.0
+_PAD_X = 10.0
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Top-left corner of every stage's box, the drawing's size, and the order.
+
+    ``order`` lists stage ids sources first and the root last (by layer,
+    then column), the order the stage table uses too.
+    """
+
+    positions: Mapping[str, tuple[float, float]]
+    width: float
+    height: float
+    order: tuple[str, ...]
+
+
+def feeders(pipeline: Pipeline) -> dict[str, list[tuple[str, bool]]]:
+    """For each stage, the stages that feed it, each flagged if it is a nested body.
+
+    Inputs naming no stage of this pipeline are skipped. The top of a
+    nested body (a stage with ``nested_in`` that feeds no other stage)
+    feeds the stage it is nested in.
+    """
+    known = {s.id for s in pipeline.stages}
+    inputs = {
+        s.id: [i for i in dict.fromkeys(s.inputs) if i in known and i != s.id]
+        for s in pipeline.stages
+    }
+    fed = {i for ids in inputs.values() for i in ids}
+    result = {sid: [(i, False) for i in ids] for sid, ids in inputs.items()}
+    for stage in pipeline.stages:
+        parent = stage.nested_in
+        if parent in known and parent != stage.id and stage.id not in fed:
+            result[parent].append((stage.id, True))
+    return result
+
+
+def layout(pipeline: Pipeline) -> Layout:
+    """Place every stage of ``pipeline`` (cycles, should a record hold one, are cut)."""
+    feeds = {sid: [f for f, _ in pairs] for sid, pairs in feeders(pipeline).items()}
+    layers: dict[str, int] = {}
+
+    def layer_of(sid: str, visiting: frozenset[str]) -> int:
+        if sid not in layers:
+            below = [layer_of(f, visiting | {sid}) for f in feeds[sid] if f not in visiting]
+            layers[sid] = 1 + max(below) if below else 0
+        return layers[sid]
+
+    columns: dict[str, float] = {}
+    next_column = 0
+
+    def place(sid: str, visiting: frozenset[str]) -> None:
+        nonlocal next_column
+        for f in feeds[sid]:
+            if f not in columns and f not in visiting:
+                place(f, visiting | {sid})
+        placed = [columns[f] for f in feeds[sid] if f in columns]
+        if placed:
+            columns[sid] = sum(placed) / len(placed)
+        else:
+            columns[sid] = next_column
+            next_column += 1
+
+    fed = {f for ids in feeds.values() for f in ids}
+    starts = [pipeline.root] if pipeline.root in feeds else []
+    starts += [s.id for s in pipeline.stages if s.id not in fed]
+    starts += [s.id for s in pipeline.stages]
+    for sid in starts:
+        layer_of(sid, frozenset())
+        if sid not in columns:
+            place(sid, frozenset())
+    _spread(layers, columns)
+
+    positions = {
+        sid: (_MARGIN + columns[sid] * (NODE_W + _GAP_X), _TOP + layers[sid] * (NODE_H + _GAP_Y))
+        for sid in feeds
+    }
+    width = max((x for x, _ in positions.values()), default=0.0) + NODE_W + _MARGIN
+    height = max((y for _, y in positions.values()), default=0.0) + NODE_H + _MARGIN
+    order = tuple(sorted(feeds, key=lambda sid: (layers[sid], columns[sid])))
+    return Layout(positions, width, height, order)
+
+
+def _spread(layers: Mapping[str, int], columns: dict[str, float]) -> None:
+    """Push stages of one layer apart so no two boxes overlap."""
+    by_layer: dict[int, list[str]] = {}
+    for sid, layer in layers.items():
+        by_layer.setdefault(layer, []).append(sid)
+    for ids in by_layer.values():
+        ids.sort(key=lambda sid: columns[sid])
+        for left, right in zip(ids, ids[1:], strict=False):
+            columns[right] = max(columns[right], columns[left] + 1)
+
+
+def pipeline_graph(
+    pipeline: Pipeline,
+    analyses: Mapping[str, StageAnalysis],
+    bottleneck_id: str | None,
+    uid: str,
+) -> Markup:
+    """The SVG drawing of ``pipeline``; ``uid`` keeps ids unique within a page."""
+    placed = layout(pipeline)
+    pos = placed.positions
+    parts: list[Markup] = [_arrow_marker(uid)]
+    parts += _nested_boxes(pipeline, pos)
+    for sid, pairs in feeders(pipeline).items():
+        for k, (feeder, nested) in enumerate(pairs):
+            # Inputs enter side by side, in order: zip(a, b) shows a left of b.
+            entry = pos[sid][0] + NODE_W * (k + 1) / (len(pairs) + 1)
+            parts.append(_edge(pos[feeder], (entry, pos[sid][1]), nested, uid))
+    for stage in pipeline.stages:
+        x, y = pos[stage.id]
+        analysis = analyses.get(stage.id)
+        parts.append(_node(stage, analysis, x, y, stage.id == bottleneck_id))
+    label = f"Stages of pipeline {pipeline.id}, from the sources (top) to the root (bottom)"
+    return svg(placed.width, placed.height, label, *parts, cls="graph")
+
+
+def _arrow_marker(uid: str) -> Markup:
+    """The arrowhead every edge ends in (one per drawing, named after ``uid``)."""
+    head = element("path", {"d": "M0,0 L8,4 L0,8 z", "class": "arrowhead"})
+    marker = element(
+        "marker",
+        {
+            "id": f"arrow-{uid}",
+            "viewBox": "0 0 8 8",
+            "refX": 8,
+            "refY": 4,
+            "markerWidth": 7,
+            "markerHeight": 7,
+            "orient": "auto",
+        },
+        head,
+    )
+    return element("defs", None, marker)
+
+
+def _edge(start: tuple[float, float], end: tuple[float, float], nested: bool, uid: str) -> Markup:
+    """A curve from the bottom middle of the feeding box to ``end`` on the fed box's top."""
+    x1, y1 = start[0] + NODE_W / 2, start[1] + NODE_H
+    x2, y2 = end[0], end[1] - 2
+    bend = (y2 - y1) / 2
+    path = (
+        f"M{x1:.1f},{y1:.1f} C{x1:.1f},{y1 + bend:.1f} {x2:.1f},{y2 - bend:.1f} {x2:.1f},{y2:.1f}"
+    )
+    cls = "edge nested" if nested else "edge"
+    return element("path", {"d": path, "class": cls, "marker-end": f"url(#arrow-{uid})"})
+
+
+def _nested_boxes(pipeline: Pipeline, pos: Mapping[str, tuple[float, float]]) -> list[Markup]:
+    """A dashed frame around each interleave/flat_map body, named after its owner."""
+    groups: dict[str, list[tuple[float, float]]] = {}
+    for stage in pipeline.stages:
+        if stage.nested_in in pos and stage.nested_in != stage.id:
+            groups.setdefault(stage.nested_in, []).append(pos[stage.id])
+    boxes = []
+    for owner, corners in groups.items():
+        left = min(x for x, _ in corners) - 8
+        top = min(y for _, y in corners) - 26
+        right = max(x for x, _ in corners) + NODE_W + 8
+        bottom = max(y for _, y in corners) + NODE_H + 8
+        frame = element(
+            "rect",
+            {
+                "x": left,
+                "y": top,
+                "width": right - left,
+                "height": bottom - top,
+                "rx": 8,
+                "class": "nest",
+            },
+        )
+        caption = fit(f"inside {owner} (per input element)", right - left - 16, 11)
+        boxes.append(frame + text(left + 8, top + 15, caption, "nest-label"))
+    return boxes
+
+
+def _node(
+    stage: Stage, analysis: StageAnalysis | None, x: float, y: float, is_bottleneck: bool
+) -> Markup:
+    """One stage's box: kind and op, id and source, knobs, rate, how TF changed it."""
+    reason = unmeasured_reason(stage, analysis)
+    classes = ["node"]
+    classes += ["bottleneck"] if is_bottleneck else []
+    classes += ["unmeasured"] if reason else []
+    classes += ["changed"] if (not stage.written or stage.rewrite) else []
+    where = source_text(stage.source)
+    lines = [
+        (f"{stage.kind} \u00b7 {stage.op}", "n-title"),
+        (stage.id + (f" \u00b7 {where}" if where else ""), "n-sub"),
+    ]
+    knobs = " ".join(knob_items(stage))
+    if knobs:
+        lines.append((knobs, "n-knobs"))
+    if reason:
+        lines.append((f"unmeasured: {reason}", "n-rate"))
+    elif analysis is not None:
+        lines.append((f"max {fmt.rate(analysis.max_rate)} \u00b7 {analysis.resource}", "n-rate"))
+    elif stage.stats is not None:
+        lines.append((f"{fmt.count(stage.stats.elements)} elements", "n-rate"))
+    if not stage.written:
+        lines.append(("added by TF" + (f" ({stage.rewrite})" if stage.rewrite else ""), "n-tag"))
+    elif stage.rewrite:
+        lines.append((f"rewritten by TF: {stage.rewrite}", "n-tag"))
+    tooltip = "\n".join(line for line, _ in lines)
+    if stage.as_run:
+        tooltip += "\nran as: " + ", ".join(stage.as_run)
+    parts = [title(tooltip), element("rect", {"width": NODE_W, "height": NODE_H, "rx": 6})]
+    for i, (line, cls) in enumerate(lines):
+        size = 13.0 if cls == "n-title" else 11.0  # the title is bold: wider glyphs
+        parts.append(text(_PAD_X, 17 + 15 * i, fit(line, NODE_W - 2 * _PAD_X, size), cls))
+    if is_bottleneck:
+        parts.append(
+            element(
+                "rect",
+                {"x": NODE_W - 94, "y": -9, "width": 86, "height": 18, "rx": 9, "class": "badge"},
+            )
+        )
+        parts.append(text(NODE_W - 51, 4, "BOTTLENECK", "badge-text", anchor="middle"))
+    attrs = {
+        "class": " ".join(classes),
+        "data-stage": stage.id,
+        "transform": f"translate({x:.1f},{y:.1f})",
+    }
+    return element("g", attrs, *parts)

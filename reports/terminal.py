@@ -1,0 +1,111 @@
+"""The summary printed in the terminal when a profiled run ends.
+
+A few lines per pipeline: what is slow, what it is bound by, what fixing
+it would give, and the changes to make, then where the full report and the
+saved profile are. Plain text (no colour codes) so it reads the same in a
+terminal, a CI log or a pasted bug report; lines are wrapped below 100
+characters, except a path too long to fit, which is never broken.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+
+from plumber.analyzers.results import Diagnosis
+from plumber.record import Pipeline, Profile
+from plumber.reports import format as fmt
+from plumber.reports.view import (
+    describe_bottleneck,
+    diagnosis_for,
+    gain_if_fixed,
+    kind_label,
+    run_failure,
+    source_text,
+)
+
+WIDTH = 99
+#: How many recommendations the summary lists; the report has them all.
+TOP_RECOMMENDATIONS = 3
+
+
+def render_summary(
+    profile: Profile,
+    diagnoses: Sequence[Diagnosis],
+    report_path: str | Path | None = None,
+    profile_path: str | Path | None = None,
+) -> str:
+    """The terminal summary of a run; its first line says so if the run failed."""
+    lines: list[str] = []
+    failure = run_failure(profile.run)
+    if failure:
+        lines.append(f"plumber: {failure}")
+    if profile.run.interrupted:
+        lines.append("plumber: the run was interrupted; the figures cover the part that ran")
+    if not profile.pipelines:
+        lines.append("No input pipeline was observed during this run.")
+    for pipeline in profile.pipelines:
+        if lines:
+            lines.append("")
+        lines += _pipeline_lines(pipeline, diagnosis_for(pipeline, diagnoses))
+    if report_path is not None or profile_path is not None:
+        lines.append("")
+    if report_path is not None:
+        lines.append(f"Report:  {report_path}")
+    if profile_path is not None:
+        lines.append(f"Profile: {profile_path}")
+    return "\n".join(lines) + "\n"
+
+
+def _pipeline_lines(pipeline: Pipeline, diagnosis: Diagnosis | None) -> list[str]:
+    """Bottleneck, rates, stall share and top recommendations of one pipeline."""
+    if diagnosis is None:
+        return [f"Pipeline {pipeline.id}: not analysed ({len(pipeline.stages)} stages recorded)"]
+    verdict = "input-bound" if diagnosis.input_bound else "not input-bound"
+    lines = [f"Pipeline {pipeline.id}: {verdict}"]
+    gain = gain_if_fixed(diagnosis)
+    gain_text = f" ({fmt.speedup(gain)})" if gain is not None else ""
+    stall = (
+        f"{fmt.fraction(diagnosis.stall_share)} of the training loop's time waiting for data"
+        if diagnosis.stall_share is not None
+        else "not measured"
+    )
+    lines += _field("Bottleneck", describe_bottleneck(pipeline, diagnosis))
+    lines += _field("Bound by", kind_label(diagnosis.bottleneck_kind))
+    lines += _field(
+        "Rate",
+        f"{fmt.rate(diagnosis.observed_rate)} observed, "
+        f"{fmt.rate(diagnosis.rate_if_fixed)} predicted if fixed{gain_text}",
+    )
+    lines += _field("Data stall", stall)
+    lines += _wrap(diagnosis.summary, "  ", "  ")
+    recommendations = diagnosis.recommendations
+    if recommendations:
+        lines.append("  Recommendations:")
+    for i, rec in enumerate(recommendations[:TOP_RECOMMENDATIONS], start=1):
+        where = source_text(rec.source)
+        text = f"{rec.title}: {rec.old} -> {rec.new}" + (f" at {where}" if where else "")
+        text += f"; predicted {fmt.rate(rec.predicted_rate)} ({fmt.speedup(rec.speedup)})"
+        lines += _wrap(text, f"    {i}. ", "       ")
+    hidden = len(recommendations) - TOP_RECOMMENDATIONS
+    if hidden > 0:
+        lines.append(f"    ... and {hidden} more in the report")
+    return lines
+
+
+def _field(label: str, value: str) -> list[str]:
+    """``  Label       value``, wrapped with the value's column kept."""
+    return _wrap(value, f"  {label:<12}", " " * 14)
+
+
+def _wrap(text: str, first: str, rest: str) -> list[str]:
+    """``text`` wrapped below :data:`WIDTH`; long words (paths) are never split."""
+    return textwrap.wrap(
+        " ".join(text.split()),
+        width=WIDTH,
+        initial_indent=first,
+        subsequent_indent=rest,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )

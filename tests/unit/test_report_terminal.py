@@ -1,0 +1,57 @@
+"""The terminal summary: bottleneck, rates, recommendations, paths, failures."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from test_report_html import sample_diagnosis, sample_profile
+
+from plumber.reports.terminal import render_summary
+
+
+def test_summary_names_the_bottleneck_its_resource_rates_and_fix() -> None:
+    text = render_summary(sample_profile(), [sample_diagnosis()])
+    assert "Pipeline train: input-bound" in text
+    assert "map-0 (map ParallelMapV2 at train.py:12)" in text
+    assert "too little parallelism" in text
+    assert "38/s observed, 80/s predicted if fixed" in text
+    assert "62% of the training loop's time" in text
+    assert "Parallelise the map" in text and "train.py:12" in text
+
+
+def test_summary_ends_with_the_report_and_profile_paths() -> None:
+    text = render_summary(
+        sample_profile(), [sample_diagnosis()], "out/report.html", "out/profile.json"
+    )
+    assert text.splitlines()[-2:] == ["Report:  out/report.html", "Profile: out/profile.json"]
+
+
+def test_summary_lines_stay_below_100_characters() -> None:
+    diagnosis = dataclasses.replace(sample_diagnosis(), summary="word " * 80)
+    text = render_summary(sample_profile(), [diagnosis], "report.html", "profile.json")
+    assert max(len(line) for line in text.splitlines()) < 100
+
+
+def test_failed_run_is_the_first_line() -> None:
+    profile = sample_profile(exit_status=2, error="RuntimeError: out of memory")
+    first = render_summary(profile, [sample_diagnosis()]).splitlines()[0]
+    assert first == "plumber: The run failed (exit status 2): RuntimeError: out of memory"
+
+
+def test_summary_without_pipelines_says_none_was_observed() -> None:
+    profile = dataclasses.replace(sample_profile(), pipelines=())
+    assert "No input pipeline was observed" in render_summary(profile, [])
+
+
+def test_only_the_top_recommendations_are_listed() -> None:
+    diagnosis = sample_diagnosis()
+    many = diagnosis.recommendations * 5
+    text = render_summary(sample_profile(), [dataclasses.replace(diagnosis, recommendations=many)])
+    assert "    3. Parallelise the map" in text and "    4." not in text
+    assert "... and 2 more in the report" in text
+
+
+def test_pipeline_without_diagnosis_is_reported_as_not_analysed() -> None:
+    assert "Pipeline train: not analysed (9 stages recorded)" in render_summary(
+        sample_profile(), []
+    )
