@@ -1,0 +1,10 @@
+"""The operational analysis of input pipelines (DESIGN.md section 4).
+
+Pure functions of a :class:`plumber.record.Profile`: no I/O, no framework
+imports. Entry points are :func:`plumber.analyzers.diagnose.diagnose` and
+:func:`plumber.analyzers.diagnose.diagnose_all`; the values they return are
+in :mod:`plumber.analyzers.results`. The modules, in the order the analysis
+uses them: ``observed`` (run-wide measurements), ``topology`` (how stages
+connect), ``stages`` (per-stage quantities), ``bounds``, ``verdict``,
+``whatif`` and ``cache`` (predicted changes), ``recommend``, ``text``.
+"""

@@ -17,8 +17,11 @@ from plumber.record import SourceLocation
 #: and needs more requests in flight; ``parallelism``: a CPU-bound stage held
 #: back by too little parallelism while cores are idle; ``memory``: a buffer
 #: or cache that does not fit; ``consumer``: the training step itself, so the
-#: input pipeline is not the problem.
-BOTTLENECK_KINDS = ("cpu", "disk", "network", "latency", "parallelism", "memory", "consumer")
+#: input pipeline is not the problem; ``unknown``: the consumer waited on
+#: input but no measured stage explains it.
+BOTTLENECK_KINDS = (
+    "cpu", "disk", "network", "latency", "parallelism", "memory", "consumer", "unknown",
+)
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,10 @@ class WhatIf:
     ``change`` is a human sentence ("parallelism 1 -> 2 at map (train.py:12)");
     ``knob`` is machine-readable (``parallelism``, ``cache``, ``prefetch``);
     ``value`` the new setting; ``predicted_rate`` the model's rate with the
-    change; ``speedup`` its ratio to the observed rate.
+    change; ``speedup`` its ratio to the observed rate. ``feasible`` is False
+    for a change the model rules out (a cache after a random stage, or one
+    too big for memory): it is listed so the reader learns why, with
+    ``reason`` starting "Not proposed", and never becomes a recommendation.
     """
 
     stage_id: str | None
@@ -77,6 +83,7 @@ class WhatIf:
     predicted_rate: float
     speedup: float
     reason: str
+    feasible: bool = True
 
 
 @dataclass(frozen=True)

@@ -222,6 +222,9 @@ def _knobs(obj: Any, node: Any, functions: dict[str, Any]) -> dict[str, Any]:
             value = _scalar(getattr(obj, attr))
             if value is not None and value != "default":
                 knobs[knob] = value
+    cardinality = _cardinality(obj)
+    if cardinality is not None:
+        knobs["cardinality"] = cardinality
     if node is not None:
         ops = _function_ops(node, functions)
         if any(_RANDOM_OP.search(op) for op in ops) or kind_of(node.op) == "shuffle":
@@ -229,6 +232,15 @@ def _knobs(obj: Any, node: Any, functions: dict[str, Any]) -> dict[str, Any]:
         if any(_STATEFUL_OP.search(op) for op in ops):
             knobs["stateful"] = True
     return knobs
+
+
+def _cardinality(obj: Any) -> int | None:
+    """Elements the stage's stream holds, when TF knows it statically."""
+    try:
+        value = int(obj.cardinality())
+    except Exception:  # noqa: BLE001 - not every dataset class can say
+        return None
+    return value if value >= 0 else None
 
 
 def _function_ops(node: Any, functions: dict[str, Any]) -> set[str]:

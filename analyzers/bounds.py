@@ -1,0 +1,111 @@
+"""Upper bounds on a pipeline's rate, from each resource and each stage.
+
+Every bound is in root elements per second. Resources: CPU
+(``cores / CPU demand per root element``), disk (``read bandwidth / bytes
+read per root element``) and the consumer (``steps / step time``). Stages:
+``parallelism / wall demand``, the most a stage delivers with that many
+calls in flight. The pipeline cannot run faster than the smallest bound;
+that one is the bottleneck. What-ifs recompute the bounds with changed
+stage analyses, so the same function answers "as run" and "what if".
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from plumber.analyzers import text
+from plumber.analyzers.results import Bound, StageAnalysis
+from plumber.analyzers.stages import cpu_demand
+
+#: Stage resources that give the stage a bound of its own (not pass-through, measured).
+STAGE_RESOURCES = frozenset({"cpu", "latency", "disk"})
+
+#: A bound this many times another is "clearly above" it; below that they are
+#: too close to tell apart with these measurements.
+CLEARLY_ABOVE = 1.1
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The capacities the bounds divide: cores, disk, and the consumer's own rate.
+
+    ``disk_bytes_per_root`` is ``None`` when no reads are attributable (or a
+    what-if removed them); ``disk_basis`` says how it was obtained.
+    """
+
+    cores: float
+    disk_read_bps: float | None = None
+    disk_bytes_per_root: float | None = None
+    disk_basis: str = ""
+    consumer_rate: float | None = None
+
+
+def compute_bounds(analyses: Sequence[StageAnalysis], limits: Limits) -> tuple[Bound, ...]:
+    """Resource bounds first, then stage bounds, then the consumer's.
+
+    That order settles exact ties: a saturated resource explains a tie with
+    a stage better than the stage does, and the pipeline is blamed before
+    the consumer only when it is strictly slower.
+    """
+    bounds: list[Bound] = []
+    demands = [cpu_demand(a) for a in analyses if a.resource != "unmeasured"]
+    demand = sum(d for d in demands if d is not None)
+    cpu_rate = limits.cores / demand if demand > 0 else math.inf
+    if math.isfinite(cpu_rate):
+        bounds.append(
+            Bound("CPU", "cpu", cpu_rate,
+                  f"{limits.cores:g} usable cores / {text.ms(demand)} of CPU per root element")
+        )
+    disk = _disk_bound(limits)
+    if disk is not None:
+        bounds.append(disk)
+    for a in analyses:
+        if a.resource in STAGE_RESOURCES and a.max_rate is not None and math.isfinite(a.max_rate):
+            bounds.append(_stage_bound(a, cpu_rate, limits.cores))
+    if limits.consumer_rate is not None:
+        bounds.append(
+            Bound("consumer", "consumer", limits.consumer_rate,
+                  "the training step alone: steps / time spent stepping")
+        )
+    return tuple(bounds)
+
+
+def _disk_bound(limits: Limits) -> Bound | None:
+    bandwidth, per_root = limits.disk_read_bps, limits.disk_bytes_per_root
+    if bandwidth is None or not bandwidth > 0 or per_root is None or not per_root > 0:
+        return None
+    return Bound(
+        "disk", "disk", bandwidth / per_root,
+        f"{text.size(bandwidth)}/s cold read bandwidth / {text.size(per_root)} read per "
+        f"root element ({limits.disk_basis})",
+    )
+
+
+def _stage_bound(a: StageAnalysis, cpu_rate: float, cores: float) -> Bound:
+    """A stage's bound; a CPU stage is held back by parallelism only while cores are free."""
+    kind = a.resource
+    if kind == "cpu" and cpu_rate > CLEARLY_ABOVE * a.max_rate and a.parallelism < int(cores):
+        kind = "parallelism"
+    wall = a.wall_demand_s or 0.0
+    return Bound(
+        a.stage_id, kind, a.max_rate,
+        f"parallelism {a.parallelism:g} / {text.ms(wall)} of wall time per root element",
+        a.stage_id,
+    )
+
+
+def binding(bounds: Sequence[Bound]) -> Bound:
+    """The smallest bound (the first of equals, see :func:`compute_bounds`)."""
+    return min(bounds, key=lambda b: b.rate)
+
+
+def rate_of(bounds: Sequence[Bound]) -> float:
+    """The predicted rate: the smallest bound, unbounded when there is none."""
+    return min((b.rate for b in bounds), default=math.inf)
+
+
+def next_rate(bounds: Sequence[Bound], removed: Bound) -> float:
+    """The rate once ``removed`` no longer binds: the smallest other bound (NaN if none)."""
+    return min((b.rate for b in bounds if b is not removed), default=math.nan)

@@ -1,0 +1,160 @@
+"""Entry point of the analysis: a Profile in, one Diagnosis per pipeline out.
+
+Pure: no I/O, no framework imports, so it runs on a saved profile and on
+synthetic profiles in tests. The steps follow DESIGN.md section 4: per-stage
+quantities, bounds, the binding bound and its kind, what-ifs, and the
+recommendations that follow, with warnings wherever a measurement is
+missing or the model and the measurements disagree.
+"""
+
+from __future__ import annotations
+
+import math
+
+from plumber.analyzers import text
+from plumber.analyzers.bounds import Limits, compute_bounds
+from plumber.analyzers.cache import MEMORY_BUDGET, cache_what_ifs
+from plumber.analyzers.observed import (
+    consumer_rate,
+    cpu_busy_share,
+    disk_bytes_per_root,
+    disk_read_rate,
+    observed_rate,
+    root_elements,
+)
+from plumber.analyzers.recommend import recommendations
+from plumber.analyzers.results import Bound, Diagnosis, StageAnalysis
+from plumber.analyzers.stages import SATURATED, analyse_stages, cpu_seconds_per_root
+from plumber.analyzers.verdict import judge, summarise
+from plumber.analyzers.whatif import Scene, parallelism_what_ifs, prefetch_what_if
+from plumber.record import Pipeline, Profile
+
+#: Reads at this share of the measured cold bandwidth mean the disk is the limit.
+DISK_BUSY = 0.8
+
+#: Predicted and observed rates further apart than this share get a warning.
+GAP_WARNING = 0.3
+
+
+def diagnose_all(profile: Profile) -> tuple[Diagnosis, ...]:
+    """The diagnosis of every pipeline in ``profile``, in the profile's order."""
+    return tuple(diagnose(profile, pipeline) for pipeline in profile.pipelines)
+
+
+def diagnose(profile: Profile, pipeline: Pipeline | None = None) -> Diagnosis:
+    """Analyse one pipeline of ``profile`` (the first when ``pipeline`` is None).
+
+    Raises ValueError for a profile without pipelines.
+    """
+    if pipeline is None:
+        if not profile.pipelines:
+            raise ValueError("the profile has no pipeline to diagnose")
+        pipeline = profile.pipelines[0]
+    warnings: list[str] = []
+    scene = _scene(profile, pipeline, warnings)
+    verdict = judge(scene, warnings)
+    what_ifs = [*parallelism_what_ifs(scene), *cache_what_ifs(scene)]
+    prefetch = prefetch_what_if(scene)
+    if prefetch is not None:
+        what_ifs.append(prefetch)
+    recommended = recommendations(scene, what_ifs)
+    what_ifs.sort(key=lambda w: (not w.feasible, -w.predicted_rate))
+    predicted = scene.predicted_rate
+    _check_gap(predicted, scene.observed_rate, warnings)
+    return Diagnosis(
+        pipeline_id=pipeline.id,
+        observed_rate=scene.observed_rate,
+        predicted_rate=predicted if math.isfinite(predicted) else math.nan,
+        bottleneck=verdict.bound,
+        bottleneck_kind=verdict.kind,
+        bottleneck_stage=verdict.stage_id,
+        input_bound=verdict.input_bound,
+        stall_share=scene.stall_share,
+        rate_if_fixed=verdict.rate_if_fixed,
+        summary=summarise(scene, verdict),
+        stages=scene.analyses,
+        bounds=scene.bounds,
+        what_ifs=tuple(what_ifs),
+        recommendations=recommended,
+        warnings=tuple(warnings),
+    )
+
+
+def _scene(profile: Profile, pipeline: Pipeline, warnings: list[str]) -> Scene:
+    """Measure everything the model needs for ``pipeline`` and compute its bounds."""
+    machine = profile.machine
+    cores = machine.cores_usable if machine.cores_usable > 0 else float(machine.cores_logical)
+    consumer = pipeline.consumer
+    observed = observed_rate(pipeline)
+    roots = root_elements(pipeline)
+    analyses: tuple[StageAnalysis, ...] = ()
+    bounds: tuple[Bound, ...] = ()
+    limits = Limits(cores=cores, consumer_rate=consumer_rate(pipeline))
+    if roots is None:
+        warnings.append("No root elements were recorded, so no stage could be modelled.")
+    else:
+        busy = cpu_seconds_per_root(pipeline, roots) * observed / cores
+        sampled = cpu_busy_share(profile)
+        cpu_saturated = max(busy if math.isfinite(busy) else 0.0, sampled or 0.0) >= SATURATED
+        read_rate = disk_read_rate(profile)
+        disk_busy = bool(
+            machine.disk_read_bps
+            and read_rate is not None
+            and read_rate >= DISK_BUSY * machine.disk_read_bps
+        )
+        analyses = analyse_stages(pipeline, roots, cpu_saturated, disk_busy)
+        per_root, basis = disk_bytes_per_root(profile, pipeline, roots)
+        limits = Limits(cores, machine.disk_read_bps, per_root, basis, limits.consumer_rate)
+        bounds = compute_bounds(analyses, limits)
+    if consumer is None:
+        warnings.append(
+            "The training loop was not observed: the step's rate is unknown, so the "
+            "consumer bound is missing."
+        )
+    _note_missing(analyses, warnings)
+    return Scene(
+        pipeline=pipeline,
+        run=profile.run,
+        analyses=analyses or _unmodelled(pipeline),
+        limits=limits,
+        bounds=bounds,
+        observed_rate=observed,
+        stall_share=consumer.stall_share if consumer is not None else None,
+        memory_budget=MEMORY_BUDGET * machine.memory_available_bytes,
+    )
+
+
+def _unmodelled(pipeline: Pipeline) -> tuple[StageAnalysis, ...]:
+    """Every stage as ``unmeasured``: nothing to divide their times by."""
+    return tuple(
+        StageAnalysis(s.id, s.kind, s.op, None, None, None, 1.0, None, None, "unmeasured",
+                      s.source, s.unmeasured_reason or "no root elements recorded")
+        for s in pipeline.stages
+    )
+
+
+def _note_missing(analyses: tuple[StageAnalysis, ...], warnings: list[str]) -> None:
+    """Warn about stages the bounds leave out and CPU times that had to be guessed."""
+    unmeasured = [f"{a.stage_id} ({a.note})" for a in analyses if a.resource == "unmeasured"]
+    if unmeasured:
+        warnings.append(f"Not measured, so left out of the bounds: {'; '.join(unmeasured)}.")
+    guessed = [a.stage_id for a in analyses if a.resource == "cpu" and a.cpu_demand_s is None]
+    if guessed:
+        warnings.append(
+            f"CPU time was not measured for {', '.join(guessed)}: their wall time stands in "
+            f"for CPU demand, which overstates it for stages that wait, so the CPU bound is "
+            f"pessimistic and waiting (latency) cannot be told apart from computing."
+        )
+
+
+def _check_gap(predicted: float, observed: float, warnings: list[str]) -> None:
+    """Keep the model honest: say when its rate and the measured one disagree."""
+    if not (math.isfinite(predicted) and math.isfinite(observed) and observed > 0):
+        return
+    gap = abs(predicted - observed) / observed
+    if gap > GAP_WARNING:
+        warnings.append(
+            f"The model predicts {text.rate(predicted)} for the pipeline as it ran but "
+            f"{text.rate(observed)} was observed ({gap:.0%} apart): read its predictions "
+            f"as rough."
+        )

@@ -1,0 +1,119 @@
+"""What the run measured as a whole: rates, machine CPU use, bytes read from disk.
+
+The per-stage model predicts; these observations check it and feed the
+resource bounds. Each function returns ``None`` (or NaN for a rate) when the
+profile lacks the measurement, so the caller can say what is missing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from statistics import fmean
+
+from plumber.record import Pipeline, Profile
+
+#: Source ops that read files; their bytes produced approximate bytes read.
+FILE_READERS = ("TFRecord", "TextLine", "FixedLengthRecord")
+
+
+def root_elements(pipeline: Pipeline) -> int | None:
+    """Root elements the run produced: the root stage's count, else the consumer's steps."""
+    try:
+        root = pipeline.stage(pipeline.root)
+    except KeyError:
+        root = None
+    if root is not None and root.stats is not None and root.stats.elements > 0:
+        return root.stats.elements
+    if pipeline.consumer is not None and pipeline.consumer.steps > 0:
+        return pipeline.consumer.steps
+    return None
+
+
+def observed_rate(pipeline: Pipeline) -> float:
+    """Root elements per second the consumer received over the iteration (NaN if unknown)."""
+    consumer = pipeline.consumer
+    steps = consumer.steps if consumer is not None else root_elements(pipeline)
+    duration = pipeline.duration_s
+    if not duration > 0 and consumer is not None:
+        duration = consumer.wait_s + consumer.step_s
+    if not steps or not duration > 0:
+        return math.nan
+    return steps / duration
+
+
+def consumer_rate(pipeline: Pipeline) -> float | None:
+    """The rate the training step alone allows: steps per second of step time."""
+    consumer = pipeline.consumer
+    if consumer is None or consumer.steps <= 0 or not consumer.step_s > 0:
+        return None
+    return consumer.steps / consumer.step_s
+
+
+def cpu_busy_share(profile: Profile) -> float | None:
+    """Mean share (0..1) of the usable cores that was busy while sampling.
+
+    The higher of the machine's share and the process's: the machine's counts
+    other processes competing for the cores; the process's
+    (``process_cpu_percent``, 100 per core as psutil reports it) counts
+    against the usable cores, which a CPU quota can make fewer than the
+    machine has.
+    """
+    resources = profile.resources
+    shares = []
+    machine = [v for v in resources.cpu_percent if math.isfinite(v)]
+    if machine:
+        shares.append(fmean(machine) / 100.0)
+    process = [v for v in resources.process_cpu_percent if math.isfinite(v)]
+    cores = profile.machine.cores_usable
+    if process and cores > 0:
+        shares.append(fmean(process) / (100.0 * cores))
+    return max(shares, default=None)
+
+
+def integral(t: Sequence[float], values: Sequence[float]) -> float | None:
+    """Trapezoidal integral of a sampled rate (e.g. bytes/s to bytes); None below 2 samples."""
+    points = [(a, b) for a, b in zip(t, values, strict=False) if math.isfinite(b)]
+    if len(points) < 2:
+        return None
+    return sum(
+        (b0 + b1) / 2 * (t1 - t0) for (t0, b0), (t1, b1) in zip(points, points[1:], strict=False)
+    )
+
+
+def disk_read_rate(profile: Profile) -> float | None:
+    """Bytes/s read from disk while the pipelines iterated: bytes read over iteration time.
+
+    The sampler covers the whole run; the reads are assumed to happen while
+    the pipelines iterated, which is when the data was read.
+    """
+    total = integral(profile.resources.t, profile.resources.disk_read_bps)
+    busy = sum(p.duration_s for p in profile.pipelines if p.duration_s > 0)
+    if total is None or busy <= 0:
+        return None
+    return total / busy
+
+
+def disk_bytes_per_root(
+    profile: Profile, pipeline: Pipeline, roots: int
+) -> tuple[float | None, str]:
+    """Bytes read from storage per root element, and how it was obtained.
+
+    Prefers the machine's observed reads (they include reads the model
+    cannot see, such as files opened in a map); only attributable when one
+    pipeline ran. Otherwise sums the bytes that file-reading sources produced.
+    """
+    if len(profile.pipelines) == 1:
+        total = integral(profile.resources.t, profile.resources.disk_read_bps)
+        if total is not None:
+            return total / roots, "observed disk reads"
+    readers = {
+        s.id: s.stats.bytes_produced
+        for s in pipeline.stages
+        if s.kind == "source" and s.stats is not None and s.op.startswith(FILE_READERS)
+    }
+    # A reader TF runs as a body nested in the written reader counts the same bytes.
+    outermost = [b for sid, b in readers.items() if pipeline.stage(sid).nested_in not in readers]
+    if outermost:
+        return sum(outermost) / roots, "bytes produced by file-reading sources"
+    return None, "no disk reads attributable"

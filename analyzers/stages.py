@@ -1,0 +1,146 @@
+"""Per-stage quantities of the operational model (DESIGN.md section 4).
+
+The unit of work is one root element (what the consumer receives). For each
+stage: its visit ratio (elements per root element), its CPU and wall demand
+(seconds per root element), the most root elements per second it can
+deliver at the parallelism it ran with, and the resource its work is bound
+by. A stage without statistics stays in the result as ``unmeasured``.
+"""
+
+from __future__ import annotations
+
+import math
+
+from plumber.analyzers.results import StageAnalysis
+from plumber.analyzers.topology import parallelism
+from plumber.record import Pipeline, Stage
+
+#: A stage whose own time is below this share of the pipeline's total is
+#: negligible: never a bottleneck.
+NEGLIGIBLE_SHARE = 0.02
+
+#: Kinds that only hand elements on. Their measured own time is thread
+#: hand-off overhead (prefix runs charge it to them), not work a bound could
+#: rest on; their CPU still counts toward the CPU bound.
+PASS_THROUGH = frozenset({"prefetch", "repeat", "take", "skip", "config"})
+
+#: Above this share of wall time not spent on CPU, a stage waits (I/O, latency).
+WAITING = 0.5
+
+#: Above this share of usable cores busy, a waiting stage most likely waits
+#: for a core, not for I/O: wall time then includes time spent runnable.
+SATURATED = 0.85
+
+
+def cpu_demand(analysis: StageAnalysis) -> float | None:
+    """CPU-seconds per root element, the wall demand standing in where CPU was not measured."""
+    if analysis.cpu_demand_s is not None:
+        return analysis.cpu_demand_s
+    return analysis.wall_demand_s
+
+
+def cpu_seconds_per_root(pipeline: Pipeline, roots: int) -> float:
+    """CPU demand of the whole pipeline per root element (wall where CPU is missing)."""
+    total = 0.0
+    for stage in pipeline.stages:
+        stats = stage.stats
+        if stats is None:
+            continue
+        cpu = stats.cpu_time_s
+        seconds = cpu if cpu is not None and math.isfinite(cpu) else stats.wall_time_s
+        total += seconds if math.isfinite(seconds) else 0.0
+    return total / roots
+
+
+def analyse_stages(
+    pipeline: Pipeline, roots: int, cpu_saturated: bool, disk_busy: bool
+) -> tuple[StageAnalysis, ...]:
+    """The model's view of every stage of ``pipeline``, in the pipeline's order.
+
+    ``cpu_saturated`` says the cores were (nearly) all busy, so a stage whose
+    wall time exceeds its CPU time is waiting for a core; ``disk_busy`` says
+    the disk read near its measured bandwidth, so a waiting stage waits on it.
+    """
+    demands = [_own_seconds(s) for s in pipeline.stages if s.stats is not None]
+    total = sum(d for d in demands if d is not None) / roots
+    return tuple(
+        _analyse(pipeline, stage, roots, total, cpu_saturated, disk_busy)
+        for stage in pipeline.stages
+    )
+
+
+def _own_seconds(stage: Stage) -> float | None:
+    """The larger of the stage's wall and CPU seconds over the run, if finite."""
+    stats = stage.stats
+    if stats is None or not math.isfinite(stats.wall_time_s):
+        return None
+    cpu = stats.cpu_time_s
+    return max(stats.wall_time_s, cpu if cpu is not None and math.isfinite(cpu) else 0.0)
+
+
+def _analyse(
+    pipeline: Pipeline,
+    stage: Stage,
+    roots: int,
+    total: float,
+    cpu_saturated: bool,
+    disk_busy: bool,
+) -> StageAnalysis:
+    p = parallelism(pipeline, stage)
+    own = _own_seconds(stage)
+    if stage.stats is None or own is None:
+        reason = stage.unmeasured_reason or "no processing time recorded"
+        return StageAnalysis(
+            stage.id, stage.kind, stage.op, None, None, None, p, None, None,
+            "unmeasured", stage.source, reason,
+        )
+    stats = stage.stats
+    wall = stats.wall_time_s / roots
+    cpu_s = stats.cpu_time_s
+    cpu = cpu_s / roots if cpu_s is not None and math.isfinite(cpu_s) else None
+    wait = min(max(1.0 - cpu / wall, 0.0), 1.0) if cpu is not None and wall > 0 else None
+    if stage.kind in PASS_THROUGH:
+        resource, note = "none", ""
+    else:
+        resource, note = _resource(own / roots, total, cpu, wait, cpu_saturated, disk_busy)
+    return StageAnalysis(
+        stage_id=stage.id,
+        kind=stage.kind,
+        op=stage.op,
+        visit_ratio=stats.elements / roots,
+        cpu_demand_s=cpu,
+        wall_demand_s=wall,
+        parallelism=p,
+        max_rate=p / wall if wall > 0 else math.inf,
+        wait_fraction=wait,
+        resource=resource,
+        source=stage.source,
+        note=note,
+    )
+
+
+def _resource(
+    own: float,
+    total: float,
+    cpu: float | None,
+    wait: float | None,
+    cpu_saturated: bool,
+    disk_busy: bool,
+) -> tuple[str, str]:
+    """What bounds a measured stage's work, with a note when the answer needs one.
+
+    Any kind of stage can wait: a stage's own time excludes its inputs, so
+    wall time far above CPU time means its own function waits (file reads,
+    remote fetches, sleeps in a ``py_function``).
+    """
+    if own <= NEGLIGIBLE_SHARE * total:
+        return "none", ""
+    if cpu is None:
+        return "cpu", "CPU time not measured: its wall time is taken as CPU demand"
+    if wait is None or wait <= WAITING:
+        return "cpu", ""
+    if cpu_saturated:
+        return "cpu", f"waits {wait:.0%} of its time, most likely for a core (CPU saturated)"
+    if disk_busy:
+        return "disk", f"waits {wait:.0%} of its time while the disk reads near its bandwidth"
+    return "latency", f"waits {wait:.0%} of its time (I/O or latency), so needs more in flight"

@@ -1,0 +1,38 @@
+"""Short number and stage phrasings for the sentences the analysis writes.
+
+Summaries, bound details and what-if reasons are read by people; three
+significant digits and a unit are enough to compare magnitudes.
+"""
+
+from __future__ import annotations
+
+import math
+
+from plumber.record import Stage
+
+
+def rate(value: float) -> str:
+    """``1.23/s``, ``123/s``, ``12,345/s``; an unknown rate is ``?/s``."""
+    if not math.isfinite(value):
+        return "?/s" if math.isnan(value) else "unbounded"
+    return f"{value:,.0f}/s" if value >= 1000 else f"{value:.3g}/s"
+
+
+def ms(seconds: float) -> str:
+    """Seconds as milliseconds: ``12.3 ms``."""
+    return f"{seconds * 1e3:.3g} ms"
+
+
+def size(num_bytes: float) -> str:
+    """Bytes with a decimal prefix: ``512 B``, ``45.1 MB``."""
+    for unit in ("B", "kB", "MB", "GB"):
+        if abs(num_bytes) < 1000:
+            return f"{num_bytes:.3g} {unit}"
+        num_bytes /= 1000
+    return f"{num_bytes:.3g} TB"
+
+
+def where(stage: Stage) -> str:
+    """``map-0 (map at train.py:12)``: a stage as a user finds it in their code."""
+    place = f"{stage.kind} at {stage.source}" if stage.source is not None else stage.kind
+    return f"{stage.id} ({place})"

@@ -1,0 +1,164 @@
+"""The verdict: which bound binds, what kind of bottleneck it is, and the sentence a user reads.
+
+The binding bound comes from the model; the consumer's measured stall share
+checks it. A loop that hardly waited was not held back by its input,
+whatever the model says, and a loop that waited a lot with no measured
+stage to blame is reported as an unknown input bottleneck, never as
+"not the input pipeline".
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from plumber.analyzers import text
+from plumber.analyzers.bounds import binding, next_rate
+from plumber.analyzers.results import Bound, StageAnalysis
+from plumber.analyzers.stages import cpu_demand
+from plumber.analyzers.whatif import STALLED, Scene
+
+#: The share of time waiting on input above which a job is input-bound
+#: (the TensorBoard input-pipeline analyzer's threshold).
+INPUT_BOUND = 0.2
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The binding bound and what follows from it."""
+
+    bound: Bound
+    kind: str
+    stage_id: str | None
+    input_bound: bool
+    rate_if_fixed: float
+
+
+def judge(scene: Scene, warnings: list[str]) -> Verdict:
+    """Pick the bottleneck; add a warning where the stall share contradicts the model."""
+    bounds = scene.bounds
+    stall = scene.stall_share
+    consumer = next((b for b in bounds if b.kind == "consumer"), None)
+    explained = any(b.kind != "consumer" for b in bounds)
+    if not explained and (consumer is None or (stall is not None and stall > INPUT_BOUND)):
+        return _unexplained(scene)
+    bound = binding(bounds)
+    consumer_stats = scene.pipeline.consumer
+    if bound is not consumer and consumer is not None and stall is not None:
+        measured = consumer_stats is not None and not consumer_stats.wait_estimated
+        if measured and stall < STALLED:
+            warnings.append(
+                f"The model puts {bound.name} ({text.rate(bound.rate)}) below the training "
+                f"step ({text.rate(consumer.rate)}), but the loop waited only {stall:.0%} "
+                f"of its time, so the step is taken as the limit."
+            )
+            bound = consumer
+    elif bound is consumer and stall is not None and stall > INPUT_BOUND:
+        warnings.append(
+            f"The loop waited {stall:.0%} of its time although the measured stages should "
+            f"keep up with the step: start-up (filling buffers) or an unmeasured stage "
+            f"may be the cause."
+        )
+    return Verdict(
+        bound=bound,
+        kind=bound.kind,
+        stage_id=bound.stage_id or _heaviest(scene, bound.kind),
+        input_bound=bound is not consumer,
+        rate_if_fixed=_rate_if_fixed(bounds, bound),
+    )
+
+
+def _rate_if_fixed(bounds: Sequence[Bound], bound: Bound) -> float:
+    """The next binding rate. The disk and the stages waiting on it are one bottleneck."""
+    if bound.kind != "disk":
+        return next_rate(bounds, bound)
+    return min((b.rate for b in bounds if b.kind != "disk"), default=math.nan)
+
+
+def _unexplained(scene: Scene) -> Verdict:
+    """No measured stage bounds the pipeline, and the loop waited on it (or was not observed).
+
+    It counts as input-bound only when the loop's waiting says so.
+    """
+    stall = scene.stall_share
+    detail = "no stage of the pipeline was measured"
+    if stall is not None:
+        detail = f"the loop waited {stall:.0%} of its time, but {detail}"
+    bound = Bound("input pipeline", "unknown", scene.observed_rate, detail)
+    consumer = scene.limits.consumer_rate
+    return Verdict(
+        bound, "unknown", None, stall is not None,
+        consumer if consumer is not None else math.nan,
+    )
+
+
+def _heaviest(scene: Scene, kind: str) -> str | None:
+    """The stage that loads a binding resource most: CPU demand for cpu, wall for disk."""
+    def load(a: StageAnalysis) -> float:
+        if kind == "cpu":
+            return cpu_demand(a) or 0.0
+        reads = a.kind == "source" or a.resource in ("latency", "disk")
+        return (a.wall_demand_s or 0.0) if reads else 0.0
+
+    if kind not in ("cpu", "disk"):
+        return None
+    candidates = [a for a in scene.analyses if a.resource != "unmeasured" and load(a) > 0]
+    return max(candidates, key=load).stage_id if candidates else None
+
+
+def summarise(scene: Scene, verdict: Verdict) -> str:
+    """One or two sentences: where the bottleneck is, what bounds it, the rate if fixed."""
+    stall = scene.stall_share
+    observed = f"observed {text.rate(scene.observed_rate)}"
+    fixed = text.rate(verdict.rate_if_fixed)
+    if verdict.kind == "unknown":
+        if stall is None:
+            return "Nothing bounds this pipeline: no stage was measured and no loop observed."
+        return (
+            f"The loop waited for data {stall:.0%} of its time, but no stage of the "
+            f"pipeline was measured, so which one holds it back is unknown."
+        )
+    if not verdict.input_bound:
+        waited = (
+            f"the loop waited for data {stall:.0%} of its time"
+            if stall is not None
+            else "the time it waited for data was not measured"
+        )
+        return (
+            f"The input pipeline is not the bottleneck: the training step limits the rate "
+            f"to {text.rate(verdict.bound.rate)} and {waited}. The pipeline alone could "
+            f"deliver about {fixed}."
+        )
+    analysis = next((a for a in scene.analyses if a.stage_id == verdict.stage_id), None)
+    stage = scene.pipeline.stage(verdict.stage_id) if verdict.stage_id is not None else None
+    who = text.where(stage) if stage is not None else "The pipeline"
+    if verdict.kind == "cpu":
+        return _cpu_summary(scene, analysis, who, f"about {fixed} ({observed})")
+    if verdict.kind == "disk":
+        disk = next((b for b in scene.bounds if b.name == "disk"), verdict.bound)
+        why = f"is bound by disk read bandwidth ({disk.detail})"
+        then = f"Reading less (a cache, smaller records) would allow about {fixed} ({observed})."
+    elif verdict.kind == "latency":
+        waits = analysis.wait_fraction if analysis is not None else None
+        share = f"{waits:.0%} of its time" if waits is not None else "most of its time"
+        why = f"waits {share} (latency), so it needs more calls in flight, even beyond the cores"
+        then = f"With enough in flight the pipeline should reach about {fixed} ({observed})."
+    else:  # parallelism: a CPU-bound stage with cores left idle
+        cores = scene.limits.cores
+        p = analysis.parallelism if analysis is not None else 1.0
+        why = f"is CPU-bound at parallelism {p:g} while {cores - p:g} of {cores:g} cores idle"
+        then = f"With more parallelism the pipeline should reach about {fixed} ({observed})."
+    return f"{who} is the bottleneck: it {why}. {then}"
+
+
+def _cpu_summary(scene: Scene, heaviest: StageAnalysis | None, who: str, outcome: str) -> str:
+    """All cores busy: the pipeline's CPU demand, and the stage that takes most of it."""
+    total = sum(cpu_demand(a) or 0.0 for a in scene.analyses if a.resource != "unmeasured")
+    first = (
+        f"The pipeline is CPU-bound: its stages need {text.ms(total)} of CPU per root "
+        f"element and keep all {scene.limits.cores:g} usable cores busy"
+    )
+    if heaviest is not None and total > 0:
+        first += f"; the heaviest is {who} with {(cpu_demand(heaviest) or 0.0) / total:.0%}"
+    return f"{first}. Less work per element or more cores would allow {outcome}."
