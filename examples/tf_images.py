@@ -15,17 +15,18 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-DATA_DIR = Path(__file__).resolve().parent / ".data" / "images"
+DATA_ROOT = Path(__file__).resolve().parent / ".data"
 IMAGE_SIDE = 384
 TRAIN_SIDE = 128
 
 
-def make_images(count: int, directory: Path = DATA_DIR) -> Path:
+def make_images(count: int, directory: Path) -> Path:
     """Write ``count`` synthetic JPEGs (two classes) once; reuse them afterwards."""
     directory.mkdir(parents=True, exist_ok=True)
     existing = sorted(directory.glob("*.jpg"))
     if len(existing) >= count:
         return directory
+    print(f"writing {count - len(existing)} example images to {directory}", flush=True)
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[0:IMAGE_SIDE, 0:IMAGE_SIDE]
     for i in range(len(existing), count):
@@ -83,8 +84,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--images", type=int, default=768)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="where the images go (default: examples/.data/images-COUNT)")
     args = parser.parse_args()
-    directory = make_images(args.images)
+    directory = make_images(args.images, args.data_dir or DATA_ROOT / f"images-{args.images}")
     dataset = build_dataset(directory, args.batch_size)
     model = build_model()
     model.fit(dataset, epochs=args.epochs, verbose=2)

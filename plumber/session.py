@@ -57,8 +57,9 @@ def profile_script(script: Path, args: Sequence[str], options: SessionOptions) -
     notes: list[str] = []
     tf_hooks = None
     threads = ThreadCpuTracker()
-    with ResourceSampler(interval_s=options.sample_interval_s) as sampler:
-        threads.start()
+    threads.start()
+    sampler = ResourceSampler(interval_s=options.sample_interval_s, on_sample=threads.poll)
+    with sampler:
         with _tf_hooks(options, notes) as tf_hooks:
             outcome = run_script(script, args, _bound_stop_check(tf_hooks))
         thread_cpu = threads.stop()
