@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import traceback
 from pathlib import Path
 
 from plumber import exitcodes
@@ -73,7 +74,12 @@ class ProfileCommand:
         say(f"profiling {args.script}")
         result = profile_script(args.script, script_args, options)
         profile_path = result.profile.save(out_dir / "profile.json")
-        rendered = render(result.profile, out_dir / "report.html", profile_path)
+        try:
+            rendered = render(result.profile, out_dir / "report.html", profile_path)
+        except Exception:  # noqa: BLE001 - the saved profile must still be announced
+            traceback.print_exc()
+            say(f"error: the report could not be written; the profile is saved at {profile_path}")
+            return result.outcome.exit_status or exitcodes.INTERNAL
         print(rendered.summary, file=sys.stderr, flush=True)
         return result.outcome.exit_status
 

@@ -60,6 +60,13 @@ class RunStage:
             if "buffer_size" in node.parameters:
                 self.buffer_size = max(self.buffer_size or 0, node.parameters["buffer_size"])
 
+    def scale(self, factor: float) -> None:
+        """Multiply the cumulative counters (not the settings) by ``factor``."""
+        self.elements = round(self.elements * factor)
+        self.processing_time_s *= factor
+        self.bytes_produced = round(self.bytes_produced * factor)
+        self.bytes_consumed = round(self.bytes_consumed * factor)
+
     def merge(self, other: RunStage) -> None:
         """Fold the same stage from another iterator of the same pipeline into this one."""
         self.matched = self.matched or other.matched
@@ -144,8 +151,8 @@ class _Aligner:
                 outer, nested = [], children
             else:
                 outer, nested = children[:1], children[1:]
-        for nested_id in nested:
-            self._add_nested(w, nested_id, path="", nested_in=w.id)
+        tops = {self._add_nested(w, nested_id, path="", nested_in=w.id) for nested_id in nested}
+        self._complete_cycle_elements(stage, tops - {""})
         for i, child in enumerate(w.inputs):
             if i < len(outer):
                 top = self.match(child, outer[i])
@@ -202,6 +209,23 @@ class _Aligner:
             if child_id and child_id not in stage.inputs:
                 stage.inputs.append(child_id)
         return stage_id
+
+    def _complete_cycle_elements(self, parent: RunStage, tops: set[str]) -> None:
+        """Scale nested stages up to what the interleave actually emitted.
+
+        Every element an interleave/flat_map emits comes from one of its cycle
+        elements, but a cycle element that started and finished between two
+        polls was never seen. The shortfall between the parent's output and
+        the seen cycle elements' output is spread over the nested stages.
+        """
+        seen = sum(self.stages[t].elements for t in tops)
+        if seen <= 0 or parent.elements <= seen:
+            return
+        factor = parent.elements / seen
+        for stage in self.stages.values():
+            if stage.nested_in == parent.id:
+                stage.scale(factor)
+                stage.note = "includes cycle elements not seen by a poll, extrapolated"
 
     def _kind_below(self, kind: str, node: NodeStats) -> bool:
         current: NodeStats | None = node

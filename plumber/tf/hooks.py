@@ -190,6 +190,10 @@ class TfHooks:
                 watch.wait_s += returned - called
                 watch.last_return = returned
                 watch.python_calls += 1
+                if watch.python_calls & (watch.python_calls - 1) == 0:
+                    # Polls at calls 1, 2, 4, 8...: short runs that end between
+                    # two timed polls still leave counters of every stage.
+                    hooks._poll_one(watch, iterator=it)
                 hooks._check_steps()
 
         return _next_internal

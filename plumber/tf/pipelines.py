@@ -48,6 +48,12 @@ def _build_one(
     stages: dict[str, RunStage] = {}
     root = written.id
     for watch in iterators:
+        watch.model.extrapolate()
+        if any(n.extrapolated for n in watch.model.nodes.values()):
+            note = ("counters of stages TF discarded at the end of the data were "
+                    "extrapolated from their last poll")
+            if note not in notes:
+                notes.append(note)
         alignment = align(written, watch.model)
         root = alignment.root
         for stage_id, run in alignment.stages.items():

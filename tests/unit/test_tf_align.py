@@ -148,3 +148,15 @@ def test_a_written_stage_tf_removed_is_kept_with_a_reason():
     assert not stages["prefetch-0"].matched
     assert "removed" in stages["prefetch-0"].note
     assert stages["source-0"].matched
+
+
+def test_cycle_elements_missed_between_polls_are_extrapolated_from_the_interleave_output():
+    written = chain("TensorSlice", "ParallelInterleaveV4")
+    acc = model(
+        (1, "Root", [2], 30, 0.0), (2, "ParallelInterleaveV4", [3, 10], 30, 0.3),
+        (3, "TensorSlice", [], 3, 0.0), (10, "TFRecord", [], 20, 2.0),
+    )
+    nested = align(written, acc).stages["interleave-0>TFRecord"]
+    assert nested.elements == 30
+    assert nested.processing_time_s == 3.0
+    assert "extrapolated" in nested.note

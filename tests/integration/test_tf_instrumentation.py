@@ -1,0 +1,94 @@
+"""The tf.data hooks in-process: structure as written and as run, restoration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+
+from plumber.tf.hooks import RunBounds, TfHooks  # noqa: E402
+from plumber.tf.pipelines import build_pipelines  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+def test_hooks_restore_every_patched_attribute_on_exit():
+    from tensorflow.python.data.ops import dataset_ops, iterator_ops
+
+    before = (
+        dataset_ops.DatasetV2.__dict__["__init__"],
+        iterator_ops.OwnedIterator.__dict__["__init__"],
+        iterator_ops.OwnedIterator.__dict__["_next_internal"],
+        iterator_ops.OwnedIterator.__dict__.get("__del__"),
+    )
+    with pytest.raises(ValueError), TfHooks():
+        for _ in tf.data.Dataset.range(3):
+            raise ValueError("script failed")
+    after = (
+        dataset_ops.DatasetV2.__dict__["__init__"],
+        iterator_ops.OwnedIterator.__dict__["__init__"],
+        iterator_ops.OwnedIterator.__dict__["_next_internal"],
+        iterator_ops.OwnedIterator.__dict__.get("__del__"),
+    )
+    assert before == after
+
+
+def test_interleave_bodies_and_zip_inputs_appear_in_the_profiled_graph(tmp_path):
+    files = []
+    for i in range(4):
+        path = tmp_path / f"part{i}.tfrecord"
+        with tf.io.TFRecordWriter(str(path)) as writer:
+            for j in range(200):
+                writer.write(f"record {i} {j}".encode())
+        files.append(str(path))
+    with TfHooks() as hooks:
+        records = tf.data.Dataset.from_tensor_slices(files).interleave(
+            tf.data.TFRecordDataset, cycle_length=2, num_parallel_calls=2
+        )
+        lengths = records.map(tf.strings.length)
+        dataset = tf.data.Dataset.zip((lengths, tf.data.Dataset.range(10_000))).batch(8)
+        total = sum(int(tf.reduce_sum(a)) for a, _ in dataset)
+    assert total > 0
+    (pipeline,) = build_pipelines(hooks, cpu_probe_s=0.5)
+    by_id = {s.id: s for s in pipeline.stages}
+    assert by_id["zip-0"].inputs == ("map-0", "source-1")
+    nested = [s for s in pipeline.stages if s.nested_in == "interleave-0"]
+    assert nested, "the interleave body must appear as nested stages"
+    records_read = sum(s.stats.elements for s in nested if s.op.startswith("TFRecord"))
+    assert records_read == pytest.approx(800, rel=0.05)
+    assert by_id["interleave-0"].source.file == __file__
+    assert by_id["map-0"].stats.cpu_time_s is not None
+    assert pipeline.consumer.steps == 100
+    assert any(not s.written for s in pipeline.stages), "TF's injected prefetch is shown"
+
+
+def test_stage_source_lines_point_at_the_users_calls(tmp_path):
+    with TfHooks() as hooks:
+        dataset = tf.data.Dataset.range(100)
+        dataset = dataset.map(lambda x: x + 1)  # the map's line
+        map_line = _line_of("the map's line")
+        for _ in dataset:
+            pass
+    (pipeline,) = build_pipelines(hooks, cpu_probe_s=0)
+    assert pipeline.stage("map-0").source.line == map_line
+    assert Path(pipeline.stage("map-0").source.file).name == Path(__file__).name
+
+
+def test_step_bound_stops_the_loop_with_a_signal_the_script_cannot_swallow():
+    from plumber.tf.hooks import BoundReached
+
+    seen = 0
+    with pytest.raises(BoundReached), TfHooks(RunBounds(steps=25)):
+        try:
+            for _ in tf.data.Dataset.range(1000):
+                seen += 1
+        except Exception:  # a script's broad handler must not hide the stop
+            pytest.fail("BoundReached was swallowed")
+    assert seen == 24
+
+
+def _line_of(marker: str) -> int:
+    lines = Path(__file__).read_text().splitlines()
+    return next(i for i, line in enumerate(lines, 1) if marker in line and "_line_of" not in line)
