@@ -172,29 +172,32 @@ class TfHooks:
 
     def _wrap_next(self, original: Any) -> Any:
         hooks = self
+        watches, bounds, clock = self._watches, self.bounds, time.perf_counter
 
         def _next_internal(it: Any) -> Any:
-            watch = hooks._watches.get(id(it))
+            # On the consumer's hot path: keep it to a few attribute updates.
+            watch = watches.get(id(it))
             if watch is None or watch.ref() is not it:
                 return original(it)
-            called = time.perf_counter()
+            if bounds.steps is not None:
+                hooks._check_steps()  # stops the loop when it asks for one too many
+            called = clock()
             if watch.last_return is not None:
                 watch.step_s += called - watch.last_return
             try:
-                return original(it)
-            except Exception:
+                value = original(it)
+            except Exception:  # end of data (OutOfRangeError) or a failing stage
+                watch.wait_s += clock() - called
                 hooks._poll_one(watch)
                 raise
-            finally:
-                returned = time.perf_counter()
-                watch.wait_s += returned - called
-                watch.last_return = returned
-                watch.python_calls += 1
-                if watch.python_calls & (watch.python_calls - 1) == 0:
-                    # Polls at calls 1, 2, 4, 8...: short runs that end between
-                    # two timed polls still leave counters of every stage.
-                    hooks._poll_one(watch, iterator=it)
-                hooks._check_steps()
+            returned = watch.last_return = clock()
+            watch.wait_s += returned - called
+            calls = watch.python_calls = watch.python_calls + 1
+            if calls & (calls - 1) == 0:
+                # Polls at calls 1, 2, 4, 8...: short runs that end between
+                # two timed polls still leave counters of every stage.
+                hooks._poll_one(watch, iterator=it)
+            return value
 
         return _next_internal
 

@@ -86,7 +86,7 @@ def test_step_bound_stops_the_loop_with_a_signal_the_script_cannot_swallow():
                 seen += 1
         except Exception:  # a script's broad handler must not hide the stop
             pytest.fail("BoundReached was swallowed")
-    assert seen == 24
+    assert seen == 25
 
 
 def _line_of(marker: str) -> int:
