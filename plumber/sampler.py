@@ -18,6 +18,7 @@ from typing import Any
 import psutil
 
 from plumber.record import TimeSeries
+from plumber.threadcpu import name_os_thread
 
 _FIELDS = (
     "t", "cpu_percent", "per_core_percent", "process_cpu_percent", "disk_read_bps",
@@ -119,6 +120,7 @@ class ResourceSampler:
             self._thread.join(timeout=5)
 
     def _run(self) -> None:
+        name_os_thread("plumber-sampler")
         while not self._stop.wait(self.interval_s):
             try:
                 self._sample()

@@ -23,7 +23,7 @@ from typing import Any
 
 import plumber
 from plumber.capacity import probe_machine
-from plumber.record import Pipeline, Profile, RunInfo
+from plumber.record import Machine, Pipeline, Profile, RunInfo
 from plumber.sampler import ResourceSampler
 from plumber.scriptrun import ScriptOutcome, run_script
 from plumber.threadcpu import ThreadCpuTracker
@@ -134,7 +134,7 @@ def _collect(
     try:
         if options.cpu_probe_s > 0 and hooks.pipelines:
             options.notify(f"measuring per-stage CPU time (about {options.cpu_probe_s:g} s)")
-        pipelines = build_pipelines(hooks, options.cpu_probe_s, progress=None)
+        pipelines = build_pipelines(hooks, options.cpu_probe_s)
     except Exception:  # noqa: BLE001 - the run's other data is still worth saving
         traceback.print_exc(file=sys.stderr)
         notes.append("plumber failed to assemble the pipeline statistics (see stderr)")
@@ -146,7 +146,9 @@ def _collect(
     return pipelines, "tensorflow", tf.__version__, paths
 
 
-def _machine(data_paths: list[str], options: SessionOptions, sampler: Any, notes: list[str]):
+def _machine(
+    data_paths: list[str], options: SessionOptions, sampler: Any, notes: list[str]
+) -> Machine:
     if data_paths:
         options.notify("probing machine capacity (cached per machine)")
     try:

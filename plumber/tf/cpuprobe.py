@@ -15,7 +15,7 @@ overhead of ``next()`` is calibrated on a trivial dataset and subtracted.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +36,6 @@ class PrefixCost:
 def measure_prefixes(
     stages: Sequence[WrittenStage],
     budget_s: float,
-    progress: Callable[[str], None] | None = None,
 ) -> dict[str, PrefixCost]:
     """Measure each stage's prefix for about ``budget_s / len(stages)`` seconds.
 
@@ -50,8 +49,6 @@ def measure_prefixes(
     slice_s = max(0.1, budget_s / len(runnable))
     costs: dict[str, PrefixCost] = {}
     for stage in runnable:
-        if progress is not None:
-            progress(f"measuring CPU of {stage.id}")
         cost = _run_prefix(stage.dataset, slice_s, overhead)
         if cost is not None:
             costs[stage.id] = cost

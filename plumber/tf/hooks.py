@@ -27,6 +27,7 @@ from typing import Any
 from plumber.callsite import user_callsite
 from plumber.record import SourceLocation
 from plumber.tf.modelstats import ModelAccumulator
+from plumber.threadcpu import name_os_thread
 
 
 @dataclass
@@ -254,6 +255,7 @@ class TfHooks:
             watch.last_progress_at = time.monotonic()
 
     def _poll_loop(self) -> None:
+        name_os_thread("plumber-tf-poll")
         while not self._stop.wait(self.poll_interval_s):
             self.poll_all()
             self._check_steps()

@@ -7,7 +7,6 @@ per epoch), measure per-stage CPU by prefix runs, and describe the consumer.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from statistics import fmean
 
 from plumber.record import ConsumerStats, Pipeline, Stage, StageStats
@@ -20,13 +19,12 @@ from plumber.tf.written import NESTING_KINDS, WrittenStage, read_written
 def build_pipelines(
     hooks: TfHooks,
     cpu_probe_s: float,
-    progress: Callable[[str], None] | None = None,
 ) -> tuple[Pipeline, ...]:
     """Pipeline records for every watched dataset whose iterators produced data."""
     productive = [p for p in hooks.pipelines.values() if _productive(p)]
     budget = cpu_probe_s / max(len(productive), 1)
     return tuple(
-        _build_one(f"pipeline-{i}", watched, hooks, budget, progress)
+        _build_one(f"pipeline-{i}", watched, hooks, budget)
         for i, watched in enumerate(productive)
     )
 
@@ -40,7 +38,6 @@ def _build_one(
     watched: WatchedPipeline,
     hooks: TfHooks,
     cpu_probe_s: float,
-    progress: Callable[[str], None] | None,
 ) -> Pipeline:
     written = read_written(watched.dataset, hooks.source_of)
     iterators = [w for w in watched.iterators if w.model.root_elements > 0]
@@ -71,7 +68,7 @@ def _build_one(
         for sid, s in stages.items()
         if s.matched and root_elements > 0
     }
-    cpu = _cpu_times(written, stages, visit, root_elements, cpu_probe_s, progress, notes)
+    cpu = _cpu_times(written, stages, visit, root_elements, cpu_probe_s, notes)
     by_id = {w.id: w for w in written.walk()}
     records = tuple(
         _stage_record(run, by_id.get(sid), cpu.get(sid)) for sid, run in stages.items()
@@ -97,14 +94,13 @@ def _cpu_times(
     visit: dict[str, float],
     root_elements: int,
     budget_s: float,
-    progress: Callable[[str], None] | None,
     notes: list[str],
 ) -> dict[str, float]:
     """CPU seconds over the run per stage id, from prefix measurements."""
     if budget_s <= 0 or root_elements == 0:
         notes.append("per-stage CPU time was not measured (CPU probe disabled)")
         return {}
-    costs = measure_prefixes(written.walk(), budget_s, progress)
+    costs = measure_prefixes(written.walk(), budget_s)
     notes.append(
         f"per-stage CPU time measured by re-running each pipeline prefix briefly "
         f"after the script ({budget_s:.1f} s budget)"
