@@ -80,6 +80,11 @@ def diagnose(profile: Profile, pipeline: Pipeline | None = None) -> Diagnosis:
     )
 
 
+def scene(profile: Profile, pipeline: Pipeline) -> Scene:
+    """The as-run model of ``pipeline``, for planning changes on top of it."""
+    return _scene(profile, pipeline, [])
+
+
 def _scene(profile: Profile, pipeline: Pipeline, warnings: list[str]) -> Scene:
     """Measure everything the model needs for ``pipeline`` and compute its bounds."""
     machine = profile.machine

@@ -34,11 +34,17 @@ class ProfileVersionError(ValueError):
 
 @dataclass(frozen=True)
 class SourceLocation:
-    """Where the user's code built a stage (the first frame outside the framework)."""
+    """Where the user's code built a stage (the first frame outside the framework).
+
+    ``occurrence`` numbers the stages of one kind built at this line in build
+    order (0 for the first), so a line run in a loop, or a one-liner building
+    several maps, still names each stage uniquely across re-runs of the script.
+    """
 
     file: str
     line: int
     function: str = ""
+    occurrence: int = 0
 
     def __str__(self) -> str:
         """``file:line``, the file relative to the working directory when inside it."""

@@ -18,6 +18,7 @@ Everything patched is restored on exit, also when the script raised.
 from __future__ import annotations
 
 import _thread
+import dataclasses
 import threading
 import time
 import weakref
@@ -26,6 +27,7 @@ from typing import Any
 
 from plumber.callsite import user_callsite
 from plumber.record import SourceLocation
+from plumber.tf.identity import StageCounter, stage_key
 from plumber.tf.modelstats import ModelAccumulator
 from plumber.threadcpu import name_os_thread
 
@@ -88,6 +90,7 @@ class TfHooks:
         self.infinite_default_s = infinite_default_s
         self.notify = notify or (lambda message: None)
         self.sources: dict[int, tuple[Any, SourceLocation]] = {}
+        self.counter = StageCounter()
         self.pipelines: dict[int, WatchedPipeline] = {}
         self.bound_reached: str | None = None
         self.started_at = 0.0
@@ -155,8 +158,11 @@ class TfHooks:
         def __init__(ds: Any, *args: Any, **kwargs: Any) -> None:
             original(ds, *args, **kwargs)
             location = user_callsite(skip=2)
-            if location is not None:
-                hooks.sources[id(ds)] = (weakref.ref(ds), location)
+            if location is None:
+                return
+            occurrence = hooks.counter.take(stage_key(location.file, location.line, ds))
+            location = dataclasses.replace(location, occurrence=occurrence or 0)
+            hooks.sources[id(ds)] = (weakref.ref(ds), location)
 
         return __init__
 

@@ -85,6 +85,14 @@ def kind_of(op: str) -> str:
     return "source" if not base.endswith(("Op", "Impl")) else "other"
 
 
+def dataset_kind(dataset: Any) -> str:
+    """Kind of a dataset object from its class (``_ParallelMapDataset`` -> ``map``)."""
+    name = type(dataset).__name__
+    if name in _SOURCE_WRAPPERS:
+        return "source"
+    return kind_of(name.lstrip("_"))
+
+
 @dataclass
 class WrittenStage:
     """One stage the user wrote, tied to its dataset object and graph node."""

@@ -1,0 +1,139 @@
+"""Joint parallelism allocation across stages (DESIGN.md section 4, "Allocation").
+
+What-ifs change one stage at a time; a plan changes them together. CPU-bound
+stages share the usable cores: starting from one call each, the next core
+goes to the stage with the lowest rate ``p / W`` (water-filling), which
+equalises stage rates, as long as that stage is what binds. Latency-bound
+stages wait rather than compute, so they get concurrency from Little's law,
+``target rate x wall time per root element``, which may exceed the core
+count; the target is the rate the rest of the pipeline allows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from plumber.analyzers.bounds import compute_bounds, rate_of
+from plumber.analyzers.results import StageAnalysis
+from plumber.analyzers.topology import parallelism_owner
+from plumber.analyzers.whatif import Scene
+
+#: Never put more calls than this in flight at one stage.
+MAX_IN_FLIGHT = 64
+
+#: Headroom over Little's law, so a latency stage is not the bottleneck again.
+LATENCY_HEADROOM = 1.25
+
+AUTOTUNE = -1
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """New parallelism per stage id, why, and the model's rate with all of it."""
+
+    parallelism: dict[str, int]
+    reasons: dict[str, str]
+    predicted_rate: float
+
+
+def allocate(scene: Scene) -> Allocation:
+    """Choose the parallelism of every tunable stage of ``scene`` together."""
+    analyses = list(scene.analyses)
+    tunable = {a.stage_id for a in analyses if _tunable(scene, a)}
+    chosen: dict[str, int] = {}
+    reasons: dict[str, str] = {}
+    cpu_ids = [a.stage_id for a in analyses if a.stage_id in tunable and a.resource == "cpu"]
+    if cpu_ids:
+        for stage_id, p in _water_fill(scene, analyses, cpu_ids).items():
+            chosen[stage_id] = p
+            reasons[stage_id] = (
+                f"CPU-bound: cores shared so stage rates are equal under "
+                f"{scene.limits.cores:g} usable cores"
+            )
+        analyses = _with_parallelism(analyses, chosen)
+    for a in analyses:
+        if a.stage_id not in tunable or a.resource != "latency" or not a.wall_demand_s:
+            continue
+        target = _rate_without(scene, analyses, a.stage_id)
+        if not math.isfinite(target):
+            target = a.max_rate * MAX_IN_FLIGHT if a.max_rate else 0.0
+        p = min(MAX_IN_FLIGHT, max(int(a.parallelism), math.ceil(
+            LATENCY_HEADROOM * target * a.wall_demand_s)))
+        chosen[a.stage_id] = p
+        reasons[a.stage_id] = (
+            f"waits on I/O or latency: {p} calls in flight sustain about "
+            f"{p / a.wall_demand_s:.1f}/s (Little's law: rate x wait), beyond the core count "
+            f"where that is what helps"
+        )
+    analyses = _with_parallelism(analyses, chosen)
+    changed = {k: v for k, v in chosen.items() if v != _current(scene, k)}
+    predicted = rate_of(compute_bounds(analyses, scene.limits))
+    return Allocation(changed, {k: reasons[k] for k in changed}, predicted)
+
+
+def _tunable(scene: Scene, analysis: StageAnalysis) -> bool:
+    """A written stage whose own parallelism knob the user set, or one that waits.
+
+    Stages left to AUTOTUNE (or parallelised by TF itself) stay with TF's
+    tuner when they compute: it already spreads them over the cores. A
+    waiting stage is different: AUTOTUNE caps parallelism at the core count.
+    """
+    stage = scene.pipeline.stage(analysis.stage_id)
+    if parallelism_owner(scene.pipeline, stage) is not stage or stage.source is None:
+        return False
+    if analysis.wall_demand_s is None or analysis.wall_demand_s <= 0:
+        return False
+    if analysis.resource == "latency":
+        return True
+    autotuned = (
+        stage.knobs.get("parallelism") == AUTOTUNE or stage.rewrite == "map_parallelization"
+    )
+    return analysis.resource == "cpu" and not autotuned
+
+
+def _water_fill(
+    scene: Scene, analyses: list[StageAnalysis], stage_ids: Sequence[str]
+) -> dict[str, int]:
+    cores = max(int(scene.limits.cores), 1)
+    given = {stage_id: 1 for stage_id in stage_ids}
+    while sum(given.values()) < cores:
+        current = _with_parallelism(analyses, given)
+        by_id = {a.stage_id: a for a in current}
+        slowest = min(stage_ids, key=lambda i: by_id[i].max_rate or math.inf)
+        before = rate_of(compute_bounds(current, scene.limits))
+        trial = {**given, slowest: given[slowest] + 1}
+        after = rate_of(compute_bounds(_with_parallelism(analyses, trial), scene.limits))
+        if not after > before * 1.001:
+            break
+        given = trial
+    return given
+
+
+def _with_parallelism(
+    analyses: Sequence[StageAnalysis], parallelism: dict[str, int]
+) -> list[StageAnalysis]:
+    """Analyses with new parallelism: a stage's rate scales as ``p / W``."""
+    out = []
+    for a in analyses:
+        p = parallelism.get(a.stage_id)
+        if p is None or not a.wall_demand_s:
+            out.append(a)
+            continue
+        out.append(dataclasses.replace(a, parallelism=float(p), max_rate=p / a.wall_demand_s))
+    return out
+
+
+def _rate_without(scene: Scene, analyses: Sequence[StageAnalysis], stage_id: str) -> float:
+    """The pipeline's rate if ``stage_id`` imposed no bound."""
+    rest = [a for a in analyses if a.stage_id != stage_id]
+    return rate_of(compute_bounds(rest, scene.limits))
+
+
+def _current(scene: Scene, stage_id: str) -> int:
+    for a in scene.analyses:
+        if a.stage_id == stage_id:
+            return int(a.parallelism)
+    return 1

@@ -1,0 +1,124 @@
+"""Apply a plan while the user's script builds its tf.data pipelines.
+
+The script runs unchanged. While a :class:`PlanApplier` is active, the
+construction calls ``map``, ``interleave``, ``batch`` and ``prefetch`` look
+up the stage being built by its identity (file, line, kind, occurrence:
+see :mod:`plumber.tf.identity`) in the plan; a match gets the plan's
+parallelism, and a cache or prefetch placed right after it. Stages the plan
+names but the script never built are reported as unmatched and nothing else
+changes. Everything patched is restored on exit.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from plumber.callsite import user_callsite
+from plumber.tf.identity import StageCounter, stage_key
+from plumber.tuner.plan import Plan, StageRef, StageSetting, portable_path
+
+#: Dataset methods a plan can act on, with the kind of stage each builds and
+#: the argument that sets its parallelism (None: it has none).
+_METHODS = {
+    "map": ("map", "num_parallel_calls"),
+    "interleave": ("interleave", "num_parallel_calls"),
+    "batch": ("batch", "num_parallel_calls"),
+    "prefetch": ("prefetch", None),
+}
+
+
+@dataclass
+class AppliedSetting:
+    """A plan setting that found its stage, and what was done there."""
+
+    setting: StageSetting
+    changes: list[str] = field(default_factory=list)
+
+
+class PlanApplier:
+    """Context manager that builds the script's pipelines with a plan's settings."""
+
+    def __init__(self, plan: Plan, script: Path) -> None:
+        self.plan = plan
+        self.script_dir = script.resolve().parent
+        self.settings = plan.settings_by_ref()
+        self.applied: dict[StageRef, AppliedSetting] = {}
+        self.counter = StageCounter()
+        self._restore: list[tuple[Any, str, Any]] = []
+
+    def __enter__(self) -> PlanApplier:
+        from tensorflow.python.data.ops import dataset_ops
+
+        dataset_class = dataset_ops.DatasetV2
+        self._patch(dataset_class, "__init__", self._wrap_init)
+        for method, (kind, knob) in _METHODS.items():
+            self._patch(dataset_class, method, lambda original, k=kind, n=knob:
+                        self._wrap_builder(original, k, n))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for owner, name, original in reversed(self._restore):
+            setattr(owner, name, original)
+        self._restore.clear()
+
+    def unmatched(self) -> list[StageSetting]:
+        """Settings whose stage the script never built (renamed, moved, removed)."""
+        return [s for ref, s in self.settings.items() if ref not in self.applied]
+
+    def _patch(self, owner: Any, name: str, factory: Any) -> None:
+        original = owner.__dict__[name]
+        self._restore.append((owner, name, original))
+        setattr(owner, name, factory(original))
+
+    def _wrap_init(self, original: Any) -> Any:
+        counter = self.counter
+
+        def __init__(ds: Any, *args: Any, **kwargs: Any) -> None:
+            original(ds, *args, **kwargs)
+            location = user_callsite(skip=2)
+            if location is not None:
+                counter.take(stage_key(location.file, location.line, ds))
+
+        return __init__
+
+    def _wrap_builder(self, original: Any, kind: str, knob: str | None) -> Any:
+        applier = self
+        signature = inspect.signature(original)
+
+        def builder(ds: Any, *args: Any, **kwargs: Any) -> Any:
+            location = user_callsite(skip=2)
+            if location is None:
+                return original(ds, *args, **kwargs)
+            occurrence = applier.counter.peek(stage_key(location.file, location.line, kind))
+            ref = StageRef(portable_path(location.file, applier.script_dir), location.line,
+                           kind, occurrence)
+            setting = applier.settings.get(ref)
+            if setting is None:
+                return original(ds, *args, **kwargs)
+            applied = applier.applied.setdefault(ref, AppliedSetting(setting))
+            bound = signature.bind(ds, *args, **kwargs)
+            if setting.parallelism is not None and knob is not None:
+                before = bound.arguments.get(knob)
+                bound.arguments[knob] = setting.parallelism
+                applied.changes.append(f"{knob}={before} -> {knob}={setting.parallelism}")
+            result = original(*bound.args, **bound.kwargs)
+            return applier._append(result, setting, applied)
+
+        builder.__name__ = original.__name__
+        builder.__doc__ = original.__doc__
+        return builder
+
+    def _append(self, result: Any, setting: StageSetting, applied: AppliedSetting) -> Any:
+        """Add the plan's cache and prefetch after the stage, uncounted."""
+        with self.counter.suppressed():
+            if setting.cache is not None:
+                result = result.cache("" if setting.cache == "memory" else setting.cache)
+                applied.changes.append(f"cache ({setting.cache}) after it")
+            if setting.prefetch is not None:
+                result = result.prefetch(setting.prefetch)
+                depth = "AUTOTUNE" if setting.prefetch == -1 else setting.prefetch
+                applied.changes.append(f"prefetch({depth}) after it")
+        return result

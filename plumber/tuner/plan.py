@@ -1,0 +1,148 @@
+"""The tuning plan: per-stage settings, as a versioned JSON file.
+
+A plan belongs to one script. Each pipeline it tunes is named by its root
+stage, and each stage by a :class:`StageRef`: the source file (relative to
+the script's folder when inside it), line, kind and occurrence. Those are
+what the user wrote, so they survive a re-run of the script.
+
+Per stage a plan can set the parallelism, place a cache right after the
+stage (in memory or in a file), and place a prefetch right after it. Every
+decision carries the model's predicted rate and the reason, for the report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from plumber.record import SourceLocation
+
+PLAN_SCHEMA_VERSION = 1
+PLAN_KIND = "plumber-plan"
+
+
+class PlanError(ValueError):
+    """A plan file that cannot be used: unreadable, malformed or too new."""
+
+
+@dataclass(frozen=True)
+class StageRef:
+    """A stage as the user wrote it: file, line, kind, occurrence at that line."""
+
+    file: str
+    line: int
+    kind: str
+    occurrence: int = 0
+
+    def __str__(self) -> str:
+        suffix = f" #{self.occurrence + 1}" if self.occurrence else ""
+        return f"{self.kind} at {self.file}:{self.line}{suffix}"
+
+    @classmethod
+    def of(cls, source: SourceLocation, kind: str, script_dir: Path) -> StageRef:
+        return cls(portable_path(source.file, script_dir), source.line, kind, source.occurrence)
+
+
+@dataclass(frozen=True)
+class StageSetting:
+    """What the plan changes at one stage, why, and what the model expects."""
+
+    stage: StageRef
+    stage_id: str
+    parallelism: int | None = None
+    cache: str | None = None
+    prefetch: int | None = None
+    reason: str = ""
+    predicted_rate: float | None = None
+
+
+@dataclass(frozen=True)
+class PipelinePlan:
+    """The settings for one pipeline of the script."""
+
+    root: StageRef
+    settings: tuple[StageSetting, ...]
+    observed_rate: float | None = None
+    predicted_rate: float | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything ``plumber run --plan`` needs to build the tuned pipelines."""
+
+    script: str
+    pipelines: tuple[PipelinePlan, ...] = ()
+    notes: tuple[str, ...] = ()
+    schema_version: int = PLAN_SCHEMA_VERSION
+    kind: str = field(default=PLAN_KIND)
+
+    def settings_by_ref(self) -> dict[StageRef, StageSetting]:
+        return {s.stage: s for p in self.pipelines for s in p.settings}
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1)
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(self.to_json(), encoding="utf-8")
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Plan:
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise PlanError(f"no such plan: {path}") from None
+        except (OSError, ValueError) as exc:
+            raise PlanError(f"{path} is not a readable JSON plan ({exc})") from None
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Plan:
+        if not isinstance(data, dict) or data.get("kind") != PLAN_KIND:
+            raise PlanError("not a plumber plan (no \"kind\": \"plumber-plan\")")
+        version = data.get("schema_version")
+        if not isinstance(version, int) or version < 1:
+            raise PlanError(f"unknown plan schema version {version!r}")
+        if version > PLAN_SCHEMA_VERSION:
+            raise PlanError(
+                f"plan schema version {version} is newer than this plumber understands "
+                f"({PLAN_SCHEMA_VERSION}); upgrade plumber"
+            )
+        try:
+            pipelines = tuple(
+                PipelinePlan(
+                    root=StageRef(**p["root"]),
+                    settings=tuple(
+                        StageSetting(**{**s, "stage": StageRef(**s["stage"])})
+                        for s in p["settings"]
+                    ),
+                    observed_rate=p.get("observed_rate"),
+                    predicted_rate=p.get("predicted_rate"),
+                )
+                for p in data.get("pipelines", [])
+            )
+            return cls(script=str(data["script"]), pipelines=pipelines,
+                       notes=tuple(data.get("notes", ())))
+        except (KeyError, TypeError) as exc:
+            raise PlanError(f"malformed plan: {exc}") from None
+
+
+def portable_path(file: str, script_dir: Path) -> str:
+    """``file`` relative to the script's folder when inside it, else absolute."""
+    try:
+        relative = os.path.relpath(file, script_dir)
+    except ValueError:
+        return file
+    return file if relative.startswith(os.pardir) else relative
+
+
+def resolve_path(file: str, script_dir: Path) -> str:
+    """Inverse of :func:`portable_path`: an absolute path."""
+    return file if os.path.isabs(file) else os.path.normpath(os.path.join(script_dir, file))
