@@ -23,7 +23,7 @@ from typing import Any
 
 import plumber
 from plumber.capacity import probe_machine
-from plumber.record import Machine, Pipeline, Profile, RunInfo
+from plumber.record import Machine, Pipeline, Profile, RunInfo, ThreadCpu
 from plumber.sampler import ResourceSampler
 from plumber.scriptrun import ScriptOutcome, run_script
 from plumber.threadcpu import ThreadCpuTracker
@@ -52,26 +52,76 @@ class SessionResult:
 
 def profile_script(script: Path, args: Sequence[str], options: SessionOptions) -> SessionResult:
     """Run ``script`` under instrumentation and return its Profile."""
-    started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    with instrumented(options) as capture:
+        outcome = run_script(script, args, _bound_stop_check(capture.hooks))
+    bounded_by = capture.hooks.bound_reached if capture.hooks and outcome.bounded else None
+    profile = assemble(
+        capture, (str(script), *args), outcome, options, bounded_by=bounded_by
+    )
+    return SessionResult(profile=profile, outcome=outcome)
+
+
+@dataclass
+class Capture:
+    """What one instrumented stretch of execution left behind, for :func:`assemble`.
+
+    ``hooks`` is the :class:`~plumber.tf.hooks.TfHooks` that watched it, or
+    ``None`` when TensorFlow is not installed. ``notes`` collects what the
+    profile should say about the run; callers may add their own.
+    """
+
+    started_at: str
+    sampler: ResourceSampler
+    hooks: Any = None
+    notes: list[str] = field(default_factory=list)
+    threads: tuple[ThreadCpu, ...] = ()
+    duration_s: float = 0.0
+
+
+@contextlib.contextmanager
+def instrumented(options: SessionOptions) -> Iterator[Capture]:
+    """Sample resources, track thread CPU and install the tf.data hooks around a block.
+
+    Shared by the script runner and the notebook API, so both observe a run
+    the same way. The hooks are removed when the block ends, whatever way it
+    ends; the (data re-reading) probes are left to :func:`assemble`.
+    """
     start = time.monotonic()
-    notes: list[str] = []
-    tf_hooks = None
     threads = ThreadCpuTracker()
     threads.start()
     sampler = ResourceSampler(interval_s=options.sample_interval_s, on_sample=threads.poll)
+    capture = Capture(
+        started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), sampler=sampler
+    )
     with sampler:
-        with _tf_hooks(options, notes) as tf_hooks:
-            outcome = run_script(script, args, _bound_stop_check(tf_hooks))
-        thread_cpu = threads.stop()
-    duration = time.monotonic() - start
-    pipelines, framework, framework_version, data_paths = _collect(tf_hooks, options, notes)
-    machine = _machine(data_paths, options, sampler, notes)
+        with _tf_hooks(options, capture.notes) as capture.hooks:
+            yield capture
+        capture.threads = threads.stop()
+    capture.duration_s = time.monotonic() - start
+
+
+def assemble(
+    capture: Capture,
+    command: Sequence[str],
+    outcome: ScriptOutcome,
+    options: SessionOptions,
+    bounded_by: str | None = None,
+    subject: str = "the script",
+) -> Profile:
+    """Run the CPU and capacity probes and build the Profile of a captured run.
+
+    ``subject`` names what ran (``the script``) in the note written when no
+    pipeline was iterated; ``bounded_by`` is the bound that stopped it, if any.
+    """
+    notes = capture.notes
+    pipelines, framework, framework_version, data_paths = _collect(capture.hooks, options, notes)
+    machine = _machine(data_paths, options, capture.sampler, notes)
     if not pipelines:
-        notes.append("no tf.data pipeline was iterated by the script")
+        notes.append(f"no tf.data pipeline was iterated by {subject}")
     run = RunInfo(
-        command=(str(script), *args),
-        started_at=started_at,
-        duration_s=duration,
+        command=tuple(command),
+        started_at=capture.started_at,
+        duration_s=capture.duration_s,
         exit_status=outcome.exit_status,
         framework=framework,
         framework_version=framework_version,
@@ -79,17 +129,16 @@ def profile_script(script: Path, args: Sequence[str], options: SessionOptions) -
         plumber_version=plumber.__version__,
         error=outcome.error,
         interrupted=outcome.interrupted,
-        bounded_by=tf_hooks.bound_reached if tf_hooks and outcome.bounded else None,
+        bounded_by=bounded_by,
         notes=tuple(notes),
     )
-    profile = Profile(
+    return Profile(
         run=run,
         machine=machine,
         pipelines=pipelines,
-        resources=sampler.series(),
-        threads=thread_cpu,
+        resources=capture.sampler.series(),
+        threads=capture.threads,
     )
-    return SessionResult(profile=profile, outcome=outcome)
 
 
 @contextlib.contextmanager
