@@ -10,8 +10,10 @@ from plumber import __version__, exitcodes
 from plumber.commands.base import Command
 from plumber.commands.profile import ProfileCommand
 from plumber.commands.report import ReportCommand
+from plumber.commands.run import RunCommand
+from plumber.commands.tune import TuneCommand
 
-COMMANDS: tuple[Command, ...] = (ProfileCommand(), ReportCommand())
+COMMANDS: tuple[Command, ...] = (ProfileCommand(), ReportCommand(), TuneCommand(), RunCommand())
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -40,6 +40,9 @@ class SessionOptions:
     poll_interval_s: float = 0.25
     capacity_cache_dir: str | None = None
     notify: Callable[[str], None] = field(default=lambda message: None)
+    #: Entered around the script, inside the instrumentation: how ``tune``
+    #: builds the script's pipelines with a plan while measuring them.
+    around_script: Callable[[], contextlib.AbstractContextManager[Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,9 @@ class SessionResult:
 def profile_script(script: Path, args: Sequence[str], options: SessionOptions) -> SessionResult:
     """Run ``script`` under instrumentation and return its Profile."""
     with instrumented(options) as capture:
-        outcome = run_script(script, args, _bound_stop_check(capture.hooks))
+        around = options.around_script() if options.around_script else contextlib.nullcontext()
+        with around:
+            outcome = run_script(script, args, _bound_stop_check(capture.hooks))
     bounded_by = capture.hooks.bound_reached if capture.hooks and outcome.bounded else None
     profile = assemble(
         capture, (str(script), *args), outcome, options, bounded_by=bounded_by

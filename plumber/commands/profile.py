@@ -9,7 +9,13 @@ import traceback
 from pathlib import Path
 
 from plumber import exitcodes
-from plumber.commands.base import say
+from plumber.commands.base import (
+    non_negative_float,
+    positive_float,
+    positive_int,
+    say,
+    script_arguments,
+)
 
 
 def default_output_dir(script: Path) -> Path:
@@ -42,15 +48,15 @@ class ProfileCommand:
             help="output folder (default: ./plumber-out/SCRIPT-TIMESTAMP)",
         )
         parser.add_argument(
-            "--steps", type=_positive_int, default=None,
+            "--steps", type=positive_int, default=None,
             help="stop the script after this many elements reach the consumer",
         )
         parser.add_argument(
-            "--duration", type=_positive_float, default=None,
+            "--duration", type=positive_float, default=None,
             help="stop the script after this many seconds",
         )
         parser.add_argument(
-            "--cpu-probe", type=_non_negative_float, default=2.0, metavar="SECONDS",
+            "--cpu-probe", type=non_negative_float, default=2.0, metavar="SECONDS",
             help="time spent after the run measuring per-stage CPU (0 disables; default 2)",
         )
 
@@ -61,9 +67,7 @@ class ProfileCommand:
         if problem is not None:
             print(f"plumber: error: {problem}", file=sys.stderr)
             return exitcodes.USAGE
-        script_args = list(args.script_args)
-        if script_args[:1] == ["--"]:
-            script_args = script_args[1:]
+        script_args = script_arguments(args.script_args)
         out_dir = args.output or default_output_dir(args.script)
         from plumber.outputs import render
         from plumber.session import SessionOptions, profile_script
@@ -82,24 +86,3 @@ class ProfileCommand:
             return result.outcome.exit_status or exitcodes.INTERNAL
         print(rendered.summary, file=sys.stderr, flush=True)
         return result.outcome.exit_status
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be a positive integer")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be a positive number")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError("must be zero or a positive number")
-    return value

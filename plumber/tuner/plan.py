@@ -67,6 +67,8 @@ class PipelinePlan:
     settings: tuple[StageSetting, ...]
     observed_rate: float | None = None
     predicted_rate: float | None = None
+    measured_rate_before: float | None = None
+    measured_rate_after: float | None = None
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,8 @@ class Plan:
                     ),
                     observed_rate=p.get("observed_rate"),
                     predicted_rate=p.get("predicted_rate"),
+                    measured_rate_before=p.get("measured_rate_before"),
+                    measured_rate_after=p.get("measured_rate_after"),
                 )
                 for p in data.get("pipelines", [])
             )

@@ -1,0 +1,122 @@
+"""``plumber tune SCRIPT [-o PLAN.json] [-- ARGS]``: profile, plan, verify."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+from plumber import exitcodes
+from plumber.commands.base import (
+    non_negative_float,
+    positive_float,
+    positive_int,
+    say,
+    script_arguments,
+)
+from plumber.commands.profile import default_output_dir
+
+
+class TuneCommand:
+    name = "tune"
+    help = "profile a script, derive a tuning plan, verify it by measurement"
+    description = (
+        "Profile SCRIPT, derive a plan (parallelism, prefetch, cache placement) from the "
+        "performance model, measure the script as written and with the plan in interleaved "
+        "runs, and write the plan only if it is faster. Writes plan.json, profile.json and "
+        "report.html. Exits with the script's status from the profiling run."
+    )
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("script", type=Path, help="the Python script to tune")
+        parser.add_argument("script_args", nargs=argparse.REMAINDER,
+                            help="arguments for the script (after --)")
+        parser.add_argument("-o", "--output", type=Path, default=None,
+                            help="plan file to write (default: plan.json in the output folder)")
+        parser.add_argument("--rounds", type=positive_int, default=2,
+                            help="interleaved verification rounds (default 2)")
+        parser.add_argument("--steps", type=positive_int, default=None,
+                            help="bound every run to this many elements at the consumer")
+        parser.add_argument("--duration", type=positive_float, default=None,
+                            help="bound every run to this many seconds")
+        parser.add_argument("--cpu-probe", type=non_negative_float, default=2.0,
+                            metavar="SECONDS", help="per-stage CPU probe of the profiling run")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from plumber.scriptrun import check_script
+
+        problem = check_script(args.script)
+        if problem is not None:
+            print(f"plumber: error: {problem}", file=sys.stderr)
+            return exitcodes.USAGE
+        from plumber.outputs import render
+        from plumber.session import SessionOptions, profile_script
+        from plumber.tuner.derive import derive_plan
+        from plumber.tuner.verify import verify
+
+        script_args = script_arguments(args.script_args)
+        out_dir = args.output.parent if args.output else default_output_dir(args.script)
+        plan_path = args.output or out_dir / "plan.json"
+        options = SessionOptions(steps=args.steps, duration_s=args.duration,
+                                 cpu_probe_s=args.cpu_probe, notify=say)
+        say(f"profiling {args.script}")
+        result = profile_script(args.script, script_args, options)
+        profile_path = result.profile.save(out_dir / "profile.json")
+        rendered = render(result.profile, out_dir / "report.html", profile_path)
+        if result.outcome.exit_status != 0:
+            say("the script failed while profiling; no plan derived")
+            print(rendered.summary, file=sys.stderr)
+            return result.outcome.exit_status
+        plan = derive_plan(result.profile, rendered.diagnoses, args.script)
+        for note in plan.notes:
+            say(note)
+        if plan.pipelines:
+            check = verify(args.script, script_args, plan, args.rounds, options, say)
+            plan = _keep_verified(plan, check)
+        plan.save(plan_path)
+        _print_plan(plan)
+        say(f"plan: {plan_path}")
+        say(f"report: {rendered.report_path}")
+        return exitcodes.OK
+
+
+def _keep_verified(plan, check):
+    """Record measured rates; drop pipelines whose plan did not measure faster."""
+    kept, notes = [], list(plan.notes)
+    for index, pipeline in enumerate(plan.pipelines):
+        before, after = check.median_before(index), check.median_after(index)
+        measured = dataclasses.replace(
+            pipeline, measured_rate_before=before, measured_rate_after=after
+        )
+        if check.faster(index):
+            kept.append(measured)
+        else:
+            notes.append(
+                f"pipeline {index}: with the plan {after:.1f}/s against {before:.1f}/s as "
+                f"written is not faster; keeping the pipeline as written"
+            )
+    return dataclasses.replace(plan, pipelines=tuple(kept), notes=tuple(notes))
+
+
+def _print_plan(plan) -> None:
+    if not plan.pipelines:
+        say("no change recommended")
+        return
+    for pipeline in plan.pipelines:
+        before, after = pipeline.measured_rate_before, pipeline.measured_rate_after
+        predicted = pipeline.predicted_rate
+        error = abs(predicted - after) / after if after and predicted else float("nan")
+        say(
+            f"pipeline rooted at {pipeline.root}: {before:.1f}/s as written -> {after:.1f}/s "
+            f"tuned ({after / before:.2f}x measured); model predicted {predicted:.1f}/s "
+            f"(prediction error {error:.0%})"
+        )
+        for setting in pipeline.settings:
+            changes = [
+                f"num_parallel_calls={setting.parallelism}" if setting.parallelism else "",
+                f".cache() after it ({setting.cache})" if setting.cache else "",
+                ".prefetch(tf.data.AUTOTUNE) after it" if setting.prefetch == -1 else (
+                    f".prefetch({setting.prefetch}) after it" if setting.prefetch else ""),
+            ]
+            say(f"  edit {setting.stage}: {', '.join(c for c in changes if c)}")
