@@ -2,6 +2,30 @@
 
 ``import plumber`` is cheap and needs neither TensorFlow nor PyTorch: the
 framework adapters are imported only when a pipeline of theirs is profiled.
+The notebook API (``plumber.profile``, ``plumber.ProfileResult``) is loaded
+on first use, and ``%load_ext plumber`` registers the ``%%plumber`` cell magic.
 """
 
+from typing import Any
+
 __version__ = "0.1.0"
+
+#: Attributes loaded from :mod:`plumber.notebook` on first access.
+_NOTEBOOK_API = ("profile", "ProfileResult")
+
+__all__ = ["ProfileResult", "__version__", "load_ipython_extension", "profile"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _NOTEBOOK_API:
+        from plumber import notebook
+
+        return getattr(notebook, name)
+    raise AttributeError(f"module 'plumber' has no attribute {name!r}")
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext plumber``: register the ``%%plumber`` cell magic."""
+    from plumber.notebook.magic import load_ipython_extension as load
+
+    load(ipython)
