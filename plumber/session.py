@@ -155,7 +155,8 @@ def _tf_hooks(options: SessionOptions, notes: list[str]) -> Iterator[Any]:
         return
     from plumber.tf.hooks import RunBounds, TfHooks
 
-    options.notify("loading TensorFlow")
+    if "tensorflow" not in sys.modules:
+        options.notify("loading TensorFlow")
     bounds = RunBounds(steps=options.steps, duration_s=options.duration_s)
     with TfHooks(bounds, poll_interval_s=options.poll_interval_s, notify=options.notify) as hooks:
         yield hooks
