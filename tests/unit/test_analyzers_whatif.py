@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from test_analyzers import make_profile, stage
+from synthetic_profiles import make_profile, stage
 
 from plumber.analyzers.diagnose import diagnose
 from plumber.record import Profile

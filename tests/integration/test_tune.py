@@ -1,0 +1,84 @@
+"""``plumber tune`` and ``plumber run --plan`` on real tf.data scripts."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import PIPELINES
+
+from plumber.tuner.plan import Plan
+
+pytestmark = pytest.mark.slow
+
+
+def test_tune_raises_the_parallelism_of_the_planted_map_and_verifies_the_gain(plumber_cli,
+                                                                              tmp_path):
+    run = plumber_cli("tune", "-o", tmp_path / "out" / "plan.json", "--rounds", "1",
+                      PIPELINES / "expensive_map.py", "--", "--elements", "600")
+    assert run.returncode == 0, run.stderr[-3000:]
+    plan = Plan.load(tmp_path / "out" / "plan.json")
+    (pipeline,) = plan.pipelines
+    settings = {s.stage_id: s for s in pipeline.settings}
+    assert settings["map-0"].parallelism == 2
+    assert (settings["map-0"].stage.file, settings["map-0"].stage.line) == (
+        "expensive_map.py", 26)
+    assert pipeline.measured_rate_after > 1.05 * pipeline.measured_rate_before
+    assert "prediction error" in run.stderr
+    assert (tmp_path / "out" / "report.html").exists()
+
+
+def test_run_with_a_plan_yields_the_same_output_and_reports_what_it_changed(plumber_cli,
+                                                                           tmp_path):
+    script = PIPELINES / "expensive_map.py"
+    plan = {
+        "kind": "plumber-plan", "schema_version": 1, "script": str(script),
+        "pipelines": [{
+            "root": {"file": "expensive_map.py", "line": 28, "kind": "prefetch"},
+            "settings": [
+                {"stage": {"file": "expensive_map.py", "line": 26, "kind": "map"},
+                 "stage_id": "map-0", "parallelism": 2, "cache": "memory"},
+                {"stage": {"file": "expensive_map.py", "line": 99, "kind": "map"},
+                 "stage_id": "map-9", "parallelism": 4},
+            ],
+        }],
+    }
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    tuned = plumber_cli("run", "--plan", tmp_path / "plan.json", script, "--",
+                        "--elements", "300")
+    plain = subprocess.run([sys.executable, str(script), "--elements", "300"],
+                           capture_output=True, text=True)
+    assert tuned.returncode == 0, tuned.stderr[-2000:]
+    assert tuned.stdout.strip() == plain.stdout.strip()
+    assert ("plan applied at map at expensive_map.py:26: num_parallel_calls=1 -> "
+            "num_parallel_calls=2; cache (memory) after it") in tuned.stderr
+    assert "plan stage not found, left as written: map at expensive_map.py:99" in tuned.stderr
+
+
+def test_cache_goes_before_the_random_op_and_preserves_the_elements(plumber_cli, tmp_path):
+    script = PIPELINES / "augment_epochs.py"
+    run = plumber_cli("tune", "-o", tmp_path / "out" / "plan.json", "--rounds", "1", script)
+    assert run.returncode == 0, run.stderr[-3000:]
+    plan = Plan.load(tmp_path / "out" / "plan.json")
+    (pipeline,) = plan.pipelines
+    cached = [s for s in pipeline.settings if s.cache]
+    assert [s.stage_id for s in cached] == ["map-0"], "cache right after decode, before flip"
+    tuned = plumber_cli("run", "--plan", tmp_path / "out" / "plan.json", script)
+    plain = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
+    assert tuned.stdout.strip() == plain.stdout.strip()
+    assert pipeline.measured_rate_after > 1.3 * pipeline.measured_rate_before
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [("{broken", "not a readable JSON plan"),
+     ('{"kind": "plumber-plan", "schema_version": 99, "script": "x"}', "newer than this")],
+)
+def test_run_with_a_bad_plan_is_a_one_line_error(plumber_cli, tmp_path, content, message):
+    (tmp_path / "plan.json").write_text(content)
+    run = plumber_cli("run", "--plan", tmp_path / "plan.json", PIPELINES / "expensive_map.py")
+    assert run.returncode == 2
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0]

@@ -1,0 +1,148 @@
+"""The tuner's pure parts: plan files, joint allocation, plan derivation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from synthetic_profiles import make_profile, stage
+
+from plumber.analyzers.allocate import allocate
+from plumber.analyzers.diagnose import diagnose_all, scene
+from plumber.tuner.derive import derive_plan
+from plumber.tuner.plan import (
+    PLAN_SCHEMA_VERSION,
+    PipelinePlan,
+    Plan,
+    PlanError,
+    StageRef,
+    StageSetting,
+    portable_path,
+    resolve_path,
+)
+
+SCRIPT = Path("/work/project/train.py")
+
+
+def sample_plan() -> Plan:
+    ref = StageRef("train.py", 12, "map", 1)
+    return Plan(
+        script="train.py",
+        pipelines=(PipelinePlan(
+            root=StageRef("train.py", 14, "prefetch"),
+            settings=(StageSetting(ref, "map-1", parallelism=3, cache="memory",
+                                   reason="why", predicted_rate=40.0),),
+            observed_rate=20.0, predicted_rate=40.0,
+            measured_rate_before=19.5, measured_rate_after=38.0,
+        ),),
+        notes=("a note",),
+    )
+
+
+def test_plan_round_trips_through_its_json_file(tmp_path):
+    plan = sample_plan()
+    assert Plan.load(plan.save(tmp_path / "plan.json")) == plan
+
+
+def test_plan_from_a_newer_schema_is_refused_with_a_clear_message(tmp_path):
+    data = json.loads(sample_plan().to_json())
+    data["schema_version"] = PLAN_SCHEMA_VERSION + 1
+    (tmp_path / "p.json").write_text(json.dumps(data))
+    with pytest.raises(PlanError, match="newer than this plumber"):
+        Plan.load(tmp_path / "p.json")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [("{oops", "not a readable JSON plan"), ('{"a": 1}', "not a plumber plan"),
+     ('{"kind": "plumber-plan", "schema_version": 1}', "malformed plan")],
+)
+def test_bad_plan_files_raise_plan_errors(tmp_path, content, message):
+    (tmp_path / "p.json").write_text(content)
+    with pytest.raises(PlanError, match=message):
+        Plan.load(tmp_path / "p.json")
+
+
+def test_stage_paths_are_stored_relative_to_the_script_folder():
+    assert portable_path("/work/project/lib/data.py", SCRIPT.parent) == "lib/data.py"
+    assert portable_path("/elsewhere/data.py", SCRIPT.parent) == "/elsewhere/data.py"
+    assert resolve_path("lib/data.py", SCRIPT.parent) == "/work/project/lib/data.py"
+
+
+def test_one_heavy_map_held_to_one_call_gets_every_core():
+    # map: 2 s CPU over 100 root elements = 20 ms each at parallelism 1 -> 50/s;
+    # on 4 cores water-filling gives it 4 calls -> 200/s, consumer allows 1000/s.
+    profile = make_profile(
+        stage("source-0", "source", 100, 0.01),
+        stage("map-0", "map", 100, 2.0, parallelism=1, knobs={"parallelism": 1}, line=5),
+        wait_s=1.9, step_s=0.1, cores=4.0,
+    )
+    model = scene(profile, profile.pipelines[0])
+    allocation = allocate(model)
+    assert allocation.parallelism == {"map-0": 4}
+    assert allocation.predicted_rate == pytest.approx(4 / 0.02, rel=0.05)
+
+
+def test_cores_are_shared_in_proportion_to_cpu_demand():
+    # decode 30 ms, augment 10 ms per root element on 4 cores: 3 + 1 equalises
+    # the rates (100/s each); any other split leaves one stage slower. map-1
+    # keeps the one call it had, so only map-0 changes.
+    profile = make_profile(
+        stage("source-0", "source", 100, 0.01),
+        stage("map-0", "map", 100, 3.0, parallelism=1, knobs={"parallelism": 1}, line=5),
+        stage("map-1", "map", 100, 1.0, parallelism=1, knobs={"parallelism": 1}, line=6),
+        wait_s=3.9, step_s=0.1, cores=4.0,
+    )
+    allocation = allocate(scene(profile, profile.pipelines[0]))
+    assert allocation.parallelism == {"map-0": 3}
+    assert allocation.predicted_rate == pytest.approx(100, rel=0.05)
+
+
+def test_latency_bound_read_gets_concurrency_from_littles_law_beyond_the_cores():
+    # fetch: 10 ms wall, 0.5 ms CPU per root element, so it waits; the consumer
+    # takes 500/s, so 1.25 x 500/s x 10 ms = 6.25 -> 7 calls in flight on 2 cores.
+    profile = make_profile(
+        stage("source-0", "source", 100, 0.001),
+        stage("map-0", "map", 100, 1.0, cpu=0.05, parallelism=1, line=5),
+        wait_s=0.8, step_s=0.2, cores=2.0,
+    )
+    allocation = allocate(scene(profile, profile.pipelines[0]))
+    assert allocation.parallelism == {"map-0": 7}
+    assert "Little's law" in allocation.reasons["map-0"]
+
+
+def test_stages_left_to_autotune_are_left_alone_when_they_compute():
+    profile = make_profile(
+        stage("source-0", "source", 100, 0.01),
+        stage("map-0", "map", 100, 2.0, parallelism=2, knobs={"parallelism": -1}, line=5),
+        wait_s=0.9, step_s=0.1, cores=2.0,
+    )
+    assert allocate(scene(profile, profile.pipelines[0])).parallelism == {}
+
+
+def test_derived_plan_names_stages_by_source_line_and_ends_with_a_prefetch():
+    profile = make_profile(
+        stage("source-0", "source", 100, 0.01, line=4),
+        stage("map-0", "map", 100, 2.0, parallelism=1, knobs={"parallelism": 1}, line=5),
+        stage("batch-0", "batch", 10, 0.01, knobs={"batch_size": 10}, line=6),
+        wait_s=1.9, step_s=0.1, cores=2.0,
+    )
+    plan = derive_plan(profile, diagnose_all(profile), Path("train.py"))
+    (pipeline,) = plan.pipelines
+    assert pipeline.root == StageRef("train.py", 6, "batch")
+    settings = {s.stage_id: s for s in pipeline.settings}
+    assert settings["map-0"].parallelism == 2
+    assert settings["map-0"].stage == StageRef("train.py", 5, "map")
+    assert settings["batch-0"].prefetch == -1
+
+
+def test_consumer_bound_pipeline_gets_no_plan():
+    profile = make_profile(
+        stage("source-0", "source", 100, 0.01, line=4),
+        stage("map-0", "map", 100, 0.2, parallelism=1, knobs={"parallelism": 1}, line=5),
+        wait_s=0.01, step_s=5.0, cores=2.0,
+    )
+    plan = derive_plan(profile, diagnose_all(profile), Path("train.py"))
+    assert plan.pipelines == ()
+    assert "consumer is the bottleneck" in plan.notes[0]
