@@ -73,7 +73,10 @@ class TuneCommand:
             say(note)
         if plan.pipelines:
             check = verify(args.script, script_args, plan, args.rounds, options, say)
+            noted = len(plan.notes)
             plan = _keep_verified(plan, check)
+            for note in plan.notes[noted:]:
+                say(note)
         plan.save(plan_path)
         _print_plan(plan)
         say(f"plan: {plan_path}")
