@@ -64,26 +64,30 @@ def test_bad_bounds_are_refused_before_anything_runs(kwargs):
         plumber.profile(build, **kwargs)
 
 
+class RecordingShell:
+    """The one method of an IPython shell that ``load_ipython_extension`` calls."""
+
+    def __init__(self) -> None:
+        self.registered: list[type] = []
+
+    def register_magics(self, magics: type) -> None:
+        self.registered.append(magics)
+
+
 def test_load_ext_registers_the_plumber_cell_magic():
     pytest.importorskip("IPython")
-    from IPython.core.interactiveshell import InteractiveShell
-
-    shell = InteractiveShell.instance()
-    try:
-        shell.extension_manager.load_extension("plumber")
-        assert "plumber" in shell.magics_manager.magics["cell"]
-    finally:
-        InteractiveShell.clear_instance()
+    shell = RecordingShell()
+    plumber.load_ipython_extension(shell)
+    (magics,) = shell.registered
+    assert "plumber" in magics.magics["cell"]
 
 
 def test_magic_refuses_bad_options_before_running_the_cell():
     pytest.importorskip("IPython")
-    from IPython.core.interactiveshell import InteractiveShell
+    from plumber.notebook.magic import PlumberMagics
 
-    shell = InteractiveShell.instance()
-    try:
-        plumber.load_ipython_extension(shell)
-        with pytest.raises(ValueError, match="--steps"):
-            shell.run_cell_magic("plumber", "--steps 0", "raise AssertionError('ran')")
-    finally:
-        InteractiveShell.clear_instance()
+    magics = PlumberMagics(shell=None)
+    for line, option in (("--steps 0", "--steps"), ("--duration -1", "--duration"),
+                         ("--cpu-probe -1", "--cpu-probe")):
+        with pytest.raises(ValueError, match=option):
+            magics.plumber(line, "raise AssertionError('the cell ran')")
