@@ -89,7 +89,6 @@ def profile(
         built = _dataset_of(builder())
         infinite = _is_infinite(built)
         consumed = _consume(built, steps, limit_s)
-        del built
     notes = capture.notes
     notes += _run_notes(consumed, steps, duration, limit_s, infinite)
     if builder is not dataset:
@@ -104,11 +103,11 @@ def profile(
         interrupted=consumed.interrupted,
         bounded=consumed.stopped_by is not None,
     )
-    result = assemble(
+    record = assemble(
         capture, command, outcome, options, bounded_by=consumed.stopped_by,
         subject="plumber.profile()",
     )
-    return ProfileResult(result)
+    return ProfileResult(record)
 
 
 def _check_bounds(steps: int | None, duration: float | None, cpu_probe: float) -> None:
