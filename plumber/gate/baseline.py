@@ -1,0 +1,258 @@
+"""The gate's baseline file: what a pipeline's throughput was, and on what machine.
+
+A baseline is a saved :class:`Measurement`: per pipeline the median rate
+over the repeats (root elements/s) and the bottleneck each repeat found,
+plus the machine's calibration speed and a description of the machine. It
+is small, versioned JSON with its own ``schema_version`` (independent of the
+profile's), meant to be committed next to the code it guards.
+
+Pipelines are keyed by pipeline id plus the root stage's source location
+(``pipeline-0@train.py:42``), so a re-run of the same script finds them. The
+file name only, not its path, goes into the key: a CI runner checks the code
+out somewhere else than the developer who recorded the baseline.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from plumber.gate.machine import Calibration, MachineInfo
+
+#: Bump on any incompatible change to the file's layout.
+SCHEMA_VERSION = 1
+
+#: The ``format`` field, telling a baseline apart from other JSON (a profile).
+FORMAT = "plumber-gate-baseline"
+
+
+class BaselineError(ValueError):
+    """A baseline that is missing, corrupt or incompatible; ``str()`` is a one-line reason."""
+
+
+@dataclass(frozen=True)
+class Bottleneck:
+    """What limited a pipeline in one run.
+
+    ``stage`` is the stage id (``None`` when the consumer is the limit),
+    ``kind`` one of the analyzers' bottleneck kinds, ``source`` the stage's
+    ``file:line`` for display.
+    """
+
+    stage: str | None
+    kind: str
+    input_bound: bool
+    source: str | None = None
+
+    @property
+    def identity(self) -> tuple[str | None, str]:
+        """What must stay the same for the bottleneck to count as unchanged."""
+        return (self.stage, self.kind) if self.input_bound else (None, "consumer")
+
+    def label(self) -> str:
+        if not self.input_bound:
+            return "consumer (not the input)"
+        where = f" at {self.source}" if self.source else ""
+        return f"{self.stage or '?'} {self.kind}{where}"
+
+
+@dataclass(frozen=True)
+class PipelineThroughput:
+    """One pipeline over all repeats.
+
+    ``rate`` is the median of ``rates`` (one per repeat; NaN where a repeat
+    measured none) when measured, and the recorded expectation when loaded
+    from a baseline. ``bottlenecks`` holds the bottleneck most repeats found,
+    or several when repeats tie (the first seen first); a baseline keeps one.
+    """
+
+    key: str
+    pipeline_id: str
+    root: str
+    rate: float
+    rates: tuple[float, ...]
+    bottlenecks: tuple[Bottleneck, ...]
+
+    @property
+    def bottleneck(self) -> Bottleneck | None:
+        return self.bottlenecks[0] if self.bottlenecks else None
+
+
+def median_rate(rates: Sequence[float]) -> float:
+    """Median of the finite rates (NaN when there are none)."""
+    measured = sorted(r for r in rates if math.isfinite(r))
+    if not measured:
+        return math.nan
+    middle = len(measured) // 2
+    if len(measured) % 2:
+        return measured[middle]
+    return (measured[middle - 1] + measured[middle]) / 2
+
+
+def most_common(bottlenecks: Sequence[Bottleneck]) -> tuple[Bottleneck, ...]:
+    """The bottlenecks found by the most repeats (several on a tie), first seen first."""
+    counts = Counter(b.identity for b in bottlenecks)
+    top = max(counts.values(), default=0)
+    chosen: dict[tuple[str | None, str], Bottleneck] = {}
+    for b in bottlenecks:
+        if counts[b.identity] == top and b.identity not in chosen:
+            chosen[b.identity] = b
+    return tuple(chosen.values())
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Everything one gate run measured; saved as is, it is the baseline.
+
+    ``command`` is the script (file name) and its arguments, ``repeats`` how
+    many runs the medians are over (1 for a saved profile).
+    """
+
+    pipelines: tuple[PipelineThroughput, ...]
+    calibration: Calibration
+    machine: MachineInfo
+    command: tuple[str, ...]
+    repeats: int
+    created_at: str
+    plumber_version: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "schema_version": SCHEMA_VERSION,
+            "created_at": self.created_at,
+            "plumber_version": self.plumber_version,
+            "command": list(self.command),
+            "repeats": self.repeats,
+            "unit": "root elements/s",
+            "calibration": {
+                "speed": self.calibration.speed,
+                "samples": list(self.calibration.samples),
+            },
+            "machine": vars(self.machine),
+            "pipelines": {p.key: _pipeline_dict(p) for p in self.pipelines},
+        }
+
+
+def _pipeline_dict(p: PipelineThroughput) -> dict[str, Any]:
+    return {
+        "pipeline_id": p.pipeline_id,
+        "root": p.root,
+        "rate": _finite_or_none(p.rate),
+        "rates": [_finite_or_none(r) for r in p.rates],
+        "bottleneck": None if p.bottleneck is None else vars(p.bottleneck),
+    }
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def save_baseline(measurement: Measurement, path: str | Path) -> Path:
+    """Write ``measurement`` as the baseline at ``path`` (atomically: temp file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    text = json.dumps(measurement.to_dict(), indent=1, allow_nan=False)
+    tmp.write_text(text + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def load_baseline(path: str | Path) -> Measurement:
+    """Read a baseline; raise :class:`BaselineError` with a one-line reason when unusable."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BaselineError(
+            f"no baseline at {path} (record one with plumber gate --update)"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BaselineError(f"cannot read baseline {path}: {exc}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BaselineError(
+            f"baseline {path} is not valid JSON ({exc.msg}, line {exc.lineno})"
+        ) from None
+    return baseline_from_dict(data, str(path))
+
+
+def baseline_from_dict(data: Any, name: str = "baseline") -> Measurement:
+    """Rebuild a baseline from parsed JSON, checking its format and version."""
+    if not isinstance(data, Mapping) or data.get("format") != FORMAT:
+        raise BaselineError(f"{name} is not a plumber gate baseline (no format {FORMAT!r})")
+    version = data.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise BaselineError(f"{name} has no integer schema_version")
+    if version > SCHEMA_VERSION:
+        raise BaselineError(
+            f"{name} has baseline schema version {version}, newer than this plumber "
+            f"understands ({SCHEMA_VERSION}); upgrade plumber or re-record with --update"
+        )
+    if version < 1:
+        raise BaselineError(f"{name} has unknown baseline schema version {version}")
+    try:
+        return _measurement(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        detail = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        raise BaselineError(f"{name} is malformed: {detail}") from None
+
+
+def _measurement(data: Mapping[str, Any]) -> Measurement:
+    calibration = data["calibration"]
+    machine = data["machine"]
+    pipelines = data["pipelines"]
+    if not isinstance(pipelines, Mapping):
+        raise TypeError("pipelines must be an object")
+    return Measurement(
+        pipelines=tuple(_pipeline(key, p) for key, p in pipelines.items()),
+        calibration=Calibration.from_samples([_number(s) for s in calibration["samples"]]),
+        machine=MachineInfo(
+            cpu=str(machine["cpu"]),
+            cores_logical=int(machine["cores_logical"]),
+            cores_usable=_number(machine["cores_usable"]),
+            system=str(machine["system"]),
+            python=str(machine["python"]),
+        ),
+        command=tuple(str(c) for c in data["command"]),
+        repeats=int(data["repeats"]),
+        created_at=str(data["created_at"]),
+        plumber_version=str(data["plumber_version"]),
+    )
+
+
+def _pipeline(key: str, data: Mapping[str, Any]) -> PipelineThroughput:
+    rates = data["rates"]
+    if not isinstance(rates, Sequence):
+        raise TypeError(f"pipeline {key}: rates must be a list")
+    rate = data["rate"]
+    return PipelineThroughput(
+        key=key,
+        pipeline_id=str(data["pipeline_id"]),
+        root=str(data["root"]),
+        rate=math.nan if rate is None else _number(rate),
+        rates=tuple(math.nan if r is None else _number(r) for r in rates),
+        bottlenecks=() if data["bottleneck"] is None else (_bottleneck(data["bottleneck"]),),
+    )
+
+
+def _bottleneck(data: Mapping[str, Any]) -> Bottleneck:
+    return Bottleneck(
+        stage=None if data["stage"] is None else str(data["stage"]),
+        kind=str(data["kind"]),
+        input_bound=bool(data["input_bound"]),
+        source=None if data.get("source") is None else str(data["source"]),
+    )
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"expected a number, got {value!r}")
+    return float(value)
