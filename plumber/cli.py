@@ -8,12 +8,15 @@ from collections.abc import Sequence
 
 from plumber import __version__, exitcodes
 from plumber.commands.base import Command
+from plumber.commands.gate import GateCommand
 from plumber.commands.profile import ProfileCommand
 from plumber.commands.report import ReportCommand
 from plumber.commands.run import RunCommand
 from plumber.commands.tune import TuneCommand
 
-COMMANDS: tuple[Command, ...] = (ProfileCommand(), ReportCommand(), TuneCommand(), RunCommand())
+COMMANDS: tuple[Command, ...] = (
+    ProfileCommand(), ReportCommand(), TuneCommand(), RunCommand(), GateCommand(),
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,156 @@
+"""``plumber gate --baseline B.json SCRIPT|PROFILE.json``: fail CI when a pipeline slows down.
+
+Prints a Markdown summary on stdout (for the job log or a job summary page)
+and progress on stderr; exits 0 on a pass and with a gate code otherwise
+(see :mod:`plumber.exitcodes`). ``--update`` records the baseline instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from plumber import exitcodes
+from plumber.commands.base import (
+    non_negative_float,
+    positive_float,
+    positive_int,
+    say,
+    script_arguments,
+)
+
+if TYPE_CHECKING:
+    from plumber.gate.runner import RunOptions
+
+
+def tolerance(text: str) -> float:
+    """argparse type: a percentage (``10%`` or ``10``) as a fraction, 0 to under 100."""
+    try:
+        value = float(text.strip().removesuffix("%"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a percentage: {text!r}") from None
+    if not 0 <= value < 100:
+        raise argparse.ArgumentTypeError("must be at least 0% and below 100%")
+    return value / 100
+
+
+class GateCommand:
+    name = "gate"
+    help = "fail when a pipeline's throughput regresses against a committed baseline"
+    description = (
+        "Run SCRIPT (with SCRIPT_ARGS after --) several times under plumber profile, or read "
+        "a saved PROFILE.json, and compare each pipeline's median rate and bottleneck with "
+        "BASELINE, scaled by a calibration of this machine's speed. Exit codes: 0 pass, "
+        "10 throughput regression, 11 new bottleneck, 12 missing/corrupt/incompatible "
+        "baseline, 13 the script failed. --update records the baseline instead."
+    )
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("target", type=Path, metavar="SCRIPT|PROFILE.json",
+                            help="a script to run, or a saved profile.json to gate")
+        parser.add_argument("script_args", nargs=argparse.REMAINDER,
+                            help="arguments for the script (after --)")
+        parser.add_argument("--baseline", type=Path, required=True,
+                            help="the baseline JSON file (written by --update)")
+        parser.add_argument("--tolerance", type=tolerance, default=0.10, metavar="PERCENT",
+                            help="allowed drop below the calibrated expectation (default 10%%)")
+        parser.add_argument("--update", action="store_true",
+                            help="record the baseline from this run instead of comparing")
+        parser.add_argument("--junit-xml", type=Path, default=None, metavar="PATH",
+                            help="also write a JUnit XML report (one testcase per pipeline)")
+        script_only = parser.add_argument_group("when gating a script")
+        script_only.add_argument("--repeats", type=positive_int, default=None,
+                                 help="runs to take the median over (default 3)")
+        script_only.add_argument("--steps", type=positive_int, default=None,
+                                 help="bound every run to this many elements at the consumer")
+        script_only.add_argument("--duration", type=positive_float, default=None,
+                                 help="bound every run to this many seconds")
+        script_only.add_argument("--cpu-probe", type=non_negative_float, default=None,
+                                 metavar="SECONDS",
+                                 help="per-stage CPU probe of every run (default 2)")
+        script_only.add_argument("-o", "--output", type=Path, default=None, metavar="DIR",
+                                 help="keep each run's profile and report in DIR/run-N/")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from plumber.gate import api
+        from plumber.gate.baseline import BaselineError
+        from plumber.gate.machine import CalibrationUnavailable
+        from plumber.gate.runner import RunOptions, ScriptFailed
+        from plumber.record import ProfileFormatError, ProfileVersionError
+
+        problem = _check_target(args)
+        if problem is not None:
+            return _error(problem, exitcodes.USAGE)
+        options = RunOptions(
+            repeats=args.repeats or 3, steps=args.steps, duration_s=args.duration,
+            cpu_probe_s=2.0 if args.cpu_probe is None else args.cpu_probe, output_dir=args.output,
+        )
+        script_args = script_arguments(args.script_args)
+        try:
+            if args.update:
+                return _update(args, script_args, options)
+            result = api.check(args.target, args.baseline, args.tolerance, script_args,
+                               options, say)
+        except BaselineError as exc:
+            return _error(str(exc), exitcodes.GATE_BAD_BASELINE, args.junit_xml, "baseline")
+        except ScriptFailed as exc:
+            print(exc.output_tail(), file=sys.stderr)
+            return _error(str(exc), exitcodes.GATE_SCRIPT_FAILED, args.junit_xml, "script")
+        except (ProfileFormatError, ProfileVersionError, CalibrationUnavailable,
+                api.NothingToRecord) as exc:
+            return _error(str(exc), exitcodes.USAGE, args.junit_xml, "input")
+        except KeyboardInterrupt:
+            return _error("interrupted", exitcodes.INTERRUPTED, args.junit_xml, "interrupted")
+        from plumber.gate.junit import gate_junit
+        from plumber.gate.markdown import gate_summary
+
+        print(gate_summary(result), end="", flush=True)
+        if args.junit_xml is not None:
+            _write(args.junit_xml, gate_junit(result))
+        return result.exit_code
+
+
+def _update(args: argparse.Namespace, script_args: list[str], options: RunOptions) -> int:
+    """Record the baseline and print what was recorded."""
+    from plumber.gate import api
+    from plumber.gate.markdown import recorded_summary
+
+    measured = api.record(args.target, args.baseline, script_args, options, say)
+    print(recorded_summary(measured, str(args.baseline)), end="", flush=True)
+    return exitcodes.OK
+
+
+def _check_target(args: argparse.Namespace) -> str | None:
+    """A one-line reason why the target or the flags cannot work together, or None."""
+    from plumber.gate.api import is_profile
+    from plumber.scriptrun import check_script
+
+    if not is_profile(args.target):
+        return check_script(args.target)
+    if not args.target.is_file():
+        return f"no such profile: {args.target}"
+    script_only = [flag for flag, value in (
+        ("SCRIPT_ARGS", script_arguments(args.script_args)), ("--repeats", args.repeats),
+        ("--steps", args.steps), ("--duration", args.duration),
+        ("--cpu-probe", args.cpu_probe), ("--output", args.output),
+    ) if value not in (None, [])]
+    if script_only:
+        return f"{', '.join(script_only)} only apply when gating a script, not a saved profile"
+    return None
+
+
+def _error(reason: str, code: int, junit: Path | None = None, name: str = "") -> int:
+    """Print the one-line reason, write it as a JUnit error when asked, return ``code``."""
+    print(f"plumber: error: {reason}", file=sys.stderr, flush=True)
+    if junit is not None:
+        from plumber.gate.junit import error_junit
+
+        _write(junit, error_junit(name, reason))
+    return code
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
