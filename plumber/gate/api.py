@@ -86,16 +86,20 @@ def assert_throughput(
     *,
     script_args: Sequence[str] = (),
     repeats: int = 3,
+    steps: int | None = None,
+    duration_s: float | None = None,
     cpu_probe_s: float = 2.0,
 ) -> GateResult:
     """Assert, in a test, that a pipeline keeps its throughput relative to its baseline.
 
-    ``target`` is a script (run ``repeats`` times, as ``plumber gate`` does)
-    or a saved ``profile.json``; ``tolerance`` is a fraction (0.1 is 10%).
+    ``target`` is a script (run ``repeats`` times, as ``plumber gate`` does,
+    each run bounded by ``steps``/``duration_s`` when given) or a saved
+    ``profile.json``; ``tolerance`` is a fraction (0.1 is 10%).
     Raises AssertionError with the gate's Markdown summary on a regression or
     a new bottleneck, and returns the result when the pipeline passes.
     """
-    options = RunOptions(repeats=repeats, cpu_probe_s=cpu_probe_s)
+    options = RunOptions(repeats=repeats, steps=steps, duration_s=duration_s,
+                         cpu_probe_s=cpu_probe_s)
     result = check(target, baseline, tolerance, script_args, options)
     if not result.passed:
         raise AssertionError(gate_summary(result))

@@ -147,7 +147,9 @@ def _judge(
     if not math.isfinite(measured.rate):
         verdict = REGRESSION
         problems.append("no rate was measured (it delivered no elements)")
-    elif expected_rate > 0 and measured.rate < expected_rate * (1.0 - tolerance):
+    elif not expected_rate > 0:
+        problems.append("the baseline has no rate, so only its bottleneck is gated")
+    elif measured.rate < expected_rate * (1.0 - tolerance):
         verdict = REGRESSION
         problems.append(
             f"{1.0 - measured.rate / expected_rate:.0%} below the calibrated expectation "

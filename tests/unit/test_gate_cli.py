@@ -193,3 +193,20 @@ def test_calibration_without_numpy_says_what_to_install(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "numpy", None)
     with pytest.raises(CalibrationUnavailable, match="pip install numpy"):
         sample_speeds(1)
+
+
+def test_assert_throughput_runs_a_script_with_its_bounds(monkeypatch, tmp_path, baseline,
+                                                         saved_profile) -> None:
+    from plumber.gate import runner
+
+    seen = {}
+
+    def fake_measure_script(script, args, options, notify):
+        seen.update(script=script, args=list(args), options=options)
+        return runner.measure_profile(saved_profile, notify)
+
+    monkeypatch.setattr("plumber.gate.api.measure_script", fake_measure_script)
+    assert_throughput(tmp_path / "train.py", baseline, script_args=["--fast"], repeats=2,
+                      steps=50, duration_s=9.0, cpu_probe_s=0.5)
+    assert seen == {"script": tmp_path / "train.py", "args": ["--fast"],
+                    "options": RunOptions(repeats=2, steps=50, duration_s=9.0, cpu_probe_s=0.5)}

@@ -153,6 +153,14 @@ def test_pipeline_that_delivered_nothing_is_a_regression() -> None:
     assert "no rate was measured" in row.reason
 
 
+def test_baseline_without_a_rate_gates_only_the_bottleneck() -> None:
+    _, row = judge(measurement(pipeline(math.nan)), measurement(pipeline(5.0)))
+    assert row.verdict == PASS
+    assert row.reason == "the baseline has no rate, so only its bottleneck is gated"
+    _, row = judge(measurement(pipeline(math.nan)), measurement(pipeline(5.0, READ_LATENCY)))
+    assert row.verdict == NEW_BOTTLENECK
+
+
 def test_baseline_pipeline_missing_from_the_run_fails_as_a_regression() -> None:
     other = pipeline(100.0, key="pipeline-0@other.py:3")
     result = compare(measurement(pipeline(100.0)), measurement(other), 0.1)
