@@ -55,6 +55,7 @@ class Bottleneck:
         return (self.stage, self.kind) if self.input_bound else (None, "consumer")
 
     def label(self) -> str:
+        """``map-0 parallelism at train.py:12``, or the consumer, for the summary table."""
         if not self.input_bound:
             return "consumer (not the input)"
         where = f" at {self.source}" if self.source else ""
@@ -80,6 +81,7 @@ class PipelineThroughput:
 
     @property
     def bottleneck(self) -> Bottleneck | None:
+        """The representative bottleneck (the first of a tie); None if none was found."""
         return self.bottlenecks[0] if self.bottlenecks else None
 
 
@@ -213,7 +215,7 @@ def _measurement(data: Mapping[str, Any]) -> Measurement:
         raise TypeError("pipelines must be an object")
     return Measurement(
         pipelines=tuple(_pipeline(key, p) for key, p in pipelines.items()),
-        calibration=Calibration.from_samples([_number(s) for s in calibration["samples"]]),
+        calibration=_calibration(calibration),
         machine=MachineInfo(
             cpu=str(machine["cpu"]),
             cores_logical=int(machine["cores_logical"]),
@@ -226,6 +228,14 @@ def _measurement(data: Mapping[str, Any]) -> Measurement:
         created_at=str(data["created_at"]),
         plumber_version=str(data["plumber_version"]),
     )
+
+
+def _calibration(data: Mapping[str, Any]) -> Calibration:
+    """The stored speed is the one compared against; it must be positive to divide by."""
+    speed = _number(data["speed"])
+    if not speed > 0:
+        raise ValueError(f"calibration speed must be positive, got {speed}")
+    return Calibration(speed=speed, samples=tuple(_number(s) for s in data["samples"]))
 
 
 def _pipeline(key: str, data: Mapping[str, Any]) -> PipelineThroughput:

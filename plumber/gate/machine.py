@@ -43,10 +43,12 @@ class Calibration:
 
     @property
     def spread(self) -> float:
+        """How noisy the machine was while sampling: (max - min) / median."""
         return (max(self.samples) - min(self.samples)) / self.speed if self.samples else 0.0
 
     @classmethod
     def from_samples(cls, samples: Sequence[float]) -> Calibration:
+        """The calibration of ``samples`` speeds: their median, and the samples kept as evidence."""
         if not samples:
             raise ValueError("a calibration needs at least one sample")
         return cls(speed=median(samples), samples=tuple(samples))
@@ -63,6 +65,7 @@ class MachineInfo:
     python: str
 
     def describe(self) -> str:
+        """One line for the summary: CPU, cores, OS, Python."""
         return (
             f"{self.cpu}, {self.cores_logical} cores ({self.cores_usable:g} usable), "
             f"{self.system}, Python {self.python}"

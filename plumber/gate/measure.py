@@ -43,6 +43,7 @@ def pipeline_key(pipeline: Pipeline) -> str:
 
 
 def bottleneck_of(pipeline: Pipeline, diagnosis: Diagnosis) -> Bottleneck:
+    """The bottleneck the analysis named, with where its stage was built."""
     source = None
     if diagnosis.bottleneck_stage is not None:
         try:

@@ -38,6 +38,7 @@ class ScriptFailed(RuntimeError):
         self.output = output
 
     def output_tail(self) -> str:
+        """The last lines of the failing run's output (the traceback is usually there)."""
         return "\n".join(self.output.rstrip().splitlines()[-OUTPUT_TAIL_LINES:])
 
 

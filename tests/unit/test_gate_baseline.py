@@ -107,3 +107,12 @@ def test_most_common_bottleneck_wins_and_a_tie_keeps_all_in_first_seen_order() -
     assert most_common([READ_LATENCY, MAP_PARALLELISM, MAP_PARALLELISM]) == (MAP_PARALLELISM,)
     assert most_common([READ_LATENCY, MAP_PARALLELISM]) == (READ_LATENCY, MAP_PARALLELISM)
     assert most_common([]) == ()
+
+
+def test_stored_calibration_speed_is_the_one_compared_and_must_be_positive(tmp_path) -> None:
+    data = good(tmp_path)
+    data["calibration"]["speed"] = 50.0
+    assert load_baseline(saved(tmp_path, data)).calibration.speed == 50.0
+    data["calibration"]["speed"] = 0
+    with pytest.raises(BaselineError, match="calibration speed must be positive, got 0"):
+        load_baseline(saved(tmp_path, data))
