@@ -83,9 +83,11 @@ class GateCommand:
         problem = _check_target(args)
         if problem is not None:
             return _error(problem, exitcodes.USAGE)
+        defaults = RunOptions()
         options = RunOptions(
-            repeats=args.repeats or 3, steps=args.steps, duration_s=args.duration,
-            cpu_probe_s=2.0 if args.cpu_probe is None else args.cpu_probe, output_dir=args.output,
+            repeats=args.repeats or defaults.repeats, steps=args.steps, duration_s=args.duration,
+            cpu_probe_s=defaults.cpu_probe_s if args.cpu_probe is None else args.cpu_probe,
+            output_dir=args.output,
         )
         script_args = script_arguments(args.script_args)
         try:
