@@ -2,8 +2,9 @@
 
 ``import plumber`` is cheap and needs neither TensorFlow nor PyTorch: the
 framework adapters are imported only when a pipeline of theirs is profiled.
-The notebook API (``plumber.profile``, ``plumber.ProfileResult``) is loaded
-on first use, and ``%load_ext plumber`` registers the ``%%plumber`` cell magic.
+The notebook API (``plumber.profile``, ``plumber.ProfileResult``) and
+``plumber.optimize`` are loaded on first use, and ``%load_ext plumber``
+registers the ``%%plumber`` cell magic.
 """
 
 from typing import Any
@@ -13,7 +14,7 @@ __version__ = "0.1.0"
 #: Attributes loaded from :mod:`plumber.notebook` on first access.
 _NOTEBOOK_API = ("profile", "ProfileResult")
 
-__all__ = ["ProfileResult", "__version__", "load_ipython_extension", "profile"]
+__all__ = ["ProfileResult", "__version__", "load_ipython_extension", "optimize", "profile"]
 
 
 def __getattr__(name: str) -> Any:
@@ -21,6 +22,10 @@ def __getattr__(name: str) -> Any:
         from plumber import notebook
 
         return getattr(notebook, name)
+    if name == "optimize":
+        from plumber.tuner.optimize import optimize
+
+        return optimize
     raise AttributeError(f"module 'plumber' has no attribute {name!r}")
 
 
