@@ -32,11 +32,18 @@ AUTOTUNE = -1
 
 @dataclass(frozen=True)
 class Allocation:
-    """New parallelism per stage id, why, and the model's rate with all of it."""
+    """New parallelism per stage id, why, and the model's rate with all of it.
+
+    ``threads`` is how many threads the pipeline's thread pool needs so that
+    the waiting stages really have their calls in flight (tf.data runs a
+    stage's calls on a pool sized to the core count by default), or None
+    when no stage waits.
+    """
 
     parallelism: dict[str, int]
     reasons: dict[str, str]
     predicted_rate: float
+    threads: int | None = None
 
 
 def allocate(scene: Scene) -> Allocation:
@@ -45,6 +52,7 @@ def allocate(scene: Scene) -> Allocation:
     tunable = {a.stage_id for a in analyses if _tunable(scene, a)}
     chosen: dict[str, int] = {}
     reasons: dict[str, str] = {}
+    waiting: list[int] = []
     cpu_ids = [a.stage_id for a in analyses if a.stage_id in tunable and a.resource == "cpu"]
     if cpu_ids:
         for stage_id, p in _water_fill(scene, analyses, cpu_ids).items():
@@ -63,6 +71,7 @@ def allocate(scene: Scene) -> Allocation:
         p = min(MAX_IN_FLIGHT, max(int(a.parallelism), math.ceil(
             LATENCY_HEADROOM * target * a.wall_demand_s)))
         chosen[a.stage_id] = p
+        waiting.append(p)
         reasons[a.stage_id] = (
             f"waits on I/O or latency: {p} calls in flight sustain about "
             f"{p / a.wall_demand_s:.1f}/s (Little's law: rate x wait), beyond the core count "
@@ -71,7 +80,8 @@ def allocate(scene: Scene) -> Allocation:
     analyses = _with_parallelism(analyses, chosen)
     changed = {k: v for k, v in chosen.items() if v != _current(scene, k)}
     predicted = rate_of(compute_bounds(analyses, scene.limits))
-    return Allocation(changed, {k: reasons[k] for k in changed}, predicted)
+    threads = sum(waiting) + int(scene.limits.cores) if waiting else None
+    return Allocation(changed, {k: reasons[k] for k in changed}, predicted, threads)
 
 
 def _tunable(scene: Scene, analysis: StageAnalysis) -> bool:

@@ -51,3 +51,11 @@ def non_negative_float(text: str) -> float:
     if not value >= 0:
         raise argparse.ArgumentTypeError("must be zero or a positive number")
     return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: zero or a positive integer."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be zero or a positive integer")
+    return value

@@ -10,6 +10,7 @@ from pathlib import Path
 from plumber import exitcodes
 from plumber.commands.base import (
     non_negative_float,
+    non_negative_int,
     positive_float,
     positive_int,
     say,
@@ -34,6 +35,8 @@ class TuneCommand:
                             help="arguments for the script (after --)")
         parser.add_argument("-o", "--output", type=Path, default=None,
                             help="plan file to write (default: plan.json in the output folder)")
+        parser.add_argument("--search", type=non_negative_int, default=0, metavar="N",
+                            help="refine the model's plan with N measured optuna trials")
         parser.add_argument("--rounds", type=positive_int, default=2,
                             help="interleaved verification rounds (default 2)")
         parser.add_argument("--steps", type=positive_int, default=None,
@@ -71,6 +74,11 @@ class TuneCommand:
         plan = derive_plan(result.profile, rendered.diagnoses, args.script)
         for note in plan.notes:
             say(note)
+        if plan.pipelines and args.search:
+            from plumber.tuner.search import search_plan
+
+            plan, best = search_plan(args.script, script_args, plan, args.search, options, say)
+            say(f"search: best plan measured {best:.1f}/s")
         if plan.pipelines:
             check = verify(args.script, script_args, plan, args.rounds, options, say)
             noted = len(plan.notes)
@@ -121,5 +129,7 @@ def _print_plan(plan) -> None:
                 f".cache() after it ({setting.cache})" if setting.cache else "",
                 ".prefetch(tf.data.AUTOTUNE) after it" if setting.prefetch == -1 else (
                     f".prefetch({setting.prefetch}) after it" if setting.prefetch else ""),
+                f"options.threading.private_threadpool_size = {setting.threads} "
+                f"(.with_options after it)" if setting.threads else "",
             ]
             say(f"  edit {setting.stage}: {', '.join(c for c in changes if c)}")

@@ -121,4 +121,9 @@ class PlanApplier:
                 result = result.prefetch(setting.prefetch)
                 depth = "AUTOTUNE" if setting.prefetch == -1 else setting.prefetch
                 applied.changes.append(f"prefetch({depth}) after it")
+            if setting.threads is not None:
+                options = type(result.options())()
+                options.threading.private_threadpool_size = setting.threads
+                result = result.with_options(options)
+                applied.changes.append(f"thread pool of {setting.threads} threads")
         return result

@@ -91,18 +91,23 @@ def _settings(
                 predicted_rate=max(cache.predicted_rate, allocation.predicted_rate),
             )
     root = _written_root(pipeline)
-    if root is not None and root.kind != "prefetch" and root.source is not None:
+    needs_prefetch = root is not None and root.kind != "prefetch"
+    if root is not None and root.source is not None and (needs_prefetch or allocation.threads):
         previous = settings.get(root.id)
+        reasons = [previous.reason if previous else ""]
+        if needs_prefetch:
+            reasons.append("no prefetch at the end: overlap the pipeline with the training step")
+        if allocation.threads:
+            reasons.append(f"a thread pool of {allocation.threads} so the waiting calls run "
+                           f"at once (tf.data's default pool has one thread per core)")
         settings[root.id] = StageSetting(
             stage=StageRef.of(root.source, root.kind, script_dir),
             stage_id=root.id,
             parallelism=previous.parallelism if previous else None,
             cache=previous.cache if previous else None,
-            prefetch=AUTOTUNE,
-            reason="; ".join(r for r in (
-                previous.reason if previous else "",
-                "no prefetch at the end: overlap the pipeline with the training step",
-            ) if r),
+            prefetch=AUTOTUNE if needs_prefetch else None,
+            threads=allocation.threads,
+            reason="; ".join(r for r in reasons if r),
             predicted_rate=previous.predicted_rate if previous else allocation.predicted_rate,
         )
     return list(settings.values()), allocation.predicted_rate

@@ -6,7 +6,10 @@ the script's folder when inside it), line, kind and occurrence. Those are
 what the user wrote, so they survive a re-run of the script.
 
 Per stage a plan can set the parallelism, place a cache right after the
-stage (in memory or in a file), and place a prefetch right after it. Every
+stage (in memory or in a file), place a prefetch right after it, and size
+the pipeline's thread pool there (``threads``: tf.data runs parallel calls on
+a pool as large as the core count unless told otherwise, which caps the
+calls a waiting stage really has in flight). Every
 decision carries the model's predicted rate and the reason, for the report.
 """
 
@@ -55,6 +58,7 @@ class StageSetting:
     parallelism: int | None = None
     cache: str | None = None
     prefetch: int | None = None
+    threads: int | None = None
     reason: str = ""
     predicted_rate: float | None = None
 

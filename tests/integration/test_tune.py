@@ -82,3 +82,25 @@ def test_run_with_a_bad_plan_is_a_one_line_error(plumber_cli, tmp_path, content,
     assert run.returncode == 2
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0]
+
+
+def test_latency_bound_read_gets_calls_in_flight_beyond_the_cores_and_a_pool_to_run_them(
+        plumber_cli, tmp_path):
+    run = plumber_cli("tune", "-o", tmp_path / "out" / "plan.json", "--rounds", "1",
+                      PIPELINES / "slow_read.py", "--", "--records", "400")
+    assert run.returncode == 0, run.stderr[-3000:]
+    (pipeline,) = Plan.load(tmp_path / "out" / "plan.json").pipelines
+    settings = {s.stage_id: s for s in pipeline.settings}
+    assert settings["map-0"].parallelism > 2 * 2  # well beyond this machine's 2 cores
+    assert settings["prefetch-0"].threads >= settings["map-0"].parallelism
+    assert pipeline.measured_rate_after > 5 * pipeline.measured_rate_before
+
+
+def test_search_refines_the_plan_with_measured_trials(plumber_cli, tmp_path):
+    pytest.importorskip("optuna")
+    run = plumber_cli("tune", "-o", tmp_path / "out" / "plan.json", "--rounds", "1",
+                      "--search", "2", PIPELINES / "expensive_map.py", "--", "--elements", "300")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "search: trial 2 of 2" in run.stderr
+    assert "search: best plan measured" in run.stderr
+    assert Plan.load(tmp_path / "out" / "plan.json").pipelines

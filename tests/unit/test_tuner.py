@@ -110,6 +110,7 @@ def test_latency_bound_read_gets_concurrency_from_littles_law_beyond_the_cores()
     allocation = allocate(scene(profile, profile.pipelines[0]))
     assert allocation.parallelism == {"map-0": 7}
     assert "Little's law" in allocation.reasons["map-0"]
+    assert allocation.threads == 7 + 2  # the waiting calls plus one thread per core
 
 
 def test_stages_left_to_autotune_are_left_alone_when_they_compute():

@@ -1,0 +1,110 @@
+"""``plumber tune --search N``: refine the model's plan by measured trials.
+
+For cases where the model is uncertain (its prediction and the measurement
+disagree, or several stages interact), optuna searches the plan's knobs:
+the parallelism of every stage the plan sets (1 up to twice the plan's value
+or the core count, whichever is larger), and whether each cache and
+prefetch the plan places is kept. The model's plan is enqueued as the first
+trial, so the search can only add to it. Each trial is one short measured
+run of the script with that plan applied; the best plan measured is kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from plumber.session import SessionOptions, profile_script
+from plumber.tuner.plan import Plan, StageSetting
+from plumber.tuner.verify import pipeline_rates
+
+
+def search_plan(
+    script: Path,
+    args: Sequence[str],
+    plan: Plan,
+    trials: int,
+    options: SessionOptions,
+    notify: Callable[[str], None],
+) -> tuple[Plan, float]:
+    """The best of ``trials`` measured variants of ``plan`` and its measured rate."""
+    try:
+        import optuna
+    except ImportError:
+        raise RuntimeError(
+            "--search needs optuna: pip install 'plumber-pipelines[tune]'"
+        ) from None
+    from plumber.tf.apply import PlanApplier
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    measuring = dataclasses.replace(options, cpu_probe_s=0.0, notify=lambda message: None)
+    space = _space(plan)
+    study = optuna.create_study(direction="maximize",
+                                sampler=optuna.samplers.TPESampler(seed=0))
+    study.enqueue_trial(_as_params(plan, space))
+
+    def objective(trial: Any) -> float:
+        candidate = _suggest(plan, space, trial)
+        tuned = dataclasses.replace(measuring,
+                                    around_script=lambda: PlanApplier(candidate, script))
+        rate = sum(pipeline_rates(profile_script(script, args, tuned).profile))
+        notify(f"search: trial {trial.number + 1} of {trials}: {rate:.1f}/s")
+        return rate
+
+    study.optimize(objective, n_trials=trials)
+    best = _suggest(plan, space, optuna.trial.FixedTrial(study.best_params))
+    return best, study.best_value
+
+
+def _space(plan: Plan) -> dict[str, tuple[str, Any]]:
+    """Parameter name -> (what it sets, its range or choices)."""
+    cores = os.cpu_count() or 1
+    space: dict[str, tuple[str, Any]] = {}
+    for i, setting in enumerate(_settings(plan)):
+        if setting.parallelism is not None:
+            space[f"p{i}"] = ("parallelism", (1, max(2 * setting.parallelism, cores)))
+        if setting.cache is not None:
+            space[f"c{i}"] = ("cache", (True, False))
+        if setting.prefetch is not None:
+            space[f"f{i}"] = ("prefetch", (True, False))
+    return space
+
+
+def _settings(plan: Plan) -> list[StageSetting]:
+    return [s for p in plan.pipelines for s in p.settings]
+
+
+def _as_params(plan: Plan, space: dict[str, tuple[str, Any]]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for i, setting in enumerate(_settings(plan)):
+        if f"p{i}" in space:
+            params[f"p{i}"] = setting.parallelism
+        if f"c{i}" in space:
+            params[f"c{i}"] = True
+        if f"f{i}" in space:
+            params[f"f{i}"] = True
+    return params
+
+
+def _suggest(plan: Plan, space: dict[str, tuple[str, Any]], trial: Any) -> Plan:
+    """The plan with this trial's values."""
+    index = 0
+    pipelines = []
+    for pipeline in plan.pipelines:
+        settings = []
+        for setting in pipeline.settings:
+            changes: dict[str, Any] = {}
+            for name, (knob, domain) in space.items():
+                if int(name[1:]) != index:
+                    continue
+                if knob == "parallelism":
+                    changes["parallelism"] = trial.suggest_int(name, *domain)
+                elif not trial.suggest_categorical(name, list(domain)):
+                    changes[knob] = None
+            settings.append(dataclasses.replace(setting, **changes))
+            index += 1
+        pipelines.append(dataclasses.replace(pipeline, settings=tuple(settings)))
+    return dataclasses.replace(plan, pipelines=tuple(pipelines))
