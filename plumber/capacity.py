@@ -1,13 +1,24 @@
 """Capacities of the machine: usable cores, memory, cold disk read bandwidth.
 
+Cores and memory honour the CPU affinity mask and the cgroup (v2 or v1)
+limits of this process's own cgroup and its ancestors, so a container with a
+quota is not mistaken for the whole host.
+
 The disk probe reads a file after dropping its pages from the page cache
-(``posix_fadvise(DONTNEED)``), so it measures the device, not memory. DONTNEED
-drops only clean pages, so a file the probe writes is fsynced first. On the
-project's 2-core development VM, 64 MiB read in 4 MiB chunks gave about
-1.9-2.3 GB/s cold against about 10 GB/s from the page cache.
-Results of the disk probe are cached per machine and filesystem (keyed by
-host name, boot id and device number) so that it is not re-measured on
-every run.
+(``posix_fadvise(DONTNEED)``), so it measures the storage, not memory.
+DONTNEED drops only clean pages, so a file the probe writes is fsynced
+first. Measured on the project's 2-core Firecracker VM (ext4 on virtio,
+64 MiB in 4 MiB reads): DONTNEED does empty the guest's cache (``fincore``
+shows 0 resident pages after it); warm re-reads ran at 7-10 GB/s, the
+probe's fresh file read back at 2.2-2.6 GB/s after DONTNEED, existing files
+re-read after DONTNEED at 0.9-1.5 GB/s, and files never read since boot at
+0.5-0.8 GB/s. A cache below the VM (the host's) keeps recently written or
+read blocks, out of DONTNEED's reach, so on such machines the write-then-read
+probe overstates a truly cold read by up to 3-4x; reading the user's own
+large data file in place is the better figure when there is one.
+
+Disk results are cached per machine and filesystem (host name, boot id and
+device number), so the probe does not run on every profile.
 """
 
 from __future__ import annotations
@@ -17,98 +28,198 @@ import os
 import socket
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import psutil
 
 from plumber.record import Machine
+from plumber.sampler import probe_gpus
 
-_PROBE_BYTES = 64 << 20
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+PROC_SELF_CGROUP = Path("/proc/self/cgroup")
+BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+
+#: How much the disk probe reads; a data file at least DIRECT_READ_MIN long
+#: is read in place (up to this much) instead of writing a probe file.
+PROBE_BYTES = 64 << 20
+DIRECT_READ_MIN = 32 << 20
 _CHUNK = 4 << 20
+#: Each of the probe's write and read phases stops after this long (slow disks).
+_PHASE_BUDGET_S = 1.0
 _CACHE_FILE = "capacity.json"
 
 
-def usable_cores(cgroup_root: Path = Path("/sys/fs/cgroup")) -> float:
+# -- cgroups -------------------------------------------------------------------
+
+
+def cgroup_dirs(
+    controller: str, cgroup_root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_SELF_CGROUP
+) -> list[Path]:
+    """Cgroup directories whose limits apply to this process (each hierarchy innermost first).
+
+    ``controller`` is the v1 hierarchy name (``cpu``, ``memory``); v2's
+    unified hierarchy is searched too. Each candidate is this process's
+    cgroup (from ``/proc/self/cgroup``) and its ancestors up to the
+    mount point. Paths that do not exist are skipped: inside a container
+    the mount point itself usually is the container's cgroup.
+    """
+    mounts = {"": cgroup_root, controller: _v1_mount(cgroup_root, controller)}
+    relative = _cgroup_paths(proc_cgroup, controller)
+    dirs: list[Path] = []
+    for hierarchy, mount in mounts.items():
+        for directory in _ancestors(mount, relative.get(hierarchy, "/")):
+            if directory not in dirs and directory.is_dir():
+                dirs.append(directory)
+    return dirs
+
+
+def _v1_mount(root: Path, controller: str) -> Path:
+    """Where the v1 hierarchy of ``controller`` is mounted.
+
+    ``cpu`` is usually mounted jointly as ``cpu,cpuacct`` with a ``cpu``
+    link to it, but not every distribution adds the link.
+    """
+    if controller == "cpu" and not (root / "cpu").is_dir():
+        return root / "cpu,cpuacct"
+    return root / controller
+
+
+def _cgroup_paths(proc_cgroup: Path, controller: str) -> dict[str, str]:
+    """The process's cgroup path for v2 (key ``""``) and for the v1 ``controller``."""
+    try:
+        lines = proc_cgroup.read_text().splitlines()
+    except OSError:
+        return {}
+    paths = {}
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, controllers, path = parts
+        if controllers == "":
+            paths[""] = path
+        elif controller in controllers.split(","):
+            paths[controller] = path
+    return paths
+
+
+def _ancestors(mount: Path, path: str) -> Iterator[Path]:
+    parts = [p for p in path.split("/") if p]
+    for depth in range(len(parts), -1, -1):
+        yield mount.joinpath(*parts[:depth])
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return None
+
+
+def cgroup_cpu_quota(
+    cgroup_root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_SELF_CGROUP
+) -> float | None:
+    """The tightest CPU quota in cores (v2 ``cpu.max``, v1 CFS files), or None."""
+    dirs = cgroup_dirs("cpu", cgroup_root, proc_cgroup)
+    quotas = [q for d in dirs if (q := _cpu_quota_in(d))]
+    return min(quotas) if quotas else None
+
+
+def _cpu_quota_in(directory: Path) -> float | None:
+    v2 = _read(directory / "cpu.max")
+    if v2 is not None:
+        fields = v2.split()
+        if len(fields) == 2 and fields[0] != "max":
+            return _ratio(fields[0], fields[1])
+        return None
+    quota, period = _read(directory / "cpu.cfs_quota_us"), _read(directory / "cpu.cfs_period_us")
+    return _ratio(quota, period) if quota is not None and period is not None else None
+
+
+def _ratio(quota: str, period: str) -> float | None:
+    try:
+        q, p = int(quota), int(period)
+    except ValueError:
+        return None
+    return q / p if q > 0 and p > 0 else None
+
+
+def usable_cores(
+    cgroup_root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_SELF_CGROUP
+) -> float:
     """CPUs this process may use: affinity mask and cgroup CPU quota, whichever is less."""
-    cores = float(
-        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    )
-    quota = cgroup_cpu_quota(cgroup_root)
+    if hasattr(os, "sched_getaffinity"):
+        cores = float(len(os.sched_getaffinity(0)))
+    else:
+        cores = float(os.cpu_count() or 1)
+    quota = cgroup_cpu_quota(cgroup_root, proc_cgroup)
     return min(cores, quota) if quota else cores
 
 
-def cgroup_cpu_quota(root: Path) -> float | None:
-    """CPU quota in cores from cgroup v2 ``cpu.max`` or v1 CFS files, or None."""
-    try:
-        text = (root / "cpu.max").read_text().split()
-        if text and text[0] != "max":
-            return int(text[0]) / int(text[1])
-        return None
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        quota = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
-        period = int((root / "cpu" / "cpu.cfs_period_us").read_text())
-    except (OSError, ValueError):
-        return None
-    return quota / period if quota > 0 and period > 0 else None
-
-
-def available_memory(cgroup_root: Path = Path("/sys/fs/cgroup")) -> tuple[int, int]:
-    """(total, available) bytes, capped by a cgroup memory limit when one is set."""
+def available_memory(
+    cgroup_root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_SELF_CGROUP
+) -> tuple[int, int]:
+    """(total, available) bytes, capped by the tightest cgroup memory limit when one is set."""
     memory = psutil.virtual_memory()
     total, available = int(memory.total), int(memory.available)
-    limit = _cgroup_memory_limit(cgroup_root)
-    if limit is not None and limit < total:
-        used = _cgroup_memory_usage(cgroup_root) or 0
-        return limit, max(min(available, limit - used), 0)
+    for directory in cgroup_dirs("memory", cgroup_root, proc_cgroup):
+        limit = _memory_limit_in(directory)
+        if limit is not None and limit < total:
+            used = _first_int(directory, ("memory.current", "memory.usage_in_bytes")) or 0
+            total, available = limit, min(available, max(limit - used, 0))
     return total, available
 
 
-def _cgroup_memory_limit(root: Path) -> int | None:
-    for name in ("memory.max", "memory/memory.limit_in_bytes"):
-        try:
-            text = (root / name).read_text().strip()
-        except OSError:
-            continue
-        if text.isdigit():
+def _memory_limit_in(directory: Path) -> int | None:
+    # v2 writes "max" for no limit, v1 a huge number; either way it is not below total.
+    return _first_int(directory, ("memory.max", "memory.limit_in_bytes"))
+
+
+def _first_int(directory: Path, names: Sequence[str]) -> int | None:
+    for name in names:
+        text = _read(directory / name)
+        if text is not None and text.isdigit():
             return int(text)
     return None
 
 
-def _cgroup_memory_usage(root: Path) -> int | None:
-    for name in ("memory.current", "memory/memory.usage_in_bytes"):
-        try:
-            return int((root / name).read_text().strip())
-        except (OSError, ValueError):
-            continue
-    return None
+# -- disk bandwidth ------------------------------------------------------------
 
 
-def measure_read_bandwidth(path: str | Path, probe_bytes: int = _PROBE_BYTES) -> float:
+def measure_read_bandwidth(path: str | Path, probe_bytes: int = PROBE_BYTES) -> float:
     """Cold sequential read bandwidth (bytes/s) of the filesystem holding ``path``.
 
-    A data file at least ``probe_bytes`` long is read directly; otherwise a
-    temporary file of that size is written beside it, synced, and read back.
-    Either way its pages are dropped from the page cache first.
+    A data file of at least ``DIRECT_READ_MIN`` bytes is read in place (up to
+    ``probe_bytes``); otherwise a temporary file of ``probe_bytes`` is written
+    beside it (same filesystem), synced, and read back. Either way its pages
+    are dropped from the page cache first. Writing and reading each stop
+    after about a second, so a slow disk costs ~2 s. Raises OSError when the
+    probe file cannot be written (a read-only dataset mount).
     """
     path = Path(path)
-    if path.is_file() and path.stat().st_size >= probe_bytes:
+    if path.is_file() and path.stat().st_size >= min(DIRECT_READ_MIN, probe_bytes):
         return _cold_read(path, probe_bytes)
     directory = path if path.is_dir() else path.parent
     fd, name = tempfile.mkstemp(prefix=".plumber-probe-", dir=directory)
     try:
-        block = os.urandom(_CHUNK)
         with os.fdopen(fd, "wb") as handle:
-            for _ in range(max(probe_bytes // _CHUNK, 1)):
-                handle.write(block)
-            handle.flush()
-            os.fsync(handle.fileno())
-        return _cold_read(Path(name), probe_bytes)
+            written = _write_probe(handle, probe_bytes)
+        return _cold_read(Path(name), written)
     finally:
         os.unlink(name)
+
+
+def _write_probe(handle: Any, size: int) -> int:
+    """Write up to ``size`` incompressible bytes, fsync, and return how many."""
+    block = memoryview(os.urandom(min(_CHUNK, size)))
+    written, start = 0, time.perf_counter()
+    while written < size and (written == 0 or time.perf_counter() - start < _PHASE_BUDGET_S):
+        written += handle.write(block[: size - written])
+    handle.flush()
+    os.fsync(handle.fileno())  # DONTNEED leaves dirty pages in memory
+    return written
 
 
 def _cold_read(path: Path, limit: int) -> float:
@@ -116,19 +227,24 @@ def _cold_read(path: Path, limit: int) -> float:
     try:
         if hasattr(os, "posix_fadvise"):
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        start, read = time.perf_counter(), 0
+        read, start = 0, time.perf_counter()
         while read < limit:
-            chunk = os.read(fd, _CHUNK)
+            chunk = os.read(fd, min(_CHUNK, limit - read))
             if not chunk:
                 break
             read += len(chunk)
+            if time.perf_counter() - start > _PHASE_BUDGET_S:
+                break
         elapsed = time.perf_counter() - start
     finally:
         os.close(fd)
     return read / max(elapsed, 1e-9)
 
 
-def cache_dir() -> Path:
+# -- per-machine cache ---------------------------------------------------------
+
+
+def default_cache_dir() -> Path:
     """``$PLUMBER_CACHE_DIR``, else ``$XDG_CACHE_HOME/plumber``, else ``~/.cache/plumber``."""
     explicit = os.environ.get("PLUMBER_CACHE_DIR")
     if explicit:
@@ -137,61 +253,77 @@ def cache_dir() -> Path:
     return Path(xdg) / "plumber" if xdg else Path.home() / ".cache" / "plumber"
 
 
-def _machine_key(path: Path) -> str:
-    try:
-        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        boot = "unknown-boot"
-    return f"{socket.gethostname()}|{boot}|dev{os.stat(path).st_dev}"
+def _machine_prefix() -> str:
+    """Host and boot: a reboot may change disks, mounts and caches, so it re-measures."""
+    return f"{socket.gethostname()}|{_read(BOOT_ID) or 'unknown-boot'}|"
 
 
-def cached_read_bandwidth(path: str | Path, directory: Path | None = None) -> float:
-    """Cold read bandwidth for ``path``'s filesystem, measured once per machine."""
+def cached_read_bandwidth(path: str | Path, cache_dir: str | Path | None = None) -> float:
+    """Cold read bandwidth of ``path``'s filesystem, measured once per machine and boot."""
     path = Path(path)
-    store = (directory or cache_dir()) / _CACHE_FILE
-    key = _machine_key(path)
+    store = Path(cache_dir or default_cache_dir()) / _CACHE_FILE
+    prefix = _machine_prefix()
+    key = f"{prefix}dev{os.stat(path).st_dev}"
     entries = _read_cache(store)
     entry = entries.get(key)
     if isinstance(entry, dict) and isinstance(entry.get("disk_read_bps"), (int, float)):
         return float(entry["disk_read_bps"])
     bandwidth = measure_read_bandwidth(path)
+    entries = {k: v for k, v in entries.items() if not _same_host_other_boot(k, prefix)}
     entries[key] = {"disk_read_bps": bandwidth, "measured_at": time.time(), "path": str(path)}
-    try:
-        store.parent.mkdir(parents=True, exist_ok=True)
-        tmp = store.with_suffix(".tmp")
-        tmp.write_text(json.dumps(entries, indent=1))
-        tmp.replace(store)
-    except OSError:
-        pass  # an unwritable cache only costs a re-measurement next time
+    _write_cache(store, entries)
     return bandwidth
 
 
+def _same_host_other_boot(key: str, prefix: str) -> bool:
+    """Whether ``key`` is a stale entry of this host from an earlier boot (dropped)."""
+    host = prefix.split("|", 1)[0] + "|"
+    return key.startswith(host) and not key.startswith(prefix)
+
+
 def _read_cache(store: Path) -> dict[str, Any]:
+    """The cache's entries; a missing or corrupt file reads as empty."""
     try:
-        data = json.loads(store.read_text())
+        data = json.loads(store.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
 
 
+def _write_cache(store: Path, entries: dict[str, Any]) -> None:
+    """Replace the cache atomically; failing to write only costs a re-measurement."""
+    try:
+        store.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".capacity-", dir=store.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(entries, handle, indent=1)
+        os.replace(tmp, store)
+    except OSError:
+        return
+
+
+# -- the Machine record --------------------------------------------------------
+
+
 def probe_machine(
     data_paths: Sequence[str], cache_dir: str | Path | None = None, sampler: Any = None
 ) -> Machine:
-    """The Machine record: cores, memory, disk bandwidth of the data, GPUs."""
+    """The Machine record: cores, memory, disk bandwidth of the data, GPUs.
+
+    The disk is probed for the first of ``data_paths`` that exists (None
+    when none does). GPU facts come from ``sampler`` (a
+    :class:`~plumber.sampler.ResourceSampler`) when given, else from NVML.
+    """
     total, available = available_memory()
     disk_bps, probed = None, None
-    for candidate in data_paths:
-        if os.path.exists(candidate):
-            disk_bps = cached_read_bandwidth(candidate, Path(cache_dir) if cache_dir else None)
-            probed = str(candidate)
-            break
+    existing = [p for p in data_paths if os.path.exists(p)]
+    if existing:
+        probed = str(existing[0])
+        disk_bps = cached_read_bandwidth(probed, cache_dir)
     if sampler is not None:
-        gpus, status = tuple(sampler.gpus), sampler.gpu_status
+        gpu_status, gpus = sampler.gpu_status, tuple(sampler.gpus)
     else:
-        from plumber.sampler import ResourceSampler
-
-        probe = ResourceSampler()
-        gpus, status = tuple(probe.gpus), probe.gpu_status
+        gpu_status, gpus = probe_gpus()
     return Machine(
         cores_logical=os.cpu_count() or 1,
         cores_usable=usable_cores(),
@@ -200,5 +332,5 @@ def probe_machine(
         disk_read_bps=disk_bps,
         disk_probe_path=probed,
         gpus=gpus,
-        gpu_status=status,
+        gpu_status=gpu_status,
     )
