@@ -1,8 +1,8 @@
 """The HTML report: content, markings, escaping, self-containment and size.
 
-The profile and diagnosis are built by hand (``sample_profile`` /
-``sample_diagnosis``, shared with the terminal tests), so these tests do
-not depend on how the analysis computes anything.
+The profile and diagnosis are built by hand in ``tests/report_samples.py``
+(shared with the terminal and browser tests), so these tests do not depend
+on how the analysis computes anything.
 """
 
 from __future__ import annotations
@@ -10,175 +10,14 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from plumber.analyzers.results import Bound, Diagnosis, Recommendation, StageAnalysis, WhatIf
-from plumber.record import (
-    ConsumerStats,
-    Machine,
-    Pipeline,
-    Profile,
-    RunInfo,
-    SourceLocation,
-    Stage,
-    StageStats,
-    ThreadCpu,
-    TimeSeries,
-)
+from plumber.record import SourceLocation
 from plumber.reports.html import render_html, write_html
-
-SCRIPT = "<script>alert(1)</script>"
-
-
-def _stage(sid: str, kind: str, op: str, inputs: tuple[str, ...] = (), **kw: object) -> Stage:
-    stats = kw.pop("stats", StageStats(elements=1000, wall_time_s=2.0, cpu_time_s=1.5))
-    return Stage(id=sid, kind=kind, op=op, inputs=inputs, stats=stats, **kw)  # type: ignore[arg-type]
+from tests.report_samples import SCRIPT, consumer_bound_diagnosis, sample_diagnosis, sample_profile
 
 
-def sample_pipeline() -> Pipeline:
-    """files -> interleave(TFRecord body) -> map, zipped with labels -> filter -> batch -> prefetch.
-
-    It has a nested body, a multi-input stage, a TF rewrite, a stage TF
-    added, and an unmeasured stage.
-    """
-    src = SourceLocation("train.py", 10, "make")
-    stages = (
-        _stage("source-0", "source", "TensorSlice", source=src),
-        _stage(
-            "interleave-0",
-            "interleave",
-            "ParallelInterleaveV4",
-            ("source-0",),
-            knobs={"cycle_length": 4, "parallelism": -1},
-            source=SourceLocation("train.py", 11),
-        ),
-        _stage("interleave-0>TFRecord", "source", "TFRecord", nested_in="interleave-0"),
-        _stage(
-            "map-0",
-            "map",
-            "ParallelMapV2",
-            ("interleave-0",),
-            knobs={"parallelism": 1},
-            source=SourceLocation("train.py", 12),
-            as_run=("ParallelMapV2/_5",),
-            rewrite="map_parallelization",
-        ),
-        _stage("source-1", "source", "Range", source=SourceLocation("train.py", 13)),
-        _stage("zip-0", "zip", "Zip", ("map-0", "source-1"), source=SourceLocation("train.py", 14)),
-        _stage(
-            "filter-0",
-            "filter",
-            "Filter",
-            ("zip-0",),
-            stats=None,
-            unmeasured_reason="its node left the autotune model before it was polled",
-        ),
-        _stage("batch-0", "batch", "BatchV2", ("filter-0",), knobs={"batch_size": 32}),
-        _stage("tf-prefetch-above-batch-0", "prefetch", "Prefetch", ("batch-0",), written=False),
-    )
-    consumer = ConsumerStats(source="python_next", steps=500, wait_s=6.2, step_s=3.8)
-    return Pipeline(
-        id="train",
-        root="tf-prefetch-above-batch-0",
-        stages=stages,
-        consumer=consumer,
-        duration_s=10.0,
-        notes=("the last batch was partial",),
-    )
-
-
-def sample_profile(samples: int = 50, **run: object) -> Profile:
-    """A finished run of ``sample_pipeline`` with ``samples`` resource samples."""
-    wave = [float((i * 37) % 101) for i in range(samples)]
-    resources = TimeSeries(
-        t=tuple(i * 0.2 for i in range(samples)),
-        cpu_percent=tuple(wave),
-        process_cpu_percent=tuple(2 * w for w in wave),
-        disk_read_bps=tuple(w * 1e6 for w in wave),
-        net_recv_bps=tuple(w * 1e4 for w in wave),
-        net_sent_bps=tuple(w * 1e3 for w in wave),
-        process_rss_bytes=tuple(1e9 + w * 1e6 for w in wave),
-    )
-    info = RunInfo(
-        command=("python", "train.py", "--epochs", "2"),
-        started_at="2025-01-02T03:04:05Z",
-        duration_s=12.5,
-        exit_status=0,
-        framework="tensorflow",
-        framework_version="2.21.0",
-        python_version="3.11.9",
-        plumber_version="0.1.0",
-    )
-    machine = Machine(
-        cores_logical=2,
-        cores_usable=2.0,
-        memory_total_bytes=8_000_000_000,
-        memory_available_bytes=5_000_000_000,
-        gpus=({"name": "Tesla T4", "uuid": "GPU-1234-secret"},),
-        gpu_status="present",
-    )
-    return Profile(
-        run=dataclasses.replace(info, **run),  # type: ignore[arg-type]
-        machine=machine,
-        pipelines=(sample_pipeline(),),
-        resources=resources,
-        threads=(ThreadCpu("tf_data_private_threadpool", 4, 7.5),),
-    )
-
-
-def sample_diagnosis() -> Diagnosis:
-    """map-0 bound by CPU at 40/s; raising its parallelism would give 80/s."""
-    map_loc = SourceLocation("train.py", 12)
-    bounds = (
-        Bound("map-0 at parallelism 1", "stage", 40.0, "25 ms CPU per batch", "map-0"),
-        Bound("CPU (2 cores)", "cpu", 80.0, "2 cores / 25 ms"),
-        Bound("consumer", "consumer", 131.0, "7.6 ms per step"),
-        Bound("disk read", "disk", 5000.0, "cold read 500 MB/s"),
-        Bound("prefetch", "stage", float("inf"), "pass-through", "tf-prefetch-above-batch-0"),
-    )
-    analyses = (
-        StageAnalysis(
-            "map-0", "map", "ParallelMapV2", 32.0, 0.025, 0.026, 1, 40.0, 0.04, "cpu", map_loc
-        ),
-        StageAnalysis("source-0", "source", "TensorSlice", 0.1, 1e-5, 1e-5, 1, 1e5, 0.0, "none"),
-        StageAnalysis(
-            "filter-0", "filter", "Filter", None, None, None, 1, None, None, "unmeasured"
-        ),
-    )
-    recommendation = Recommendation(
-        title="Parallelise the map",
-        stage_id="map-0",
-        source=map_loc,
-        old="num_parallel_calls=None",
-        new="num_parallel_calls=tf.data.AUTOTUNE",
-        predicted_rate=80.0,
-        speedup=2.1,
-        reason="map-0 uses one core of two; the CPU bound is 80/s",
-    )
-    what_if = WhatIf(
-        "map-0",
-        "parallelism",
-        "2",
-        "parallelism 1 -> 2 at map-0 (train.py:12)",
-        80.0,
-        2.1,
-        "water-filling over 2 cores",
-    )
-    return Diagnosis(
-        pipeline_id="train",
-        observed_rate=38.0,
-        predicted_rate=40.0,
-        bottleneck=bounds[0],
-        bottleneck_kind="parallelism",
-        bottleneck_stage="map-0",
-        input_bound=True,
-        stall_share=0.62,
-        rate_if_fixed=80.0,
-        summary="Input-bound: map-0 runs on one core while the other idles.",
-        stages=analyses,
-        bounds=bounds,
-        what_ifs=(what_if,),
-        recommendations=(recommendation,),
-        warnings=("prediction within 5% of the observed rate",),
-    )
+def _text(html: str) -> str:
+    """What a reader sees of an HTML fragment: tags dropped, entities left as they are."""
+    return re.sub(r"<[^>]*>", "", html)
 
 
 def _graph(html: str) -> str:
@@ -189,7 +28,7 @@ def _graph(html: str) -> str:
 
 def test_headline_shows_summary_bottleneck_rates_and_stall_share() -> None:
     html = render_html(sample_profile(), [sample_diagnosis()])
-    headline = html[html.index('class="headline') : html.index("What to change")]
+    headline = _text(html[html.index('class="headline') : html.index("What to change")])
     assert "map-0 runs on one core while the other idles." in headline
     assert "map-0" in headline and "ParallelMapV2 at train.py:12" in headline
     assert "too little parallelism" in headline
@@ -296,16 +135,7 @@ def test_run_info_shows_capacities_and_unmeasured_disk() -> None:
 
 
 def test_consumer_bound_pipeline_names_the_bound_not_a_stage() -> None:
-    consumer = sample_diagnosis().bounds[2]
-    diagnosis = dataclasses.replace(
-        sample_diagnosis(),
-        bottleneck=consumer,
-        bottleneck_kind="consumer",
-        bottleneck_stage=None,
-        input_bound=False,
-        summary="The training step is the limit; input is not the problem.",
-    )
-    html = render_html(sample_profile(), [diagnosis])
+    html = render_html(sample_profile(), [consumer_bound_diagnosis()])
     assert "consumer-bound" in html and "the consumer (training step)" in html
     assert not re.search(r'class="node bottleneck', html)
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import math
 
-from test_report_html import sample_pipeline
-
 from plumber.record import Pipeline, Stage
 from plumber.reports import format as fmt
 from plumber.reports.charts import downsample
 from plumber.reports.graph import layout
 from plumber.reports.svg import element
+from tests.report_samples import sample_pipeline
 
 
 def test_numbers_are_formatted_with_units_and_three_digits() -> None:

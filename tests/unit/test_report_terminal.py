@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from test_report_html import sample_diagnosis, sample_profile
-
 from plumber.reports.terminal import render_summary
+from tests.report_samples import sample_diagnosis, sample_profile
 
 
 def test_summary_names_the_bottleneck_its_resource_rates_and_fix() -> None:

@@ -1,0 +1,426 @@
+"""Hand-built profiles and diagnoses for the report tests (unit and browser).
+
+The reports are tested on records built here rather than on the analysis's
+output, so a report test does not depend on how the analysis computes
+anything. ``sample_*`` is the small all-features pipeline the unit tests
+check value by value; the ``*_case`` builders are the situations a reader
+meets (input-bound, consumer-bound, failed run, nested interleave + zip),
+which the browser tests render and screenshot.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from plumber.analyzers.results import Bound, Diagnosis, Recommendation, StageAnalysis, WhatIf
+from plumber.record import (
+    ConsumerStats,
+    Machine,
+    Pipeline,
+    Profile,
+    RunInfo,
+    SourceLocation,
+    Stage,
+    StageStats,
+    ThreadCpu,
+    TimeSeries,
+)
+
+#: A user string that must never become markup.
+SCRIPT = "<script>alert(1)</script>"
+#: The same, as an element that runs code once the browser fails to load it.
+IMG = "<img src=x onerror=alert(2)>"
+
+#: A deep absolute path, as a real profile records it for code outside the cwd.
+LONG_FILE = "/home/alice/projects/vision-models/src/vision_models/data/input_pipeline.py"
+
+Case = tuple[Profile, tuple[Diagnosis, ...]]
+
+
+def _stage(sid: str, kind: str, op: str, inputs: tuple[str, ...] = (), **kw: object) -> Stage:
+    stats = kw.pop("stats", StageStats(elements=1000, wall_time_s=2.0, cpu_time_s=1.5))
+    return Stage(id=sid, kind=kind, op=op, inputs=inputs, stats=stats, **kw)  # type: ignore[arg-type]
+
+
+def sample_pipeline() -> Pipeline:
+    """files -> interleave(TFRecord body) -> map, zipped with labels -> filter -> batch -> prefetch.
+
+    It has a nested body, a multi-input stage, a TF rewrite, a stage TF
+    added, and an unmeasured stage.
+    """
+    src = SourceLocation("train.py", 10, "make")
+    stages = (
+        _stage("source-0", "source", "TensorSlice", source=src),
+        _stage(
+            "interleave-0",
+            "interleave",
+            "ParallelInterleaveV4",
+            ("source-0",),
+            knobs={"cycle_length": 4, "parallelism": -1},
+            source=SourceLocation("train.py", 11),
+        ),
+        _stage("interleave-0>TFRecord", "source", "TFRecord", nested_in="interleave-0"),
+        _stage(
+            "map-0",
+            "map",
+            "ParallelMapV2",
+            ("interleave-0",),
+            knobs={"parallelism": 1},
+            source=SourceLocation("train.py", 12),
+            as_run=("ParallelMapV2/_5",),
+            rewrite="map_parallelization",
+        ),
+        _stage("source-1", "source", "Range", source=SourceLocation("train.py", 13)),
+        _stage("zip-0", "zip", "Zip", ("map-0", "source-1"), source=SourceLocation("train.py", 14)),
+        _stage(
+            "filter-0",
+            "filter",
+            "Filter",
+            ("zip-0",),
+            stats=None,
+            unmeasured_reason="its node left the autotune model before it was polled",
+        ),
+        _stage("batch-0", "batch", "BatchV2", ("filter-0",), knobs={"batch_size": 32}),
+        _stage("tf-prefetch-above-batch-0", "prefetch", "Prefetch", ("batch-0",), written=False),
+    )
+    consumer = ConsumerStats(source="python_next", steps=500, wait_s=6.2, step_s=3.8)
+    return Pipeline(
+        id="train",
+        root="tf-prefetch-above-batch-0",
+        stages=stages,
+        consumer=consumer,
+        duration_s=10.0,
+        notes=("the last batch was partial",),
+    )
+
+
+def sample_profile(samples: int = 50, **run: object) -> Profile:
+    """A finished run of ``sample_pipeline`` with ``samples`` resource samples."""
+    wave = [float((i * 37) % 101) for i in range(samples)]
+    resources = TimeSeries(
+        t=tuple(i * 0.2 for i in range(samples)),
+        cpu_percent=tuple(wave),
+        process_cpu_percent=tuple(2 * w for w in wave),
+        disk_read_bps=tuple(w * 1e6 for w in wave),
+        net_recv_bps=tuple(w * 1e4 for w in wave),
+        net_sent_bps=tuple(w * 1e3 for w in wave),
+        process_rss_bytes=tuple(1e9 + w * 1e6 for w in wave),
+    )
+    info = RunInfo(
+        command=("python", "train.py", "--epochs", "2"),
+        started_at="2025-01-02T03:04:05Z",
+        duration_s=12.5,
+        exit_status=0,
+        framework="tensorflow",
+        framework_version="2.21.0",
+        python_version="3.11.9",
+        plumber_version="0.1.0",
+    )
+    machine = Machine(
+        cores_logical=2,
+        cores_usable=2.0,
+        memory_total_bytes=8_000_000_000,
+        memory_available_bytes=5_000_000_000,
+        gpus=({"name": "Tesla T4", "uuid": "GPU-1234-secret"},),
+        gpu_status="present",
+    )
+    return Profile(
+        run=dataclasses.replace(info, **run),  # type: ignore[arg-type]
+        machine=machine,
+        pipelines=(sample_pipeline(),),
+        resources=resources,
+        threads=(ThreadCpu("tf_data_private_threadpool", 4, 7.5),),
+    )
+
+
+def sample_diagnosis() -> Diagnosis:
+    """map-0 bound by CPU at 40/s; raising its parallelism would give 80/s.
+
+    A cache after the map would be faster still, but the model rules it
+    out (``feasible=False``), as it does for a cache after a random stage.
+    """
+    map_loc = SourceLocation("train.py", 12)
+    bounds = (
+        Bound("map-0 at parallelism 1", "stage", 40.0, "25 ms CPU per batch", "map-0"),
+        Bound("CPU (2 cores)", "cpu", 80.0, "2 cores / 25 ms"),
+        Bound("consumer", "consumer", 131.0, "7.6 ms per step"),
+        Bound("disk read", "disk", 5000.0, "cold read 500 MB/s"),
+        Bound("prefetch", "stage", math.inf, "pass-through", "tf-prefetch-above-batch-0"),
+    )
+    analyses = (
+        StageAnalysis(
+            "map-0", "map", "ParallelMapV2", 32.0, 0.025, 0.026, 1, 40.0, 0.04, "cpu", map_loc
+        ),
+        StageAnalysis("source-0", "source", "TensorSlice", 0.1, 1e-5, 1e-5, 1, 1e5, 0.0, "none"),
+        StageAnalysis(
+            "filter-0", "filter", "Filter", None, None, None, 1, None, None, "unmeasured"
+        ),
+        StageAnalysis(
+            "tf-prefetch-above-batch-0", "prefetch", "Prefetch", 1.0, 0.0, 0.0, 1, math.inf,
+            None, "none",
+        ),
+    )
+    recommendation = Recommendation(
+        title="Parallelise the map",
+        stage_id="map-0",
+        source=map_loc,
+        old="num_parallel_calls=None",
+        new="num_parallel_calls=tf.data.AUTOTUNE",
+        predicted_rate=80.0,
+        speedup=2.1,
+        reason="map-0 uses one core of two; the CPU bound is 80/s",
+    )
+    what_if = WhatIf(
+        "map-0",
+        "parallelism",
+        "2",
+        "parallelism 1 -> 2 at map-0 (train.py:12)",
+        80.0,
+        2.1,
+        "water-filling over 2 cores",
+    )
+    ruled_out = WhatIf(
+        "zip-0",
+        "cache",
+        "memory",
+        "cache in memory after zip-0 (zip at train.py:14)",
+        130.0,
+        3.4,
+        "Not proposed: the cache would hold 12 GB, more than half the available memory.",
+        feasible=False,
+    )
+    return Diagnosis(
+        pipeline_id="train",
+        observed_rate=38.0,
+        predicted_rate=40.0,
+        bottleneck=bounds[0],
+        bottleneck_kind="parallelism",
+        bottleneck_stage="map-0",
+        input_bound=True,
+        stall_share=0.62,
+        rate_if_fixed=80.0,
+        summary="Input-bound: map-0 runs on one core while the other idles.",
+        stages=analyses,
+        bounds=bounds,
+        what_ifs=(what_if, ruled_out),
+        recommendations=(recommendation,),
+        warnings=("prediction within 5% of the observed rate",),
+    )
+
+
+def consumer_bound_diagnosis() -> Diagnosis:
+    """The sample pipeline, limited by its 38/s training step; the stages could give 90/s."""
+    bounds = (
+        Bound("consumer", "consumer", 39.0, "25.6 ms per step"),
+        Bound("map-0 at parallelism 2", "stage", 90.0, "22 ms CPU per batch", "map-0"),
+        Bound("CPU (2 cores)", "cpu", 95.0, "2 cores / 21 ms"),
+        Bound("prefetch", "stage", math.inf, "pass-through", "tf-prefetch-above-batch-0"),
+    )
+    return dataclasses.replace(
+        sample_diagnosis(),
+        predicted_rate=39.0,
+        bottleneck=bounds[0],
+        bottleneck_kind="consumer",
+        bottleneck_stage=None,
+        input_bound=False,
+        stall_share=0.03,
+        rate_if_fixed=90.0,
+        summary=(
+            "The input pipeline is not the bottleneck: the training step limits the rate "
+            "to 39/s and the loop waited for data 3% of its time. The pipeline alone could "
+            "deliver about 90/s."
+        ),
+        bounds=bounds,
+        recommendations=(),
+        what_ifs=(),
+        warnings=(),
+    )
+
+
+def input_bound_case() -> Case:
+    """The sample run: map-0 held to one core, one recommendation, a cache ruled out."""
+    return sample_profile(samples=300), (sample_diagnosis(),)
+
+
+def consumer_bound_case() -> Case:
+    """The sample run, where the training step is the limit."""
+    return sample_profile(samples=300), (consumer_bound_diagnosis(),)
+
+
+def failed_case() -> Case:
+    """A run whose script raised after the pipeline had been profiled for a while."""
+    error = (
+        "Traceback (most recent call last):\n"
+        '  File "train.py", line 48, in <module>\n'
+        "    model.fit(dataset, epochs=2)\n"
+        '  File "train.py", line 31, in parse\n'
+        "    raise ValueError(f\"bad record {index}\")\n"
+        "ValueError: bad record 1234"
+    )
+    return sample_profile(samples=120, exit_status=1, error=error), (sample_diagnosis(),)
+
+
+def _at(line: int) -> SourceLocation:
+    return SourceLocation(LONG_FILE, line, "make_dataset")
+
+
+def nested_pipeline() -> Pipeline:
+    """Shards interleaved over files interleaved over directories, zipped with labels.
+
+    The image branch reads ``directories -> interleave(list files ->
+    interleave(TFRecord)) -> decode map``; a label branch is zipped in; the
+    result is batched and prefetched. Sources live at a long absolute path.
+    """
+    fast = StageStats(elements=64_000, wall_time_s=1.0, cpu_time_s=0.9, parallelism=1)
+    stages = (
+        _stage("source-0", "source", "TensorSlice", source=_at(40), stats=fast),
+        _stage(
+            "interleave-0", "interleave", "ParallelInterleaveV4", ("source-0",),
+            knobs={"cycle_length": 4, "parallelism": -1}, source=_at(41),
+            stats=StageStats(64_000, 20.0, 2.0, parallelism=2),
+        ),
+        _stage(
+            "interleave-0>source-0", "source", "ListFiles", nested_in="interleave-0",
+            source=_at(42), stats=fast,
+        ),
+        _stage(
+            "interleave-0>interleave-0", "interleave", "ParallelInterleaveV4",
+            ("interleave-0>source-0",), nested_in="interleave-0",
+            knobs={"cycle_length": 8, "parallelism": 2}, source=_at(43),
+            stats=StageStats(64_000, 18.0, 1.0, parallelism=2),
+        ),
+        _stage(
+            "interleave-0>interleave-0>TFRecord", "source", "TFRecord",
+            nested_in="interleave-0>interleave-0", source=_at(44),
+            stats=StageStats(64_000, 16.0, 0.8, bytes_produced=6_400_000_000),
+        ),
+        _stage(
+            "map-0", "map", "ParallelMapV2", ("interleave-0",),
+            knobs={"parallelism": -1, "deterministic": False}, source=_at(46),
+            stats=StageStats(64_000, 30.0, 28.0, parallelism=2),
+        ),
+        _stage("source-1", "source", "Range", source=_at(48), stats=fast),
+        _stage("map-1", "map", "Map", ("source-1",), source=_at(49), stats=fast),
+        _stage("zip-0", "zip", "Zip", ("map-0", "map-1"), source=_at(50), stats=fast),
+        _stage(
+            "shuffle-0", "shuffle", "ShuffleDataset", ("zip-0",),
+            knobs={"buffer_size": 1024, "random": True}, source=_at(51), stats=fast,
+        ),
+        _stage(
+            "batch-0", "batch", "BatchV2", ("shuffle-0",), knobs={"batch_size": 64},
+            source=_at(52), stats=StageStats(1000, 0.5, 0.4),
+        ),
+        _stage(
+            "prefetch-0", "prefetch", "Prefetch", ("batch-0",), knobs={"buffer_size": -1},
+            source=_at(53), stats=StageStats(1000, 0.01, 0.0),
+        ),
+    )
+    return Pipeline(
+        id="pipeline-0",
+        root="prefetch-0",
+        stages=stages,
+        element_spec="({'image': TensorSpec(shape=(64, 224, 224, 3), dtype=tf.uint8)}, "
+        "TensorSpec(shape=(64,), dtype=tf.int64))",
+        consumer=ConsumerStats("keras_callback", 1000, 21.0, 9.0, wait_estimated=True),
+        duration_s=30.0,
+    )
+
+
+def nested_diagnosis() -> Diagnosis:
+    """The files interleave waits on reads (latency); more shards in flight would help.
+
+    Its pass-through prefetch has an unbounded rate, the what-ifs include a
+    cache ruled out by the shuffle, and the rate once fixed is unknown (NaN).
+    """
+    bounds = (
+        Bound("interleave-0 at parallelism 2", "stage", 33.0, "60 ms wall per batch, 90% waiting",
+              "interleave-0"),
+        Bound("map-0 at parallelism 2", "stage", 71.0, "28 ms CPU per batch", "map-0"),
+        Bound("CPU (2 cores)", "cpu", 62.0, "2 cores / 32 ms"),
+        Bound("consumer", "consumer", 111.0, "9 ms per step"),
+        Bound("prefetch-0", "stage", math.inf, "pass-through", "prefetch-0"),
+    )
+
+    def analysis(sid: str, kind: str, op: str, cpu: float, wall: float, p: float,
+                 rate: float, resource: str, line: int) -> StageAnalysis:
+        waits = 1 - cpu / wall if wall > 0 else None
+        return StageAnalysis(sid, kind, op, 64.0, cpu, wall, p, rate, waits, resource, _at(line))
+
+    analyses = (
+        analysis("source-0", "source", "TensorSlice", 1e-4, 1e-4, 1, 1e4, "none", 40),
+        analysis("interleave-0", "interleave", "ParallelInterleaveV4", 0.006, 0.06, 2, 33.0,
+                 "latency", 41),
+        analysis("map-0", "map", "ParallelMapV2", 0.028, 0.03, 2, 71.0, "cpu", 46),
+        analysis("zip-0", "zip", "Zip", 1e-4, 1e-4, 1, 1e4, "none", 50),
+        analysis("batch-0", "batch", "BatchV2", 4e-4, 5e-4, 1, 2500.0, "cpu", 52),
+        dataclasses.replace(
+            analysis("prefetch-0", "prefetch", "Prefetch", 0.0, 0.0, 1, math.inf, "none", 53),
+            visit_ratio=1.0,
+        ),
+    )
+    raise_cycle = WhatIf(
+        "interleave-0", "parallelism", "8",
+        f"parallelism 2 -> 8 at interleave-0 (interleave at {LONG_FILE}:41)",
+        62.0, 1.9, "Little's law: 33/s x 60 ms needs about 8 reads in flight.",
+    )
+    ruled_out = WhatIf(
+        "batch-0", "cache", "memory", f"cache in memory after batch-0 (batch at {LONG_FILE}:52)",
+        900.0, 27.3,
+        "Not proposed: shuffle-0 is random or stateful, and a cache after it would replay "
+        "one epoch's randomness in every epoch.",
+        feasible=False,
+    )
+    recommendation = Recommendation(
+        title="Raise the parallelism of interleave-0 to 8",
+        stage_id="interleave-0",
+        source=_at(41),
+        old="num_parallel_calls=2",
+        new="num_parallel_calls=8",
+        predicted_rate=62.0,
+        speedup=1.9,
+        reason="It waits 90% of its time on reads; 8 in flight hide the latency (Little's law).",
+    )
+    return Diagnosis(
+        pipeline_id="pipeline-0",
+        observed_rate=32.0,
+        predicted_rate=33.0,
+        bottleneck=bounds[0],
+        bottleneck_kind="latency",
+        bottleneck_stage="interleave-0",
+        input_bound=True,
+        stall_share=0.7,
+        rate_if_fixed=math.nan,
+        summary=(
+            f"interleave-0 (interleave at {LONG_FILE}:41) is the bottleneck: it waits 90% of "
+            "its time (latency), so it needs more calls in flight, even beyond the cores."
+        ),
+        stages=analyses,
+        bounds=bounds,
+        what_ifs=(raise_cycle, ruled_out),
+        recommendations=(recommendation,),
+    )
+
+
+def nested_case() -> Case:
+    """A run of ``nested_pipeline`` from a script at a long absolute path."""
+    script = LONG_FILE.replace("data/input_pipeline.py", "train.py")
+    profile = sample_profile(samples=600, command=("python", script, "--epochs", "2"))
+    return dataclasses.replace(profile, pipelines=(nested_pipeline(),)), (nested_diagnosis(),)
+
+
+def hostile_case() -> Case:
+    """The sample run with script and img payloads in a stage name, a path and the command."""
+    payload = f"{SCRIPT}{IMG}"
+    profile = sample_profile(command=("python", f"train{payload}.py"), error=payload, exit_status=1)
+    pipeline = profile.pipelines[0]
+    labels = f"labels{payload}"
+    replaced = {
+        "map-0": {"op": f"Map{payload}", "source": SourceLocation(f"/data/{payload}.py", 7)},
+        "source-1": {"id": labels},
+        "zip-0": {"inputs": ("map-0", labels)},
+    }
+    stages = tuple(dataclasses.replace(s, **replaced.get(s.id, {})) for s in pipeline.stages)
+    pipelines = (dataclasses.replace(pipeline, stages=stages, element_spec=payload),)
+    diagnosis = dataclasses.replace(sample_diagnosis(), summary=f"Slow map {payload}")
+    return dataclasses.replace(profile, pipelines=pipelines), (diagnosis,)
