@@ -83,7 +83,9 @@ def bounds_chart(bounds: Sequence[Bound], observed_rate: float, binding: Bound) 
     """Horizontal bars of each bound's rate, slowest first, observed rate as a line.
 
     The binding bound is highlighted. Bars longer than the axis (far from
-    the bottleneck) are cut and marked with a break; unbounded ones say so.
+    the bottleneck) are cut and marked with a break; an unbounded one (a
+    pass-through stage) or an unknown one (NaN) is an empty outline that
+    says which.
     """
     rows = sorted(bounds, key=lambda b: b.rate if fmt.is_number(b.rate) else math.inf)
     finite = [b.rate for b in rows if fmt.is_number(b.rate) and b.rate > 0]
@@ -99,7 +101,12 @@ def bounds_chart(bounds: Sequence[Bound], observed_rate: float, binding: Bound) 
         label = fit(bound.name, _BAR_LABEL_W - 12, 12)
         parts.append(text(_BAR_LABEL_W - 10, y + 16, label, "bar-label", anchor="end"))
         if not fmt.is_number(bound.rate):
-            parts.append(text(_BAR_LABEL_W + 4, y + 16, "unbounded", "bar-value"))
+            # An outline across the whole axis, its label past the end where the
+            # observed-rate line cannot cross it.
+            track = {"x": _BAR_LABEL_W, "y": y + 4, "width": _BAR_W, "height": _BAR_ROW - 8}
+            parts.append(element("rect", {**track, "rx": 3, "class": "bar open"}))
+            label = fmt.UNBOUNDED if bound.rate == math.inf else "unknown"
+            parts.append(text(_BAR_LABEL_W + _BAR_W + 6, y + 16, label, "bar-value"))
             continue
         length = min(max(bound.rate, 0.0) * scale, _BAR_W)
         bar = element(

@@ -8,27 +8,28 @@ by the escaping helpers in :mod:`plumber.reports.svg`.
 
 from __future__ import annotations
 
+import math
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
-from plumber.analyzers.results import Diagnosis, StageAnalysis
-from plumber.record import Pipeline, Profile, Stage
+from plumber.analyzers.results import Bound, Diagnosis, StageAnalysis, WhatIf
+from plumber.record import Pipeline, Profile, SourceLocation, Stage
 from plumber.reports import format as fmt
 from plumber.reports.charts import Chart, bounds_chart, timelines
 from plumber.reports.graph import layout, pipeline_graph
+from plumber.reports.paths import full_source, short_source, shorten_paths
 from plumber.reports.view import (
     analyses_by_stage,
-    bottleneck_parts,
     bottleneck_stage_id,
     diagnosis_for,
     gain_if_fixed,
     kind_label,
     knob_items,
+    knob_note,
     run_failure,
-    source_text,
     unmeasured_reason,
 )
 
@@ -36,14 +37,21 @@ from plumber.reports.view import (
 #: TensorBoard input-pipeline analyzer uses to call a job input-bound.
 STALL_ALERT = 0.2
 
+#: The analysis starts the reason of a change it rules out with this; the
+#: report says it with a label instead.
+_RULED_OUT = "Not proposed: "
+
 
 @dataclass(frozen=True)
 class Metric:
-    """One box of a pipeline's headline: a label, a big value, a line under it."""
+    """One box of a pipeline's headline: a label, a big value, a line under it.
+
+    ``detail`` is Markup when it names a source file (a short path span).
+    """
 
     label: str
     value: str
-    detail: str = ""
+    detail: str | Markup = ""
     alert: bool = False
 
 
@@ -53,16 +61,17 @@ class PipelineView:
 
     id: str
     anchor: str
-    summary: str
+    summary: Markup
     input_bound: bool | None
     metrics: tuple[Metric, ...]
-    recommendations: tuple[Mapping[str, str], ...]
+    recommendations: tuple[Mapping[str, str | Markup], ...]
+    no_change: str
     graph: Markup
     bounds: Chart | None
-    stages: tuple[Mapping[str, str], ...]
-    what_ifs: tuple[Mapping[str, str], ...]
+    stages: tuple[Mapping[str, str | Markup], ...]
+    what_ifs: tuple[Mapping[str, str | Markup | bool], ...]
     facts: tuple[tuple[str, str], ...]
-    notes: tuple[str, ...]
+    notes: tuple[Markup, ...]
 
 
 @dataclass(frozen=True)
@@ -112,29 +121,40 @@ def report_view(profile: Profile, diagnoses: Sequence[Diagnosis]) -> ReportView:
 
 
 def pipeline_view(pipeline: Pipeline, diagnosis: Diagnosis | None, index: int) -> PipelineView:
-    """The headline, recommendations, graph, tables and notes of one pipeline."""
+    """The headline, recommendations, graph, tables and notes of one pipeline.
+
+    Sentences from the analysis (summary, reasons, notes) name files by their
+    short path, as the rest of the page does (see :mod:`plumber.reports.paths`).
+    """
     analyses = analyses_by_stage(diagnosis)
     bottleneck = bottleneck_stage_id(diagnosis) if diagnosis is not None else None
     anchor = f"pipeline-{index}"
+    locations = [s.source for s in pipeline.stages if s.source is not None]
+
+    def prose(text: str) -> Markup:
+        return shorten_paths(text, locations)
+
     notes = pipeline.notes + (diagnosis.warnings if diagnosis is not None else ())
     return PipelineView(
         id=pipeline.id,
         anchor=anchor,
-        summary=diagnosis.summary if diagnosis is not None else "This pipeline was not analysed.",
+        summary=prose(diagnosis.summary if diagnosis else "This pipeline was not analysed."),
         input_bound=diagnosis.input_bound if diagnosis is not None else None,
-        metrics=_metrics(pipeline, diagnosis) if diagnosis is not None else (),
+        metrics=_metrics(pipeline, diagnosis, locations) if diagnosis is not None else (),
         recommendations=tuple(
             {
-                "title": r.title,
-                "source": source_text(r.source),
+                "title": prose(r.title),
+                "source": short_source(r.source),
+                "source_title": full_source(r.source),
                 "old": r.old,
                 "new": r.new,
                 "rate": fmt.rate(r.predicted_rate),
                 "speedup": fmt.speedup(r.speedup),
-                "reason": r.reason,
+                "reason": prose(r.reason),
             }
             for r in (diagnosis.recommendations if diagnosis is not None else ())
         ),
+        no_change=_no_change(diagnosis),
         graph=pipeline_graph(pipeline, analyses, bottleneck, uid=anchor),
         bounds=_bounds(diagnosis),
         stages=tuple(
@@ -142,47 +162,127 @@ def pipeline_view(pipeline: Pipeline, diagnosis: Diagnosis | None, index: int) -
             for sid in layout(pipeline).order
         ),
         what_ifs=tuple(
-            {
-                "change": w.change,
-                "rate": fmt.rate(w.predicted_rate),
-                "speedup": fmt.speedup(w.speedup),
-                "reason": w.reason,
-            }
-            for w in (diagnosis.what_ifs if diagnosis is not None else ())
+            _what_if_row(w, prose) for w in (diagnosis.what_ifs if diagnosis is not None else ())
         ),
         facts=_pipeline_facts(pipeline),
-        notes=notes,
+        notes=tuple(prose(note) for note in notes),
     )
 
 
-def _metrics(pipeline: Pipeline, diagnosis: Diagnosis) -> tuple[Metric, ...]:
-    """Bottleneck, observed rate, rate if fixed, stall share."""
-    name, where = bottleneck_parts(pipeline, diagnosis)
+def _no_change(diagnosis: Diagnosis | None) -> str:
+    """What "What to change" says when it lists nothing, and why."""
+    if diagnosis is None:
+        return "This pipeline was not analysed, so no change can be proposed."
+    if not diagnosis.input_bound:
+        return (
+            "Nothing in the input pipeline: it keeps up with the training step, so "
+            "changing it would not make training faster. Speed up the step itself."
+        )
+    return (
+        "The model found no change that would clearly raise the rate; "
+        "what it evaluated is listed under What if."
+    )
+
+
+def _what_if_row(w: WhatIf, prose: Callable[[str], Markup]) -> dict[str, str | Markup | bool]:
+    """One row of the what-if table; a ruled-out change is flagged, its reason unprefixed."""
+    reason = w.reason
+    if not w.feasible and reason.startswith(_RULED_OUT):
+        reason = reason[len(_RULED_OUT) :]
+    return {
+        "change": prose(w.change),
+        "rate": fmt.rate(w.predicted_rate),
+        "speedup": fmt.speedup(w.speedup),
+        "reason": prose(reason),
+        "feasible": w.feasible,
+    }
+
+
+def _metrics(
+    pipeline: Pipeline, diagnosis: Diagnosis, locations: Sequence[SourceLocation]
+) -> tuple[Metric, ...]:
+    """Bottleneck, observed rate, rate if fixed (or what the pipeline alone gives), stall share."""
+    stage_id = bottleneck_stage_id(diagnosis)
+    stage = next((s for s in pipeline.stages if s.id == stage_id), None)
     bound_by = f"bound by {kind_label(diagnosis.bottleneck_kind)}"
-    detail = f"{where}; {bound_by}" if where else bound_by
-    gain = gain_if_fixed(diagnosis)
+    if stage is not None:
+        where = f" at {stage.source}" if stage.source is not None else ""
+        name = stage.id
+        detail = shorten_paths(f"{stage.kind} {stage.op}{where}; {bound_by}", locations)
+    elif diagnosis.bottleneck_kind == "consumer":
+        name, detail = "training step", Markup(escape(bound_by))
+    else:
+        name, detail = stage_id or diagnosis.bottleneck.name, Markup(escape(bound_by))
     consumer = pipeline.consumer
     stall_detail = "of the training loop's time spent waiting for data"
     if consumer is not None and consumer.wait_estimated:
         stall_detail += " (estimated)"
+    predicted = diagnosis.predicted_rate
+    model = (
+        f"the model predicts {fmt.rate(predicted)}"
+        if fmt.is_number(predicted)
+        else "the model made no prediction"
+    )
     return (
         Metric("Bottleneck", name, detail, alert=diagnosis.input_bound),
         Metric(
             "Observed rate",
             fmt.rate(diagnosis.observed_rate),
-            f"model predicts {fmt.rate(diagnosis.predicted_rate)}",
+            f"{_root_unit(pipeline)} per second reached the training loop; {model}",
         ),
-        Metric(
-            "Predicted if fixed",
-            fmt.rate(diagnosis.rate_if_fixed),
-            f"{fmt.speedup(gain)} the observed rate" if gain is not None else "",
-        ),
+        _if_fixed(diagnosis),
         Metric(
             "Data stall",
             fmt.fraction(diagnosis.stall_share),
             stall_detail if diagnosis.stall_share is not None else "not measured",
             alert=diagnosis.input_bound and (diagnosis.stall_share or 0) > STALL_ALERT,
         ),
+    )
+
+
+def _root_unit(pipeline: Pipeline) -> str:
+    """What one root element is, in the reader's words: batches when the pipeline batches."""
+    batches = any(s.kind == "batch" and s.nested_in is None for s in pipeline.stages)
+    return "batches" if batches else "elements"
+
+
+def _if_fixed(diagnosis: Diagnosis) -> Metric:
+    """What removing the bottleneck gives and which bound limits next.
+
+    When the consumer is the limit, the same number is what the input
+    pipeline alone could deliver, and the box says that instead.
+    """
+    rate = diagnosis.rate_if_fixed
+    if not diagnosis.input_bound:
+        detail = (
+            "the most the input pipeline could deliver to a faster training step"
+            if fmt.is_number(rate)
+            else "not predicted: no stage bounds the pipeline's own rate"
+        )
+        return Metric("Pipeline alone", fmt.rate(rate), detail)
+    if not fmt.is_number(rate):
+        return Metric(
+            "Predicted if fixed", fmt.MISSING, "not predicted: nothing measured bounds the rate"
+        )
+    gain = gain_if_fixed(diagnosis)
+    parts = [f"{fmt.speedup(gain)} the observed rate" if gain is not None else ""]
+    following = _next_bound(diagnosis)
+    if following is not None:
+        parts.append(f"next limit: {following.name}")
+    return Metric("Predicted if fixed", fmt.rate(rate), "; ".join(p for p in parts if p))
+
+
+def _next_bound(diagnosis: Diagnosis) -> Bound | None:
+    """The bound that binds once the bottleneck is gone (its rate is ``rate_if_fixed``)."""
+    return next(
+        (
+            b
+            for b in diagnosis.bounds
+            if b != diagnosis.bottleneck
+            and fmt.is_number(b.rate)
+            and math.isclose(b.rate, diagnosis.rate_if_fixed, rel_tol=1e-9)
+        ),
+        None,
     )
 
 
@@ -199,7 +299,9 @@ def _bounds(diagnosis: Diagnosis | None) -> Chart | None:
     return Chart("Bounds", caption, svg)
 
 
-def _stage_row(stage: Stage, analysis: StageAnalysis | None, is_bottleneck: bool) -> dict[str, str]:
+def _stage_row(
+    stage: Stage, analysis: StageAnalysis | None, is_bottleneck: bool
+) -> dict[str, str | Markup]:
     """One row of the stage table; unmeasured columns show a dash."""
     stats = stage.stats
     reason = unmeasured_reason(stage, analysis)
@@ -217,18 +319,23 @@ def _stage_row(stage: Stage, analysis: StageAnalysis | None, is_bottleneck: bool
             "added by TF" if not stage.written else "",
             f"rewritten: {stage.rewrite}" if stage.rewrite else "",
             f"nested in {stage.nested_in}" if stage.nested_in else "",
+            knob_note(stage),
             analysis.note if analysis is not None else "",
         )
         if n
     ]
     flags = (("bottleneck", is_bottleneck), ("unmeasured", bool(reason)), ("changed", changed))
+    ran_as = ", ".join(stage.as_run) if set(stage.as_run) - {stage.op} else ""
     return {
         "id": stage.id,
+        # Nested ids (interleave-0>interleave-0>TFRecord) may wrap after each ">".
+        "id_html": Markup("&gt;<wbr>").join(escape(part) for part in stage.id.split(">")),
         "flags": " ".join(name for name, on in flags if on),
-        "source": source_text(stage.source),
+        "source": short_source(stage.source),
+        "source_title": full_source(stage.source),
         "kind": f"{stage.kind} \u00b7 {stage.op}",
         "knobs": ", ".join(knob_items(stage)),
-        "as_run": ", ".join(stage.as_run),
+        "as_run": f"ran as {ran_as}" if ran_as else "",
         "parallelism": parallelism,
         "elements": fmt.count(stats.elements) if stats is not None else fmt.MISSING,
         "visit": fmt.number(analysis.visit_ratio) if analysis else fmt.MISSING,

@@ -12,6 +12,7 @@ import math
 from typing import TypeGuard
 
 MISSING = "\u2014"
+UNBOUNDED = "unbounded"
 _SI_PREFIXES = ("", "k", "M", "G", "T", "P")
 
 
@@ -48,7 +49,14 @@ def _si(value: float | None, unit: str) -> str:
 
 
 def rate(value: float | None) -> str:
-    """Root elements (or items) per second: ``45.6/s``, ``1.23 k/s``."""
+    """Root elements (or items) per second: ``45.6/s``, ``1.23 k/s``.
+
+    An infinite rate is a stage or bound that limits nothing (a pass-through
+    prefetch): it reads ``unbounded``, which a reader understands and
+    an ``∞/s`` is not.
+    """
+    if value is not None and value == math.inf:
+        return UNBOUNDED
     return _si(value, "/s")
 
 

@@ -20,8 +20,9 @@ from markupsafe import Markup
 from plumber.analyzers.results import StageAnalysis
 from plumber.record import Pipeline, Stage
 from plumber.reports import format as fmt
+from plumber.reports.paths import full_source, short_source
 from plumber.reports.svg import element, fit, svg, text, title
-from plumber.reports.view import knob_items, source_text, unmeasured_reason
+from plumber.reports.view import knob_items, unmeasured_reason
 
 NODE_W = 236.0
 NODE_H = 84.0
@@ -30,6 +31,12 @@ _GAP_Y = 46.0
 _MARGIN = 14.0
 _TOP = 34.0
 _PAD_X = 10.0
+#: Room a body's frame takes beside (x) and above (y, its caption) what it holds.
+_NEST_X = 8.0
+_NEST_Y = 22.0
+#: Extra room per level a frame encloses, so nested frames stay apart.
+_NEST_STEP_X = 8.0
+_NEST_STEP_Y = 20.0
 
 
 @dataclass(frozen=True)
@@ -103,8 +110,13 @@ def layout(pipeline: Pipeline) -> Layout:
             place(sid, frozenset())
     _spread(layers, columns)
 
+    # Nested bodies inside bodies get one more frame each: leave room for them.
+    extra = max(max(nesting(pipeline).values(), default=0) - 1, 0)
+    gap_x = _GAP_X + 2 * _NEST_STEP_X * extra
+    gap_y = _GAP_Y + _NEST_STEP_Y * extra
+    top = _TOP + _NEST_STEP_Y * extra
     positions = {
-        sid: (_MARGIN + columns[sid] * (NODE_W + _GAP_X), _TOP + layers[sid] * (NODE_H + _GAP_Y))
+        sid: (_MARGIN + columns[sid] * (NODE_W + gap_x), top + layers[sid] * (NODE_H + gap_y))
         for sid in feeds
     }
     width = max((x for x, _ in positions.values()), default=0.0) + NODE_W + _MARGIN
@@ -179,18 +191,61 @@ def _edge(start: tuple[float, float], end: tuple[float, float], nested: bool, ui
     return element("path", {"d": path, "class": cls, "marker-end": f"url(#arrow-{uid})"})
 
 
-def _nested_boxes(pipeline: Pipeline, pos: Mapping[str, tuple[float, float]]) -> list[Markup]:
-    """A dashed frame around each interleave/flat_map body, named after its owner."""
-    groups: dict[str, list[tuple[float, float]]] = {}
+def nesting(pipeline: Pipeline) -> dict[str, int]:
+    """How many interleave/flat_map bodies each stage sits in (0 for the main chain).
+
+    Owners that name no stage of the pipeline, and cycles, end the count.
+    """
+    owner = {
+        s.id: s.nested_in
+        for s in pipeline.stages
+        if s.nested_in is not None and s.nested_in != s.id
+    }
+    known = {s.id for s in pipeline.stages}
+    depth: dict[str, int] = {}
     for stage in pipeline.stages:
-        if stage.nested_in in pos and stage.nested_in != stage.id:
-            groups.setdefault(stage.nested_in, []).append(pos[stage.id])
+        chain: list[str] = []
+        current = owner.get(stage.id)
+        while current in known and current not in chain and current != stage.id:
+            chain.append(current)
+            current = owner.get(current)
+        depth[stage.id] = len(chain)
+    return depth
+
+
+def _owners(pipeline: Pipeline, stage_id: str, depth: Mapping[str, int]) -> list[str]:
+    """The bodies' owners around ``stage_id``, innermost first."""
+    by_id = {s.id: s for s in pipeline.stages}
+    chain: list[str] = []
+    current = by_id[stage_id].nested_in
+    while len(chain) < depth[stage_id] and current is not None:
+        chain.append(current)
+        current = by_id[current].nested_in
+    return chain
+
+
+def _nested_boxes(pipeline: Pipeline, pos: Mapping[str, tuple[float, float]]) -> list[Markup]:
+    """A dashed frame around each interleave/flat_map body, named after its owner.
+
+    A body holds its own nested bodies too, so an outer frame encloses the
+    inner ones with room to spare for their captions.
+    """
+    depth = nesting(pipeline)
+    members: dict[str, list[str]] = {}
+    for stage in pipeline.stages:
+        for owner in _owners(pipeline, stage.id, depth):
+            members.setdefault(owner, []).append(stage.id)
     boxes = []
-    for owner, corners in groups.items():
-        left = min(x for x, _ in corners) - 8
-        top = min(y for _, y in corners) - 26
-        right = max(x for x, _ in corners) + NODE_W + 8
-        bottom = max(y for _, y in corners) + NODE_H + 8
+    for owner, ids in members.items():
+        level = depth[owner] + 1  # the depth of the stages directly inside this frame
+
+        def pad(sid: str, base: float, step: float, level: int = level) -> float:
+            return base + step * (depth[sid] - level)
+
+        left = min(pos[i][0] - pad(i, _NEST_X, _NEST_STEP_X) for i in ids)
+        top = min(pos[i][1] - pad(i, _NEST_Y, _NEST_STEP_Y) for i in ids)
+        right = max(pos[i][0] + NODE_W + pad(i, _NEST_X, _NEST_STEP_X) for i in ids)
+        bottom = max(pos[i][1] + NODE_H + pad(i, _NEST_X, _NEST_STEP_X) for i in ids)
         frame = element(
             "rect",
             {
@@ -202,9 +257,29 @@ def _nested_boxes(pipeline: Pipeline, pos: Mapping[str, tuple[float, float]]) ->
                 "class": "nest",
             },
         )
-        caption = fit(f"inside {owner} (per input element)", right - left - 16, 11)
+        caption = f"inside {owner} (per input element)"
+        if fit(caption, right - left - 16, 11) != caption:
+            caption = fit(f"inside {owner}", right - left - 16, 11)
         boxes.append(frame + text(left + 8, top + 15, caption, "nest-label"))
     return boxes
+
+
+def _rate_line(analysis: StageAnalysis) -> str:
+    """``max 40/s · cpu``: the stage's rate and what bounds it (nothing, for a pass-through)."""
+    rate = f"max {fmt.rate(analysis.max_rate)}"
+    return rate if analysis.resource == "none" else f"{rate} \u00b7 {analysis.resource}"
+
+
+def _local_id(stage: Stage) -> str:
+    """The id without the owner's prefix inside a body's frame, which names the owner.
+
+    ``interleave-0>TFRecord`` inside "inside interleave-0" shows as ``…>TFRecord``,
+    leaving room for the file name; the tooltip has the full id.
+    """
+    owner = stage.nested_in
+    if owner and stage.id.startswith(owner + ">"):
+        return "\u2026" + stage.id[len(owner) :]
+    return stage.id
 
 
 def _node(
@@ -216,10 +291,10 @@ def _node(
     classes += ["bottleneck"] if is_bottleneck else []
     classes += ["unmeasured"] if reason else []
     classes += ["changed"] if (not stage.written or stage.rewrite) else []
-    where = source_text(stage.source)
+    where = short_source(stage.source)
     lines = [
         (f"{stage.kind} \u00b7 {stage.op}", "n-title"),
-        (stage.id + (f" \u00b7 {where}" if where else ""), "n-sub"),
+        (_local_id(stage) + (f" \u00b7 {where}" if where else ""), "n-sub"),
     ]
     knobs = " ".join(knob_items(stage))
     if knobs:
@@ -227,16 +302,20 @@ def _node(
     if reason:
         lines.append((f"unmeasured: {reason}", "n-rate"))
     elif analysis is not None:
-        lines.append((f"max {fmt.rate(analysis.max_rate)} \u00b7 {analysis.resource}", "n-rate"))
+        lines.append((_rate_line(analysis), "n-rate"))
     elif stage.stats is not None:
         lines.append((f"{fmt.count(stage.stats.elements)} elements", "n-rate"))
     if not stage.written:
         lines.append(("added by TF" + (f" ({stage.rewrite})" if stage.rewrite else ""), "n-tag"))
     elif stage.rewrite:
         lines.append((f"rewritten by TF: {stage.rewrite}", "n-tag"))
-    tooltip = "\n".join(line for line, _ in lines)
+    # The tooltip has in full what the box shortens: the id and the source path.
+    tooltip_lines = [lines[0][0], stage.id, *(line for line, _ in lines[2:])]
+    if stage.source is not None:
+        tooltip_lines.append(f"source: {full_source(stage.source)}")
     if stage.as_run:
-        tooltip += "\nran as: " + ", ".join(stage.as_run)
+        tooltip_lines.append("ran as: " + ", ".join(stage.as_run))
+    tooltip = "\n".join(tooltip_lines)
     parts = [title(tooltip), element("rect", {"width": NODE_W, "height": NODE_H, "rx": 6})]
     for i, (line, cls) in enumerate(lines):
         size = 13.0 if cls == "n-title" else 11.0  # the title is bold: wider glyphs
@@ -245,10 +324,10 @@ def _node(
         parts.append(
             element(
                 "rect",
-                {"x": NODE_W - 94, "y": -9, "width": 86, "height": 18, "rx": 9, "class": "badge"},
+                {"x": NODE_W - 94, "y": -12, "width": 86, "height": 17, "rx": 8, "class": "badge"},
             )
         )
-        parts.append(text(NODE_W - 51, 4, "BOTTLENECK", "badge-text", anchor="middle"))
+        parts.append(text(NODE_W - 51, 0.5, "BOTTLENECK", "badge-text", anchor="middle"))
     attrs = {
         "class": " ".join(classes),
         "data-stage": stage.id,

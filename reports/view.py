@@ -73,10 +73,17 @@ def knob_value(name: str, value: Any) -> str:
     return str(value)
 
 
+#: Entries of ``Stage.knobs`` that are facts the adapter recorded, not settings
+#: a user can change; they are shown as notes (``knob_note``), not as knobs.
+NOT_SETTINGS = ("note", "cardinality")
+
+
 def knob_items(stage: Stage) -> list[str]:
-    """The stage's knobs as ``name=value`` items, with the parallelism TF ran."""
+    """The stage's settings as ``name=value`` items, with the parallelism TF ran."""
     items = []
     for name, value in stage.knobs.items():
+        if name in NOT_SETTINGS:
+            continue
         if value is True and name in ("random", "stateful"):
             items.append(name)
             continue
@@ -86,6 +93,12 @@ def knob_items(stage: Stage) -> list[str]:
             item += f" (ran {ran})"
         items.append(item)
     return items
+
+
+def knob_note(stage: Stage) -> str:
+    """The adapter's note on a stage (``fused into MapAndBatch; ...``), or an empty string."""
+    note = stage.knobs.get("note")
+    return note if isinstance(note, str) else ""
 
 
 def unmeasured_reason(stage: Stage, analysis: StageAnalysis | None) -> str | None:
