@@ -13,6 +13,7 @@ from plumber.reports.html import render_html
 from plumber.reports.paths import shorten_paths
 from tests.report_samples import (
     LONG_FILE,
+    Case,
     consumer_bound_case,
     input_bound_case,
     nested_case,
@@ -21,7 +22,7 @@ from tests.report_samples import (
 )
 
 
-def _render(case: tuple) -> str:
+def _render(case: Case) -> str:
     profile, diagnoses = case
     return render_html(profile, diagnoses)
 
