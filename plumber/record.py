@@ -239,12 +239,9 @@ class Profile:
 
     def save(self, path: str | Path) -> Path:
         """Write the profile atomically (temp file + rename) and return its path."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(self.to_json(), encoding="utf-8")
-        tmp.replace(path)
-        return path
+        from plumber.files import write_text_atomically
+
+        return write_text_atomically(path, self.to_json())
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Profile:

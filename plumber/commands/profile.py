@@ -10,11 +10,11 @@ from pathlib import Path
 
 from plumber import exitcodes
 from plumber.commands.base import (
-    non_negative_float,
-    positive_float,
-    positive_int,
+    add_run_bounds,
+    add_script_arguments,
     say,
     script_arguments,
+    script_unusable,
 )
 
 
@@ -39,33 +39,15 @@ class ProfileCommand:
     )
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("script", type=Path, help="the Python script to run")
-        parser.add_argument(
-            "script_args", nargs=argparse.REMAINDER, help="arguments for the script (after --)"
-        )
+        add_script_arguments(parser)
         parser.add_argument(
             "-o", "--output", type=Path, default=None,
             help="output folder (default: ./plumber-out/SCRIPT-TIMESTAMP)",
         )
-        parser.add_argument(
-            "--steps", type=positive_int, default=None,
-            help="stop the script after this many elements reach the consumer",
-        )
-        parser.add_argument(
-            "--duration", type=positive_float, default=None,
-            help="stop the script after this many seconds",
-        )
-        parser.add_argument(
-            "--cpu-probe", type=non_negative_float, default=2.0, metavar="SECONDS",
-            help="time spent after the run measuring per-stage CPU (0 disables; default 2)",
-        )
+        add_run_bounds(parser)
 
     def run(self, args: argparse.Namespace) -> int:
-        from plumber.scriptrun import check_script
-
-        problem = check_script(args.script)
-        if problem is not None:
-            print(f"plumber: error: {problem}", file=sys.stderr)
+        if script_unusable(args.script):
             return exitcodes.USAGE
         script_args = script_arguments(args.script_args)
         out_dir = args.output or default_output_dir(args.script)

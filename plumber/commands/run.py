@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from plumber import exitcodes
-from plumber.commands.base import say, script_arguments
+from plumber.commands.base import add_script_arguments, say, script_arguments, script_unusable
 
 
 class RunCommand:
@@ -20,17 +20,13 @@ class RunCommand:
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--plan", type=Path, required=True, help="a plan written by tune")
-        parser.add_argument("script", type=Path, help="the Python script to run")
-        parser.add_argument("script_args", nargs=argparse.REMAINDER,
-                            help="arguments for the script (after --)")
+        add_script_arguments(parser)
 
     def run(self, args: argparse.Namespace) -> int:
-        from plumber.scriptrun import check_script, run_script
+        from plumber.scriptrun import run_script
         from plumber.tuner.plan import Plan, PlanError
 
-        problem = check_script(args.script)
-        if problem is not None:
-            print(f"plumber: error: {problem}", file=sys.stderr)
+        if script_unusable(args.script):
             return exitcodes.USAGE
         try:
             plan = Plan.load(args.plan)

@@ -9,12 +9,13 @@ from pathlib import Path
 
 from plumber import exitcodes
 from plumber.commands.base import (
-    non_negative_float,
+    add_run_bounds,
+    add_script_arguments,
     non_negative_int,
-    positive_float,
     positive_int,
     say,
     script_arguments,
+    script_unusable,
 )
 from plumber.commands.profile import default_output_dir
 
@@ -30,28 +31,17 @@ class TuneCommand:
     )
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("script", type=Path, help="the Python script to tune")
-        parser.add_argument("script_args", nargs=argparse.REMAINDER,
-                            help="arguments for the script (after --)")
+        add_script_arguments(parser, verb="tune")
         parser.add_argument("-o", "--output", type=Path, default=None,
                             help="plan file to write (default: plan.json in the output folder)")
         parser.add_argument("--search", type=non_negative_int, default=0, metavar="N",
                             help="refine the model's plan with N measured optuna trials")
         parser.add_argument("--rounds", type=positive_int, default=2,
                             help="interleaved verification rounds (default 2)")
-        parser.add_argument("--steps", type=positive_int, default=None,
-                            help="bound every run to this many elements at the consumer")
-        parser.add_argument("--duration", type=positive_float, default=None,
-                            help="bound every run to this many seconds")
-        parser.add_argument("--cpu-probe", type=non_negative_float, default=2.0,
-                            metavar="SECONDS", help="per-stage CPU probe of the profiling run")
+        add_run_bounds(parser)
 
     def run(self, args: argparse.Namespace) -> int:
-        from plumber.scriptrun import check_script
-
-        problem = check_script(args.script)
-        if problem is not None:
-            print(f"plumber: error: {problem}", file=sys.stderr)
+        if script_unusable(args.script):
             return exitcodes.USAGE
         from plumber.outputs import render
         from plumber.session import SessionOptions, profile_script

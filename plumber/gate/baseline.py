@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from plumber.files import write_text_atomically
 from plumber.gate.machine import Calibration, MachineInfo
 
 #: Bump on any incompatible change to the file's layout.
@@ -157,13 +158,8 @@ def _finite_or_none(value: float) -> float | None:
 
 def save_baseline(measurement: Measurement, path: str | Path) -> Path:
     """Write ``measurement`` as the baseline at ``path`` (atomically: temp file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     text = json.dumps(measurement.to_dict(), indent=1, allow_nan=False)
-    tmp.write_text(text + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_text_atomically(path, text + "\n")
 
 
 def load_baseline(path: str | Path) -> Measurement:

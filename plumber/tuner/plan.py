@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from plumber.files import write_text_atomically
 from plumber.record import SourceLocation
 
 PLAN_SCHEMA_VERSION = 1
@@ -92,12 +93,8 @@ class Plan:
         return json.dumps(asdict(self), indent=1)
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(self.to_json(), encoding="utf-8")
-        tmp.replace(path)
-        return path
+        """Write the plan atomically and return its path."""
+        return write_text_atomically(path, self.to_json())
 
     @classmethod
     def load(cls, path: str | Path) -> Plan:

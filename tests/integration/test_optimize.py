@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
@@ -54,9 +55,15 @@ def test_optimize_with_a_plan_rebuilds_the_pipeline_with_its_settings_and_same_e
 
 
 def test_optimize_without_a_plan_profiles_tunes_and_measures():
-    tuned = plumber.optimize(make_dataset, duration=2)
-    parallel_map = next(d for d in _walk(tuned) if type(d).__name__ == "_ParallelMapDataset")
-    assert int(parallel_map._num_parallel_calls) == 2
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tuned = plumber.optimize(make_dataset, duration=2)
+    messages = [str(w.message) for w in caught]
+    maps = [d for d in _walk(tuned) if "Map" in type(d).__name__]
+    if any("not faster" in m for m in messages):  # a loaded machine can measure that
+        assert [int(d._num_parallel_calls) for d in maps] == [1]
+    else:
+        assert [int(d._num_parallel_calls) for d in maps] == [2]
 
 
 def test_optimize_warns_about_plan_stages_it_cannot_find():
