@@ -92,7 +92,13 @@ class Stage:
     that changed it (``map_parallelization``, ``map_and_batch_fusion``...).
     A stage with ``written=False`` was added by the framework.
     ``stats`` is ``None`` when the stage could not be measured, and
-    ``unmeasured_reason`` then says why.
+    ``unmeasured_reason`` then says why. ``error`` is the exception the
+    stage raised during the run (type and message), if any.
+
+    Kind ``workers`` is a pool of worker processes (a torch DataLoader's):
+    the stages ``nested_in`` it run one after another for each element on
+    one worker, so the pool's ``parallelism`` (its worker count) applies to
+    their sum, and its own ``stats`` are the totals of that chain.
     """
 
     id: str
@@ -107,6 +113,7 @@ class Stage:
     nested_in: str | None = None
     stats: StageStats | None = None
     unmeasured_reason: str | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -133,6 +140,23 @@ class ConsumerStats:
 
 
 @dataclass(frozen=True)
+class WorkerStats:
+    """One worker process of a pipeline: its work and its memory (resident set).
+
+    RSS rising from ``rss_start_bytes`` while the worker runs is how
+    copy-on-read of the dataset's Python objects shows (fork shares pages
+    until reference counts touch them).
+    """
+
+    worker: int
+    pid: int
+    elements: int
+    rss_start_bytes: int
+    rss_peak_bytes: int
+    rss_end_bytes: int
+
+
+@dataclass(frozen=True)
 class Pipeline:
     """One iterated pipeline: its stages (root last in ``root``) and consumer."""
 
@@ -144,6 +168,7 @@ class Pipeline:
     duration_s: float = 0.0
     infinite: bool = False
     notes: tuple[str, ...] = ()
+    workers: tuple[WorkerStats, ...] = ()
 
     def stage(self, stage_id: str) -> Stage:
         for stage in self.stages:

@@ -153,7 +153,8 @@ def _tf_hooks(options: SessionOptions, notes: list[str]) -> Iterator[Any]:
         notes.append("TensorFlow is not installed: tf.data pipelines cannot be observed")
         yield None
         return
-    from plumber.tf.hooks import RunBounds, TfHooks
+    from plumber.runbounds import RunBounds
+    from plumber.tf.hooks import TfHooks
 
     if "tensorflow" not in sys.modules:
         options.notify("loading TensorFlow")
@@ -166,7 +167,7 @@ def _bound_stop_check(hooks: Any) -> Callable[[BaseException], bool]:
     def is_bound_stop(exc: BaseException) -> bool:
         if hooks is None:
             return False
-        from plumber.tf.hooks import BoundReached
+        from plumber.runbounds import BoundReached
 
         return isinstance(exc, BoundReached) or (
             isinstance(exc, KeyboardInterrupt) and hooks.bound_reached is not None

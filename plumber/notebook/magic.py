@@ -86,7 +86,7 @@ class PlumberMagics(Magics):
 def _ending(exc: BaseException, hooks: Any) -> tuple[ScriptOutcome, BaseException | None]:
     """How the cell ended, and the exception to raise again (None for plumber's own stop)."""
     if hooks is not None and hooks.bound_reached is not None:
-        from plumber.tf.hooks import BoundReached
+        from plumber.runbounds import BoundReached
 
         # The bound stops the cell by raising BoundReached on the cell's thread,
         # or KeyboardInterrupt when the poller interrupts it (duration).

@@ -27,6 +27,7 @@ from typing import Any
 
 from plumber.callsite import user_callsite
 from plumber.record import SourceLocation
+from plumber.runbounds import BoundReached, RunBounds
 from plumber.tf.identity import StageCounter, stage_key
 from plumber.tf.modelstats import ModelAccumulator
 from plumber.threadcpu import name_os_thread
@@ -58,21 +59,6 @@ class WatchedPipeline:
     first_seen: float
     iterators: list[IteratorWatch] = field(default_factory=list)
     infinite: bool = False
-
-
-@dataclass
-class RunBounds:
-    """Optional limits on how much of the script's iteration is profiled."""
-
-    steps: int | None = None
-    duration_s: float | None = None
-
-
-class BoundReached(BaseException):  # noqa: N818 - it is a signal, not an error
-    """Raised into the script to stop it once a step bound is reached.
-
-    A BaseException so that a script's ``except Exception`` does not swallow it.
-    """
 
 
 class TfHooks:

@@ -8,7 +8,8 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from plumber.tf.hooks import RunBounds, TfHooks  # noqa: E402
+from plumber.runbounds import RunBounds  # noqa: E402
+from plumber.tf.hooks import TfHooks  # noqa: E402
 from plumber.tf.pipelines import build_pipelines  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -77,7 +78,7 @@ def test_stage_source_lines_point_at_the_users_calls(tmp_path):
 
 
 def test_step_bound_stops_the_loop_with_a_signal_the_script_cannot_swallow():
-    from plumber.tf.hooks import BoundReached
+    from plumber.runbounds import BoundReached
 
     seen = 0
     with pytest.raises(BoundReached), TfHooks(RunBounds(steps=25)):

@@ -1,0 +1,24 @@
+"""How much of a script's iteration is profiled, and the signal that stops it.
+
+Shared by every framework's hooks (tf.data, torch): the same ``--steps`` and
+``--duration`` bounds apply whatever the script iterates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class RunBounds:
+    """Optional limits on how much of the script's iteration is profiled."""
+
+    steps: int | None = None
+    duration_s: float | None = None
+
+
+class BoundReached(BaseException):  # noqa: N818 - it is a signal, not an error
+    """Raised into the script to stop it once a step bound is reached.
+
+    A BaseException so that a script's ``except Exception`` does not swallow it.
+    """
