@@ -9,7 +9,10 @@ Per stage a plan can set the parallelism, place a cache right after the
 stage (in memory or in a file), place a prefetch right after it, and size
 the pipeline's thread pool there (``threads``: tf.data runs parallel calls on
 a pool as large as the core count unless told otherwise, which caps the
-calls a waiting stage really has in flight). Every
+calls a waiting stage really has in flight). A torch DataLoader's settings
+sit on its stages as described in ``docs/torch-pipelines.md``
+(``parallelism`` is ``num_workers``, ``prefetch`` is ``prefetch_factor``,
+plus ``persistent_workers`` and ``pin_memory``). Every
 decision carries the model's predicted rate and the reason, for the report.
 """
 
@@ -60,6 +63,8 @@ class StageSetting:
     cache: str | None = None
     prefetch: int | None = None
     threads: int | None = None
+    persistent_workers: bool | None = None
+    pin_memory: bool | None = None
     reason: str = ""
     predicted_rate: float | None = None
 
