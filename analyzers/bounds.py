@@ -1,5 +1,8 @@
 """Upper bounds on a pipeline's rate, from each resource and each stage.
 
+Stages that run inside a worker pool are covered by the pool's bound (their
+demands summed), so they give no bound of their own.
+
 Every bound is in root elements per second. Resources: CPU
 (``cores / CPU demand per root element``), disk (``read bandwidth / bytes
 read per root element``) and the consumer (``steps / step time``). Stages:
@@ -50,6 +53,7 @@ def compute_bounds(analyses: Sequence[StageAnalysis], limits: Limits) -> tuple[B
     the consumer only when it is strictly slower.
     """
     bounds: list[Bound] = []
+    analyses = [a for a in analyses if a.pool is None]
     demands = [cpu_demand(a) for a in analyses if a.resource != "unmeasured"]
     demand = sum(d for d in demands if d is not None)
     cpu_rate = limits.cores / demand if demand > 0 else math.inf

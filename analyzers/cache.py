@@ -1,14 +1,19 @@
-"""Cache placement: where an in-memory cache would pay, and where it must not go.
+"""Cache placement: where a cache would pay, and where it must not go.
 
 A cache after stage s replays s's output from the second epoch on, so the
 demand of s and everything below it disappears in steady state; the
 predicted rate is the minimum of the bounds that remain (DESIGN.md section
-4). Its size is bytes per element x the stream's cardinality and must fit a
-share of the available memory. A cache never goes after a random or
-stateful stage (it would freeze one epoch's randomness), below a ``take``
-(TF discards a cache that is not read to its end), or on a stream that is
-infinite or of unknown size. Candidates that would help but break a rule are
-returned with ``feasible=False`` and the reason, so a reader learns why.
+4). Its size is bytes per element x the stream's cardinality. It goes in
+memory when it fits a share of the available memory, else in a file when it
+fits a share of the free space where file caches go (replaying it then
+costs disk reads, which the prediction counts). A cache never goes after a
+random or stateful stage (it would freeze one epoch's randomness), below a
+``take`` (TF discards a cache that is not read to its end), or on a stream
+that is infinite or of unknown size. In a worker pool (a torch DataLoader)
+the cache holds samples by index, so it goes after the fetch or a transform,
+never after collation, and needs a map-style dataset. Candidates that would
+help but break a rule are returned with ``feasible=False`` and the reason,
+so a reader learns why.
 """
 
 from __future__ import annotations
@@ -19,17 +24,23 @@ import math
 from plumber.analyzers import text
 from plumber.analyzers.bounds import compute_bounds, rate_of
 from plumber.analyzers.results import WhatIf
-from plumber.analyzers.stages import cpu_demand
-from plumber.analyzers.topology import above, below, is_random
+from plumber.analyzers.stages import cpu_demand, without
+from plumber.analyzers.topology import POOL, above, below, is_random, pool_of
 from plumber.analyzers.whatif import WORTH_LISTING, Scene
 from plumber.record import Stage
 
 #: Share of the available memory a cache may take.
 MEMORY_BUDGET = 0.5
 
+#: Share of the free space where file caches go that one may take.
+DISK_BUDGET = 0.5
+
 #: Kinds after which a cache is pointless or wrong: caching a cache or a
-#: buffer, or a stream that a repeat/take/skip already reshaped.
-NOT_AFTER = frozenset({"cache", "prefetch", "repeat", "take", "skip", "config"})
+#: buffer, or a stream that a repeat/take/skip already reshaped; a worker
+#: pool's batches and pinned copies (its cache holds samples).
+NOT_AFTER = frozenset(
+    {"cache", "prefetch", "repeat", "take", "skip", "config", POOL, "pin_memory"}
+)
 
 
 def cache_what_ifs(scene: Scene) -> list[WhatIf]:
@@ -41,14 +52,15 @@ def cache_what_ifs(scene: Scene) -> list[WhatIf]:
     pipeline = scene.pipeline
     candidates = []
     for stage in pipeline.stages:
-        if stage.nested_in is not None or stage.kind in NOT_AFTER or stage.stats is None:
+        if not _cacheable_position(scene, stage):
             continue
         covered = below(pipeline, stage.id)
         if any(pipeline.stage(sid).kind == "repeat" for sid in covered):
             continue
-        predicted = _cached_rate(scene, covered)
+        place = _placement(scene, stage, covered)
+        predicted = _cached_rate(scene, covered, place)
         if predicted > WORTH_LISTING * scene.predicted_rate:
-            candidates.append(_what_if(scene, stage, covered, predicted))
+            candidates.append(_what_if(scene, stage, covered, predicted, place))
     best_allowed = max((w.predicted_rate for w in candidates if w.feasible), default=0.0)
     ruled_out: dict[str, WhatIf] = {}
     for w in candidates:
@@ -59,12 +71,65 @@ def cache_what_ifs(scene: Scene) -> list[WhatIf]:
     return [w for w in candidates if w.feasible or ruled_out.get(w.reason) is w]
 
 
-def _cached_rate(scene: Scene, covered: frozenset[str]) -> float:
-    """The steady-state rate with every stage in ``covered`` replayed from memory.
+def _cacheable_position(scene: Scene, stage: Stage) -> bool:
+    """Whether a cache right after ``stage`` is a place the framework can put one.
 
-    The disk bound goes too when every stage that reads storage is covered.
+    tf.data caches whole streams, so not inside a nested body; a worker
+    pool caches samples, so after its fetch or a transform, not its batches.
     """
-    remaining = tuple(a for a in scene.analyses if a.stage_id not in covered)
+    if stage.kind in NOT_AFTER or stage.stats is None:
+        return False
+    if pool_of(scene.pipeline, stage) is not None:
+        return stage.kind != "batch"
+    return stage.nested_in is None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Placement:
+    """Where a cache would live and what it would hold (size None when unknown)."""
+
+    where: str
+    size: float | None
+    bytes_per_root: float | None
+
+
+def _placement(scene: Scene, stage: Stage, covered: frozenset[str]) -> _Placement:
+    """Memory when the cache fits the memory budget, else disk when it fits the disk budget."""
+    size = _size(scene, stage)
+    roots = _roots_per_epoch(scene, stage)
+    per_root = size / roots if size is not None and roots else None
+    if size is None or size <= scene.memory_budget:
+        return _Placement("memory", size, per_root)
+    if scene.disk_budget is not None and size <= scene.disk_budget:
+        return _Placement("disk", size, per_root)
+    return _Placement("memory", size, per_root)
+
+
+def _size(scene: Scene, stage: Stage) -> float | None:
+    stats = stage.stats
+    cardinality, _ = _cardinality(scene, stage, above(scene.pipeline, stage.id))
+    if cardinality is None or stats is None or stats.elements <= 0 or stats.bytes_produced <= 0:
+        return None
+    return stats.bytes_produced / stats.elements * cardinality
+
+
+def _roots_per_epoch(scene: Scene, stage: Stage) -> float | None:
+    """Root elements in one epoch of ``stage``'s stream: its elements per root element."""
+    root = next((s for s in scene.pipeline.stages if s.id == scene.pipeline.root), None)
+    stats, root_stats = stage.stats, root.stats if root is not None else None
+    cardinality, _ = _cardinality(scene, stage, above(scene.pipeline, stage.id))
+    if cardinality is None or stats is None or root_stats is None or stats.elements <= 0:
+        return None
+    return cardinality * root_stats.elements / stats.elements
+
+
+def _cached_rate(scene: Scene, covered: frozenset[str], place: _Placement) -> float:
+    """The steady-state rate with every stage in ``covered`` replayed from the cache.
+
+    The disk bound goes when every stage that reads storage is covered; a
+    file cache brings its own: the cached bytes are read back every epoch.
+    """
+    remaining = without(scene.analyses, covered)
     readers = {
         a.stage_id
         for a in scene.analyses
@@ -73,25 +138,38 @@ def _cached_rate(scene: Scene, covered: frozenset[str]) -> float:
     limits = scene.limits
     if readers <= covered:
         limits = dataclasses.replace(limits, disk_bytes_per_root=None)
+    if place.where == "disk" and place.bytes_per_root:
+        replay = place.bytes_per_root + (limits.disk_bytes_per_root or 0.0)
+        limits = dataclasses.replace(
+            limits, disk_bytes_per_root=replay, disk_basis="file cache read back"
+        )
     return rate_of(compute_bounds(remaining, limits))
 
 
-def _what_if(scene: Scene, stage: Stage, covered: frozenset[str], predicted: float) -> WhatIf:
-    problem, contents = _obstacle(scene, stage, covered)
-    saved = sum(cpu_demand(a) or 0.0 for a in scene.analyses if a.stage_id in covered)
+def _what_if(
+    scene: Scene, stage: Stage, covered: frozenset[str], predicted: float, place: _Placement
+) -> WhatIf:
+    problem, contents = _obstacle(scene, stage, covered, place)
+    saved = sum(
+        cpu_demand(a) or 0.0
+        for a in scene.analyses
+        if a.stage_id in covered and (a.pool is not None or a.kind != POOL)
+    )
+    medium = "in memory" if place.where == "memory" else f"in a file under {scene.cache_dir}"
     if problem is None:
         reason = (
             f"From the second epoch on, the {len(covered)} stage(s) at and below {stage.id} "
             f"no longer run ({text.ms(saved)} of CPU per root element saved); the cache "
-            f"holds {contents}."
+            f"holds {contents} {medium}."
         )
     else:
         reason = f"Not proposed: {problem}."
     return WhatIf(
         stage_id=stage.id,
         knob="cache",
-        value="memory",
-        change=f"cache in memory after {text.where(stage)}",
+        value=place.where,
+        change=f"cache {'in memory' if place.where == 'memory' else 'on disk'} after "
+        f"{text.where(stage)}",
         predicted_rate=predicted,
         speedup=scene.speedup(predicted),
         reason=reason,
@@ -99,7 +177,9 @@ def _what_if(scene: Scene, stage: Stage, covered: frozenset[str], predicted: flo
     )
 
 
-def _obstacle(scene: Scene, stage: Stage, covered: frozenset[str]) -> tuple[str | None, str]:
+def _obstacle(
+    scene: Scene, stage: Stage, covered: frozenset[str], place: _Placement
+) -> tuple[str | None, str]:
     """Why a cache after ``stage`` must not be proposed (None if it may), and what it holds."""
     pipeline = scene.pipeline
     random = [s for s in pipeline.stages if s.id in covered and is_random(s)]
@@ -109,23 +189,35 @@ def _obstacle(scene: Scene, stage: Stage, covered: frozenset[str]) -> tuple[str 
             f"{first.id} is random or stateful, and a cache after it would replay one "
             f"epoch's randomness in every epoch", "",
         )
+    pool = _pool(scene, stage)
+    if pool is not None and pool.knobs.get("map_style") is False:
+        return "an iterable dataset has no index to cache its samples by", ""
     downstream = above(pipeline, stage.id)
     if any(s.kind == "take" for s in downstream):
         return "a take() above it stops reading early, and TF discards an unfinished cache", ""
     cardinality, basis = _cardinality(scene, stage, downstream)
     if cardinality is None:
         return basis, ""
-    stats = stage.stats
-    if stats is None or stats.elements <= 0 or stats.bytes_produced <= 0:
+    size = place.size
+    if size is None:
         return "the bytes per element it produces were not measured", ""
-    size = stats.bytes_produced / stats.elements * cardinality
-    if size > scene.memory_budget:
+    if place.where == "memory" and size > scene.memory_budget:
         available = scene.memory_budget / MEMORY_BUDGET
+        room = (
+            f" or of the {text.size(scene.disk_budget / DISK_BUDGET)} free for file caches"
+            if scene.disk_budget is not None
+            else " (free disk space unknown)"
+        )
         return (
             f"it would hold about {text.size(size)}, more than {MEMORY_BUDGET:.0%} of the "
-            f"{text.size(available)} of available memory", "",
+            f"{text.size(available)} of available memory{room}", "",
         )
     return None, f"about {text.size(size)} ({cardinality:.0f} elements, {basis})"
+
+
+def _pool(scene: Scene, stage: Stage) -> Stage | None:
+    pool_id = pool_of(scene.pipeline, stage)
+    return scene.pipeline.stage(pool_id) if pool_id is not None else None
 
 
 def _cardinality(
@@ -133,11 +225,15 @@ def _cardinality(
 ) -> tuple[float | None, str]:
     """Elements one epoch of ``stage``'s stream holds, or None with the reason it is unknown.
 
-    A ``cardinality`` knob wins. Otherwise the run's element count is one
-    epoch per pass of the finite repeats above, provided the run read the
-    data to its end; a run that plumber or the user stopped did not.
+    A ``cardinality`` knob wins (a pool's, for the samples its workers
+    fetch). Otherwise the run's element count is one epoch per pass of the
+    finite repeats above, provided the run read the data to its end; a run
+    that plumber or the user stopped did not.
     """
-    known = stage.knobs.get("cardinality")
+    pool = _pool(scene, stage)
+    known = (pool if pool is not None and stage.kind != "batch" else stage).knobs.get(
+        "cardinality"
+    )
     if isinstance(known, int) and not isinstance(known, bool) and known >= 0:
         return float(known), "its cardinality"
     endless = [s for s in downstream if s.kind == "repeat" and _count(s) is None]

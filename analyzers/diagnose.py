@@ -13,7 +13,7 @@ import math
 
 from plumber.analyzers import text
 from plumber.analyzers.bounds import Limits, compute_bounds
-from plumber.analyzers.cache import MEMORY_BUDGET, cache_what_ifs
+from plumber.analyzers.cache import DISK_BUDGET, MEMORY_BUDGET, cache_what_ifs
 from plumber.analyzers.observed import (
     consumer_rate,
     cpu_busy_share,
@@ -126,6 +126,12 @@ def _scene(profile: Profile, pipeline: Pipeline, warnings: list[str]) -> Scene:
         observed_rate=observed,
         stall_share=consumer.stall_share if consumer is not None else None,
         memory_budget=MEMORY_BUDGET * machine.memory_available_bytes,
+        disk_budget=(
+            DISK_BUDGET * machine.cache_dir_free_bytes
+            if machine.cache_dir_free_bytes is not None
+            else None
+        ),
+        cache_dir=machine.cache_dir,
     )
 
 

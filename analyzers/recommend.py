@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from plumber.analyzers.results import Recommendation, WhatIf
+from plumber.analyzers.text import parallel_knob
+from plumber.analyzers.topology import POOL, pool_of
 from plumber.analyzers.whatif import Scene
 from plumber.record import Stage
 
@@ -66,14 +68,30 @@ def _smallest_nearly_best(group: list[WhatIf]) -> WhatIf:
 def _recommend(scene: Scene, w: WhatIf) -> Recommendation:
     stage = scene.pipeline.stage(w.stage_id or scene.pipeline.root)
     names = ARGUMENT_NAMES.get(scene.run.framework, {})
-    if w.knob == "parallelism":
+    if w.knob == "parallelism" and stage.kind == POOL:
+        arg, old_value = parallel_knob(stage)
+        title = f"Use {w.value} DataLoader workers"
+        old, new, source = f"{arg}={old_value}", f"{arg}={w.value}", stage.source
+    elif w.knob == "parallelism":
         arg = names.get("parallelism", "parallelism")
         old_value = _written(stage.knobs.get("parallelism"), names)
         title = f"Raise the parallelism of {stage.id} to {w.value}"
         old, new, source = f"{arg}={old_value}", f"{arg}={w.value}", stage.source
+    elif w.knob == "cache" and pool_of(scene.pipeline, stage) is not None:
+        medium = "in memory" if w.value == "memory" else "on disk"
+        title = f"Cache the samples after {stage.id} ({stage.op}) {medium}"
+        location = '"memory"' if w.value == "memory" else "DIRECTORY"
+        old = "DataLoader(dataset, ...)"
+        new = (
+            f"DataLoader(plumber.torch.CachedDataset(dataset, upto={_upto(stage)}, "
+            f"location={location}), ...)"
+        )
+        source = stage.source
     elif w.knob == "cache":
-        title = f"Cache the output of {stage.id} in memory"
-        old, new, source = _call(stage), f"{_call(stage)}.cache()", stage.source
+        medium = "in memory" if w.value == "memory" else "in a file"
+        title = f"Cache the output of {stage.id} {medium}"
+        argument = "" if w.value == "memory" else "FILENAME"
+        old, new, source = _call(stage), f"{_call(stage)}.cache({argument})", stage.source
     elif stage.kind == "prefetch" and stage.written:
         old_value = _written(stage.knobs.get("buffer_size"), names)
         title = f"Deepen the prefetch buffer of {stage.id} to {w.value}"
@@ -92,6 +110,12 @@ def _recommend(scene: Scene, w: WhatIf) -> Recommendation:
         speedup=w.speedup,
         reason=w.reason,
     )
+
+
+def _upto(stage: Stage) -> str:
+    """How far a sample cache reaches: the transform's index, or ``-1`` for the fetch alone."""
+    index = stage.knobs.get("index")
+    return str(index) if isinstance(index, int) and stage.kind == "map" else "-1"
 
 
 def _written(value: Any, names: dict[str, str]) -> str:

@@ -35,7 +35,10 @@ class StageAnalysis:
     parallelism. ``wait_fraction``: share of the stage's wall time not spent
     on CPU (high means it waits on I/O or latency). ``resource``: what the
     stage's work is bound by (``cpu``, ``disk``, ``network``, ``latency``,
-    ``none`` for pass-through stages, ``unmeasured``).
+    ``none`` for pass-through stages, ``unmeasured``). ``pool`` is the id of
+    the worker pool the stage runs in, one after its siblings (a torch
+    DataLoader's): the pool's own analysis carries their summed demand, so
+    bounds are taken from the pool and the members only break it down.
     """
 
     stage_id: str
@@ -50,6 +53,7 @@ class StageAnalysis:
     resource: str
     source: SourceLocation | None = None
     note: str = ""
+    pool: str | None = None
 
 
 @dataclass(frozen=True)

@@ -5,14 +5,20 @@ stage: its visit ratio (elements per root element), its CPU and wall demand
 (seconds per root element), the most root elements per second it can
 deliver at the parallelism it ran with, and the resource its work is bound
 by. A stage without statistics stays in the result as ``unmeasured``.
+
+A worker pool (a torch DataLoader's) is one stage to the model: its
+statistics are the totals of the stages its workers run in series, which
+stay in the result as a breakdown (``pool`` set) and are not counted twice.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Sequence
 
 from plumber.analyzers.results import StageAnalysis
-from plumber.analyzers.topology import parallelism
+from plumber.analyzers.topology import parallelism, pool_of
 from plumber.record import Pipeline, Stage
 
 #: A stage whose own time is below this share of the pipeline's total is
@@ -44,7 +50,7 @@ def cpu_seconds_per_root(pipeline: Pipeline, roots: int) -> float:
     total = 0.0
     for stage in pipeline.stages:
         stats = stage.stats
-        if stats is None:
+        if stats is None or pool_of(pipeline, stage) is not None:
             continue
         cpu = stats.cpu_time_s
         seconds = cpu if cpu is not None and math.isfinite(cpu) else stats.wall_time_s
@@ -61,7 +67,11 @@ def analyse_stages(
     wall time exceeds its CPU time is waiting for a core; ``disk_busy`` says
     the disk read near its measured bandwidth, so a waiting stage waits on it.
     """
-    demands = [_own_seconds(s) for s in pipeline.stages if s.stats is not None]
+    demands = [
+        _own_seconds(s)
+        for s in pipeline.stages
+        if s.stats is not None and pool_of(pipeline, s) is None
+    ]
     total = sum(d for d in demands if d is not None) / roots
     return tuple(
         _analyse(pipeline, stage, roots, total, cpu_saturated, disk_busy)
@@ -88,11 +98,12 @@ def _analyse(
 ) -> StageAnalysis:
     p = parallelism(pipeline, stage)
     own = _own_seconds(stage)
+    pool = pool_of(pipeline, stage)
     if stage.stats is None or own is None:
         reason = stage.unmeasured_reason or "no processing time recorded"
         return StageAnalysis(
             stage.id, stage.kind, stage.op, None, None, None, p, None, None,
-            "unmeasured", stage.source, reason,
+            "unmeasured", stage.source, reason, pool,
         )
     stats = stage.stats
     wall = stats.wall_time_s / roots
@@ -116,7 +127,30 @@ def _analyse(
         resource=resource,
         source=stage.source,
         note=note,
+        pool=pool,
     )
+
+
+def without(analyses: Sequence[StageAnalysis], removed: frozenset[str]) -> list[StageAnalysis]:
+    """The analyses once the stages in ``removed`` no longer run (a cache replays them).
+
+    A pool whose members are removed keeps the rest of its work: its demands
+    shrink by theirs and its rate rises accordingly.
+    """
+    out = []
+    for a in analyses:
+        if a.stage_id in removed:
+            continue
+        gone = [m for m in analyses if m.pool == a.stage_id and m.stage_id in removed]
+        if gone and a.wall_demand_s is not None:
+            wall = max(a.wall_demand_s - sum(m.wall_demand_s or 0.0 for m in gone), 0.0)
+            cpu = a.cpu_demand_s
+            if cpu is not None:
+                cpu = max(cpu - sum(m.cpu_demand_s or 0.0 for m in gone), 0.0)
+            rate = a.parallelism / wall if wall > 0 else math.inf
+            a = dataclasses.replace(a, wall_demand_s=wall, cpu_demand_s=cpu, max_rate=rate)
+        out.append(a)
+    return out
 
 
 def _resource(

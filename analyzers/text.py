@@ -36,3 +36,15 @@ def where(stage: Stage) -> str:
     """``map-0 (map at train.py:12)``: a stage as a user finds it in their code."""
     place = f"{stage.kind} at {stage.source}" if stage.source is not None else stage.kind
     return f"{stage.id} ({place})"
+
+
+def parallel_knob(stage: Stage) -> tuple[str, str]:
+    """The knob that sets ``stage``'s parallelism, and its value as written.
+
+    A worker pool's is ``num_workers`` (0 runs the work in the main process);
+    elsewhere ``parallelism``, unset (``None``) or AUTOTUNE (``-1``).
+    """
+    if stage.kind == "workers":
+        return "num_workers", str(stage.knobs.get("num_workers", stage.knobs.get("parallelism")))
+    value = stage.knobs.get("parallelism")
+    return "parallelism", "None" if value is None else "AUTOTUNE" if value == -1 else str(value)

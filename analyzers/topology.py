@@ -11,8 +11,12 @@ from __future__ import annotations
 
 from plumber.record import Pipeline, Stage
 
-#: Kinds whose parallelism the user can set (``num_parallel_calls`` in tf.data).
-PARALLEL_KINDS = frozenset({"map", "interleave", "batch", "parallel_batch"})
+#: Kinds whose parallelism the user can set (``num_parallel_calls`` in tf.data,
+#: ``num_workers`` for a torch DataLoader's worker pool).
+PARALLEL_KINDS = frozenset({"map", "interleave", "batch", "parallel_batch", "workers"})
+
+#: A pool of workers that each run the stages nested in it one after another.
+POOL = "workers"
 
 
 def is_random(stage: Stage) -> bool:
@@ -66,6 +70,26 @@ def parallelism_owner(pipeline: Pipeline, stage: Stage) -> Stage | None:
             return None
     if stage.written and (stage.kind in PARALLEL_KINDS or "parallelism" in stage.knobs):
         return stage
+    return None
+
+
+def pool_of(pipeline: Pipeline, stage: Stage) -> str | None:
+    """The id of the worker pool ``stage`` runs in, one after its siblings, or None.
+
+    A torch DataLoader worker fetches a sample, transforms it and collates
+    the batch itself: the pool's worker count applies to the sum of those
+    stages, not to each one, so the model treats the pool as one stage and
+    its members as a breakdown of it.
+    """
+    seen = set()
+    while stage.nested_in is not None and stage.nested_in not in seen:
+        seen.add(stage.nested_in)
+        try:
+            stage = pipeline.stage(stage.nested_in)
+        except KeyError:
+            return None
+        if stage.kind == POOL:
+            return stage.id
     return None
 
 

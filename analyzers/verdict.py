@@ -103,7 +103,9 @@ def _heaviest(scene: Scene, kind: str) -> str | None:
 
     if kind not in ("cpu", "disk"):
         return None
-    candidates = [a for a in scene.analyses if a.resource != "unmeasured" and load(a) > 0]
+    candidates = [
+        a for a in scene.analyses if a.resource != "unmeasured" and a.pool is None and load(a) > 0
+    ]
     return max(candidates, key=load).stage_id if candidates else None
 
 
@@ -133,8 +135,9 @@ def summarise(scene: Scene, verdict: Verdict) -> str:
     analysis = next((a for a in scene.analyses if a.stage_id == verdict.stage_id), None)
     stage = scene.pipeline.stage(verdict.stage_id) if verdict.stage_id is not None else None
     who = text.where(stage) if stage is not None else "The pipeline"
+    inside = _inside_pool(scene, verdict.stage_id)
     if verdict.kind == "cpu":
-        return _cpu_summary(scene, analysis, who, f"about {fixed} ({observed})")
+        return _cpu_summary(scene, analysis, who, f"about {fixed} ({observed})") + inside
     if verdict.kind == "disk":
         disk = next((b for b in scene.bounds if b.name == "disk"), verdict.bound)
         why = f"is bound by disk read bandwidth ({disk.detail})"
@@ -149,12 +152,34 @@ def summarise(scene: Scene, verdict: Verdict) -> str:
         p = analysis.parallelism if analysis is not None else 1.0
         why = f"is CPU-bound at parallelism {p:g} while {cores - p:g} of {cores:g} cores idle"
         then = f"With more parallelism the pipeline should reach about {fixed} ({observed})."
-    return f"{who} is the bottleneck: it {why}. {then}"
+    return f"{who} is the bottleneck: it {why}. {then}{inside}"
+
+
+def _inside_pool(scene: Scene, stage_id: str | None) -> str:
+    """For a worker pool, which of the stages its workers run takes most of their time."""
+    members = [a for a in scene.analyses if a.pool is not None and a.pool == stage_id]
+    total = sum(a.wall_demand_s or 0.0 for a in members)
+    if not members or total <= 0:
+        return ""
+    top = max(members, key=lambda a: a.wall_demand_s or 0.0)
+    cpu, wall = top.cpu_demand_s, top.wall_demand_s or 0.0
+    spent = (
+        "mostly waiting" if cpu is not None and wall > 0 and cpu < 0.5 * wall
+        else "mostly computing" if cpu is not None else "CPU not measured"
+    )
+    return (
+        f" Inside its workers, {top.stage_id} ({top.op}) takes "
+        f"{wall / total:.0%} of the time ({spent})."
+    )
 
 
 def _cpu_summary(scene: Scene, heaviest: StageAnalysis | None, who: str, outcome: str) -> str:
     """All cores busy: the pipeline's CPU demand, and the stage that takes most of it."""
-    total = sum(cpu_demand(a) or 0.0 for a in scene.analyses if a.resource != "unmeasured")
+    total = sum(
+        cpu_demand(a) or 0.0
+        for a in scene.analyses
+        if a.resource != "unmeasured" and a.pool is None
+    )
     first = (
         f"The pipeline is CPU-bound: its stages need {text.ms(total)} of CPU per root "
         f"element and keep all {scene.limits.cores:g} usable cores busy"

@@ -35,7 +35,9 @@ WORTH_LISTING = 1.01
 class Scene:
     """The as-run model of one pipeline that what-ifs change.
 
-    ``memory_budget`` is the bytes a cache or buffer may take.
+    ``memory_budget`` is the bytes a cache or buffer may take in memory;
+    ``disk_budget`` the bytes a file cache may take in ``cache_dir`` (None
+    when its free space is unknown).
     """
 
     pipeline: Pipeline
@@ -46,6 +48,8 @@ class Scene:
     observed_rate: float
     stall_share: float | None
     memory_budget: float
+    disk_budget: float | None = None
+    cache_dir: str | None = None
 
     @property
     def predicted_rate(self) -> float:
@@ -121,12 +125,14 @@ def _parallelism(
     bounds = compute_bounds(changed, scene.limits)
     predicted = rate_of(bounds)
     new_binding = binding(bounds)
-    current = parallelism(scene.pipeline, owner)
+    knob, current = text.parallel_knob(owner)
+    if owner.kind != "workers":
+        current = f"{parallelism(scene.pipeline, owner):g}"
     return WhatIf(
         stage_id=owner.id,
         knob="parallelism",
         value=str(value),
-        change=f"parallelism {current:g} -> {value} at {text.where(owner)}",
+        change=f"{knob} {current} -> {value} at {text.where(owner)}",
         predicted_rate=predicted,
         speedup=scene.speedup(predicted),
         reason=f"{why[0].upper()}{why[1:]}; the pipeline would then be bound by "

@@ -34,6 +34,7 @@ from typing import Any
 
 import psutil
 
+from plumber.cachedir import data_cache_dir, default_cache_dir, free_bytes
 from plumber.record import Machine
 from plumber.sampler import probe_gpus
 
@@ -244,15 +245,6 @@ def _cold_read(path: Path, limit: int) -> float:
 # -- per-machine cache ---------------------------------------------------------
 
 
-def default_cache_dir() -> Path:
-    """``$PLUMBER_CACHE_DIR``, else ``$XDG_CACHE_HOME/plumber``, else ``~/.cache/plumber``."""
-    explicit = os.environ.get("PLUMBER_CACHE_DIR")
-    if explicit:
-        return Path(explicit)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return Path(xdg) / "plumber" if xdg else Path.home() / ".cache" / "plumber"
-
-
 def _machine_prefix() -> str:
     """Host and boot: a reboot may change disks, mounts and caches, so it re-measures."""
     return f"{socket.gethostname()}|{_read(BOOT_ID) or 'unknown-boot'}|"
@@ -324,6 +316,7 @@ def probe_machine(
         gpu_status, gpus = sampler.gpu_status, tuple(sampler.gpus)
     else:
         gpu_status, gpus = probe_gpus()
+    cache_dir = data_cache_dir()
     return Machine(
         cores_logical=os.cpu_count() or 1,
         cores_usable=usable_cores(),
@@ -333,4 +326,6 @@ def probe_machine(
         disk_probe_path=probed,
         gpus=gpus,
         gpu_status=gpu_status,
+        cache_dir=str(cache_dir),
+        cache_dir_free_bytes=free_bytes(cache_dir),
     )

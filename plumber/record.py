@@ -206,6 +206,8 @@ class Machine:
     ``disk_read_bps`` is the cold (page-cache bypassed) sequential read
     bandwidth of the filesystem holding the data, or ``None`` when no data
     file was found to probe. ``gpus`` is empty when none is present.
+    ``cache_dir`` is where file caches go by default and ``cache_dir_free_bytes``
+    the free space of its filesystem (``None`` when unknown).
     """
 
     cores_logical: int
@@ -216,6 +218,8 @@ class Machine:
     disk_probe_path: str | None = None
     gpus: tuple[Mapping[str, Any], ...] = ()
     gpu_status: str = "absent"
+    cache_dir: str | None = None
+    cache_dir_free_bytes: int | None = None
 
 
 @dataclass(frozen=True)

@@ -3,18 +3,24 @@
 Per input-bound pipeline: parallelism for every tunable stage at once
 (:mod:`plumber.analyzers.allocate`), the best admissible cache from the
 what-if table (the analysis already refuses caches after random stages, on
-infinite streams and beyond the memory budget), and a prefetch at the end
-when the pipeline has none. A consumer-bound pipeline gets no change.
+infinite streams and beyond the memory and disk budgets), and a prefetch at
+the end when the pipeline has none. A worker pool (a torch DataLoader) gets
+its worker count within the memory its workers take, persistent workers
+when it is iterated more than once, and pinned memory when a GPU is present.
+A consumer-bound pipeline gets no change.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from plumber.analyzers.allocate import allocate
+from plumber.analyzers.cache import MEMORY_BUDGET
 from plumber.analyzers.diagnose import scene
 from plumber.analyzers.results import Diagnosis
-from plumber.record import Pipeline, Profile
+from plumber.analyzers.topology import POOL
+from plumber.record import Pipeline, Profile, Stage
 from plumber.tuner.plan import PipelinePlan, Plan, StageRef, StageSetting
 
 #: A cache must beat the observed rate by this factor to be planned.
@@ -76,6 +82,8 @@ def _settings(
             reason=allocation.reasons[stage_id],
             predicted_rate=allocation.predicted_rate,
         )
+    if _pool(pipeline) is not None:
+        _fit_workers_in_memory(profile, pipeline, settings)
     cache = _best_cache(diagnosis)
     if cache is not None:
         stage = pipeline.stage(cache.stage_id)
@@ -85,11 +93,15 @@ def _settings(
                 stage=StageRef.of(stage.source, stage.kind, script_dir),
                 stage_id=stage.id,
                 parallelism=previous.parallelism if previous else None,
-                cache="memory",
+                cache=_cache_location(profile, pipeline, stage.id, cache.value, script_dir),
                 reason="; ".join(r for r in (previous.reason if previous else "",
                                              cache.reason) if r),
                 predicted_rate=max(cache.predicted_rate, allocation.predicted_rate),
             )
+    pool = _pool(pipeline)
+    if pool is not None:
+        _pool_options(profile, pipeline, pool, settings, script_dir)
+        return list(settings.values()), allocation.predicted_rate
     root = _written_root(pipeline)
     needs_prefetch = root is not None and root.kind != "prefetch"
     if root is not None and root.source is not None and (needs_prefetch or allocation.threads):
@@ -120,3 +132,93 @@ def _best_cache(diagnosis: Diagnosis):
         and w.predicted_rate > CACHE_WORTH * diagnosis.observed_rate
     ]
     return max(candidates, key=lambda w: w.predicted_rate, default=None)
+
+
+def _pool(pipeline: Pipeline) -> Stage | None:
+    """The pipeline's worker pool (a torch DataLoader), if it has one."""
+    return next((s for s in pipeline.stages if s.kind == POOL), None)
+
+
+def _fit_workers_in_memory(
+    profile: Profile, pipeline: Pipeline, settings: dict[str, StageSetting]
+) -> None:
+    """Cap a pool's new worker count so that the workers' memory fits the budget.
+
+    Each worker is a process holding its own copy of what it touched of the
+    dataset; the largest resident set seen stands for every added worker.
+    """
+    pool = _pool(pipeline)
+    setting = settings.get(pool.id) if pool is not None else None
+    peaks = [w.rss_peak_bytes for w in pipeline.workers if w.rss_peak_bytes > 0]
+    if setting is None or setting.parallelism is None or not peaks:
+        return
+    budget = MEMORY_BUDGET * profile.machine.memory_available_bytes
+    most = max(1, int(budget // max(peaks)))
+    if setting.parallelism > most:
+        settings[pool.id] = dataclasses.replace(
+            setting,
+            parallelism=most,
+            reason=f"{setting.reason}; capped at {most} workers: each takes up to "
+            f"{max(peaks) / 1e6:.0f} MB and they must fit {MEMORY_BUDGET:.0%} of the "
+            f"available memory",
+        )
+
+
+def _pool_options(
+    profile: Profile,
+    pipeline: Pipeline,
+    pool: Stage,
+    settings: dict[str, StageSetting],
+    script_dir: Path,
+) -> None:
+    """Keep workers alive across epochs, and pin memory when a GPU takes the batches.
+
+    Workers that start anew every epoch pay their start-up (and re-copy the
+    dataset) each time; a loader iterated more than once keeps them. Pinned
+    batches copy to a CUDA device asynchronously, which only matters with one.
+    """
+    if pool.source is None:
+        return
+    previous = settings.get(pool.id)
+    workers = previous.parallelism if previous and previous.parallelism else None
+    workers = workers if workers is not None else pool.knobs.get("num_workers", 0)
+    reasons = [previous.reason] if previous else []
+    persistent = None
+    iterations = pool.knobs.get("iterations")
+    if (
+        workers
+        and isinstance(iterations, int)
+        and iterations > 1
+        and not pool.knobs.get("persistent_workers")
+    ):
+        persistent = True
+        reasons.append(
+            f"iterated {iterations} times: persistent workers skip starting {workers} "
+            f"processes every epoch"
+        )
+    pin = None
+    if profile.machine.gpus and not pool.knobs.get("pin_memory"):
+        pin = True
+        reasons.append("a GPU is present: pinned batches copy to it asynchronously")
+    if previous is None and persistent is None and pin is None:
+        return
+    settings[pool.id] = StageSetting(
+        stage=StageRef.of(pool.source, pool.kind, script_dir),
+        stage_id=pool.id,
+        parallelism=previous.parallelism if previous else None,
+        persistent_workers=persistent,
+        pin_memory=pin,
+        reason="; ".join(r for r in reasons if r),
+        predicted_rate=previous.predicted_rate if previous else None,
+    )
+
+
+def _cache_location(
+    profile: Profile, pipeline: Pipeline, stage_id: str, where: str, script_dir: Path
+) -> str:
+    """``memory``, or the file (tf.data) or folder (torch) a disk cache goes in."""
+    if where == "memory":
+        return "memory"
+    folder = Path(profile.machine.cache_dir or script_dir / ".plumber-cache")
+    script = Path(profile.run.command[0]).stem if profile.run.command else "script"
+    return str(folder / f"{script}-{pipeline.id}-{stage_id}")

@@ -19,6 +19,7 @@ from plumber.record import (
     Stage,
     StageStats,
     TimeSeries,
+    WorkerStats,
 )
 
 
@@ -89,4 +90,80 @@ def make_profile(
         machine=Machine(4, cores, 16_000_000_000, memory, disk_read_bps=disk_bps),
         pipelines=(pipeline,),
         resources=resources or TimeSeries(),
+    )
+
+
+def loader_profile(
+    fetch: tuple[float, float],
+    transforms: tuple[tuple[str, float, float, bool], ...],
+    *,
+    num_workers: int,
+    batch_size: int = 8,
+    batches: int = 100,
+    wait_s: float,
+    step_s: float,
+    cores: float = 2.0,
+    memory: int = 8_000_000_000,
+    sample_bytes: int = 12_288,
+    cardinality: int | None = 800,
+    map_style: bool = True,
+    cache_dir_free: int | None = 50_000_000_000,
+    worker_rss: int = 0,
+) -> Profile:
+    """A torch DataLoader profile as ``docs/torch-pipelines.md`` describes it.
+
+    ``fetch`` and each transform give seconds of wall and CPU per sample;
+    a transform is ``(op, wall, cpu, random)``. Collation costs 1% of the fetch.
+    """
+    samples = batches * batch_size
+    loader_line = SourceLocation("train.py", 40)
+    p = max(num_workers, 1)
+
+    def member(sid: str, kind: str, op: str, wall: float, cpu: float, elements: int,
+               inputs: tuple[str, ...], knobs: dict[str, Any]) -> Stage:
+        return Stage(
+            id=sid, kind=kind, op=op, inputs=inputs, knobs=knobs, source=loader_line,
+            nested_in="workers",
+            stats=StageStats(elements, wall * elements, cpu * elements,
+                             sample_bytes * elements, parallelism=p),
+        )
+
+    stages = [member("fetch", "source", "__getitem__", *fetch, samples, (), {})]
+    for i, (op, wall, cpu, random) in enumerate(transforms):
+        stages.append(member(f"transform_{i}", "map", op, wall, cpu, samples,
+                             (stages[-1].id,), {"index": i, "random": random}))
+    collate_wall = 0.01 * fetch[0] * batch_size
+    stages.append(Stage(
+        id="collate", kind="batch", op="default_collate", inputs=(stages[-1].id,),
+        knobs={"batch_size": batch_size}, source=loader_line, nested_in="workers",
+        stats=StageStats(batches, collate_wall * batches, collate_wall * batches,
+                         sample_bytes * samples, parallelism=p),
+    ))
+    wall = sum(s.stats.wall_time_s for s in stages)
+    cpu = sum(s.stats.cpu_time_s for s in stages)
+    knobs: dict[str, Any] = {
+        "parallelism": p, "num_workers": num_workers, "prefetch_factor": 2 if num_workers else None,
+        "persistent_workers": False, "pin_memory": False, "batch_size": batch_size,
+        "map_style": map_style, "iterations": 1,
+    }
+    if cardinality is not None:
+        knobs["cardinality"] = cardinality
+    pool = Stage(
+        id="workers", kind="workers", op="DataLoader", knobs=knobs, source=loader_line,
+        stats=StageStats(batches, wall, cpu, sample_bytes * samples, parallelism=p),
+    )
+    pipeline = Pipeline(
+        id="loader-0", root="workers", stages=(*stages, pool),
+        consumer=ConsumerStats("python_next", batches, wait_s, step_s),
+        duration_s=wait_s + step_s,
+        workers=tuple(
+            WorkerStats(i, 1000 + i, samples // p, worker_rss, worker_rss, worker_rss)
+            for i in range(num_workers)
+        ) if worker_rss else (),
+    )
+    return Profile(
+        run=RunInfo(("train.py",), "2025-01-01T00:00:00+00:00", 10.0, 0, framework="torch"),
+        machine=Machine(4, cores, 16_000_000_000, memory, cache_dir="/cache",
+                        cache_dir_free_bytes=cache_dir_free),
+        pipelines=(pipeline,),
     )

@@ -1,0 +1,161 @@
+"""The model of a worker pool (a torch DataLoader): its workers run fetch,
+transforms and collation in series, so the pool is one stage to the bounds
+and its members are a breakdown of it."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from plumber.analyzers.bounds import compute_bounds
+from plumber.analyzers.diagnose import diagnose, scene
+from plumber.tuner.derive import derive_plan
+from tests.unit.synthetic_profiles import loader_profile
+
+RESIZE = ("Resize", 0.001, 0.001, False)
+BLUR = ("GaussianBlur", 0.020, 0.020, False)
+FLIP = ("RandomHorizontalFlip", 0.0002, 0.0002, True)
+
+
+def expensive_transform(**kwargs):
+    """2 workers on 2 cores; the blur takes most of every sample's time."""
+    return loader_profile((0.002, 0.0018), (RESIZE, BLUR, FLIP), num_workers=2,
+                          wait_s=9.0, step_s=1.0, **kwargs)
+
+
+def slow_fetch(**kwargs):
+    """Each sample waits 20 ms on storage and computes 0.5 ms."""
+    kwargs.setdefault("num_workers", 2)
+    return loader_profile((0.020, 0.0005), (RESIZE,), wait_s=8.4, step_s=1.0, **kwargs)
+
+
+def test_the_pool_bounds_the_pipeline_and_its_members_give_no_bound_of_their_own():
+    diagnosis = diagnose(expensive_transform())
+    names = {b.name for b in diagnosis.bounds}
+    assert "workers" in names
+    assert not names & {"fetch", "transform_0", "transform_1", "transform_2", "collate"}
+    assert diagnosis.bottleneck_stage == "workers"
+    assert diagnosis.bottleneck_kind == "cpu"
+
+
+def test_the_cpu_bound_counts_the_members_cpu_once():
+    profile = expensive_transform()
+    model = scene(profile, profile.pipelines[0])
+    cpu = next(b for b in compute_bounds(model.analyses, model.limits) if b.kind == "cpu"
+               and b.name == "CPU")
+    per_batch = 8 * (0.0018 + 0.001 + 0.020 + 0.0002) + 0.01 * 0.002 * 8
+    assert cpu.rate == pytest.approx(2 / per_batch, rel=1e-6)
+
+
+def test_the_summary_names_the_member_that_takes_most_of_the_workers_time():
+    diagnosis = diagnose(expensive_transform())
+    assert "transform_1 (GaussianBlur)" in diagnosis.summary
+    assert "mostly computing" in diagnosis.summary
+
+
+def test_members_keep_their_own_analysis_for_the_stage_table():
+    diagnosis = diagnose(expensive_transform())
+    blur = next(a for a in diagnosis.stages if a.stage_id == "transform_1")
+    assert blur.pool == "workers"
+    assert blur.visit_ratio == 8
+    assert blur.cpu_demand_s == pytest.approx(8 * 0.020)
+
+
+def test_a_waiting_fetch_makes_the_pool_latency_bound_and_asks_for_workers_beyond_the_cores():
+    diagnosis = diagnose(slow_fetch())
+    assert diagnosis.bottleneck_stage == "workers"
+    assert diagnosis.bottleneck_kind == "latency"
+    assert "fetch (__getitem__)" in diagnosis.summary and "mostly waiting" in diagnosis.summary
+    workers = [w for w in diagnosis.what_ifs if w.knob == "parallelism"]
+    assert any(int(w.value) > 2 for w in workers)
+    assert all(w.change.startswith("num_workers 2 -> ") for w in workers)
+
+
+def test_the_plan_sizes_workers_by_littles_law_for_a_waiting_fetch():
+    profile = slow_fetch()
+    plan = derive_plan(profile, (diagnose(profile),), Path("train.py"))
+    (pipeline,) = plan.pipelines
+    setting = next(s for s in pipeline.settings if s.stage_id == "workers")
+    # Target 100 batches/s (the step) x 0.1696 s per batch (8 x 21 ms + collation)
+    # x 1.25 headroom = 21.2.
+    assert setting.parallelism == 22
+    assert "Little's law" in setting.reason
+    assert setting.threads is None and setting.prefetch is None
+
+
+def test_worker_count_is_capped_by_the_memory_the_workers_take():
+    profile = slow_fetch(worker_rss=1_000_000_000, memory=8_000_000_000)
+    plan = derive_plan(profile, (diagnose(profile),), Path("train.py"))
+    setting = next(s for s in plan.pipelines[0].settings if s.stage_id == "workers")
+    assert setting.parallelism == 4
+    assert "capped at 4 workers" in setting.reason
+
+
+def test_no_workers_is_answered_with_workers_and_recommended_as_num_workers():
+    profile = loader_profile((0.002, 0.002), (BLUR,), num_workers=0, wait_s=9.0, step_s=1.0)
+    diagnosis = diagnose(profile)
+    change = next(w for w in diagnosis.what_ifs if w.knob == "parallelism")
+    assert change.change.startswith("num_workers 0 -> 2")
+    advice = next(r for r in diagnosis.recommendations if r.stage_id == "workers")
+    assert (advice.old, advice.new) == ("num_workers=0", "num_workers=2")
+
+
+def test_a_sample_cache_goes_after_the_last_deterministic_transform_never_after_a_random_one():
+    diagnosis = diagnose(expensive_transform())
+    caches = {w.stage_id: w for w in diagnosis.what_ifs if w.knob == "cache"}
+    assert caches["transform_1"].feasible
+    assert caches["transform_1"].value == "memory"
+    assert "transform_2" not in caches or not caches["transform_2"].feasible
+    assert "collate" not in caches and "workers" not in caches
+    advice = next(r for r in diagnosis.recommendations if r.stage_id == "transform_1")
+    assert "CachedDataset(dataset, upto=1" in advice.new
+
+
+def test_the_cache_prediction_removes_the_cached_members_from_the_pools_demand():
+    diagnosis = diagnose(expensive_transform())
+    cache = next(w for w in diagnosis.what_ifs if w.knob == "cache" and w.feasible)
+    # What stays per batch: the flip and collation, so the step (100/s) binds.
+    assert cache.predicted_rate == pytest.approx(100.0)
+
+
+def test_a_cache_too_big_for_memory_goes_to_disk_when_the_disk_has_room():
+    profile = expensive_transform(memory=1_000_000)
+    diagnosis = diagnose(profile)
+    cache = next(w for w in diagnosis.what_ifs if w.knob == "cache" and w.feasible)
+    assert cache.value == "disk"
+    assert "in a file under /cache" in cache.reason
+    plan = derive_plan(profile, (diagnosis,), Path("train.py"))
+    setting = next(s for s in plan.pipelines[0].settings if s.cache)
+    assert setting.cache == "/cache/train-loader-0-transform_1"
+
+
+def test_a_cache_that_fits_neither_memory_nor_disk_is_never_proposed():
+    diagnosis = diagnose(expensive_transform(memory=1_000_000, cache_dir_free=1_000_000))
+    caches = [w for w in diagnosis.what_ifs if w.knob == "cache"]
+    assert caches and not any(w.feasible for w in caches)
+    assert "free for file caches" in caches[0].reason
+
+
+def test_an_iterable_dataset_gets_no_sample_cache():
+    diagnosis = diagnose(expensive_transform(map_style=False, cardinality=None))
+    caches = [w for w in diagnosis.what_ifs if w.knob == "cache"]
+    assert not any(w.feasible for w in caches)
+    assert any("iterable dataset" in w.reason for w in caches)
+
+
+def test_a_loader_iterated_several_times_gets_persistent_workers():
+    profile = slow_fetch()
+    pipeline = profile.pipelines[0]
+    pool = pipeline.stage("workers")
+    pool = dataclasses.replace(pool, knobs={**pool.knobs, "iterations": 3})
+    pipeline = dataclasses.replace(
+        pipeline, stages=tuple(pool if s.id == "workers" else s for s in pipeline.stages)
+    )
+    profile = dataclasses.replace(profile, pipelines=(pipeline,))
+    plan = derive_plan(profile, (diagnose(profile),), Path("train.py"))
+    setting = next(s for s in plan.pipelines[0].settings if s.stage_id == "workers")
+    assert setting.persistent_workers is True
+    assert setting.pin_memory is None
+    assert "iterated 3 times" in setting.reason
