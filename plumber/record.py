@@ -200,6 +200,41 @@ class TimeSeries:
 
 
 @dataclass(frozen=True)
+class NetworkRequests:
+    """The HTTP requests the run made (object storage reads), in all its processes.
+
+    Measured per request at the HTTP client (urllib3, which boto3 and
+    requests use): ``latency`` is the time from sending a request to its
+    response headers; ``bytes_received`` the response bodies' declared sizes.
+    ``in_flight_max`` is the most requests outstanding at once across
+    processes, and ``in_flight_at_first_refusal`` how many were outstanding
+    when the server first refused one (HTTP 503/429, e.g. S3 ``SlowDown``),
+    ``None`` when it never did. ``failures`` counts requests that got no
+    response (connection refused or reset, timeouts); ``first_failure`` says
+    what the first was. ``available_bps`` and ``probe_latency_s`` come from
+    the network probe run after the script (replaying the largest GET,
+    several at once); ``probe_basis`` says how, or why there was no probe.
+    """
+
+    requests: int
+    bytes_received: int
+    busy_s: float
+    latency_mean_s: float
+    latency_p50_s: float
+    latency_p90_s: float
+    in_flight_max: int
+    hosts: tuple[str, ...] = ()
+    statuses: Mapping[str, int] = field(default_factory=dict)
+    refused: int = 0
+    in_flight_at_first_refusal: int | None = None
+    failures: int = 0
+    first_failure: str | None = None
+    available_bps: float | None = None
+    probe_latency_s: float | None = None
+    probe_basis: str = ""
+
+
+@dataclass(frozen=True)
 class Machine:
     """Capacities of the machine the run used.
 
@@ -258,6 +293,7 @@ class Profile:
     pipelines: tuple[Pipeline, ...] = ()
     resources: TimeSeries = field(default_factory=TimeSeries)
     threads: tuple[ThreadCpu, ...] = ()
+    network: NetworkRequests | None = None
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
