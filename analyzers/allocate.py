@@ -1,12 +1,18 @@
 """Joint parallelism allocation across stages (DESIGN.md section 4, "Allocation").
 
 What-ifs change one stage at a time; a plan changes them together. CPU-bound
-stages share the usable cores: starting from one call each, the next core
-goes to the stage with the lowest rate ``p / W`` (water-filling), which
-equalises stage rates, as long as that stage is what binds. Latency-bound
-stages wait rather than compute, so they get concurrency from Little's law,
-``target rate x wall time per root element``, which may exceed the core
-count; the target is the rate the rest of the pipeline allows.
+stages share the usable cores: starting from the calls each has, one more
+call goes to the stage with the lowest rate ``p / W`` (water-filling), which
+equalises stage rates, as long as that raises the pipeline's predicted rate.
+The cores are budgeted by the CPU bound (``cores / total CPU per root
+element``), which the predicted rate includes, not by the sum of the calls:
+a stage that needs a tenth of a core still holds one call, and counting that
+call as a whole core would starve the heavy stage (two stages on two cores
+would each keep one call). No CPU-bound stage gets more calls than there are
+cores, since more would not run at once. Latency-bound stages wait rather
+than compute, so they get concurrency from Little's law, ``target rate x
+wall time per root element``, which may exceed the core count; the target is
+the rate the rest of the pipeline allows.
 """
 
 from __future__ import annotations
@@ -37,7 +43,8 @@ class Allocation:
     ``threads`` is how many threads the pipeline's thread pool needs so that
     the waiting stages really have their calls in flight (tf.data runs a
     stage's calls on a pool sized to the core count by default), or None
-    when no stage waits.
+    when no waiting stage gets more calls than it had: a pool sized for calls
+    that are not added only adds threads competing for the cores.
     """
 
     parallelism: dict[str, int]
@@ -70,13 +77,17 @@ def allocate(scene: Scene) -> Allocation:
             target = a.max_rate * MAX_IN_FLIGHT if a.max_rate else 0.0
         p = min(MAX_IN_FLIGHT, max(int(a.parallelism), math.ceil(
             LATENCY_HEADROOM * target * a.wall_demand_s)))
+        cap = scene.limits.in_flight_cap
+        refused = cap is not None and p > cap
+        p = min(p, cap) if refused else p
         chosen[a.stage_id] = p
-        waiting.append(p)
+        if p > _current(scene, a.stage_id):
+            waiting.append(p)
         reasons[a.stage_id] = (
             f"waits on I/O or latency: {p} calls in flight sustain about "
             f"{p / a.wall_demand_s:.1f}/s (Little's law: rate x wait), beyond the core count "
             f"where that is what helps"
-        )
+        ) + (f"; capped at {cap}: the server refused requests beyond that" if refused else "")
     analyses = _with_parallelism(analyses, chosen)
     changed = {k: v for k, v in chosen.items() if v != _current(scene, k)}
     predicted = rate_of(compute_bounds(analyses, scene.limits))
@@ -108,11 +119,13 @@ def _water_fill(
     scene: Scene, analyses: list[StageAnalysis], stage_ids: Sequence[str]
 ) -> dict[str, int]:
     cores = max(int(scene.limits.cores), 1)
-    given = {stage_id: 1 for stage_id in stage_ids}
-    while sum(given.values()) < cores:
+    given = {stage_id: min(max(_current(scene, stage_id), 1), cores) for stage_id in stage_ids}
+    while True:
         current = _with_parallelism(analyses, given)
         by_id = {a.stage_id: a for a in current}
         slowest = min(stage_ids, key=lambda i: by_id[i].max_rate or math.inf)
+        if given[slowest] >= cores:
+            break
         before = rate_of(compute_bounds(current, scene.limits))
         trial = {**given, slowest: given[slowest] + 1}
         after = rate_of(compute_bounds(_with_parallelism(analyses, trial), scene.limits))

@@ -32,10 +32,13 @@ CLEARLY_ABOVE = 1.1
 
 @dataclass(frozen=True)
 class Limits:
-    """The capacities the bounds divide: cores, disk, and the consumer's own rate.
+    """The capacities the bounds divide: cores, disk, network, and the consumer's own rate.
 
     ``disk_bytes_per_root`` is ``None`` when no reads are attributable (or a
-    what-if removed them); ``disk_basis`` says how it was obtained.
+    what-if removed them); ``disk_basis`` says how it was obtained. The
+    network's bound needs its probed bandwidth and the bytes fetched per
+    root element. ``in_flight_cap`` is the most requests the server took at
+    once before refusing one (None when it never refused).
     """
 
     cores: float
@@ -43,6 +46,9 @@ class Limits:
     disk_bytes_per_root: float | None = None
     disk_basis: str = ""
     consumer_rate: float | None = None
+    network_bps: float | None = None
+    network_bytes_per_root: float | None = None
+    in_flight_cap: int | None = None
 
 
 def compute_bounds(analyses: Sequence[StageAnalysis], limits: Limits) -> tuple[Bound, ...]:
@@ -65,6 +71,9 @@ def compute_bounds(analyses: Sequence[StageAnalysis], limits: Limits) -> tuple[B
     disk = _disk_bound(limits)
     if disk is not None:
         bounds.append(disk)
+    network = _network_bound(limits)
+    if network is not None:
+        bounds.append(network)
     for a in analyses:
         if a.resource in STAGE_RESOURCES and a.max_rate is not None and math.isfinite(a.max_rate):
             bounds.append(_stage_bound(a, cpu_rate, limits.cores))
@@ -84,6 +93,17 @@ def _disk_bound(limits: Limits) -> Bound | None:
         "disk", "disk", bandwidth / per_root,
         f"{text.size(bandwidth)}/s cold read bandwidth / {text.size(per_root)} read per "
         f"root element ({limits.disk_basis})",
+    )
+
+
+def _network_bound(limits: Limits) -> Bound | None:
+    bandwidth, per_root = limits.network_bps, limits.network_bytes_per_root
+    if bandwidth is None or not bandwidth > 0 or per_root is None or not per_root > 0:
+        return None
+    return Bound(
+        "network", "network", bandwidth / per_root,
+        f"{text.size(bandwidth)}/s available bandwidth (probed) / {text.size(per_root)} "
+        f"fetched per root element",
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from plumber.analyzers import text
+from plumber.analyzers import network, text
 from plumber.analyzers.bounds import Limits, compute_bounds
 from plumber.analyzers.cache import DISK_BUDGET, MEMORY_BUDGET, cache_what_ifs
 from plumber.analyzers.observed import (
@@ -109,7 +109,12 @@ def _scene(profile: Profile, pipeline: Pipeline, warnings: list[str]) -> Scene:
         )
         analyses = analyse_stages(pipeline, roots, cpu_saturated, disk_busy)
         per_root, basis = disk_bytes_per_root(profile, pipeline, roots)
-        limits = Limits(cores, machine.disk_read_bps, per_root, basis, limits.consumer_rate)
+        limits = Limits(
+            cores, machine.disk_read_bps, per_root, basis, limits.consumer_rate,
+            network_bps=network.available_bps(profile.network),
+            network_bytes_per_root=network.bytes_per_root(profile, roots),
+            in_flight_cap=network.in_flight_cap(profile.network),
+        )
         bounds = compute_bounds(analyses, limits)
     if consumer is None:
         warnings.append(
@@ -132,6 +137,7 @@ def _scene(profile: Profile, pipeline: Pipeline, warnings: list[str]) -> Scene:
             else None
         ),
         cache_dir=machine.cache_dir,
+        network=profile.network,
     )
 
 

@@ -99,9 +99,10 @@ def _heaviest(scene: Scene, kind: str) -> str | None:
         if kind == "cpu":
             return cpu_demand(a) or 0.0
         reads = a.kind == "source" or a.resource in ("latency", "disk")
+        reads = reads and a.pool is None
         return (a.wall_demand_s or 0.0) if reads else 0.0
 
-    if kind not in ("cpu", "disk"):
+    if kind not in ("cpu", "disk", "network"):
         return None
     candidates = [
         a for a in scene.analyses if a.resource != "unmeasured" and a.pool is None and load(a) > 0
@@ -142,11 +143,32 @@ def summarise(scene: Scene, verdict: Verdict) -> str:
         disk = next((b for b in scene.bounds if b.name == "disk"), verdict.bound)
         why = f"is bound by disk read bandwidth ({disk.detail})"
         then = f"Reading less (a cache, smaller records) would allow about {fixed} ({observed})."
+    elif verdict.kind == "network":
+        net = next((b for b in scene.bounds if b.name == "network"), verdict.bound)
+        why = f"is bound by network bandwidth ({net.detail})"
+        then = (
+            f"More requests in flight would not help; fetching less (a cache, smaller "
+            f"objects) would allow about {fixed} ({observed})."
+        )
     elif verdict.kind == "latency":
         waits = analysis.wait_fraction if analysis is not None else None
         share = f"{waits:.0%} of its time" if waits is not None else "most of its time"
-        why = f"waits {share} (latency), so it needs more calls in flight, even beyond the cores"
+        requests = scene.network
+        if requests is not None and requests.requests > 0:
+            why = (
+                f"waits {share} on network requests ({text.ms(requests.latency_p50_s)} "
+                f"median each: latency-bound, not bandwidth-bound), so it needs more requests "
+                f"in flight, even beyond the cores"
+            )
+        else:
+            why = (
+                f"waits {share} (latency), so it needs more calls in flight, even beyond "
+                f"the cores"
+            )
         then = f"With enough in flight the pipeline should reach about {fixed} ({observed})."
+        cap = scene.limits.in_flight_cap
+        if cap is not None:
+            then += f" The server refused requests beyond {cap} in flight, so no more than that."
     else:  # parallelism: a CPU-bound stage with cores left idle
         cores = scene.limits.cores
         p = analysis.parallelism if analysis is not None else 1.0

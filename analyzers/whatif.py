@@ -22,7 +22,7 @@ from plumber.analyzers.bounds import (
 )
 from plumber.analyzers.results import Bound, StageAnalysis, WhatIf
 from plumber.analyzers.topology import parallelism, parallelism_owner
-from plumber.record import Pipeline, RunInfo, Stage
+from plumber.record import NetworkRequests, Pipeline, RunInfo, Stage
 
 #: A consumer that waits more than this share of its time is visibly stalled.
 STALLED = 0.1
@@ -37,7 +37,8 @@ class Scene:
 
     ``memory_budget`` is the bytes a cache or buffer may take in memory;
     ``disk_budget`` the bytes a file cache may take in ``cache_dir`` (None
-    when its free space is unknown).
+    when its free space is unknown). ``network`` is what the run's HTTP
+    requests showed, when it made any.
     """
 
     pipeline: Pipeline
@@ -50,6 +51,7 @@ class Scene:
     memory_budget: float
     disk_budget: float | None = None
     cache_dir: str | None = None
+    network: NetworkRequests | None = None
 
     @property
     def predicted_rate(self) -> float:
@@ -107,6 +109,10 @@ def _candidates(
             f"wall time per root element = {needed} calls in flight; waiting calls hold no "
             f"core, so this may exceed the {cores} cores"
         )
+    cap = scene.limits.in_flight_cap
+    if waits and cap is not None:
+        values = {v: r for v, r in values.items() if v <= cap}
+        values.setdefault(cap, f"the server refused requests beyond {cap} in flight")
     return sorted(
         (v, r) for v, r in values.items() if v > current and (waits or v <= cores)
     )

@@ -1,0 +1,79 @@
+"""What the run's HTTP requests say about the network: its bound and its refusals.
+
+A pipeline reading from object storage pays a round trip per request. Two
+limits follow (DESIGN.md section 4): bandwidth, ``available bytes/s / bytes
+fetched per root element``, a bound like the disk's; and the server's
+tolerance for requests in flight: once it refused one (HTTP 503 SlowDown or
+429), a plan must not put more in flight than were outstanding then.
+Latency itself is not a bound of its own: it makes the fetching stage wait,
+and that stage's parallelism / wall time bound already carries it.
+"""
+
+from __future__ import annotations
+
+import math
+
+from plumber.analyzers import text
+from plumber.record import NetworkRequests, Pipeline, Profile
+
+
+def bytes_per_root(profile: Profile, roots: int) -> float | None:
+    """Bytes fetched over the network per root element; only attributable to a lone pipeline."""
+    network = profile.network
+    if network is None or network.bytes_received <= 0 or len(profile.pipelines) != 1:
+        return None
+    return network.bytes_received / roots
+
+
+def available_bps(network: NetworkRequests | None) -> float | None:
+    """The bandwidth the probe reached, or None when it did not run."""
+    if network is None or network.available_bps is None or not network.available_bps > 0:
+        return None
+    return network.available_bps
+
+
+def in_flight_cap(network: NetworkRequests | None) -> int | None:
+    """The most requests a plan may keep in flight: fewer than when the server first refused.
+
+    None when the server never refused one (no limit was seen).
+    """
+    if network is None or network.in_flight_at_first_refusal is None:
+        return None
+    return max(1, network.in_flight_at_first_refusal - 1)
+
+
+def achieved_bps(network: NetworkRequests, pipeline: Pipeline) -> float:
+    """Bytes per second the pipeline fetched over its iteration (NaN when unknown)."""
+    duration = pipeline.duration_s
+    return network.bytes_received / duration if duration > 0 else math.nan
+
+
+def describe(network: NetworkRequests, pipeline: Pipeline, samples: int | None) -> str:
+    """One paragraph: requests, latency, bytes per element, achieved vs available bandwidth."""
+    per = (
+        f", {text.size(network.bytes_received / samples)} per element"
+        if samples and network.bytes_received > 0
+        else ""
+    )
+    achieved = achieved_bps(network, pipeline)
+    available = available_bps(network)
+    bandwidth = f"{text.size(achieved)}/s achieved" if math.isfinite(achieved) else ""
+    if available is not None and bandwidth:
+        bandwidth += f" of {text.size(available)}/s available ({achieved / available:.0%})"
+    parts = [
+        f"{network.requests:,} HTTP requests to {', '.join(network.hosts) or 'unknown hosts'}"
+        f"{per}",
+        f"latency {text.ms(network.latency_p50_s)} median, {text.ms(network.latency_p90_s)} "
+        f"p90 per request",
+        f"up to {network.in_flight_max} in flight",
+    ]
+    if bandwidth:
+        parts.append(bandwidth)
+    if network.refused:
+        parts.append(
+            f"{network.refused} refused by the server (first with "
+            f"{network.in_flight_at_first_refusal} in flight)"
+        )
+    if network.failures:
+        parts.append(f"{network.failures} failed ({network.first_failure})")
+    return "; ".join(parts) + "."
