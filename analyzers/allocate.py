@@ -1,18 +1,18 @@
 """Joint parallelism allocation across stages (DESIGN.md section 4, "Allocation").
 
-What-ifs change one stage at a time; a plan changes them together. CPU-bound
-stages share the usable cores: starting from the calls each has, one more
-call goes to the stage with the lowest rate ``p / W`` (water-filling), which
-equalises stage rates, as long as that raises the pipeline's predicted rate.
+What-ifs change one stage at a time; a plan changes them together. A stage
+delivers ``p / W`` root elements per second with ``p`` calls in flight and
+``W`` seconds of wall time per root element, so each tunable CPU-bound stage
+gets the fewest calls that keep up with the rate the rest of the pipeline
+allows: ``p = ceil(target x W)``, at most one per core (more would not run at
+once). That equalises the stage rates, as water-filling would, in one step.
 The cores are budgeted by the CPU bound (``cores / total CPU per root
-element``), which the predicted rate includes, not by the sum of the calls:
-a stage that needs a tenth of a core still holds one call, and counting that
-call as a whole core would starve the heavy stage (two stages on two cores
-would each keep one call). No CPU-bound stage gets more calls than there are
-cores, since more would not run at once. Latency-bound stages wait rather
-than compute, so they get concurrency from Little's law, ``target rate x
-wall time per root element``, which may exceed the core count; the target is
-the rate the rest of the pipeline allows.
+element``), which the target includes, not by the sum of the calls: a stage
+that needs a tenth of a core still holds one call, and counting that call as
+a whole core starved the heavy stage (two stages on two cores each kept one
+call). Latency-bound stages wait rather than compute, so they get
+concurrency from Little's law, ``target rate x wall time per root element``,
+which may exceed the core count.
 """
 
 from __future__ import annotations
@@ -62,17 +62,21 @@ def allocate(scene: Scene) -> Allocation:
     waiting: list[int] = []
     cpu_ids = [a.stage_id for a in analyses if a.stage_id in tunable and a.resource == "cpu"]
     if cpu_ids:
-        for stage_id, p in _water_fill(scene, analyses, cpu_ids).items():
+        latency_ids = {a.stage_id for a in analyses
+                       if a.stage_id in tunable and a.resource == "latency"}
+        target = _rate_unbounded(scene, analyses, set(cpu_ids) | latency_ids)
+        for stage_id, p in _keep_up(scene, analyses, cpu_ids, target).items():
             chosen[stage_id] = p
             reasons[stage_id] = (
-                f"CPU-bound: cores shared so stage rates are equal under "
-                f"{scene.limits.cores:g} usable cores"
+                f"CPU-bound: {p} call{'s' if p > 1 else ''} keep up with "
+                f"{_rate_text(target)}, the most the rest of the pipeline and "
+                f"{scene.limits.cores:g} usable cores allow"
             )
         analyses = _with_parallelism(analyses, chosen)
     for a in analyses:
         if a.stage_id not in tunable or a.resource != "latency" or not a.wall_demand_s:
             continue
-        target = _rate_without(scene, analyses, a.stage_id)
+        target = _rate_unbounded(scene, analyses, {a.stage_id})
         if not math.isfinite(target):
             target = a.max_rate * MAX_IN_FLIGHT if a.max_rate else 0.0
         p = min(MAX_IN_FLIGHT, max(int(a.parallelism), math.ceil(
@@ -115,24 +119,23 @@ def _tunable(scene: Scene, analysis: StageAnalysis) -> bool:
     return analysis.resource == "cpu" and not autotuned
 
 
-def _water_fill(
-    scene: Scene, analyses: list[StageAnalysis], stage_ids: Sequence[str]
+def _keep_up(
+    scene: Scene, analyses: Sequence[StageAnalysis], stage_ids: Sequence[str], target: float
 ) -> dict[str, int]:
+    """The fewest calls (one to a core) with which each stage delivers ``target``."""
     cores = max(int(scene.limits.cores), 1)
-    given = {stage_id: min(max(_current(scene, stage_id), 1), cores) for stage_id in stage_ids}
-    while True:
-        current = _with_parallelism(analyses, given)
-        by_id = {a.stage_id: a for a in current}
-        slowest = min(stage_ids, key=lambda i: by_id[i].max_rate or math.inf)
-        if given[slowest] >= cores:
-            break
-        before = rate_of(compute_bounds(current, scene.limits))
-        trial = {**given, slowest: given[slowest] + 1}
-        after = rate_of(compute_bounds(_with_parallelism(analyses, trial), scene.limits))
-        if not after > before * 1.001:
-            break
-        given = trial
-    return given
+    walls = {a.stage_id: a.wall_demand_s or 0.0 for a in analyses}
+    if not math.isfinite(target):
+        return {stage_id: cores for stage_id in stage_ids}
+    # The tolerance keeps float error (100/s x 30 ms = 3.0000000004) from adding a call.
+    return {
+        stage_id: min(cores, max(1, math.ceil(target * walls[stage_id] * (1 - 1e-9))))
+        for stage_id in stage_ids
+    }
+
+
+def _rate_text(rate: float) -> str:
+    return f"{rate:.1f}/s" if math.isfinite(rate) else "any rate"
 
 
 def _with_parallelism(
@@ -149,9 +152,15 @@ def _with_parallelism(
     return out
 
 
-def _rate_without(scene: Scene, analyses: Sequence[StageAnalysis], stage_id: str) -> float:
-    """The pipeline's rate if ``stage_id`` imposed no bound."""
-    rest = [a for a in analyses if a.stage_id != stage_id]
+def _rate_unbounded(
+    scene: Scene, analyses: Sequence[StageAnalysis], stage_ids: set[str]
+) -> float:
+    """The pipeline's rate if the stages in ``stage_ids`` had calls to spare.
+
+    Their own bounds go; their CPU demand stays in the CPU bound.
+    """
+    rest = [dataclasses.replace(a, max_rate=math.inf) if a.stage_id in stage_ids else a
+            for a in analyses]
     return rate_of(compute_bounds(rest, scene.limits))
 
 

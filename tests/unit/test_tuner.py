@@ -113,6 +113,48 @@ def test_latency_bound_read_gets_concurrency_from_littles_law_beyond_the_cores()
     assert allocation.threads == 7 + 2  # the waiting calls plus one thread per core
 
 
+def test_a_light_stage_beside_a_heavy_one_does_not_take_a_core_from_it():
+    # GIVEN decode 8 ms and a flip 0.2 ms of CPU per root element, both at one call,
+    # on 2 cores (the multi_epoch benchmark). Counting the flip's call as a core
+    # left decode at one call; the CPU bound (2 / 8.2 ms = 244/s) is the budget.
+    profile = make_profile(
+        stage("source-0", "source", 100, 0.001),
+        stage("map-0", "map", 100, 0.8, parallelism=1, knobs={"parallelism": 1}, line=5),
+        stage("map-1", "map", 100, 0.02, parallelism=1, knobs={"parallelism": 1}, line=6),
+        wait_s=0.8, step_s=0.02, cores=2.0,
+    )
+    allocation = allocate(scene(profile, profile.pipelines[0]))
+    assert allocation.parallelism == {"map-0": 2}
+    assert allocation.predicted_rate == pytest.approx(2 / 0.00821, rel=0.05)
+    assert allocation.threads is None
+
+
+def test_stages_of_equal_demand_are_raised_together():
+    # Raising one of two equally slow stages alone raises no rate; both need 2 calls.
+    profile = make_profile(
+        stage("source-0", "source", 100, 0.001),
+        stage("map-0", "map", 100, 1.0, parallelism=1, knobs={"parallelism": 1}, line=5),
+        stage("map-1", "map", 100, 1.0, parallelism=1, knobs={"parallelism": 1}, line=6),
+        wait_s=1.9, step_s=0.1, cores=4.0,
+    )
+    allocation = allocate(scene(profile, profile.pipelines[0]))
+    assert allocation.parallelism == {"map-0": 2, "map-1": 2}
+
+
+def test_a_waiting_stage_that_keeps_its_calls_gets_no_thread_pool():
+    # fetch waits (1 ms wall, no CPU) but one call already outruns the 10 ms decode,
+    # so Little's law leaves it at one call, and no pool is sized for it.
+    profile = make_profile(
+        stage("source-0", "source", 100, 0.001),
+        stage("map-0", "map", 100, 0.1, cpu=0.0, parallelism=1, line=5),
+        stage("map-1", "map", 100, 1.0, parallelism=1, knobs={"parallelism": 1}, line=6),
+        wait_s=0.9, step_s=0.1, cores=2.0,
+    )
+    allocation = allocate(scene(profile, profile.pipelines[0]))
+    assert "map-0" not in allocation.parallelism
+    assert allocation.threads is None
+
+
 def test_stages_left_to_autotune_are_left_alone_when_they_compute():
     profile = make_profile(
         stage("source-0", "source", 100, 0.01),
