@@ -5,7 +5,10 @@ While a :class:`TfHooks` context is active:
 - ``DatasetV2.__init__`` records the user's source line of each stage;
 - ``OwnedIterator.__init__`` registers each eager iterator (Keras creates
   several per ``fit``, some only to peek at the spec; all are watched and
-  those that produced nothing are dropped later);
+  those that produced nothing are dropped later) and counts the time the
+  construction took as the consumer's wait: a loop that makes a new
+  iterator each epoch is blocked on the pipeline while it starts (threads,
+  buffers, caches), and a tuned pipeline can cost more there than it gains;
 - ``OwnedIterator._next_internal`` times the consumer: time blocked in the
   call (data stall) versus time between calls (the training step);
 - a poller thread folds ``get_model_proto(iterator)`` of every live
@@ -157,9 +160,12 @@ class TfHooks:
 
         def __init__(it: Any, dataset: Any = None, components: Any = None,
                      element_spec: Any = None) -> None:
+            started = time.perf_counter()
             original(it, dataset=dataset, components=components, element_spec=element_spec)
             if dataset is not None:
-                hooks._register(it, dataset)
+                watch = hooks._register(it, dataset)
+                if watch is not None:
+                    watch.wait_s += time.perf_counter() - started
 
         return __init__
 
@@ -195,11 +201,12 @@ class TfHooks:
         return _next_internal
 
     # -- registration and polling ------------------------------------------
-    def _register(self, iterator: Any, dataset: Any) -> None:
+    def _register(self, iterator: Any, dataset: Any) -> IteratorWatch | None:
+        """Watch an eager iterator of ``dataset``; None for one made in a graph."""
         from tensorflow.python.eager import context
 
         if not context.executing_eagerly():
-            return
+            return None
         now = time.monotonic()
         key = id(dataset)
         with self._lock:
@@ -217,6 +224,7 @@ class TfHooks:
                 f"the pipeline is infinite (repeat()); profiling stops after "
                 f"{self.infinite_default_s:g} s: set --steps or --duration to choose"
             )
+        return watch
 
     def source_of(self, dataset: Any) -> SourceLocation | None:
         entry = self.sources.get(id(dataset))
