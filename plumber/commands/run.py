@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from plumber import exitcodes
 from plumber.commands.base import add_script_arguments, say, script_arguments, script_unusable
 
+if TYPE_CHECKING:
+    from plumber.tuner.plan import Plan
+
 
 class RunCommand:
     name = "run"
-    help = "run a script with its tf.data pipelines built from a tuning plan"
+    help = "run a script with its tf.data pipelines and DataLoaders built from a tuning plan"
     description = (
-        "Run SCRIPT unchanged except that the pipelines it builds get the plan's "
-        "parallelism, prefetch and cache settings. Exits with the script's own status."
+        "Run SCRIPT unchanged except that the tf.data pipelines and DataLoaders it builds "
+        "get the plan's parallelism (workers), prefetch and cache settings. Exits with the "
+        "script's own status."
     )
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
@@ -33,16 +40,39 @@ class RunCommand:
         except PlanError as exc:
             print(f"plumber: error: {exc}", file=sys.stderr)
             return exitcodes.USAGE
-        from plumber.tf.apply import PlanApplier
-
-        with PlanApplier(plan, args.script) as applier:
+        appliers = plan_appliers(plan, args.script)
+        with ExitStack() as active:
+            for applier in appliers:
+                active.enter_context(applier)
             outcome = run_script(args.script, script_arguments(args.script_args),
                                  lambda exc: False)
-        report_application(applier)
+        for applier in appliers:
+            report_application(applier)
         return outcome.exit_status
 
 
-def report_application(applier) -> None:
+def plan_appliers(plan: Plan, script: Path) -> list[Any]:
+    """An applier per framework the plan has pipelines for, each given only its own.
+
+    A framework is imported (on entering its applier) only when the plan
+    tunes pipelines of it, that is when the script it was written from uses it.
+    """
+    from plumber.torch.settings import is_loader_pipeline
+
+    appliers: list[Any] = []
+    tf_pipelines = tuple(p for p in plan.pipelines if not is_loader_pipeline(p))
+    if tf_pipelines:
+        from plumber.tf.apply import PlanApplier
+
+        appliers.append(PlanApplier(replace(plan, pipelines=tf_pipelines), script))
+    if len(tf_pipelines) < len(plan.pipelines):
+        from plumber.torch.apply import PlanApplier as LoaderPlanApplier
+
+        appliers.append(LoaderPlanApplier(plan, script))
+    return appliers
+
+
+def report_application(applier: Any) -> None:
     """Say, stage by stage, what the plan changed and what it could not find."""
     for ref, applied in applier.applied.items():
         say(f"plan applied at {ref}: {'; '.join(applied.changes) or 'no change'}")

@@ -1,4 +1,4 @@
-"""``plumber.optimize(make_dataset, plan=None)``: a tuned pipeline, in code.
+"""``plumber.optimize(make_dataset_or_loader, plan=None)``: a tuned pipeline, in code.
 
 A built ``tf.data.Dataset`` cannot be given new settings, but the function
 that builds it can be run again while a plan is applied, exactly as
@@ -6,6 +6,9 @@ that builds it can be run again while a plan is applied, exactly as
 profiled briefly from plumber's own loop, a plan is derived from the model,
 and the tuned pipeline is measured the same way: if it is not faster, the
 pipeline is returned as written, with a warning saying so.
+
+A PyTorch DataLoader is rebuilt from its own attributes with the plan's
+settings (:mod:`plumber.torch.optimize`); it needs a plan for now.
 """
 
 from __future__ import annotations
@@ -20,13 +23,13 @@ from plumber.tuner.plan import Plan
 from plumber.tuner.verify import MIN_GAIN
 
 _SUPPORTED = (
-    "plumber.optimize() takes a function with no arguments that builds the tf.data "
-    "pipeline (a built dataset cannot be rebuilt with new settings)"
+    "plumber.optimize() takes a torch DataLoader, or a function with no arguments that "
+    "builds the tf.data pipeline (a built dataset cannot be rebuilt with new settings)"
 )
 
 
 def optimize(
-    make_dataset: Callable[[], Any],
+    make_dataset: Callable[[], Any] | Any,
     plan: Plan | str | Path | None = None,
     *,
     steps: int | None = None,
@@ -34,16 +37,25 @@ def optimize(
 ) -> Any:
     """The dataset ``make_dataset()`` builds, with ``plan`` (or a derived one) applied.
 
+    ``make_dataset`` may also be a torch DataLoader: a new loader like it,
+    with the plan's settings, is returned (the plan must tune one DataLoader).
     ``steps``/``duration`` bound each of the two measurements taken when no
     plan is given (as written, then tuned).
     """
+    from plumber.torch.optimize import is_loader, optimize_loader
+
+    if is_loader(make_dataset):
+        return optimize_loader(make_dataset, _loaded(plan))
     if not callable(make_dataset) or hasattr(make_dataset, "element_spec"):
         raise TypeError(_SUPPORTED)
     source = Path(inspect.getsourcefile(make_dataset) or make_dataset.__code__.co_filename)
     if plan is None:
         return _tune_and_verify(make_dataset, source, steps, duration)
-    plan = plan if isinstance(plan, Plan) else Plan.load(plan)
-    return apply_plan(make_dataset, plan, source)
+    return apply_plan(make_dataset, _loaded(plan), source)
+
+
+def _loaded(plan: Plan | str | Path | None) -> Plan | None:
+    return plan if plan is None or isinstance(plan, Plan) else Plan.load(plan)
 
 
 def apply_plan(make_dataset: Callable[[], Any], plan: Plan, source: Path) -> Any:
