@@ -115,6 +115,20 @@ def tune(work: Path, script: Path, name: str, *extra: str) -> tuple[Path, float,
     return path, seconds, error
 
 
+def describe(path: Path) -> str:
+    """A plan's settings in a few words (``map-0 p=2 +cache; batch-0 prefetch``)."""
+    parts = []
+    for pipeline in Plan.load(path).pipelines:
+        for s in pipeline.settings:
+            knobs = [f"p={'AUTOTUNE' if s.parallelism == -1 else s.parallelism}"
+                     if s.parallelism is not None else "",
+                     "+cache" if s.cache else "",
+                     "+prefetch" if s.prefetch is not None else "",
+                     f"pool={s.threads}" if s.threads else ""]
+            parts.append(f"{s.stage_id} {' '.join(k for k in knobs if k)}")
+    return "; ".join(parts) or "as written"
+
+
 def benchmark(script: Path, repeats: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -146,6 +160,8 @@ def benchmark(script: Path, repeats: int) -> dict:
             "best_label": best_label, "grid_s": grid_s, "grid_runs": len(grid),
             "model_s": model_s, "search_s": search_s,
             "model_error": model_error, "search_error": search_error,
+            "plans": {"plumber": describe(model_plan), "plumber --search": describe(search_plan)},
+            "runs": rates,
         }
 
 
@@ -179,6 +195,15 @@ def main() -> int:
         print(f"| {name} | {r['model_s']:.0f} | {r['search_s']:.0f} | "
               f"{r['grid_s']:.0f} ({r['grid_runs']}) | {pct(r['model_error'])} | "
               f"{pct(r['search_error'])} |")
+    print()
+    print("| workload | plumber's plan | plumber --search's plan |")
+    print("|---|---|---|")
+    for name, r in results.items():
+        print(f"| {name} | {r['plans']['plumber']} | {r['plans']['plumber --search']} |")
+    print()
+    for name, r in results.items():
+        for config, runs in r["runs"].items():
+            say(f"{name} {config}: " + ", ".join(f"{x:,.0f}" for x in runs))
     return 0
 
 
