@@ -1,0 +1,61 @@
+"""``plumber run --plan PLAN.json SCRIPT`` on a PyTorch script, with a hand-written plan."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import PIPELINES
+
+pytest.importorskip("torch")
+pytest.importorskip("torchvision")
+
+pytestmark = pytest.mark.slow
+
+SCRIPT = PIPELINES / "torch_plan_target.py"
+LOADER_LINE = next(i for i, line in enumerate(SCRIPT.read_text().splitlines(), 1)
+                   if line.endswith("# the loader"))
+NAME = SCRIPT.name
+
+
+def plan(schema_version: int = 1) -> dict:
+    def stage(kind: str) -> dict:
+        return {"file": NAME, "line": LOADER_LINE, "kind": kind, "occurrence": 0}
+
+    return {
+        "kind": "plumber-plan", "schema_version": schema_version, "script": str(SCRIPT),
+        "pipelines": [{
+            "root": stage("workers"),
+            "settings": [
+                {"stage": stage("workers"), "stage_id": "workers", "parallelism": 2},
+                {"stage": stage("map"), "stage_id": "transform_1", "cache": "memory"},
+                {"stage": stage("map"), "stage_id": "transform_7", "cache": "memory"},
+            ],
+        }],
+    }
+
+
+def test_run_with_a_plan_builds_the_tuned_loader_and_passes_the_script_through(plumber_cli,
+                                                                              tmp_path):
+    (tmp_path / "plan.json").write_text(json.dumps(plan()))
+    tuned = plumber_cli("run", "--plan", tmp_path / "plan.json", SCRIPT, "--", "--exit", "3")
+    plain = subprocess.run([sys.executable, str(SCRIPT)], capture_output=True, text=True,
+                           timeout=300)
+    assert tuned.returncode == 3, tuned.stderr[-2000:]
+    assert tuned.stdout == plain.stdout and tuned.stdout.count("labels [0, 1,") == 2
+    assert "num_workers=2 dataset=CachedDataset" in tuned.stderr
+    assert "fetched 8 samples" in tuned.stderr and "fetched 16 samples" in plain.stderr
+    where = f"of the DataLoader at {NAME}:{LOADER_LINE}"
+    assert f"plan applied at workers {where}: num_workers=0 -> num_workers=2" in tuned.stderr
+    assert f"plan applied at transform_1 {where}: cache (memory: /" in tuned.stderr
+    assert (f"plan stage not found, left as written: map at {NAME}:{LOADER_LINE} "
+            f"(transform_7)") in tuned.stderr
+
+
+def test_run_refuses_a_plan_with_a_newer_schema(plumber_cli, tmp_path):
+    (tmp_path / "plan.json").write_text(json.dumps(plan(schema_version=2)))
+    run = plumber_cli("run", "--plan", tmp_path / "plan.json", SCRIPT)
+    assert run.returncode == 2 and run.stdout == ""
+    assert "newer than this plumber understands" in run.stderr
