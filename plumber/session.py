@@ -10,7 +10,6 @@ some of those steps fail, with a note saying what is missing.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import platform
 import sys
 import time
@@ -70,14 +69,14 @@ def profile_script(script: Path, args: Sequence[str], options: SessionOptions) -
 class Capture:
     """What one instrumented stretch of execution left behind, for :func:`assemble`.
 
-    ``hooks`` is the :class:`~plumber.tf.hooks.TfHooks` that watched it, or
-    ``None`` when TensorFlow is not installed. ``notes`` collects what the
-    profile should say about the run; callers may add their own.
+    ``hooks`` holds the framework hooks that watched it (installed when the
+    code imported each framework). ``notes`` collects what the profile
+    should say about the run; callers may add their own.
     """
 
     started_at: str
     sampler: ResourceSampler
-    hooks: Any = None
+    hooks: FrameworkHooks | None = None
     notes: list[str] = field(default_factory=list)
     threads: tuple[ThreadCpu, ...] = ()
     duration_s: float = 0.0
@@ -85,11 +84,13 @@ class Capture:
 
 @contextlib.contextmanager
 def instrumented(options: SessionOptions) -> Iterator[Capture]:
-    """Sample resources, track thread CPU and install the tf.data hooks around a block.
+    """Sample resources, track thread CPU and hook the frameworks around a block.
 
     Shared by the script runner and the notebook API, so both observe a run
-    the same way. The hooks are removed when the block ends, whatever way it
-    ends; the (data re-reading) probes are left to :func:`assemble`.
+    the same way. Each framework's hooks are installed when the block (or
+    anything before it) imports the framework, never by importing it here.
+    They are removed when the block ends, whatever way it ends; the (data
+    re-reading) probes are left to :func:`assemble`.
     """
     start = time.monotonic()
     threads = ThreadCpuTracker()
@@ -99,7 +100,7 @@ def instrumented(options: SessionOptions) -> Iterator[Capture]:
         started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), sampler=sampler
     )
     with sampler:
-        with _tf_hooks(options, capture.notes) as capture.hooks:
+        with FrameworkHooks(options, capture.notes, start) as capture.hooks:
             yield capture
         capture.threads = threads.stop()
     capture.duration_s = time.monotonic() - start
@@ -122,7 +123,7 @@ def assemble(
     pipelines, framework, framework_version, data_paths = _collect(capture.hooks, options, notes)
     machine = _machine(data_paths, options, capture.sampler, notes)
     if not pipelines:
-        notes.append(f"no tf.data pipeline was iterated by {subject}")
+        notes.append(f"no tf.data pipeline or torch DataLoader was iterated by {subject}")
     run = RunInfo(
         command=tuple(command),
         started_at=capture.started_at,
@@ -146,21 +147,67 @@ def assemble(
     )
 
 
-@contextlib.contextmanager
-def _tf_hooks(options: SessionOptions, notes: list[str]) -> Iterator[Any]:
-    """TF hooks when TensorFlow is installed, else nothing (noted)."""
-    if importlib.util.find_spec("tensorflow") is None:
-        notes.append("TensorFlow is not installed: tf.data pipelines cannot be observed")
-        yield None
-        return
-    from plumber.runbounds import RunBounds
-    from plumber.tf.hooks import TfHooks
+class FrameworkHooks:
+    """The hooks of every framework the profiled code imports, each installed as it does.
 
-    if "tensorflow" not in sys.modules:
-        options.notify("loading TensorFlow")
-    bounds = RunBounds(steps=options.steps, duration_s=options.duration_s)
-    with TfHooks(bounds, poll_interval_s=options.poll_interval_s, notify=options.notify) as hooks:
-        yield hooks
+    A torch script never loads TensorFlow and a tf.data script never loads
+    torch: an :class:`~plumber.importwatch.ImportWatch` installs a
+    framework's hooks right after the code imports it (at once when it
+    already is). Leaving the context removes them all, last installed first.
+    """
+
+    def __init__(self, options: SessionOptions, notes: list[str], started_at: float) -> None:
+        self.options = options
+        self.notes = notes
+        self.started_at = started_at
+        self.tf: Any = None
+        self.torch: Any = None
+        self._stack = contextlib.ExitStack()
+
+    @property
+    def bound_reached(self) -> str | None:
+        """The bound (``steps``/``duration``) that stopped the run, if any framework hit one."""
+        for hooks in (self.tf, self.torch):
+            if hooks is not None and hooks.bound_reached is not None:
+                return str(hooks.bound_reached)
+        return None
+
+    def __enter__(self) -> FrameworkHooks:
+        from plumber.importwatch import ImportWatch
+
+        watch = ImportWatch({"tensorflow": self._install_tf, "torch": self._install_torch})
+        self._stack.enter_context(watch)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stack.__exit__(*exc)
+
+    def _bounds(self) -> Any:
+        from plumber.runbounds import RunBounds
+
+        return RunBounds(steps=self.options.steps, duration_s=self.options.duration_s)
+
+    def _install_tf(self) -> None:
+        from plumber.tf.hooks import TfHooks
+
+        hooks = TfHooks(self._bounds(), poll_interval_s=self.options.poll_interval_s,
+                        notify=self.options.notify)
+        self.tf = self._install(hooks, "tf.data")
+
+    def _install_torch(self) -> None:
+        from plumber.torch.hooks import TorchHooks
+
+        self.torch = self._install(TorchHooks(self._bounds(), started_at=self.started_at),
+                                   "DataLoader")
+
+    def _install(self, hooks: Any, what: str) -> Any:
+        """Enter ``hooks``; a failure is noted, never raised into the user's import."""
+        try:
+            return self._stack.enter_context(hooks)
+        except Exception:  # noqa: BLE001 - the script must run unprofiled rather than fail
+            traceback.print_exc(file=sys.stderr)
+            self.notes.append(f"plumber could not install its {what} hooks (see stderr)")
+            return None
 
 
 def _bound_stop_check(hooks: Any) -> Callable[[BaseException], bool]:
@@ -177,11 +224,44 @@ def _bound_stop_check(hooks: Any) -> Callable[[BaseException], bool]:
 
 
 def _collect(
-    hooks: Any, options: SessionOptions, notes: list[str]
+    hooks: FrameworkHooks | None, options: SessionOptions, notes: list[str]
 ) -> tuple[tuple[Pipeline, ...], str, str, list[str]]:
-    """Pipelines, framework name/version and data files; failures become notes."""
+    """Pipelines, framework name(s)/version(s) and data files; failures become notes.
+
+    The framework is the one whose pipelines ran; when both did it reads
+    ``tensorflow+torch`` (versions likewise joined by `` + ``); when
+    neither did, the ones the code imported.
+    """
     if hooks is None:
         return (), "", "", []
+    tf_part = _collect_tf(hooks.tf, options, notes) if hooks.tf is not None else None
+    torch_part = None
+    if hooks.torch is not None:
+        torch_part = _collect_torch(hooks.torch, len(tf_part[0]) if tf_part else 0, notes)
+    parts = [p for p in (tf_part, torch_part) if p is not None]
+    ran = [p for p in parts if p[0]] or parts
+    pipelines = tuple(pipeline for part in parts for pipeline in part[0])
+    paths = tf_part[3] if tf_part is not None else []
+    return (pipelines, "+".join(p[1] for p in ran), " + ".join(p[2] for p in ran), paths)
+
+
+def _collect_torch(
+    hooks: Any, first_index: int, notes: list[str]
+) -> tuple[tuple[Pipeline, ...], str, str, list[str]]:
+    import torch
+
+    try:
+        pipelines = hooks.pipelines(first_index)
+    except Exception:  # noqa: BLE001 - the run's other data is still worth saving
+        traceback.print_exc(file=sys.stderr)
+        notes.append("plumber failed to assemble the DataLoader statistics (see stderr)")
+        pipelines = ()
+    return pipelines, "torch", str(torch.__version__), []
+
+
+def _collect_tf(
+    hooks: Any, options: SessionOptions, notes: list[str]
+) -> tuple[tuple[Pipeline, ...], str, str, list[str]]:
     import tensorflow as tf
 
     from plumber.tf.pipelines import build_pipelines

@@ -1,0 +1,255 @@
+"""Turn what was seen of one DataLoader into its Pipeline record (docs/torch-pipelines.md).
+
+Inputs are plain data: a :class:`LoaderSummary` from the main process (the
+loader's source line, knobs, transforms, consumer timing) and the stats
+snapshots of every process that ran its chain (each worker's file, or the
+main process's recorder when ``num_workers == 0``; see
+``plumber/torch/workerside.py``). Snapshots are cumulative per process, so
+the totals are their sums. Pure: no torch, no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from plumber.record import (
+    ConsumerStats,
+    Pipeline,
+    SourceLocation,
+    Stage,
+    StageStats,
+    WorkerStats,
+)
+from plumber.torch.workerside import (
+    BYTES_IN,
+    BYTES_OUT,
+    COLLATE,
+    CPU,
+    ELEMENTS,
+    FETCH,
+    WALL,
+    transform_id,
+)
+
+WORKERS, PIN_MEMORY = "workers", "pin_memory"
+
+NOT_CALLED = (
+    "not timed: the dataset did not call it through its transform attribute "
+    "(its time is part of fetch)"
+)
+NO_STATS = "no statistics came back from the processes that ran the chain"
+
+
+@dataclass(frozen=True)
+class LoaderSummary:
+    """What the main process saw of one DataLoader over the run.
+
+    ``transforms`` is (op, random) per transform as found on the dataset;
+    ``pin`` is (batches, wall seconds, CPU seconds) of the pin-memory step
+    when it ran.
+    """
+
+    source: SourceLocation | None
+    knobs: Mapping[str, Any]
+    fetch_op: str
+    collate_op: str
+    transforms: tuple[tuple[str, bool], ...] = ()
+    steps: int = 0
+    wait_s: float = 0.0
+    step_s: float = 0.0
+    element_spec: str = ""
+    pin: tuple[int, float, float] | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def build_pipeline(
+    pipeline_id: str, summary: LoaderSummary, snapshots: Sequence[Mapping[str, Any]]
+) -> Pipeline:
+    """The Pipeline record of one DataLoader."""
+    parallelism = max(int(summary.knobs.get("num_workers") or 0), 1)
+    totals = _sum_stages(snapshots)
+    errors = _errors(snapshots)
+    transforms = _transforms(summary, snapshots)
+    chain: list[Stage] = []
+    previous: str | None = None
+    ids = [FETCH, *(transform_id(i) for i in range(len(transforms))), COLLATE]
+    for stage_id in ids:
+        chain.append(_chain_stage(stage_id, previous, summary, transforms, totals, parallelism,
+                                  errors.get(stage_id)))
+        previous = stage_id
+    stages = [_workers_stage(summary, chain, totals, parallelism, snapshots), *chain]
+    root = WORKERS
+    if summary.pin is not None and summary.pin[0] > 0:
+        batches, wall, cpu = summary.pin
+        stages.append(Stage(
+            id=PIN_MEMORY, kind=PIN_MEMORY, op=PIN_MEMORY, inputs=(WORKERS,),
+            source=summary.source,
+            stats=StageStats(elements=batches, wall_time_s=wall, cpu_time_s=cpu, parallelism=1),
+        ))
+        root = PIN_MEMORY
+    consumer = None
+    if summary.steps > 0:
+        consumer = ConsumerStats("python_next", summary.steps, summary.wait_s, summary.step_s)
+    return Pipeline(
+        id=pipeline_id,
+        root=root,
+        stages=tuple(stages),
+        element_spec=summary.element_spec,
+        consumer=consumer,
+        duration_s=summary.wait_s + summary.step_s,
+        notes=(*summary.notes, *_notes(snapshots)),
+        workers=_workers(snapshots),
+    )
+
+
+def _sum_stages(snapshots: Sequence[Mapping[str, Any]]) -> dict[str, list[float]]:
+    totals: dict[str, list[float]] = {}
+    for snapshot in snapshots:
+        for stage_id, row in snapshot.get("stages", {}).items():
+            total = totals.setdefault(stage_id, [0, 0.0, 0.0, 0, 0])
+            for i, value in enumerate(row[: len(total)]):
+                total[i] += value
+    return totals
+
+
+def _errors(snapshots: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    for snapshot in snapshots:
+        for stage_id, message in snapshot.get("errors", {}).items():
+            errors.setdefault(stage_id, message)
+    return errors
+
+
+def _transforms(
+    summary: LoaderSummary, snapshots: Sequence[Mapping[str, Any]]
+) -> list[tuple[str, bool]]:
+    """The main process's view of the transforms, completed by what workers found."""
+    found = list(summary.transforms)
+    for snapshot in snapshots:
+        theirs = [(str(op), bool(random)) for op, random in snapshot.get("transforms", [])]
+        if len(theirs) > len(found):
+            found += theirs[len(found):]
+    return found
+
+
+def _chain_stage(
+    stage_id: str,
+    previous: str | None,
+    summary: LoaderSummary,
+    transforms: list[tuple[str, bool]],
+    totals: dict[str, list[float]],
+    parallelism: int,
+    error: str | None,
+) -> Stage:
+    knobs: dict[str, Any] = {}
+    if stage_id == FETCH:
+        op = summary.fetch_op
+    elif stage_id == COLLATE:
+        op = summary.collate_op
+    else:
+        index = int(stage_id.rsplit("_", 1)[1])
+        op, random = transforms[index]
+        knobs["index"] = index
+        if random:
+            knobs["random"] = True
+    row = totals.get(stage_id)
+    stats, reason = None, None
+    if FETCH not in totals:
+        reason = NO_STATS
+    elif stage_id not in (FETCH, COLLATE) and (row is None or row[ELEMENTS] == 0) and not error:
+        reason = NOT_CALLED
+    else:
+        row = row or [0, 0.0, 0.0, 0, 0]
+        stats = StageStats(
+            elements=int(row[ELEMENTS]),
+            wall_time_s=row[WALL],
+            cpu_time_s=row[CPU],
+            bytes_produced=int(_bytes_produced(stage_id, row, totals, len(transforms))),
+            bytes_consumed=int(row[BYTES_IN]),
+            parallelism=parallelism,
+        )
+    return Stage(
+        id=stage_id,
+        kind={FETCH: "source", COLLATE: "batch"}.get(stage_id, "map"),
+        op=op,
+        inputs=(previous,) if previous else (),
+        knobs=knobs,
+        source=summary.source,
+        nested_in=WORKERS,
+        stats=stats,
+        unmeasured_reason=reason,
+        error=error,
+    )
+
+
+def _bytes_produced(
+    stage_id: str, row: list[float], totals: dict[str, list[float]], transforms: int
+) -> float:
+    """Fetch's output is what its first consumer (transform_0 or collate) took in."""
+    if stage_id != FETCH:
+        return row[BYTES_OUT]
+    first = totals.get(transform_id(0)) if transforms else None
+    if first is not None and first[ELEMENTS] > 0:
+        return first[BYTES_IN]
+    collate = totals.get(COLLATE)
+    return collate[BYTES_IN] if collate is not None else 0
+
+
+def _workers_stage(
+    summary: LoaderSummary,
+    chain: list[Stage],
+    totals: dict[str, list[float]],
+    parallelism: int,
+    snapshots: Sequence[Mapping[str, Any]],
+) -> Stage:
+    measured = [s.stats for s in chain if s.stats is not None]
+    stats = None
+    if measured:
+        collate = totals.get(COLLATE)
+        stats = StageStats(
+            elements=sum(int(s.get("batches", 0)) for s in snapshots),
+            wall_time_s=sum(s.wall_time_s for s in measured),
+            cpu_time_s=sum(s.cpu_time_s or 0.0 for s in measured),
+            bytes_produced=int(collate[BYTES_OUT]) if collate is not None else 0,
+            parallelism=parallelism,
+        )
+    return Stage(
+        id=WORKERS,
+        kind=WORKERS,
+        op="DataLoader",
+        knobs=dict(summary.knobs),
+        source=summary.source,
+        stats=stats,
+        unmeasured_reason=None if stats is not None else NO_STATS,
+    )
+
+
+def _workers(snapshots: Sequence[Mapping[str, Any]]) -> tuple[WorkerStats, ...]:
+    return tuple(
+        WorkerStats(
+            worker=int(s["worker"]),
+            pid=int(s.get("pid", 0)),
+            elements=int(s.get("samples", 0)),
+            rss_start_bytes=int(s["rss"][0]),
+            rss_peak_bytes=int(s["rss"][1]),
+            rss_end_bytes=int(s["rss"][2]),
+        )
+        for s in snapshots
+        if int(s.get("worker", -1)) >= 0
+    )
+
+
+def _notes(snapshots: Sequence[Mapping[str, Any]]) -> list[str]:
+    notes: list[str] = []
+    for s in snapshots:
+        where = (
+            f"worker {s['worker']} (pid {s.get('pid')})" if int(s.get("worker", -1)) >= 0
+            else "the main process (num_workers=0)"
+        )
+        for stage_id, message in s.get("errors", {}).items():
+            notes.append(f"{where} raised in {stage_id}: {message}")
+        if s.get("problem"):
+            notes.append(f"{where}: {s['problem']}")
+    return notes

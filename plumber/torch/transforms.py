@@ -1,0 +1,123 @@
+"""Find the transforms a map-style or iterable dataset applies to each sample.
+
+Each callable of the dataset's ``Compose``-like transform becomes a stage of
+its own (``transform_<i>``), so a heavy augmentation is named rather than
+hidden inside ``fetch``. The transform is found on the dataset or on a
+dataset it wraps (``Subset`` and other wrappers keep theirs in ``.dataset``):
+the attribute ``transform``, else ``transforms``, holding an object with a
+``.transforms`` sequence (torchvision's ``Compose``, v1 or v2), a plain
+sequence of callables, or a single callable (one stage).
+
+Pure: no torch import; works on any objects.
+"""
+
+from __future__ import annotations
+
+import functools
+import types
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+#: Attributes holding a dataset's per-sample transform, in the order they are tried.
+TRANSFORM_ATTRIBUTES = ("transform", "transforms")
+
+#: Transform classes that draw random numbers without ``Random`` in their name.
+RANDOM_CLASSES = frozenset({
+    "ColorJitter", "RandAugment", "AutoAugment", "TrivialAugmentWide", "AugMix",
+    "ElasticTransform",
+})
+
+#: How many ``.dataset`` wrappers are looked through.
+_MAX_WRAPPERS = 8
+
+
+@dataclass(frozen=True)
+class TransformSite:
+    """Where a dataset keeps its transform, and the callables it applies in order.
+
+    ``container`` is the object whose ``.transforms`` holds the sequence
+    (a ``Compose``), or ``None`` when ``holder.<attribute>`` is the sequence
+    itself or a single callable (then ``single`` is true).
+    """
+
+    holder: Any
+    attribute: str
+    container: Any
+    callables: tuple[Any, ...]
+    single: bool = False
+
+
+def find_transforms(dataset: Any) -> TransformSite | None:
+    """The dataset's transform site, looking through ``.dataset`` wrappers; None if none."""
+    seen: set[int] = set()
+    current = dataset
+    for _ in range(_MAX_WRAPPERS):
+        if current is None or id(current) in seen:
+            return None
+        seen.add(id(current))
+        for attribute in TRANSFORM_ATTRIBUTES:
+            site = _site(current, attribute)
+            if site is not None:
+                return site
+        current = _safe_getattr(current, "dataset")
+    return None
+
+
+def _site(holder: Any, attribute: str) -> TransformSite | None:
+    value = _safe_getattr(holder, attribute)
+    if value is None:
+        return None
+    inner = _safe_getattr(value, "transforms")
+    if _is_callables(inner):
+        return TransformSite(holder, attribute, value, tuple(inner))
+    if _is_callables(value):
+        return TransformSite(holder, attribute, None, tuple(value))
+    if callable(value):
+        return TransformSite(holder, attribute, None, (value,), single=True)
+    return None
+
+
+def _is_callables(value: Any) -> bool:
+    return (
+        isinstance(value, (list, tuple))
+        and len(value) > 0
+        and all(callable(v) for v in value)
+    )
+
+
+def _safe_getattr(obj: Any, name: str) -> Any:
+    try:
+        return getattr(obj, name, None)
+    except Exception:  # noqa: BLE001 - a user property may raise anything
+        return None
+
+
+def unwrap(transform: Any) -> Any:
+    """The user's transform behind plumber's timing wrapper (itself when not wrapped)."""
+    own = getattr(transform, "__dict__", None)
+    return own.get("_plumber_inner", transform) if isinstance(own, dict) else transform
+
+
+def transform_op(transform: Any) -> str:
+    """The name a transform stage shows: its class, or its function's name."""
+    transform = unwrap(transform)
+    if isinstance(transform, functools.partial):
+        return transform_op(transform.func)
+    if isinstance(transform, (types.FunctionType, types.BuiltinFunctionType, types.MethodType)):
+        return transform.__name__
+    return type(transform).__name__
+
+
+def is_random(transform: Any) -> bool:
+    """Whether a transform draws random numbers (no cache may be placed after it)."""
+    transform = unwrap(transform)
+    if _safe_getattr(transform, "random") is True:
+        return True
+    name = type(transform).__name__
+    return name.startswith("Random") or name in RANDOM_CLASSES
+
+
+def describe_transforms(callables: Sequence[Any]) -> tuple[tuple[str, bool], ...]:
+    """(op, random) of each callable, in order."""
+    return tuple((transform_op(t), is_random(t)) for t in callables)

@@ -1,0 +1,383 @@
+"""Per-stage timing where a DataLoader does its work: its worker processes, or the main one.
+
+PyTorch's profilers do not see inside DataLoader workers, so plumber
+measures there itself. For each batch a :class:`StageRecorder` times the
+fetcher's ``fetch`` (reading the samples), each transform of the dataset's
+``Compose`` (``transform_<i>``) and the collate function, in wall time and
+in this thread's CPU time (``time.thread_time``, so a fetch that waits on a
+remote read shows wall >> CPU); fetch's own time excludes the transforms
+and collate nested in it. A stage that raises is blamed with the error.
+
+With ``num_workers > 0`` the loader's ``worker_init_fn`` is replaced, for
+the moment its iterator starts the workers, by a :class:`WorkerStart`: a
+picklable module-level object (so ``spawn`` works) holding the user's own
+function, which it calls first. In the worker it wraps the dataset's
+transforms and every fetcher the worker creates, and a
+:class:`StatsWriter` writes the counters to a file in the session's stats
+folder, atomically, every ``flush_interval_s`` while they change, at once
+after an error, and at the worker's exit. The main process merges the files
+(``plumber/torch/pipelines.py``). Patches made inside a worker live and die
+with that worker process.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from plumber.files import write_text_atomically
+from plumber.torch.sizes import nbytes_of
+from plumber.torch.transforms import describe_transforms, find_transforms
+
+FETCH, COLLATE = "fetch", "collate"
+
+#: Position of each counter in a stage's row of :attr:`StageRecorder.stages`.
+ELEMENTS, WALL, CPU, BYTES_OUT, BYTES_IN = range(5)
+
+#: The recorder of the fetch running on this thread; transforms report to it.
+_current = threading.local()
+
+
+def transform_id(index: int) -> str:
+    return f"transform_{index}"
+
+
+def error_text(exc: BaseException) -> str:
+    """``"ValueError: bad sample 7"``: type and the first line of the message."""
+    message = str(exc).strip().splitlines()
+    text = f"{type(exc).__name__}: {message[0]}" if message else type(exc).__name__
+    return text[:300]
+
+
+class StageRecorder:
+    """Counters of the fetch, transform and collate stages in one process.
+
+    ``worker`` is the DataLoader's worker id, or -1 for the main process.
+    Every counter is cumulative over the process's life; ``dirty`` says
+    whether anything changed since the last snapshot.
+    """
+
+    def __init__(self, worker: int, pid: int, rss_start: int = 0) -> None:
+        self.worker = worker
+        self.pid = pid
+        self.stages: dict[str, list[float]] = {}
+        self.errors: dict[str, str] = {}
+        self.transforms: tuple[tuple[str, bool], ...] = ()
+        self.batches = 0
+        self.samples = 0
+        self.nested_wall = 0.0
+        self.nested_cpu = 0.0
+        self.rss = [rss_start, rss_start, rss_start]
+        self.problem: str | None = None
+        self.dirty = False
+        self.on_error: Callable[[], None] | None = None
+        self._blamed: int | None = None
+        self._lock = threading.Lock()
+
+    def add(self, stage: str, elements: int, wall: float, cpu: float,
+            bytes_out: int = 0, bytes_in: int = 0, nested: bool = True) -> None:
+        """Count one call of ``stage``; ``nested`` calls run inside a fetch."""
+        with self._lock:
+            row = self.stages.get(stage)
+            if row is None:
+                row = self.stages[stage] = [0, 0.0, 0.0, 0, 0]
+            row[ELEMENTS] += elements
+            row[WALL] += wall
+            row[CPU] += cpu
+            row[BYTES_OUT] += bytes_out
+            row[BYTES_IN] += bytes_in
+            if nested:
+                self.nested_wall += wall
+                self.nested_cpu += cpu
+            self.dirty = True
+
+    def fail(self, stage: str, exc: BaseException) -> None:
+        """Blame ``stage`` for ``exc``, unless a stage nested in it already was."""
+        if self._blamed == id(exc):
+            return
+        self._blamed = id(exc)
+        with self._lock:
+            self.errors.setdefault(stage, error_text(exc))
+            self.dirty = True
+
+    def end_batch(self, wall: float, cpu: float, delivered: bool, failed: bool) -> None:
+        """Count fetch's own time of one ``fetch`` call (nested stages already removed)."""
+        self.add(FETCH, 0, wall, cpu, nested=False)
+        if delivered:
+            self.batches += 1
+        if failed and self.on_error is not None:
+            self.on_error()
+
+    def snapshot(self, final: bool = False, rss: int | None = None) -> dict[str, Any]:
+        """The counters as JSON-ready data (``rss`` updates peak and end)."""
+        with self._lock:
+            if rss is not None:
+                self.rss[1] = max(self.rss[1], rss)
+                self.rss[2] = rss
+            self.dirty = False
+            return {
+                "worker": self.worker,
+                "pid": self.pid,
+                "final": final,
+                "batches": self.batches,
+                "samples": self.samples,
+                "stages": {k: list(v) for k, v in self.stages.items()},
+                "errors": dict(self.errors),
+                "transforms": [list(t) for t in self.transforms],
+                "rss": list(self.rss),
+                "problem": self.problem,
+            }
+
+
+class TimedTransform:
+    """One transform of a dataset, timed while a recorded fetch runs on this thread.
+
+    Outside a recorded fetch it is the transform itself, at the cost of one
+    lookup. Pickling and copying give the user's transform back, so a
+    dataset sent to a ``spawn`` worker or saved by the user carries no
+    plumber object.
+    """
+
+    def __init__(self, inner: Any, stage: str) -> None:
+        self._plumber_inner = inner
+        self._plumber_stage = stage
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        recorder: StageRecorder | None = getattr(_current, "recorder", None)
+        inner = self._plumber_inner
+        if recorder is None:
+            return inner(*args, **kwargs)
+        wall0, cpu0 = time.perf_counter(), time.thread_time()
+        try:
+            out = inner(*args, **kwargs)
+        except Exception as exc:
+            recorder.add(self._plumber_stage, 0, time.perf_counter() - wall0,
+                         time.thread_time() - cpu0)
+            recorder.fail(self._plumber_stage, exc)
+            raise
+        wall, cpu = time.perf_counter() - wall0, time.thread_time() - cpu0
+        recorder.add(self._plumber_stage, 1, wall, cpu, nbytes_of(out),
+                     nbytes_of(args[0]) if args else 0)
+        return out
+
+    def __reduce__(self) -> tuple[Any, tuple[Any]]:
+        return _unwrapped, (self._plumber_inner,)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_plumber_"):
+            raise AttributeError(name)
+        return getattr(self._plumber_inner, name)
+
+    def __repr__(self) -> str:
+        return repr(self._plumber_inner)
+
+
+def _unwrapped(inner: Any) -> Any:
+    return inner
+
+
+@dataclass
+class Replaced:
+    """An attribute plumber replaced with timed transforms, to put back in the main process."""
+
+    owner: Any
+    attribute: str
+    original: Any
+    replacement: Any
+
+    def restore(self) -> None:
+        if getattr(self.owner, self.attribute, None) is self.replacement:
+            setattr(self.owner, self.attribute, self.original)
+
+
+def wrap_transforms(dataset: Any) -> tuple[tuple[tuple[str, bool], ...], Replaced | None]:
+    """Time each transform of ``dataset``: its (op, random) list and what was replaced.
+
+    Transforms already wrapped (a forked worker inherits the main process's
+    wrappers) are left as they are. Returns no replacement when there is
+    nothing to wrap or the attribute cannot be set.
+    """
+    site = find_transforms(dataset)
+    if site is None:
+        return (), None
+    described = describe_transforms(site.callables)
+    if all(isinstance(t, TimedTransform) for t in site.callables):
+        return described, None
+    timed = [
+        t if isinstance(t, TimedTransform) else TimedTransform(t, transform_id(i))
+        for i, t in enumerate(site.callables)
+    ]
+    if site.single:
+        owner, attribute, replacement = site.holder, site.attribute, timed[0]
+    elif site.container is None:
+        owner, attribute = site.holder, site.attribute
+        replacement = type(getattr(owner, attribute))(timed)
+    else:
+        owner, attribute = site.container, "transforms"
+        replacement = type(site.container.transforms)(timed)
+    original = getattr(owner, attribute)
+    try:
+        setattr(owner, attribute, replacement)
+    except Exception:  # noqa: BLE001 - read-only or validated: the time stays in fetch
+        return described, None
+    return described, Replaced(owner, attribute, original, replacement)
+
+
+def instrument_fetcher(fetcher: Any, recorder: StageRecorder) -> None:
+    """Time this fetcher's ``fetch`` and its collate function into ``recorder``."""
+    fetcher.collate_fn = functools.partial(
+        _timed_collate, fetcher.collate_fn, recorder, bool(fetcher.auto_collation)
+    )
+    fetcher.fetch = functools.partial(_timed_fetch, fetcher.fetch, recorder)
+
+
+def _timed_fetch(fetch: Callable[[Any], Any], recorder: StageRecorder, index: Any) -> Any:
+    previous = getattr(_current, "recorder", None)
+    _current.recorder = recorder
+    nested_wall, nested_cpu = recorder.nested_wall, recorder.nested_cpu
+    wall0, cpu0 = time.perf_counter(), time.thread_time()
+    delivered = failed = False
+    try:
+        batch = fetch(index)
+        delivered = True
+        return batch
+    except StopIteration:  # the end of an iterable dataset's share
+        raise
+    except Exception as exc:
+        failed = True
+        recorder.fail(FETCH, exc)
+        raise
+    finally:
+        wall = time.perf_counter() - wall0 - (recorder.nested_wall - nested_wall)
+        cpu = time.thread_time() - cpu0 - (recorder.nested_cpu - nested_cpu)
+        _current.recorder = previous
+        recorder.end_batch(max(wall, 0.0), max(cpu, 0.0), delivered, failed)
+
+
+def _timed_collate(collate: Callable[[Any], Any], recorder: StageRecorder,
+                   auto_collation: bool, data: Any) -> Any:
+    samples = _count(data) if auto_collation else 1
+    recorder.samples += samples
+    recorder.add(FETCH, samples, 0.0, 0.0, nested=False)
+    bytes_in = nbytes_of(data)
+    wall0, cpu0 = time.perf_counter(), time.thread_time()
+    try:
+        batch = collate(data)
+    except Exception as exc:
+        recorder.add(COLLATE, 0, time.perf_counter() - wall0, time.thread_time() - cpu0)
+        recorder.fail(COLLATE, exc)
+        raise
+    wall, cpu = time.perf_counter() - wall0, time.thread_time() - cpu0
+    recorder.add(COLLATE, 1, wall, cpu, nbytes_of(batch), bytes_in)
+    return batch
+
+
+def _count(data: Any) -> int:
+    try:
+        return len(data)
+    except TypeError:
+        return 1
+
+
+class StatsWriter:
+    """Writes a worker's counters to its stats file while they change and at exit."""
+
+    def __init__(self, recorder: StageRecorder, path: Path, interval_s: float) -> None:
+        self.recorder = recorder
+        self.path = path
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._process = _Rss()
+
+    def start(self) -> None:
+        from multiprocessing import util
+
+        self.recorder.on_error = self.write
+        # Finalizers with a priority run when a multiprocessing child exits normally.
+        util.Finalize(None, self.close, exitpriority=100)
+        threading.Thread(target=self._loop, name="plumber-torch-stats", daemon=True).start()
+        self.write()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            if self.recorder.dirty:
+                self.write()
+
+    def write(self, final: bool = False) -> None:
+        with self._lock:
+            data = self.recorder.snapshot(final=final, rss=self._process.rss())
+            try:
+                write_text_atomically(self.path, json.dumps(data))
+            except OSError:  # the session ended and removed the folder: nobody reads it
+                pass
+
+    def close(self) -> None:
+        self._stop.set()
+        self.write(final=True)
+
+
+class _Rss:
+    """This process's resident set size, read through psutil (0 when unreadable)."""
+
+    def __init__(self) -> None:
+        import psutil
+
+        self._process = psutil.Process()
+
+    def rss(self) -> int:
+        try:
+            return int(self._process.memory_info().rss)
+        except Exception:  # noqa: BLE001 - memory is a detail, never a failure
+            return 0
+
+
+@dataclass
+class WorkerStart:
+    """The ``worker_init_fn`` a profiled DataLoader's workers run: the user's, then plumber's.
+
+    Module-level and plain data, so it pickles for ``spawn`` workers as long
+    as the user's own function does (the same condition as without plumber).
+    """
+
+    user_fn: Callable[[int], Any] | None
+    stats_dir: str
+    tag: str
+    flush_interval_s: float = 0.5
+
+    def __call__(self, worker_id: int) -> None:
+        rss = _Rss().rss()
+        if self.user_fn is not None:
+            self.user_fn(worker_id)
+        recorder = StageRecorder(worker_id, os.getpid(), rss)
+        path = Path(self.stats_dir) / f"{self.tag}-{worker_id}-{os.getpid()}.json"
+        try:
+            _instrument_worker(recorder)
+        except Exception as exc:  # noqa: BLE001 - profiling must never break the worker
+            recorder.problem = f"worker instrumentation failed: {error_text(exc)}"
+        StatsWriter(recorder, path, self.flush_interval_s).start()
+
+
+def _instrument_worker(recorder: StageRecorder) -> None:
+    """Wrap this worker's copy of the dataset's transforms and every fetcher it creates."""
+    from torch.utils.data import dataloader, get_worker_info
+
+    info = get_worker_info()
+    if info is not None:
+        recorder.transforms, _ = wrap_transforms(info.dataset)
+    kind = dataloader._DatasetKind
+    create = kind.create_fetcher
+
+    def create_fetcher(*args: Any, **kwargs: Any) -> Any:
+        fetcher = create(*args, **kwargs)
+        instrument_fetcher(fetcher, recorder)
+        return fetcher
+
+    kind.create_fetcher = staticmethod(create_fetcher)
