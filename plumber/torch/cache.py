@@ -6,10 +6,11 @@ the dataset fetches it with its transforms up to and including the k-th
 transforms on every access, so a random augmentation after the cache point
 still differs from one epoch to the next.
 
-The transforms are the ``transforms`` list of the ``Compose``-like object on
-the dataset's ``transform`` attribute (the torchvision convention), found on
-the dataset or along its ``.dataset`` chain (``Subset`` and the like); a
-plain callable there counts as a list of one. To learn which parts of a
+The transforms are found as the profiler numbers its ``transform_<i>``
+stages: on the dataset or along its ``.dataset`` chain (``Subset`` and the
+like), the attribute ``transform`` (else ``transforms``) holding a
+``Compose``-like object (its ``.transforms`` list), a plain list of
+callables, or one callable (a list of one). To learn which parts of a
 sample the transforms produced, the wrapper keeps a shallow copy of that
 chain whose transform applies only the first k+1 transforms and remembers
 its outputs; after ``copy[i]`` those outputs are found by identity in the
@@ -37,7 +38,8 @@ import tempfile
 import threading
 import warnings
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +48,9 @@ from torch.utils.data import Dataset, IterableDataset
 from plumber.torch.cachestore import EntryStore
 
 SHARED_MEMORY = Path("/dev/shm")
+
+#: Attributes holding a dataset's transform, tried in this order (as the profiler does).
+TRANSFORM_ATTRIBUTES = ("transform", "transforms")
 
 #: Where a transformed object sits in a sample: keys and indices from the top.
 Position = tuple[Any, ...]
@@ -73,8 +78,8 @@ class CachedDataset(Dataset):
                 f"CachedDataset caches map-style datasets, read by index; "
                 f"{type(dataset).__name__} has no index to cache by"
             )
-        owners = _transform_owners(dataset)
-        transforms = _transform_list(owners[-1].transform) if owners else []
+        site = _transform_site(dataset)
+        transforms = list(site.callables) if site else []
         if not -1 <= upto < len(transforms):
             raise ValueError(
                 f"upto={upto} is not a transform of {type(dataset).__name__} "
@@ -84,10 +89,8 @@ class CachedDataset(Dataset):
         self.upto = upto
         self.location = str(location)
         self._suffix = transforms[upto + 1:]
-        self._marking = _Marking(transforms[:upto + 1]) if self._suffix else None
-        self._marked = (
-            _with_transform(dataset, owners, self._marking) if self._marking else None
-        )
+        self._marking = _Marking() if self._suffix else None
+        self._marked = _with_prefix(site, upto, self._marking) if self._marking else None
         directory, in_memory = _make_directory(self.location)
         self.directory = directory
         self._store = EntryStore(directory, budget_bytes, in_memory)
@@ -159,15 +162,15 @@ class CachedDataset(Dataset):
 
 def transform_count(dataset: Any) -> int:
     """How many transforms ``dataset`` (or a dataset it wraps) applies; 0 without any."""
-    owners = _transform_owners(dataset)
-    return len(_transform_list(owners[-1].transform)) if owners else 0
+    site = _transform_site(dataset)
+    return len(site.callables) if site else 0
 
 
 class _Marking:
-    """Applies the transforms before the cache point and remembers what it returned."""
+    """Applies ``transforms`` (set when placed) and remembers what it returned."""
 
-    def __init__(self, transforms: Sequence[Callable[[Any], Any]]) -> None:
-        self.transforms = list(transforms)
+    def __init__(self) -> None:
+        self.transforms: list[Callable[[Any], Any]] = []
         self.outputs: list[Any] = []
 
     def __call__(self, value: Any) -> Any:
@@ -177,29 +180,50 @@ class _Marking:
         return value
 
 
-def _transform_owners(dataset: Any) -> list[Any]:
-    """The ``.dataset`` chain from ``dataset`` to the first one with a transform, or []."""
-    chain, seen = [dataset], set()
-    while id(chain[-1]) not in seen:
-        seen.add(id(chain[-1]))
-        if callable(getattr(chain[-1], "transform", None)):
-            return chain
-        inner = getattr(chain[-1], "dataset", None)
-        if inner is None:
-            return []
-        chain.append(inner)
-    return []
+@dataclass(frozen=True)
+class _Site:
+    """Where a dataset keeps its transforms, found as the profiler finds them.
+
+    ``chain`` runs from the dataset along ``.dataset`` to the holder of
+    ``attribute``; ``sequence`` says the attribute is a plain list of callables
+    (the dataset iterates it) rather than one callable (a ``Compose`` or not).
+    """
+
+    chain: tuple[Any, ...]
+    attribute: str
+    callables: tuple[Callable[[Any], Any], ...]
+    sequence: bool
 
 
-def _transform_list(transform: Any) -> list[Callable[[Any], Any]]:
-    inner = getattr(transform, "transforms", None)
-    return list(inner) if isinstance(inner, (list, tuple)) else [transform]
+def _transform_site(dataset: Any) -> _Site | None:
+    """The first ``transform`` (else ``transforms``) along the ``.dataset`` chain, or None."""
+    chain: list[Any] = []
+    current = dataset
+    while current is not None and all(current is not d for d in chain):
+        chain.append(current)
+        for attribute in TRANSFORM_ATTRIBUTES:
+            value = getattr(current, attribute, None)
+            inner = getattr(value, "transforms", None)
+            if _callables(inner):
+                return _Site(tuple(chain), attribute, tuple(inner), False)
+            if _callables(value):
+                return _Site(tuple(chain), attribute, tuple(value), True)
+            if callable(value):
+                return _Site(tuple(chain), attribute, (value,), False)
+        current = getattr(current, "dataset", None)
+    return None
 
 
-def _with_transform(dataset: Any, owners: list[Any], transform: Any) -> Any:
-    """A shallow copy of the chain down to the owner, whose transform is ``transform``."""
-    copies = [copy.copy(d) for d in owners]
-    copies[-1].transform = transform
+def _callables(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and bool(value) and all(map(callable, value))
+
+
+def _with_prefix(site: _Site, upto: int, marking: _Marking) -> Any:
+    """A shallow copy of the chain whose transform stops after ``upto``, marking its outputs."""
+    copies = [copy.copy(d) for d in site.chain]
+    prefix = list(site.callables[:upto + 1])
+    marking.transforms = [] if site.sequence else prefix
+    setattr(copies[-1], site.attribute, [*prefix, marking] if site.sequence else marking)
     for outer, inner in zip(copies, copies[1:], strict=False):
         outer.dataset = inner
     return copies[0]

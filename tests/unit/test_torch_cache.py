@@ -91,6 +91,22 @@ class Labelled(Dataset):
         return Pair(index, image)
 
 
+class Listed(Dataset):
+    """Keeps a plain list of callables on ``transforms`` and applies them itself."""
+
+    def __init__(self) -> None:
+        self.transforms = [torch.neg, torch.exp, lambda t: t + torch.rand(1)]
+
+    def __len__(self) -> int:
+        return 3
+
+    def __getitem__(self, index: int):
+        value = torch.tensor([float(index)])
+        for transform in self.transforms:
+            value = transform(value)
+        return index, value
+
+
 class Rescaling(Dataset):
     """Changes its transform's output before returning it."""
 
@@ -247,6 +263,17 @@ def test_replayed_transforms_go_where_the_transform_outputs_were(as_dict):
             else:
                 assert type(got) is Pair and got.label == want.label
                 assert torch.equal(got.image, want.image)
+
+
+def test_a_plain_list_of_transforms_on_the_transforms_attribute_is_cut_at_the_cache_point():
+    cached, plain = CachedDataset(Listed(), upto=1), Listed()
+    assert transform_count(plain) == 3
+    torch.manual_seed(0)
+    first = [cached[i] for i in range(3)]
+    torch.manual_seed(0)
+    assert all(torch.equal(a[1], b[1]) for a, b in zip(first, [plain[i] for i in range(3)],
+                                                        strict=True))
+    assert not torch.equal(cached[2][1], first[2][1]) and cached.cached_entries() == 3
 
 
 def test_a_dataset_that_changes_the_transform_output_is_read_uncached_with_a_warning():
