@@ -12,6 +12,7 @@ import math
 import shlex
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from markupsafe import Markup, escape
 
@@ -21,6 +22,7 @@ from plumber.reports import format as fmt
 from plumber.reports.charts import Chart, bounds_chart, timelines
 from plumber.reports.graph import layout, pipeline_graph
 from plumber.reports.paths import full_source, short_source, shorten_paths
+from plumber.reports.plan import PlanView, plan_view, plans_by_pipeline
 from plumber.reports.view import (
     analyses_by_stage,
     bottleneck_stage_id,
@@ -32,6 +34,7 @@ from plumber.reports.view import (
     run_failure,
     unmeasured_reason,
 )
+from plumber.tuner.plan import PipelinePlan, Plan
 
 #: Data-stall share above which the headline flags it, the threshold the
 #: TensorBoard input-pipeline analyzer uses to call a job input-bound.
@@ -66,6 +69,7 @@ class PipelineView:
     metrics: tuple[Metric, ...]
     recommendations: tuple[Mapping[str, str | Markup], ...]
     no_change: str
+    plan: PlanView | None
     graph: Markup
     bounds: Chart | None
     stages: tuple[Mapping[str, str | Markup], ...]
@@ -92,9 +96,17 @@ class ReportView:
     run_notes: tuple[str, ...]
 
 
-def report_view(profile: Profile, diagnoses: Sequence[Diagnosis]) -> ReportView:
-    """Build the page's content from a profile and the diagnoses of its pipelines."""
+def report_view(
+    profile: Profile, diagnoses: Sequence[Diagnosis], plan: Plan | None = None
+) -> ReportView:
+    """Build the page's content from a profile, the diagnoses of its pipelines, and a plan.
+
+    ``plan`` is the verified plan ``plumber tune`` derived from this profile;
+    each of its pipelines is shown with the profiled pipeline it tunes.
+    """
     run = profile.run
+    plans = plans_by_pipeline(plan, profile)
+    script_dir = Path(plan.script).resolve().parent if plan is not None else Path()
     command = shlex.join(run.command)
     status = "interrupted" if run.interrupted else f"exit status {run.exit_status}"
     return ReportView(
@@ -105,7 +117,7 @@ def report_view(profile: Profile, diagnoses: Sequence[Diagnosis]) -> ReportView:
         failure=run_failure(run),
         interrupted=run.interrupted,
         pipelines=tuple(
-            pipeline_view(p, diagnosis_for(p, diagnoses), i)
+            pipeline_view(p, diagnosis_for(p, diagnoses), i, plans.get(p.id), script_dir)
             for i, p in enumerate(profile.pipelines)
         ),
         timelines=timelines(profile.resources),
@@ -120,11 +132,18 @@ def report_view(profile: Profile, diagnoses: Sequence[Diagnosis]) -> ReportView:
     )
 
 
-def pipeline_view(pipeline: Pipeline, diagnosis: Diagnosis | None, index: int) -> PipelineView:
-    """The headline, recommendations, graph, tables and notes of one pipeline.
+def pipeline_view(
+    pipeline: Pipeline,
+    diagnosis: Diagnosis | None,
+    index: int,
+    planned: tuple[PipelinePlan, bool] | None = None,
+    script_dir: Path = Path(),
+) -> PipelineView:
+    """The headline, plan, recommendations, graph, tables and notes of one pipeline.
 
     Sentences from the analysis (summary, reasons, notes) name files by their
     short path, as the rest of the page does (see :mod:`plumber.reports.paths`).
+    ``planned`` is the pipeline's plan and whether verification kept it.
     """
     analyses = analyses_by_stage(diagnosis)
     bottleneck = bottleneck_stage_id(diagnosis) if diagnosis is not None else None
@@ -155,6 +174,7 @@ def pipeline_view(pipeline: Pipeline, diagnosis: Diagnosis | None, index: int) -
             for r in (diagnosis.recommendations if diagnosis is not None else ())
         ),
         no_change=_no_change(diagnosis),
+        plan=plan_view(*planned, pipeline, script_dir, prose) if planned else None,
         graph=pipeline_graph(pipeline, analyses, bottleneck, uid=anchor),
         bounds=_bounds(diagnosis),
         stages=tuple(

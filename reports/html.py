@@ -18,6 +18,7 @@ import jinja2
 from plumber.analyzers.results import Diagnosis
 from plumber.record import Profile
 from plumber.reports.context import report_view
+from plumber.tuner.plan import Plan
 
 
 @cache
@@ -32,21 +33,26 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def render_html(profile: Profile, diagnoses: Sequence[Diagnosis]) -> str:
+def render_html(
+    profile: Profile, diagnoses: Sequence[Diagnosis], plan: Plan | None = None
+) -> str:
     """The report of ``profile`` as one HTML document.
 
     ``diagnoses`` holds the analysis of the profile's pipelines, matched by
     ``pipeline_id``; a pipeline without one is still drawn, marked as not
     analysed. A failed or interrupted run is reported at the top, above
-    whatever it collected.
+    whatever it collected. ``plan`` (from ``plumber tune``) adds, per
+    pipeline it tunes, the plan as source edits with what verification measured.
     """
     template = _environment().get_template("report.html.j2")
-    return template.render(report=report_view(profile, diagnoses))
+    return template.render(report=report_view(profile, diagnoses, plan))
 
 
-def write_html(path: str | Path, profile: Profile, diagnoses: Sequence[Diagnosis]) -> Path:
+def write_html(
+    path: str | Path, profile: Profile, diagnoses: Sequence[Diagnosis], plan: Plan | None = None
+) -> Path:
     """Render the report and write it to ``path`` (parents created); return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_html(profile, diagnoses), encoding="utf-8")
+    path.write_text(render_html(profile, diagnoses, plan), encoding="utf-8")
     return path

@@ -26,6 +26,7 @@ from plumber.record import (
     ThreadCpu,
     TimeSeries,
 )
+from plumber.tuner.plan import PipelinePlan, Plan, StageRef, StageSetting
 
 #: A user string that must never become markup.
 SCRIPT = "<script>alert(1)</script>"
@@ -424,3 +425,31 @@ def hostile_case() -> Case:
     pipelines = (dataclasses.replace(pipeline, stages=stages, element_spec=payload),)
     diagnosis = dataclasses.replace(sample_diagnosis(), summary=f"Slow map {payload}")
     return dataclasses.replace(profile, pipelines=pipelines), (diagnosis,)
+
+
+def planned_case(kept: bool = True) -> tuple[Profile, tuple[Diagnosis, ...], Plan]:
+    """``nested_case`` with the plan ``plumber tune`` derived for it, kept or dropped.
+
+    The plan raises map-1 (written without ``num_parallel_calls``), caches
+    after map-0 (written with AUTOTUNE) in a file whose path carries a script
+    payload, and sizes the thread pool at the final prefetch.
+    """
+    profile, diagnoses = nested_case()
+    script = profile.run.command[1]
+    at = "data/input_pipeline.py"
+    settings = (
+        StageSetting(StageRef(at, 49, "map"), "map-1", parallelism=4,
+                     reason=f"CPU-bound: 4 calls keep up {SCRIPT}", predicted_rate=61.5),
+        StageSetting(StageRef(at, 46, "map"), "map-0", cache=f"/tmp/cache{IMG}",
+                     reason="From the second epoch on, decode no longer runs",
+                     predicted_rate=240.0),
+        StageSetting(StageRef(at, 53, "prefetch"), "prefetch-0", threads=12,
+                     reason="a thread pool of 12 so the waiting calls run at once",
+                     predicted_rate=61.5),
+    )
+    pipeline = PipelinePlan(StageRef(at, 53, "prefetch"), settings, observed_rate=33.0,
+                            predicted_rate=61.5, measured_rate_before=33.2,
+                            measured_rate_after=58.1 if kept else 33.9)
+    plan = Plan(script=script, pipelines=(pipeline,) if kept else (),
+                rejected=() if kept else (pipeline,))
+    return profile, diagnoses, plan

@@ -44,6 +44,7 @@ class TuneCommand:
         if script_unusable(args.script):
             return exitcodes.USAGE
         from plumber.outputs import render
+        from plumber.reports.html import write_html
         from plumber.session import SessionOptions, profile_script
         from plumber.tuner.derive import derive_plan
         from plumber.tuner.verify import verify
@@ -76,15 +77,16 @@ class TuneCommand:
             for note in plan.notes[noted:]:
                 say(note)
         plan.save(plan_path)
-        _print_plan(plan)
+        write_html(rendered.report_path, result.profile, rendered.diagnoses, plan)
+        _print_plan(plan, result.profile)
         say(f"plan: {plan_path}")
         say(f"report: {rendered.report_path}")
         return exitcodes.OK
 
 
 def _keep_verified(plan, check):
-    """Record measured rates; drop pipelines whose plan did not measure faster."""
-    kept, notes = [], list(plan.notes)
+    """Record measured rates; move pipelines whose plan did not measure faster to ``rejected``."""
+    kept, rejected, notes = [], [], list(plan.notes)
     for index, pipeline in enumerate(plan.pipelines):
         before, after = check.median_before(index), check.median_after(index)
         measured = dataclasses.replace(
@@ -93,33 +95,29 @@ def _keep_verified(plan, check):
         if check.faster(index):
             kept.append(measured)
         else:
+            rejected.append(measured)
             notes.append(
                 f"pipeline {index}: with the plan {after:.1f}/s against {before:.1f}/s as "
                 f"written is not faster; keeping the pipeline as written"
             )
-    return dataclasses.replace(plan, pipelines=tuple(kept), notes=tuple(notes))
+    return dataclasses.replace(plan, pipelines=tuple(kept), notes=tuple(notes),
+                               rejected=plan.rejected + tuple(rejected))
 
 
-def _print_plan(plan) -> None:
+def _print_plan(plan, profile) -> None:
+    """Each kept pipeline's measured outcome and its edits, worded as the report words them."""
+    from plumber.tuner.edits import is_loader, outcome, profiled_pipeline, setting_edits
+
     if not plan.pipelines:
         say("no change recommended")
         return
+    script_dir = Path(plan.script).resolve().parent
     for pipeline in plan.pipelines:
-        before, after = pipeline.measured_rate_before, pipeline.measured_rate_after
-        predicted = pipeline.predicted_rate
-        error = abs(predicted - after) / after if after and predicted else float("nan")
-        say(
-            f"pipeline rooted at {pipeline.root}: {before:.1f}/s as written -> {after:.1f}/s "
-            f"tuned ({after / before:.2f}x measured); model predicted {predicted:.1f}/s "
-            f"(prediction error {error:.0%})"
-        )
+        say(f"pipeline rooted at {pipeline.root}: {outcome(pipeline, kept=True)}")
+        profiled = profiled_pipeline(pipeline, profile, script_dir)
+        stages = {s.id: s for s in profiled.stages} if profiled is not None else {}
         for setting in pipeline.settings:
-            changes = [
-                f"num_parallel_calls={setting.parallelism}" if setting.parallelism else "",
-                f".cache() after it ({setting.cache})" if setting.cache else "",
-                ".prefetch(tf.data.AUTOTUNE) after it" if setting.prefetch == -1 else (
-                    f".prefetch({setting.prefetch}) after it" if setting.prefetch else ""),
-                f"options.threading.private_threadpool_size = {setting.threads} "
-                f"(.with_options after it)" if setting.threads else "",
-            ]
-            say(f"  edit {setting.stage}: {', '.join(c for c in changes if c)}")
+            stage = stages.get(setting.stage_id)
+            edits = setting_edits(setting, stage.knobs if stage is not None else None,
+                                  is_loader(pipeline))
+            say(f"  edit {setting.stage}: {'; '.join(str(e) for e in edits)}")

@@ -83,11 +83,16 @@ class PipelinePlan:
 
 @dataclass(frozen=True)
 class Plan:
-    """Everything ``plumber run --plan`` needs to build the tuned pipelines."""
+    """Everything ``plumber run --plan`` needs to build the tuned pipelines.
+
+    ``rejected`` keeps, for the record and the report, the pipelines whose
+    plan verification did not measure faster; nothing applies them.
+    """
 
     script: str
     pipelines: tuple[PipelinePlan, ...] = ()
     notes: tuple[str, ...] = ()
+    rejected: tuple[PipelinePlan, ...] = ()
     schema_version: int = PLAN_SCHEMA_VERSION
     kind: str = field(default=PLAN_KIND)
 
@@ -124,24 +129,25 @@ class Plan:
                 f"({PLAN_SCHEMA_VERSION}); upgrade plumber"
             )
         try:
-            pipelines = tuple(
-                PipelinePlan(
-                    root=StageRef(**p["root"]),
-                    settings=tuple(
-                        StageSetting(**{**s, "stage": StageRef(**s["stage"])})
-                        for s in p["settings"]
-                    ),
-                    observed_rate=p.get("observed_rate"),
-                    predicted_rate=p.get("predicted_rate"),
-                    measured_rate_before=p.get("measured_rate_before"),
-                    measured_rate_after=p.get("measured_rate_after"),
-                )
-                for p in data.get("pipelines", [])
-            )
-            return cls(script=str(data["script"]), pipelines=pipelines,
-                       notes=tuple(data.get("notes", ())))
+            return cls(script=str(data["script"]),
+                       pipelines=tuple(_pipeline(p) for p in data.get("pipelines", [])),
+                       notes=tuple(data.get("notes", ())),
+                       rejected=tuple(_pipeline(p) for p in data.get("rejected", [])))
         except (KeyError, TypeError) as exc:
             raise PlanError(f"malformed plan: {exc}") from None
+
+
+def _pipeline(data: dict[str, Any]) -> PipelinePlan:
+    return PipelinePlan(
+        root=StageRef(**data["root"]),
+        settings=tuple(
+            StageSetting(**{**s, "stage": StageRef(**s["stage"])}) for s in data["settings"]
+        ),
+        observed_rate=data.get("observed_rate"),
+        predicted_rate=data.get("predicted_rate"),
+        measured_rate_before=data.get("measured_rate_before"),
+        measured_rate_after=data.get("measured_rate_after"),
+    )
 
 
 def portable_path(file: str, script_dir: Path) -> str:

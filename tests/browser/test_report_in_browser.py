@@ -31,6 +31,7 @@ from tests.report_samples import (
     hostile_case,
     input_bound_case,
     nested_case,
+    planned_case,
     sample_diagnosis,
     sample_profile,
 )
@@ -150,6 +151,28 @@ def test_real_profile_report_reads_offline_and_marks_the_map(
     )
     assert location[0] == "expensive_map.py:26"
     assert location[1].endswith("tests/integration/pipelines/expensive_map.py:26")
+
+
+@pytest.mark.parametrize("kept", [True, False], ids=["kept", "dropped"])
+def test_tuning_plan_reads_as_edits_on_the_first_screen(
+    kept: bool, page: Page, tmp_path: Path, screenshots: Path
+) -> None:
+    profile, diagnoses, plan = planned_case(kept)
+    report = write_html(tmp_path / "report.html", profile, diagnoses, plan)
+    name = f"plan-{'kept' if kept else 'dropped'}"
+    _check_report(page, report, screenshots, name)  # no dialog from the planted payloads
+    _on_first_screen(page, ".plan .plan-outcome")
+    _on_first_screen(page, ".plan ol.plan-edits > li")
+    location = page.evaluate(
+        "[document.querySelector('.plan code.loc').textContent, "
+        "document.querySelector('.plan code.loc').title]"
+    )
+    assert location == ["input_pipeline.py:49", location[1]]
+    assert location[1].endswith("vision_models/data/input_pipeline.py:49")
+    text = page.evaluate("document.querySelector('.plan').textContent")
+    assert "num_parallel_calls=None" in text and f"/tmp/cache{IMG}" in text
+    assert ("Verified by plumber tune" in text) == kept
+    assert ("not recommended" in text) != kept
 
 
 def test_graph_marks_the_bottleneck_stage(page: Page, tmp_path: Path) -> None:

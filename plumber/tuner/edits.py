@@ -1,0 +1,147 @@
+"""A plan in the words of a hand edit: what to change at which source line.
+
+``plumber run --plan`` applies a plan without touching the script; a user
+who wants the change in the code makes these edits instead. One wording
+serves every place that shows a plan (the terminal summary of ``plumber
+tune`` and the HTML report), so they never disagree. Pure: it reads the plan
+and the profile record, never the instrumentation.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from plumber.record import Pipeline, Profile, Stage
+from plumber.tuner.plan import PipelinePlan, StageRef, StageSetting
+
+AUTOTUNE = -1
+
+#: How a DataLoader spells the settings a plan gives its ``workers`` stage.
+_LOADER_ARGUMENTS = {
+    "parallelism": "num_workers",
+    "prefetch": "prefetch_factor",
+    "persistent_workers": "persistent_workers",
+    "pin_memory": "pin_memory",
+}
+
+
+@dataclass(frozen=True)
+class SourceEdit:
+    """One edit at a stage's line: the code as written (empty when adding) and the new code."""
+
+    old: str
+    new: str
+
+    def __str__(self) -> str:
+        return f"{self.old} -> {self.new}" if self.old else self.new
+
+
+def setting_edits(
+    setting: StageSetting, knobs: Mapping[str, Any] | None, loader: bool = False
+) -> tuple[SourceEdit, ...]:
+    """The edits that make the code what ``setting`` asks for.
+
+    ``knobs`` are the stage's settings as written (``Stage.knobs`` of the
+    profile; None when the stage is not in it, and the old value then reads
+    "(as written)"). ``loader`` says the stage belongs to a torch DataLoader,
+    which spells parallelism ``num_workers`` and prefetch ``prefetch_factor``.
+    """
+    if loader:
+        return _loader_edits(setting, knobs)
+    edits = []
+    if setting.parallelism is not None:
+        old = _old(knobs, "parallelism", _tf_value)
+        edits.append(SourceEdit(f"num_parallel_calls={old}",
+                                f"num_parallel_calls={_tf_value(setting.parallelism)}"))
+    if setting.cache is not None:
+        where = "" if setting.cache == "memory" else json.dumps(setting.cache)
+        edits.append(SourceEdit("", f"add .cache({where}) after this line"))
+    if setting.prefetch is not None:
+        depth = _tf_value(setting.prefetch)
+        edits.append(SourceEdit("", f"add .prefetch({depth}) after this line"))
+    if setting.threads is not None:
+        edits.append(SourceEdit(
+            "", f"tf.data.Options().threading.private_threadpool_size = {setting.threads} "
+                f"(apply with .with_options(options) after this line)"))
+    return tuple(edits)
+
+
+def _loader_edits(
+    setting: StageSetting, knobs: Mapping[str, Any] | None
+) -> tuple[SourceEdit, ...]:
+    edits = [
+        SourceEdit(f"{argument}={_old(knobs, argument, str)}", f"{argument}={value}")
+        for name, argument in _LOADER_ARGUMENTS.items()
+        if (value := getattr(setting, name)) is not None
+    ]
+    if setting.cache is not None:
+        where = "in shared memory" if setting.cache == "memory" else f"in {setting.cache}"
+        edits.append(SourceEdit(
+            "", f"cache each sample up to {setting.stage_id} {where}, computed once per index"))
+    return tuple(edits)
+
+
+def _old(knobs: Mapping[str, Any] | None, name: str, spell: Callable[[Any], str]) -> str:
+    """A knob's value as written; unset knobs read as their default, ``None``."""
+    return "(as written)" if knobs is None else spell(knobs.get(name))
+
+
+def _tf_value(value: Any) -> str:
+    """A tf.data knob as the user writes it: ``tf.data.AUTOTUNE`` for -1."""
+    return "tf.data.AUTOTUNE" if value == AUTOTUNE else str(value)
+
+
+def is_loader(pipeline: PipelinePlan) -> bool:
+    """The plan pipeline is a torch DataLoader (its root is the worker pool)."""
+    return pipeline.root.kind == "workers"
+
+
+def outcome(pipeline: PipelinePlan, kept: bool) -> str:
+    """What verification measured for a plan pipeline, and what became of the plan."""
+    before, after = pipeline.measured_rate_before, pipeline.measured_rate_after
+    predicted = pipeline.predicted_rate
+    if before is None or after is None:
+        measured = "not measured"
+    elif before > 0:
+        measured = f"{_rate(before)} as written -> {_rate(after)} tuned ({after / before:.2f}x)"
+    else:
+        measured = f"{_rate(before)} as written -> {_rate(after)} tuned"
+    if predicted is not None and after:
+        error = abs(predicted - after) / after
+        model = f"; the model predicted {_rate(predicted)} (prediction error {error:.0%})"
+    elif predicted is not None:
+        model = f"; the model predicted {_rate(predicted)}"
+    else:
+        model = ""
+    verdict = "" if kept else (
+        "; not faster, so the plan is dropped and the pipeline kept as written")
+    return f"measured {measured}{model}{verdict}"
+
+
+def _rate(rate: float) -> str:
+    return f"{rate:,.1f}/s" if math.isfinite(rate) else "unbounded"
+
+
+def profiled_pipeline(
+    pipeline: PipelinePlan, profile: Profile, script_dir: Path
+) -> Pipeline | None:
+    """The pipeline of ``profile`` that ``pipeline`` tunes: the one with the same written root."""
+    for candidate in profile.pipelines:
+        root = _written_root(candidate)
+        if root is not None and root.source is not None and \
+                StageRef.of(root.source, root.kind, script_dir) == pipeline.root:
+            return candidate
+    return None
+
+
+def _written_root(pipeline: Pipeline) -> Stage | None:
+    """The outermost stage the user wrote (TF may have added one above it)."""
+    stage = pipeline.stage(pipeline.root)
+    while not stage.written and stage.inputs:
+        stage = pipeline.stage(stage.inputs[0])
+    return stage if stage.written else None

@@ -1,0 +1,84 @@
+"""The tuning plan in the report: edits at source lines, why, and what they measured.
+
+``plumber tune`` derives a plan, measures it against the script as written
+and keeps it only when it is faster. The report shows it as the edits a
+user could make by hand (wording from :mod:`plumber.tuner.edits`, shared
+with the terminal), each at its source line (short path, full path on
+hover) with the model's reason and predicted rate, and above them what the
+verification measured. A plan that was not faster is shown as dropped, so
+a reader sees what was tried and why nothing changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from markupsafe import Markup
+
+from plumber.record import Pipeline, Profile, SourceLocation
+from plumber.reports import format as fmt
+from plumber.reports.paths import full_source, short_source
+from plumber.tuner.edits import is_loader, outcome, profiled_pipeline, setting_edits
+from plumber.tuner.plan import PipelinePlan, Plan, resolve_path
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    """One stage the plan changes: where, the edits (old, new), why, and the predicted rate."""
+
+    source: str
+    source_title: str
+    edits: tuple[tuple[str, str], ...]
+    reason: Markup
+    rate: str
+
+
+@dataclass(frozen=True)
+class PlanView:
+    """The plan for one pipeline: kept or dropped, the measured outcome, the rows."""
+
+    kept: bool
+    outcome: str
+    rows: tuple[PlanRow, ...]
+
+
+def plans_by_pipeline(plan: Plan | None, profile: Profile) -> dict[str, tuple[PipelinePlan, bool]]:
+    """Profile pipeline id -> (its plan, whether verification kept it)."""
+    if plan is None:
+        return {}
+    script_dir = Path(plan.script).resolve().parent
+    found: dict[str, tuple[PipelinePlan, bool]] = {}
+    for pipelines, kept in ((plan.pipelines, True), (plan.rejected, False)):
+        for planned in pipelines:
+            pipeline = profiled_pipeline(planned, profile, script_dir)
+            if pipeline is not None:
+                found[pipeline.id] = (planned, kept)
+    return found
+
+
+def plan_view(
+    planned: PipelinePlan,
+    kept: bool,
+    pipeline: Pipeline,
+    script_dir: Path,
+    prose: Callable[[str], Markup],
+) -> PlanView:
+    """The rows of ``planned`` against the stages of ``pipeline`` (its knobs as written)."""
+    stages = {s.id: s for s in pipeline.stages}
+    loader = is_loader(planned)
+    rows = []
+    for setting in planned.settings:
+        stage = stages.get(setting.stage_id)
+        source = stage.source if stage is not None and stage.source is not None else \
+            SourceLocation(resolve_path(setting.stage.file, script_dir), setting.stage.line)
+        knobs: Mapping[str, object] | None = stage.knobs if stage is not None else None
+        rows.append(PlanRow(
+            source=short_source(source),
+            source_title=full_source(source),
+            edits=tuple((e.old, e.new) for e in setting_edits(setting, knobs, loader)),
+            reason=prose(setting.reason),
+            rate=fmt.rate(setting.predicted_rate),
+        ))
+    return PlanView(kept=kept, outcome=outcome(planned, kept), rows=tuple(rows))
