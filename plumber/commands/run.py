@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from contextlib import ExitStack
-from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from plumber import exitcodes
 from plumber.commands.base import add_script_arguments, say, script_arguments, script_unusable
-
-if TYPE_CHECKING:
-    from plumber.tuner.plan import Plan
 
 
 class RunCommand:
@@ -40,36 +35,14 @@ class RunCommand:
         except PlanError as exc:
             print(f"plumber: error: {exc}", file=sys.stderr)
             return exitcodes.USAGE
-        appliers = plan_appliers(plan, args.script)
-        with ExitStack() as active:
-            for applier in appliers:
-                active.enter_context(applier)
+        from plumber.tuner.appliers import applying
+
+        with applying(plan, args.script) as appliers:
             outcome = run_script(args.script, script_arguments(args.script_args),
                                  lambda exc: False)
         for applier in appliers:
             report_application(applier)
         return outcome.exit_status
-
-
-def plan_appliers(plan: Plan, script: Path) -> list[Any]:
-    """An applier per framework the plan has pipelines for, each given only its own.
-
-    A framework is imported (on entering its applier) only when the plan
-    tunes pipelines of it, that is when the script it was written from uses it.
-    """
-    from plumber.torch.settings import is_loader_pipeline
-
-    appliers: list[Any] = []
-    tf_pipelines = tuple(p for p in plan.pipelines if not is_loader_pipeline(p))
-    if tf_pipelines:
-        from plumber.tf.apply import PlanApplier
-
-        appliers.append(PlanApplier(replace(plan, pipelines=tf_pipelines), script))
-    if len(tf_pipelines) < len(plan.pipelines):
-        from plumber.torch.apply import PlanApplier as LoaderPlanApplier
-
-        appliers.append(LoaderPlanApplier(plan, script))
-    return appliers
 
 
 def report_application(applier: Any) -> None:

@@ -37,7 +37,7 @@ def search_plan(
         raise RuntimeError(
             "--search needs optuna: pip install 'plumber-pipelines[tune]'"
         ) from None
-    from plumber.tf.apply import PlanApplier
+    from plumber.tuner.appliers import applying
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     measuring = dataclasses.replace(options, cpu_probe_s=0.0, notify=lambda message: None)
@@ -49,7 +49,7 @@ def search_plan(
     def objective(trial: Any) -> float:
         candidate = _suggest(plan, space, trial)
         tuned = dataclasses.replace(measuring,
-                                    around_script=lambda: PlanApplier(candidate, script))
+                                    around_script=lambda: applying(candidate, script))
         rate = sum(pipeline_rates(profile_script(script, args, tuned).profile))
         notify(f"search: trial {trial.number + 1} of {trials}: {rate:.1f}/s")
         return rate

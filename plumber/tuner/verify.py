@@ -62,10 +62,10 @@ def verify(
     notify: Callable[[str], None],
 ) -> Verification:
     """Run ``rounds`` interleaved as-written / tuned measurements."""
-    from plumber.tf.apply import PlanApplier
+    from plumber.tuner.appliers import applying
 
     measuring = dataclasses.replace(options, cpu_probe_s=0.0, notify=lambda message: None)
-    tuned = dataclasses.replace(measuring, around_script=lambda: PlanApplier(plan, script))
+    tuned = dataclasses.replace(measuring, around_script=lambda: applying(plan, script))
     before: list[tuple[float, ...]] = []
     after: list[tuple[float, ...]] = []
     for i in range(rounds):
