@@ -100,7 +100,7 @@ def instrumented(options: SessionOptions) -> Iterator[Capture]:
         started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), sampler=sampler
     )
     with sampler:
-        with FrameworkHooks(options, capture.notes, start) as capture.hooks:
+        with FrameworkHooks(options, capture.notes) as capture.hooks:
             yield capture
         capture.threads = threads.stop()
     capture.duration_s = time.monotonic() - start
@@ -156,10 +156,9 @@ class FrameworkHooks:
     already is). Leaving the context removes them all, last installed first.
     """
 
-    def __init__(self, options: SessionOptions, notes: list[str], started_at: float) -> None:
+    def __init__(self, options: SessionOptions, notes: list[str]) -> None:
         self.options = options
         self.notes = notes
-        self.started_at = started_at
         self.tf: Any = None
         self.torch: Any = None
         self._stack = contextlib.ExitStack()
@@ -197,8 +196,7 @@ class FrameworkHooks:
     def _install_torch(self) -> None:
         from plumber.torch.hooks import TorchHooks
 
-        self.torch = self._install(TorchHooks(self._bounds(), started_at=self.started_at),
-                                   "DataLoader")
+        self.torch = self._install(TorchHooks(self._bounds()), "DataLoader")
 
     def _install(self, hooks: Any, what: str) -> Any:
         """Enter ``hooks``; a failure is noted, never raised into the user's import."""

@@ -12,7 +12,9 @@ While a :class:`TorchHooks` context is active:
   and the dataset's transforms are timed right here;
 - ``_BaseDataLoaderIter.__next__`` times the consumer (time blocked in the
   call versus time between calls) and enforces the step/duration bounds by
-  raising :class:`~plumber.runbounds.BoundReached`, like the tf.data hooks;
+  raising :class:`~plumber.runbounds.BoundReached`, like the tf.data hooks
+  (the duration counts from when the hooks were installed, i.e. from the
+  script's ``import torch``, as tf.data's counts from ``import tensorflow``);
 - with pinned memory on an accelerator, ``pin_memory`` is timed.
 
 Everything patched in this process is restored on exit, also when the
@@ -92,12 +94,11 @@ class TorchHooks:
     def __init__(
         self,
         bounds: RunBounds | None = None,
-        started_at: float | None = None,
         flush_interval_s: float = 0.5,
         poll_interval_s: float = 0.25,
     ) -> None:
         self.bounds = bounds or RunBounds()
-        self.started_at = started_at
+        self.started_at = 0.0
         self.flush_interval_s = flush_interval_s
         self.poll_interval_s = poll_interval_s
         self.counter = StageCounter()
@@ -121,8 +122,7 @@ class TorchHooks:
         import importlib
 
         dataloader = importlib.import_module("torch.utils.data.dataloader")
-        if self.started_at is None:
-            self.started_at = time.monotonic()
+        self.started_at = time.monotonic()
         self._patch(dataloader.DataLoader, "__init__", self._wrap_init)
         self._patch(dataloader.DataLoader, "_get_iterator", self._wrap_get_iterator)
         self._patch(dataloader._BaseDataLoaderIter, "__next__", self._wrap_next)
@@ -304,7 +304,7 @@ class TorchHooks:
         if steps is not None and self.delivered >= steps:
             self.bound_reached = "steps"
             self._stop_script()
-        elif limit is not None and time.monotonic() - (self.started_at or 0.0) >= limit:
+        elif limit is not None and time.monotonic() - self.started_at >= limit:
             self.bound_reached = "duration"
             self._stop_script()
 

@@ -1,0 +1,139 @@
+"""DataLoader hooks in this process: what they record, the bounds, nothing left patched."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from torch.utils.data import DataLoader, Dataset  # noqa: E402
+from torch.utils.data import dataloader as dataloader_module  # noqa: E402
+from torch.utils.data._utils import pin_memory as pin_memory_module  # noqa: E402
+
+from plumber.runbounds import BoundReached, RunBounds  # noqa: E402
+from plumber.torch.hooks import TorchHooks  # noqa: E402
+
+
+class Compose:
+    def __init__(self, transforms):
+        self.transforms = transforms
+
+    def __call__(self, x):
+        for t in self.transforms:
+            x = t(x)
+        return x
+
+
+def scale(x):
+    return x * 2.0
+
+
+class Squares(Dataset):
+    def __init__(self, n: int = 16) -> None:
+        self.n = n
+        self.transform = Compose([torch.as_tensor, scale])
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index: int):
+        return self.transform(float(index * index))
+
+
+def patched_attributes():
+    return {
+        "init": dataloader_module.DataLoader.__dict__["__init__"],
+        "get_iterator": dataloader_module.DataLoader.__dict__["_get_iterator"],
+        "next": dataloader_module._BaseDataLoaderIter.__dict__["__next__"],
+        "pin": pin_memory_module.__dict__["pin_memory"],
+        "create_fetcher": dataloader_module._DatasetKind.__dict__["create_fetcher"],
+    }
+
+
+def test_a_main_process_loader_is_recorded_with_its_source_and_chain():
+    with TorchHooks() as hooks:
+        loader = DataLoader(Squares(), batch_size=4)
+        for _ in range(2):
+            batches = [batch for batch in loader]
+    assert len(batches) == 4
+    (pipeline,) = hooks.pipelines()
+    assert [s.id for s in pipeline.stages] == [
+        "workers", "fetch", "transform_0", "transform_1", "collate"]
+    assert pipeline.stage("transform_1").op == "scale"
+    assert pipeline.stage("fetch").stats.elements == 32
+    assert pipeline.stage("workers").stats.elements == 8
+    assert pipeline.stage("workers").knobs["start_method"] == "main"
+    assert pipeline.stage("workers").knobs["cardinality"] == 16
+    assert pipeline.consumer.steps == 8
+    assert pipeline.element_spec == "Tensor[4] float32"
+    source = pipeline.stage("workers").source
+    assert source.file == __file__ and source.function.startswith("test_a_main")
+
+
+def test_nothing_stays_patched_after_the_hooks_exit():
+    before = patched_attributes()
+    dataset = Squares()
+    transforms = dataset.transform.transforms
+
+    def user_init(worker_id: int) -> None:
+        pass
+
+    loader = DataLoader(dataset, batch_size=8, num_workers=1, worker_init_fn=user_init)
+    with TorchHooks():
+        list(DataLoader(dataset, batch_size=8))
+        list(loader)
+        assert patched_attributes()["next"] is not before["next"]
+    assert patched_attributes() == before
+    assert dataset.transform.transforms is transforms
+    assert loader.worker_init_fn is user_init
+
+
+def test_worker_statistics_come_back_from_the_worker_processes():
+    with TorchHooks() as hooks:
+        list(DataLoader(Squares(), batch_size=2, num_workers=2))
+    (pipeline,) = hooks.pipelines()
+    assert pipeline.stage("fetch").stats.elements == 16
+    assert pipeline.stage("workers").stats.elements == 8
+    assert sorted(w.worker for w in pipeline.workers) == [0, 1]
+    assert all(w.rss_peak_bytes >= w.rss_start_bytes > 0 for w in pipeline.workers)
+
+
+def test_the_step_bound_stops_the_loop_at_the_next_request():
+    seen = 0
+    with TorchHooks(RunBounds(steps=3)) as hooks:
+        with pytest.raises(BoundReached):
+            for _ in DataLoader(Squares(), batch_size=1):
+                seen += 1
+    assert seen == 3 and hooks.bound_reached == "steps"
+    assert hooks.pipelines()[0].consumer.steps == 3
+
+
+def test_loaders_iterated_outside_the_hooks_are_not_recorded():
+    loader = DataLoader(Squares(), batch_size=4)
+    with TorchHooks() as hooks:
+        pass
+    list(loader)
+    assert hooks.pipelines() == ()
+
+
+def test_instrumented_installs_torch_hooks_on_import_and_never_loads_tensorflow():
+    code = textwrap.dedent("""
+        import sys
+        from plumber.session import SessionOptions, instrumented
+        meta_path = list(sys.meta_path)
+        with instrumented(SessionOptions()) as capture:
+            assert capture.hooks.torch is None
+            import torch.utils.data
+            assert capture.hooks.torch is not None
+            list(torch.utils.data.DataLoader(list(range(8)), batch_size=4))
+        assert sys.meta_path == meta_path
+        print("tensorflow" in sys.modules, len(capture.hooks.torch.pipelines()))
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "1"]

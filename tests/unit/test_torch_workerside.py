@@ -1,0 +1,163 @@
+"""Per-stage timing of a DataLoader's chain in one process, with a stand-in fetcher (no torch)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import pickle
+import time
+
+import pytest
+
+from plumber.torch.workerside import (
+    StageRecorder,
+    StatsWriter,
+    TimedTransform,
+    instrument_fetcher,
+    wrap_transforms,
+)
+
+
+def burn(seconds: float) -> None:
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
+class Compose:
+    def __init__(self, transforms):
+        self.transforms = transforms
+
+    def __call__(self, x):
+        for t in self.transforms:
+            x = t(x)
+        return x
+
+
+class Busy:
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def __call__(self, x):
+        burn(self.seconds)
+        return x
+
+
+class Reject:
+    def __call__(self, x):
+        if x == 3:
+            raise ValueError(f"bad sample {x}")
+        return x
+
+
+class Samples:
+    """A map-style dataset that waits 20 ms per sample (a remote read), then transforms."""
+
+    def __init__(self, transform):
+        self.transform = transform
+
+    def __getitem__(self, index):
+        time.sleep(0.02)
+        return self.transform(index)
+
+
+class Fetcher:
+    """Shaped like torch's _MapDatasetFetcher."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+        self.auto_collation = True
+        self.collate_fn = list
+
+    def fetch(self, indices):
+        return self.collate_fn([self.dataset[i] for i in indices])
+
+
+def timed_fetcher(transforms, recorder):
+    dataset = Samples(Compose(transforms))
+    described, replaced = wrap_transforms(dataset)
+    fetcher = Fetcher(dataset)
+    instrument_fetcher(fetcher, recorder)
+    return fetcher, described, replaced
+
+
+def test_fetch_time_excludes_the_transforms_and_collate_nested_in_it():
+    recorder = StageRecorder(0, 1)
+    fetcher, described, _ = timed_fetcher([Busy(0.01), Busy(0.0)], recorder)
+    assert fetcher.fetch([0, 1]) == [0, 1]
+    assert described == (("Busy", False), ("Busy", False))
+    fetch, heavy, light = (recorder.stages[k] for k in ("fetch", "transform_0", "transform_1"))
+    assert fetch[0] == 2 and heavy[0] == 2 and recorder.stages["collate"][0] == 1
+    assert heavy[2] >= 0.018  # CPU of two 10 ms burns
+    assert fetch[1] >= 0.035 and fetch[2] < 0.015  # waiting: wall >> CPU, burns not included
+    assert light[2] < heavy[2]
+    assert recorder.batches == 1 and recorder.samples == 2
+
+
+def test_a_failing_transform_is_blamed_not_the_fetch_around_it():
+    recorder = StageRecorder(1, 1)
+    errors = []
+    recorder.on_error = lambda: errors.append(dict(recorder.errors))
+    fetcher, _, _ = timed_fetcher([Busy(0.0), Reject()], recorder)
+    with pytest.raises(ValueError, match="bad sample 3"):
+        fetcher.fetch([2, 3])
+    assert recorder.errors == {"transform_1": "ValueError: bad sample 3"}
+    assert errors == [recorder.errors]  # flushed at once
+    assert recorder.batches == 0
+
+
+def test_a_failing_read_is_blamed_on_fetch():
+    recorder = StageRecorder(0, 1)
+    fetcher = Fetcher({})
+    instrument_fetcher(fetcher, recorder)
+    with pytest.raises(KeyError):
+        fetcher.fetch([5])
+    assert recorder.errors == {"fetch": "KeyError: 5"}
+
+
+def test_outside_a_recorded_fetch_a_timed_transform_is_the_transform():
+    recorder = StageRecorder(0, 1)
+    timed = TimedTransform(lambda x: x + 1, "transform_0")
+    assert timed(1) == 2
+    assert recorder.stages == {}
+
+
+def test_pickling_and_copying_give_back_the_users_transform():
+    busy = Busy(0.5)
+    assert isinstance(pickle.loads(pickle.dumps(TimedTransform(busy, "transform_0"))), Busy)
+    assert isinstance(copy.deepcopy(TimedTransform(busy, "transform_0")), Busy)
+    assert TimedTransform(busy, "transform_0").seconds == 0.5
+
+
+def test_replaced_transforms_are_restored_and_not_wrapped_twice():
+    compose = Compose([Busy(0.0), Reject()])
+    original = compose.transforms
+    dataset = Samples(compose)
+    _, replaced = wrap_transforms(dataset)
+    assert all(isinstance(t, TimedTransform) for t in compose.transforms)
+    assert wrap_transforms(dataset)[1] is None
+    replaced.restore()
+    assert compose.transforms is original
+
+
+def test_a_single_callable_transform_is_wrapped_and_restored():
+    def double(x):
+        return 2 * x
+
+    dataset = Samples(double)
+    described, replaced = wrap_transforms(dataset)
+    assert described == (("double", False),)
+    assert isinstance(dataset.transform, TimedTransform)
+    replaced.restore()
+    assert dataset.transform is double
+
+
+def test_the_stats_file_holds_a_json_snapshot(tmp_path):
+    recorder = StageRecorder(1, 42, rss_start=100)
+    recorder.add("fetch", 3, 0.5, 0.1)
+    writer = StatsWriter(recorder, tmp_path / "0-0-1-42.json", interval_s=60)
+    writer.write(final=True)
+    data = json.loads((tmp_path / "0-0-1-42.json").read_text())
+    assert data["worker"] == 1 and data["final"] and data["stages"]["fetch"][:2] == [3, 0.5]
+    assert data["rss"][0] == 100 and data["rss"][1] >= data["rss"][2] > 0
+    assert not recorder.dirty
