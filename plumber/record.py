@@ -124,6 +124,12 @@ class ConsumerStats:
     iterator's ``__next__``) or ``keras_callback`` (step times from a Keras
     callback; the wait inside a compiled function is then estimated from
     the final buffer and recorded in ``wait_s`` with ``wait_estimated``).
+
+    ``wait_sd_s`` and ``step_sd_s`` are the standard deviations of the
+    per-step wait and step times, over every call but each iterator's first
+    (which pays the pipeline's start-up), when timed around ``next()``; None
+    otherwise. How much the two rates vary sizes the prefetch buffer
+    (:mod:`plumber.analyzers.prefetch`).
     """
 
     source: str
@@ -131,6 +137,8 @@ class ConsumerStats:
     wait_s: float
     step_s: float
     wait_estimated: bool = False
+    wait_sd_s: float | None = None
+    step_sd_s: float | None = None
 
     @property
     def stall_share(self) -> float:

@@ -47,6 +47,11 @@ class IteratorWatch:
     python_calls: int = 0
     wait_s: float = 0.0
     step_s: float = 0.0
+    timed_steps: int = 0
+    timed_wait_s: float = 0.0
+    timed_step_s: float = 0.0
+    wait_sq: float = 0.0
+    step_sq: float = 0.0
     last_return: float | None = None
     last_progress_at: float | None = None
     last_root_elements: int = 0
@@ -181,8 +186,9 @@ class TfHooks:
             if bounds.steps is not None:
                 hooks._check_steps()  # stops the loop when it asks for one too many
             called = clock()
-            if watch.last_return is not None:
-                watch.step_s += called - watch.last_return
+            last = watch.last_return
+            if last is not None:
+                watch.step_s += called - last
             try:
                 value = original(it)
             except Exception:  # end of data (OutOfRangeError) or a failing stage
@@ -190,7 +196,16 @@ class TfHooks:
                 hooks._poll_one(watch)
                 raise
             returned = watch.last_return = clock()
-            watch.wait_s += returned - called
+            wait = returned - called
+            watch.wait_s += wait
+            if last is not None:
+                # Moments of (wait, step) pairs: how much the two rates vary.
+                step = called - last
+                watch.timed_steps += 1
+                watch.timed_wait_s += wait
+                watch.timed_step_s += step
+                watch.wait_sq += wait * wait
+                watch.step_sq += step * step
             calls = watch.python_calls = watch.python_calls + 1
             if calls & (calls - 1) == 0:
                 # Polls at calls 1, 2, 4, 8...: short runs that end between

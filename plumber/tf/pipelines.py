@@ -7,6 +7,7 @@ per epoch), measure per-stage CPU by prefix runs, and describe the consumer.
 
 from __future__ import annotations
 
+import math
 from statistics import fmean
 
 from plumber.record import ConsumerStats, Pipeline, Stage, StageStats
@@ -177,7 +178,14 @@ def _consumer(iterators: list[IteratorWatch]) -> tuple[ConsumerStats | None, flo
         wait = sum(w.wait_s for w in timed)
         step = sum(w.step_s for w in timed)
         calls = sum(w.python_calls for w in timed)
-        return ConsumerStats("python_next", calls, wait, step), wait + step
+        pairs = sum(w.timed_steps for w in timed)
+        spread = {
+            "wait_sd_s": _sd(pairs, sum(w.timed_wait_s for w in timed),
+                             sum(w.wait_sq for w in timed)),
+            "step_sd_s": _sd(pairs, sum(w.timed_step_s for w in timed),
+                             sum(w.step_sq for w in timed)),
+        }
+        return ConsumerStats("python_next", calls, wait, step, **spread), wait + step
     modelled = [w for w in iterators if w.model.root_elements > 0]
     if not modelled:
         return None, 0.0
@@ -192,6 +200,14 @@ def _consumer(iterators: list[IteratorWatch]) -> tuple[ConsumerStats | None, flo
     step = steps * fmean(gaps) * 1e-6 if gaps else 0.0
     wait = max(active - step, 0.0)
     return ConsumerStats("tf_model_gaps", steps, wait, min(step, active), True), active
+
+
+def _sd(count: int, total: float, squares: float) -> float | None:
+    """Standard deviation from a count, a sum and a sum of squares; None below two values."""
+    if count < 2:
+        return None
+    mean = total / count
+    return math.sqrt(max(squares / count - mean * mean, 0.0))
 
 
 def _element_spec(dataset: object) -> str:

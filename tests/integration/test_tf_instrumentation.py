@@ -93,3 +93,16 @@ def test_step_bound_stops_the_loop_with_a_signal_the_script_cannot_swallow():
 def _line_of(marker: str) -> int:
     lines = Path(__file__).read_text().splitlines()
     return next(i for i, line in enumerate(lines, 1) if marker in line and "_line_of" not in line)
+
+
+def test_consumer_records_how_much_its_wait_and_step_times_vary():
+    import time
+
+    with TfHooks() as hooks:
+        dataset = tf.data.Dataset.range(40)
+        for i, _ in enumerate(dataset):
+            time.sleep(0.002 if i % 2 else 0.012)  # steps of 2 and 12 ms: SD 5 ms
+    (pipeline,) = build_pipelines(hooks, cpu_probe_s=0.0)
+    consumer = pipeline.consumer
+    assert 0.003 < consumer.step_sd_s < 0.015  # sleeps overshoot on a busy machine
+    assert consumer.wait_sd_s is not None and consumer.wait_sd_s >= 0.0
