@@ -137,3 +137,16 @@ def test_instrumented_installs_torch_hooks_on_import_and_never_loads_tensorflow(
                             timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "1"]
+
+
+def test_pinning_is_timed_as_its_own_stage_when_the_loader_pins(monkeypatch):
+    # No accelerator here: make torch believe there is one, with pinning a no-op.
+    monkeypatch.setattr(torch.accelerator, "is_available", lambda: True)
+    monkeypatch.setattr(pin_memory_module, "pin_memory", lambda data, device=None: data)
+    with TorchHooks() as hooks:
+        list(DataLoader(Squares(), batch_size=4, pin_memory=True))
+    (pipeline,) = hooks.pipelines()
+    assert pipeline.root == "pin_memory"
+    pin = pipeline.stage("pin_memory")
+    assert pin.inputs == ("workers",) and pin.stats.elements == 4
+    assert pipeline.stage("workers").knobs["pin_memory"] is True
