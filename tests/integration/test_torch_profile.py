@@ -4,6 +4,7 @@ DataLoader as docs/torch-pipelines.md says: its stages, their times, its workers
 
 from __future__ import annotations
 
+import importlib.util
 import textwrap
 from pathlib import Path
 
@@ -12,9 +13,15 @@ from conftest import PIPELINES
 
 from plumber.record import Pipeline, Profile
 
-pytestmark = pytest.mark.slow
-pytest.importorskip("torch")
-pytest.importorskip("torchvision")
+# Checked without importing: torchvision imported into a process that holds
+# TensorFlow (the tf tests' modules) crashes it; the scripts run in their own.
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        any(importlib.util.find_spec(m) is None for m in ("torch", "torchvision", "PIL")),
+        reason="needs torch, torchvision and pillow",
+    ),
+]
 
 CHAIN = ("fetch", "transform_0", "transform_1", "transform_2", "collate")
 
