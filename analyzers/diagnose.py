@@ -19,6 +19,7 @@ from plumber.analyzers.observed import (
     cpu_busy_share,
     disk_bytes_per_root,
     disk_read_rate,
+    machine_busy_share,
     observed_rate,
     root_elements,
 )
@@ -101,6 +102,7 @@ def _scene(profile: Profile, pipeline: Pipeline, warnings: list[str]) -> Scene:
         busy = cpu_seconds_per_root(pipeline, roots) * observed / cores
         sampled = cpu_busy_share(profile)
         cpu_saturated = max(busy if math.isfinite(busy) else 0.0, sampled or 0.0) >= SATURATED
+        _note_contention(profile, sampled, warnings)
         read_rate = disk_read_rate(profile)
         disk_busy = bool(
             machine.disk_read_bps
@@ -138,6 +140,18 @@ def _scene(profile: Profile, pipeline: Pipeline, warnings: list[str]) -> Scene:
         ),
         cache_dir=machine.cache_dir,
         network=profile.network,
+    )
+
+
+def _note_contention(profile: Profile, own: float | None, warnings: list[str]) -> None:
+    """Say when other processes kept the cores busy: stage times then include waiting for one."""
+    machine = machine_busy_share(profile)
+    if machine is None or own is None or machine < SATURATED or own >= SATURATED:
+        return
+    warnings.append(
+        f"Other processes kept the machine busy during the run ({machine:.0%} of its cores, "
+        f"this run {own:.0%} of the usable ones): stage times include waiting for a core, so "
+        f"the rates are lower than on a quiet machine."
     )
 
 

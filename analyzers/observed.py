@@ -51,24 +51,25 @@ def consumer_rate(pipeline: Pipeline) -> float | None:
 
 
 def cpu_busy_share(profile: Profile) -> float | None:
-    """Mean share (0..1) of the usable cores that was busy while sampling.
+    """Mean share (0..1) of the usable cores this run kept busy while sampling.
 
-    The higher of the machine's share and the process's: the machine's counts
-    other processes competing for the cores; the process's
-    (``process_cpu_percent``, 100 per core as psutil reports it) counts
-    against the usable cores, which a CPU quota can make fewer than the
-    machine has.
+    The run's own processes (``process_cpu_percent``: the process and its
+    worker children, 100 per core as psutil reports it) against the usable
+    cores, which a CPU quota can make fewer than the machine has. Without
+    that series, the machine's share stands in for it.
     """
     resources = profile.resources
-    shares = []
-    machine = [v for v in resources.cpu_percent if math.isfinite(v)]
-    if machine:
-        shares.append(fmean(machine) / 100.0)
     process = [v for v in resources.process_cpu_percent if math.isfinite(v)]
     cores = profile.machine.cores_usable
     if process and cores > 0:
-        shares.append(fmean(process) / (100.0 * cores))
-    return max(shares, default=None)
+        return fmean(process) / (100.0 * cores)
+    return machine_busy_share(profile)
+
+
+def machine_busy_share(profile: Profile) -> float | None:
+    """Mean share (0..1) of the machine's cores busy while sampling, whoever used them."""
+    machine = [v for v in profile.resources.cpu_percent if math.isfinite(v)]
+    return fmean(machine) / 100.0 if machine else None
 
 
 def integral(t: Sequence[float], values: Sequence[float]) -> float | None:

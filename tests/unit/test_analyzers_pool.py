@@ -159,3 +159,13 @@ def test_a_loader_iterated_several_times_gets_persistent_workers():
     assert setting.persistent_workers is True
     assert setting.pin_memory is None
     assert "iterated 3 times" in setting.reason
+
+
+def test_a_machine_busy_with_other_processes_does_not_turn_waiting_into_computing():
+    from plumber.record import TimeSeries
+
+    busy_elsewhere = TimeSeries(t=(0, 1, 2), cpu_percent=(97, 98, 97),
+                                process_cpu_percent=(30, 30, 30))
+    diagnosis = diagnose(dataclasses.replace(slow_fetch(), resources=busy_elsewhere))
+    assert diagnosis.bottleneck_kind == "latency"
+    assert any("Other processes kept the machine busy" in w for w in diagnosis.warnings)
