@@ -281,7 +281,11 @@ class S3Server:
 
 
 class S3ServerProcess:
-    """The same server run by this file's CLI in a child process; ``stop()`` kills it."""
+    """The same server run by this file's CLI in a child process; ``stop()`` ends it.
+
+    The child also stops when its standard input closes, so it never outlives
+    this process, however that ends.
+    """
 
     def __init__(
         self,
@@ -292,7 +296,7 @@ class S3ServerProcess:
         stop_after_gets: int | None = None,
         port: int = 0,
     ) -> None:
-        self.command = [sys.executable, __file__, "--port", str(port),
+        self.command = [sys.executable, __file__, "--port", str(port), "--stop-on-stdin-eof",
                         "--latency", f"{latency_s}s", "--jitter", f"{jitter_s}s"]
         if bandwidth_bps is not None:
             self.command += ["--bandwidth", f"{bandwidth_bps}B/s"]
@@ -304,7 +308,9 @@ class S3ServerProcess:
         self.endpoint_url = ""
 
     def start(self) -> S3ServerProcess:
-        self._process = subprocess.Popen(self.command, stdout=subprocess.PIPE, text=True)
+        self._process = subprocess.Popen(
+            self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
         assert self._process.stdout is not None
         line = self._process.stdout.readline()  # the CLI's first line names the endpoint
         found = re.search(r"http://\S+", line)
@@ -375,19 +381,25 @@ def main(argv: list[str] | None = None) -> int:
                         help="answer 503 SlowDown to requests beyond this many in flight")
     parser.add_argument("--stop-after", type=int, default=None, metavar="N",
                         help="go away after serving N GETs (fault injection; uploads do not count)")
+    parser.add_argument("--stop-on-stdin-eof", action="store_true",
+                        help="stop when standard input closes (to end with a parent process)")
     args = parser.parse_args(argv)
     server = S3Server(args.latency, args.jitter, args.bandwidth, args.max_in_flight,
                       args.stop_after, port=args.port).start()
     print(f"serving S3 at {server.endpoint_url} ({describe(server.conditions)}); "
           "Ctrl-C to stop", flush=True)
+    if args.stop_on_stdin_eof:
+        threading.Thread(target=lambda: (sys.stdin.read(), server.stop()), daemon=True).start()
     try:
         server.stopped.wait()
     except KeyboardInterrupt:
         server.stop()
         return 0
-    print(f"S3 server went away after {server.middleware.gets_served} GETs (--stop-after)",
-          file=sys.stderr)
-    return 1
+    if args.stop_after is not None and server.middleware.gets_served >= args.stop_after:
+        print(f"S3 server went away after {server.middleware.gets_served} GETs (--stop-after)",
+              file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

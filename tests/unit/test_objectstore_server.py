@@ -7,10 +7,13 @@ lower bounds only (what was injected must be felt); speed is never asserted.
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,6 +31,7 @@ from examples.objectstore.server import (  # noqa: E402
     parse_duration,
 )
 
+REPO = Path(__file__).resolve().parents[2]
 NO_RETRIES = {"mode": "standard", "total_max_attempts": 1}
 
 
@@ -149,7 +153,7 @@ def test_stop_cuts_a_request_in_flight():
         threading.Timer(0.2, server.stop).start()
         with pytest.raises(BotoCoreError):
             s3.get_object(Bucket=bucket, Key="k")["Body"].read()
-        assert server.stopped.is_set()
+        assert server.stopped.wait(5)
 
 
 def test_stop_after_gets_serves_that_many_reads_then_goes_away():
@@ -186,3 +190,26 @@ def test_parse_bandwidth(text, rate):
 def test_parse_bandwidth_rejects_other_units(text):
     with pytest.raises(argparse.ArgumentTypeError):
         parse_bandwidth(text)
+
+
+def test_server_process_does_not_outlive_a_killed_parent():
+    parent = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; sys.path.insert(0, 'examples/objectstore')\n"
+         "from server import S3ServerProcess\n"
+         "print(S3ServerProcess().start().endpoint_url, flush=True); time.sleep(60)"],
+        cwd=REPO, stdout=subprocess.PIPE, text=True,
+    )
+    endpoint_url = parent.stdout.readline().strip()
+    s3 = client(endpoint_url, retries=NO_RETRIES)
+    s3.list_buckets()  # up while the parent lives
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            s3.list_buckets()
+        except BotoCoreError:  # refused, or reset while it goes
+            return
+        time.sleep(0.1)
+    pytest.fail("the server process outlived its parent")
