@@ -14,6 +14,7 @@ reported as unmatched and change nothing. The same interface as
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import inspect
 from pathlib import Path
@@ -80,6 +81,7 @@ class PlanApplier:
         signature = inspect.signature(original)
         parameters = list(signature.parameters.values())[1:]
 
+        @functools.wraps(original)
         def __init__(loader: Any, *args: Any, **kwargs: Any) -> None:
             location = user_callsite(skip=2)
             occurrence = (None if location is None else

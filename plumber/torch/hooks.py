@@ -28,6 +28,7 @@ from __future__ import annotations
 import _thread
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import shutil
@@ -159,6 +160,7 @@ class TorchHooks:
     def _wrap_init(self, original: Any) -> Any:
         hooks = self
 
+        @functools.wraps(original)
         def __init__(loader: Any, *args: Any, **kwargs: Any) -> None:
             original(loader, *args, **kwargs)
             location = user_callsite(skip=2)
