@@ -22,7 +22,8 @@ from plumber.tuner.plan import Plan
 
 pytestmark = pytest.mark.slow
 
-VERIFIED = ("measured); model predicted", "is not faster; keeping the pipeline as written")
+#: What tune prints after verifying: the outcome (plumber.tuner.edits.outcome), or the drop.
+VERIFIED = (" tuned (", "is not faster; keeping the pipeline as written")
 
 
 def tuned(plumber_cli, tmp_path, script, *script_args):
