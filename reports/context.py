@@ -16,24 +16,27 @@ from pathlib import Path
 
 from markupsafe import Markup, escape
 
-from plumber.analyzers.results import Bound, Diagnosis, StageAnalysis, WhatIf
-from plumber.record import Pipeline, Profile, SourceLocation, Stage
+from plumber.analyzers.results import Bound, Diagnosis, WhatIf
+from plumber.record import Pipeline, Profile, SourceLocation
 from plumber.reports import format as fmt
 from plumber.reports.charts import Chart, bounds_chart, timelines
 from plumber.reports.graph import layout, pipeline_graph
+from plumber.reports.network import NetworkView, network_view
 from plumber.reports.paths import full_source, short_source, shorten_paths
 from plumber.reports.plan import PlanView, plan_view, plans_by_pipeline
+from plumber.reports.pool import member_shares, pool_members
+from plumber.reports.stage_table import StageRows
 from plumber.reports.view import (
     analyses_by_stage,
     bottleneck_stage_id,
     diagnosis_for,
     gain_if_fixed,
     kind_label,
-    knob_items,
-    knob_note,
+    other_notes,
     run_failure,
-    unmeasured_reason,
+    stage_errors,
 )
+from plumber.reports.workers import WorkersView, workers_view
 from plumber.tuner.plan import PipelinePlan, Plan
 
 #: Data-stall share above which the headline flags it, the threshold the
@@ -71,9 +74,11 @@ class PipelineView:
     no_change: str
     plan: PlanView | None
     graph: Markup
+    has_pool: bool
     bounds: Chart | None
     stages: tuple[Mapping[str, str | Markup], ...]
     what_ifs: tuple[Mapping[str, str | Markup | bool], ...]
+    workers: WorkersView | None
     facts: tuple[tuple[str, str], ...]
     notes: tuple[Markup, ...]
 
@@ -88,6 +93,7 @@ class ReportView:
     failure: str | None
     interrupted: bool
     pipelines: tuple[PipelineView, ...]
+    network: NetworkView | None
     timelines: tuple[Chart, ...]
     run: tuple[tuple[str, str], ...]
     machine: tuple[tuple[str, str], ...]
@@ -120,6 +126,7 @@ def report_view(
             pipeline_view(p, diagnosis_for(p, diagnoses), i, plans.get(p.id), script_dir)
             for i, p in enumerate(profile.pipelines)
         ),
+        network=network_view(profile),
         timelines=timelines(profile.resources),
         run=_run_rows(profile),
         machine=_machine_rows(profile),
@@ -153,7 +160,9 @@ def pipeline_view(
     def prose(text: str) -> Markup:
         return shorten_paths(text, locations)
 
-    notes = pipeline.notes + (diagnosis.warnings if diagnosis is not None else ())
+    notes = other_notes(pipeline) + (diagnosis.warnings if diagnosis is not None else ())
+    pools = pool_members(pipeline)
+    rows = StageRows(pipeline, pools, member_shares(pipeline), stage_errors(pipeline))
     return PipelineView(
         id=pipeline.id,
         anchor=anchor,
@@ -176,14 +185,16 @@ def pipeline_view(
         no_change=_no_change(diagnosis),
         plan=plan_view(*planned, pipeline, script_dir, prose) if planned else None,
         graph=pipeline_graph(pipeline, analyses, bottleneck, uid=anchor),
+        has_pool=bool(pools),
         bounds=_bounds(diagnosis),
         stages=tuple(
-            _stage_row(pipeline.stage(sid), analyses.get(sid), sid == bottleneck)
+            rows.row(pipeline.stage(sid), analyses.get(sid), sid == bottleneck)
             for sid in layout(pipeline).order
         ),
         what_ifs=tuple(
             _what_if_row(w, prose) for w in (diagnosis.what_ifs if diagnosis is not None else ())
         ),
+        workers=workers_view(pipeline),
         facts=_pipeline_facts(pipeline),
         notes=tuple(prose(note) for note in notes),
     )
@@ -317,55 +328,6 @@ def _bounds(diagnosis: Diagnosis | None) -> Chart | None:
     )
     svg = bounds_chart(diagnosis.bounds, diagnosis.observed_rate, diagnosis.bottleneck)
     return Chart("Bounds", caption, svg)
-
-
-def _stage_row(
-    stage: Stage, analysis: StageAnalysis | None, is_bottleneck: bool
-) -> dict[str, str | Markup]:
-    """One row of the stage table; unmeasured columns show a dash."""
-    stats = stage.stats
-    reason = unmeasured_reason(stage, analysis)
-    changed = not stage.written or bool(stage.rewrite)
-    if analysis is not None:
-        parallelism = fmt.number(analysis.parallelism)
-    elif stats is not None and stats.parallelism is not None:
-        parallelism = fmt.number(stats.parallelism)
-    else:
-        parallelism = fmt.MISSING
-    notes = [
-        n
-        for n in (
-            f"unmeasured: {reason}" if reason else "",
-            "added by TF" if not stage.written else "",
-            f"rewritten: {stage.rewrite}" if stage.rewrite else "",
-            f"nested in {stage.nested_in}" if stage.nested_in else "",
-            knob_note(stage),
-            analysis.note if analysis is not None else "",
-        )
-        if n
-    ]
-    flags = (("bottleneck", is_bottleneck), ("unmeasured", bool(reason)), ("changed", changed))
-    ran_as = ", ".join(stage.as_run) if set(stage.as_run) - {stage.op} else ""
-    return {
-        "id": stage.id,
-        # Nested ids (interleave-0>interleave-0>TFRecord) may wrap after each ">".
-        "id_html": Markup("&gt;<wbr>").join(escape(part) for part in stage.id.split(">")),
-        "flags": " ".join(name for name, on in flags if on),
-        "source": short_source(stage.source),
-        "source_title": full_source(stage.source),
-        "kind": f"{stage.kind} \u00b7 {stage.op}",
-        "knobs": ", ".join(knob_items(stage)),
-        "as_run": f"ran as {ran_as}" if ran_as else "",
-        "parallelism": parallelism,
-        "elements": fmt.count(stats.elements) if stats is not None else fmt.MISSING,
-        "visit": fmt.number(analysis.visit_ratio) if analysis else fmt.MISSING,
-        "cpu": fmt.milliseconds(analysis.cpu_demand_s) if analysis else fmt.MISSING,
-        "wall": fmt.milliseconds(analysis.wall_demand_s) if analysis else fmt.MISSING,
-        "wait": fmt.fraction(analysis.wait_fraction) if analysis else fmt.MISSING,
-        "max_rate": fmt.rate(analysis.max_rate) if analysis else fmt.MISSING,
-        "resource": analysis.resource if analysis else fmt.MISSING,
-        "notes": "; ".join(notes),
-    }
 
 
 def _pipeline_facts(pipeline: Pipeline) -> tuple[tuple[str, str], ...]:

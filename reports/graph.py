@@ -8,6 +8,11 @@ depth-first walk from the root: a stage without inputs takes the next free
 column and any other stage is centred over what feeds it, which keeps a
 chain straight and the branches of a zip side by side. Every stage is drawn,
 measured or not: a stage that was not measured is greyed with the reason.
+
+A worker pool (a torch DataLoader) is drawn as one box holding the stages
+its workers run, in order (fetch, transforms, collate): the pool's own
+header (its bound) on top, each member below with its share of the pool's
+time, and the edge to what reads the pool leaving the box's bottom.
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ from plumber.analyzers.results import StageAnalysis
 from plumber.record import Pipeline, Stage
 from plumber.reports import format as fmt
 from plumber.reports.paths import full_source, short_source
+from plumber.reports.pool import Share, member_shares, pool_caption, pool_members
 from plumber.reports.svg import element, fit, svg, text, title
-from plumber.reports.view import knob_items, unmeasured_reason
+from plumber.reports.view import knob_items, stage_errors, unmeasured_reason
 
 NODE_W = 236.0
 NODE_H = 84.0
@@ -37,6 +43,10 @@ _NEST_Y = 22.0
 #: Extra room per level a frame encloses, so nested frames stay apart.
 _NEST_STEP_X = 8.0
 _NEST_STEP_Y = 20.0
+#: Room a pool's box takes beside and below its members.
+_POOL_PAD = 8.0
+#: Height of the share bar under a pool member's text.
+_BAR_H = 6.0
 
 
 @dataclass(frozen=True)
@@ -74,9 +84,29 @@ def feeders(pipeline: Pipeline) -> dict[str, list[tuple[str, bool]]]:
     return result
 
 
+def _placement_feeds(pipeline: Pipeline) -> dict[str, list[str]]:
+    """What each stage is placed below: its feeders, with every worker pool turned inside out.
+
+    A pool's header sits above its members, so the first member is placed
+    below the pool, and whatever reads the pool below its last member.
+    """
+    feeds = {sid: [f for f, _ in pairs] for sid, pairs in feeders(pipeline).items()}
+    for pool, members in pool_members(pipeline).items():
+        inside = set(members)
+        exits = [m for m in members if not any(m in feeds[o] for o in inside)]
+        feeds[pool] = [f for f in feeds[pool] if f not in inside]
+        for member in members:
+            if not any(f in inside for f in feeds[member]):
+                feeds[member] = [*feeds[member], pool]
+        for sid, ids in feeds.items():
+            if sid != pool and sid not in inside and pool in ids:
+                feeds[sid] = [f for i in ids for f in (exits if i == pool else [i])]
+    return feeds
+
+
 def layout(pipeline: Pipeline) -> Layout:
     """Place every stage of ``pipeline`` (cycles, should a record hold one, are cut)."""
-    feeds = {sid: [f for f, _ in pairs] for sid, pairs in feeders(pipeline).items()}
+    feeds = _placement_feeds(pipeline)
     layers: dict[str, int] = {}
 
     def layer_of(sid: str, visiting: frozenset[str]) -> int:
@@ -145,19 +175,47 @@ def pipeline_graph(
     """The SVG drawing of ``pipeline``; ``uid`` keeps ids unique within a page."""
     placed = layout(pipeline)
     pos = placed.positions
-    parts: list[Markup] = [_arrow_marker(uid)]
-    parts += _nested_boxes(pipeline, pos)
+    pools = pool_members(pipeline)
+    bottoms = {pool: _pool_bottom(ids, pos) for pool, ids in pools.items()}
+    shares = member_shares(pipeline)
+    errors = stage_errors(pipeline)
+    edges: list[Markup] = []
     for sid, pairs in feeders(pipeline).items():
+        pairs = [(f, nested) for f, nested in pairs if not (nested and sid in pools)]
         for k, (feeder, nested) in enumerate(pairs):
             # Inputs enter side by side, in order: zip(a, b) shows a left of b.
             entry = pos[sid][0] + NODE_W * (k + 1) / (len(pairs) + 1)
-            parts.append(_edge(pos[feeder], (entry, pos[sid][1]), nested, uid))
+            x, y = pos[feeder]
+            start = (x + NODE_W / 2, bottoms.get(feeder, y + NODE_H))
+            edges.append(_edge(start, (entry, pos[sid][1]), nested, uid))
+    boxes, nodes = [], []  # a pool's box goes under the edges and the stages it holds
     for stage in pipeline.stages:
         x, y = pos[stage.id]
-        analysis = analyses.get(stage.id)
-        parts.append(_node(stage, analysis, x, y, stage.id == bottleneck_id))
+        node = _Node(stage, analyses.get(stage.id), stage.id == bottleneck_id,
+                     shares.get(stage.id), errors.get(stage.id))
+        if stage.id in pools:
+            boxes.append(_pool_box(pipeline, node, pos, bottoms[stage.id]))
+        else:
+            nodes.append(_node(node, x, y))
+    parts = [_arrow_marker(uid), *_nested_boxes(pipeline, pos), *boxes, *edges, *nodes]
     label = f"Stages of pipeline {pipeline.id}, from the sources (top) to the root (bottom)"
     return svg(placed.width, placed.height, label, *parts, cls="graph")
+
+
+def _pool_bottom(members: tuple[str, ...], pos: Mapping[str, tuple[float, float]]) -> float:
+    """Where a pool's box ends: below its lowest member."""
+    return max(pos[m][1] for m in members) + NODE_H + _POOL_PAD
+
+
+def _pool_box(
+    pipeline: Pipeline, node: _Node, pos: Mapping[str, tuple[float, float]], bottom: float
+) -> Markup:
+    """The pool's box, its header on top and a caption over the members it holds."""
+    x, y = pos[node.stage.id]
+    members = pool_members(pipeline)[node.stage.id]
+    first = min(pos[m][1] for m in members)
+    caption = fit(pool_caption(pipeline, node.stage.id, short=True), NODE_W, 11)
+    return _node(node, x, y, height=bottom - y, caption=(caption, first - y - 10))
 
 
 def _arrow_marker(uid: str) -> Markup:
@@ -180,8 +238,8 @@ def _arrow_marker(uid: str) -> Markup:
 
 
 def _edge(start: tuple[float, float], end: tuple[float, float], nested: bool, uid: str) -> Markup:
-    """A curve from the bottom middle of the feeding box to ``end`` on the fed box's top."""
-    x1, y1 = start[0] + NODE_W / 2, start[1] + NODE_H
+    """A curve from ``start``, the bottom middle of the feeding box, to ``end`` on the fed box."""
+    x1, y1 = start
     x2, y2 = end[0], end[1] - 2
     bend = (y2 - y1) / 2
     path = (
@@ -225,16 +283,18 @@ def _owners(pipeline: Pipeline, stage_id: str, depth: Mapping[str, int]) -> list
 
 
 def _nested_boxes(pipeline: Pipeline, pos: Mapping[str, tuple[float, float]]) -> list[Markup]:
-    """A dashed frame around each interleave/flat_map body, named after its owner.
+    """A dashed frame around each interleave/flat_map body (not a pool), named after its owner.
 
     A body holds its own nested bodies too, so an outer frame encloses the
     inner ones with room to spare for their captions.
     """
     depth = nesting(pipeline)
+    pools = pool_members(pipeline)
     members: dict[str, list[str]] = {}
     for stage in pipeline.stages:
         for owner in _owners(pipeline, stage.id, depth):
-            members.setdefault(owner, []).append(stage.id)
+            if owner not in pools:  # a pool's own box holds its members
+                members.setdefault(owner, []).append(stage.id)
     boxes = []
     for owner, ids in members.items():
         level = depth[owner] + 1  # the depth of the stages directly inside this frame
@@ -282,15 +342,24 @@ def _local_id(stage: Stage) -> str:
     return stage.id
 
 
-def _node(
-    stage: Stage, analysis: StageAnalysis | None, x: float, y: float, is_bottleneck: bool
-) -> Markup:
-    """One stage's box: kind and op, id and source, knobs, rate, how TF changed it."""
-    reason = unmeasured_reason(stage, analysis)
-    classes = ["node"]
-    classes += ["bottleneck"] if is_bottleneck else []
-    classes += ["unmeasured"] if reason else []
-    classes += ["changed"] if (not stage.written or stage.rewrite) else []
+@dataclass(frozen=True)
+class _Node:
+    """What one stage's box shows: the stage, its analysis, and its marks.
+
+    ``share`` is a pool member's part of the pool's time (drawn instead of a
+    rate, which the pool's box carries); ``error`` what the stage raised.
+    """
+
+    stage: Stage
+    analysis: StageAnalysis | None
+    bottleneck: bool
+    share: Share | None = None
+    error: str | None = None
+
+
+def _lines(node: _Node, reason: str | None) -> list[tuple[str, str]]:
+    """The box's text lines with their classes: title, id and source, knobs, rate, tags."""
+    stage, analysis = node.stage, node.analysis
     where = short_source(stage.source)
     lines = [
         (f"{stage.kind} \u00b7 {stage.op}", "n-title"),
@@ -299,8 +368,12 @@ def _node(
     knobs = " ".join(knob_items(stage))
     if knobs:
         lines.append((knobs, "n-knobs"))
+    if node.error:
+        lines.append((f"raised {node.error}", "n-error"))
     if reason:
         lines.append((f"unmeasured: {reason}", "n-rate"))
+    elif node.share is not None:
+        lines.append((node.share.text(), "n-share"))
     elif analysis is not None:
         lines.append((_rate_line(analysis), "n-rate"))
     elif stage.stats is not None:
@@ -309,6 +382,44 @@ def _node(
         lines.append(("added by TF" + (f" ({stage.rewrite})" if stage.rewrite else ""), "n-tag"))
     elif stage.rewrite:
         lines.append((f"rewritten by TF: {stage.rewrite}", "n-tag"))
+    return lines
+
+
+def _share_bar(share: Share, y: float) -> list[Markup]:
+    """A bar across the box at ``y``: the member's share of the pool, its CPU part darker."""
+    width = NODE_W - 2 * _PAD_X
+    parts = [element("rect", {"x": _PAD_X, "y": y, "width": width, "height": _BAR_H,
+                              "class": "share-track"})]
+    spans = [("share-wait", share.wall)]
+    if share.cpu is not None:
+        spans.append(("share-cpu", min(share.cpu, share.wall)))
+    for cls, value in spans:
+        parts.append(element("rect", {"x": _PAD_X, "y": y, "width": width * value,
+                                      "height": _BAR_H, "class": cls}))
+    return parts
+
+
+def _node(
+    node: _Node,
+    x: float,
+    y: float,
+    height: float = NODE_H,
+    caption: tuple[str, float] | None = None,
+) -> Markup:
+    """One stage's box: kind and op, id and source, knobs, rate, how TF changed it.
+
+    A pool's box is ``height`` tall, wider than a stage's by its padding, and
+    holds ``caption`` (text, y) above the members drawn into it.
+    """
+    stage = node.stage
+    reason = unmeasured_reason(stage, node.analysis)
+    classes = ["node"]
+    classes += ["pool"] if caption is not None else []
+    classes += ["bottleneck"] if node.bottleneck else []
+    classes += ["unmeasured"] if reason else []
+    classes += ["changed"] if (not stage.written or stage.rewrite) else []
+    classes += ["error"] if node.error else []
+    lines = _lines(node, reason)
     # The tooltip has in full what the box shortens: the id and the source path.
     tooltip_lines = [lines[0][0], stage.id, *(line for line, _ in lines[2:])]
     if stage.source is not None:
@@ -316,11 +427,18 @@ def _node(
     if stage.as_run:
         tooltip_lines.append("ran as: " + ", ".join(stage.as_run))
     tooltip = "\n".join(tooltip_lines)
-    parts = [title(tooltip), element("rect", {"width": NODE_W, "height": NODE_H, "rx": 6})]
+    pad = _POOL_PAD if caption is not None else 0.0
+    box = {"x": -pad if pad else None, "width": NODE_W + 2 * pad, "height": height, "rx": 6}
+    parts = [title(tooltip), element("rect", box)]
     for i, (line, cls) in enumerate(lines):
         size = 13.0 if cls == "n-title" else 11.0  # the title is bold: wider glyphs
         parts.append(text(_PAD_X, 17 + 15 * i, fit(line, NODE_W - 2 * _PAD_X, size), cls))
-    if is_bottleneck:
+    bar_y = 17 + 15 * (len(lines) - 1) + 5
+    if node.share is not None and bar_y + _BAR_H <= NODE_H - 3:  # only where it fits
+        parts += _share_bar(node.share, bar_y)
+    if caption is not None:
+        parts.append(text(_PAD_X, caption[1], caption[0], "pool-label"))
+    if node.bottleneck:
         parts.append(
             element(
                 "rect",

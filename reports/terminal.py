@@ -1,10 +1,12 @@
 """The summary printed in the terminal when a profiled run ends.
 
 A few lines per pipeline: what is slow, what it is bound by, what fixing
-it would give, and the changes to make, then where the full report and the
-saved profile are. Plain text (no colour codes) so it reads the same in a
-terminal, a CI log or a pasted bug report; lines are wrapped below 100
-characters, except a path too long to fit, which is never broken.
+it would give, and the changes to make; what a stage raised, the
+pipeline's notes and a worker's large memory growth; then one line on the
+run's network requests and where the full report and the saved profile
+are. Plain text (no colour codes) so it reads the same in a terminal, a CI
+log or a pasted bug report; lines are wrapped below 100 characters, except
+a path too long to fit, which is never broken.
 """
 
 from __future__ import annotations
@@ -16,14 +18,18 @@ from pathlib import Path
 from plumber.analyzers.results import Diagnosis
 from plumber.record import Pipeline, Profile
 from plumber.reports import format as fmt
+from plumber.reports.network import network_line
 from plumber.reports.view import (
     describe_bottleneck,
     diagnosis_for,
     gain_if_fixed,
     kind_label,
+    other_notes,
     run_failure,
     source_text,
+    stage_errors,
 )
+from plumber.reports.workers import growth_text, is_large, largest_growth
 
 WIDTH = 99
 #: How many recommendations the summary lists; the report has them all.
@@ -49,6 +55,10 @@ def render_summary(
         if lines:
             lines.append("")
         lines += _pipeline_lines(pipeline, diagnosis_for(pipeline, diagnoses))
+        lines += _incident_lines(pipeline)
+    network = network_line(profile)
+    if network is not None:
+        lines += ["", *_wrap(network, "Network: ", "         ")]
     if report_path is not None or profile_path is not None:
         lines.append("")
     if report_path is not None:
@@ -91,6 +101,23 @@ def _pipeline_lines(pipeline: Pipeline, diagnosis: Diagnosis | None) -> list[str
     hidden = len(recommendations) - TOP_RECOMMENDATIONS
     if hidden > 0:
         lines.append(f"    ... and {hidden} more in the report")
+    return lines
+
+
+def _incident_lines(pipeline: Pipeline) -> list[str]:
+    """What each stage raised (and in which workers), other notes, a worker's large growth."""
+    lines = []
+    for stage_id, error in stage_errors(pipeline).items():
+        lines += _field("Error", f"{stage_id} raised {error}")
+    for note in other_notes(pipeline):
+        lines += _field("Note", note)
+    grown = largest_growth(pipeline)
+    if grown is not None and is_large(grown):
+        lines += _field(
+            "Workers",
+            f"worker {grown.worker} (pid {grown.pid}) grew {growth_text(grown)} in memory: "
+            "copy-on-read of the dataset's Python objects in forked workers (see the report)",
+        )
     return lines
 
 

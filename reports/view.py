@@ -147,3 +147,25 @@ def gain_if_fixed(diagnosis: Diagnosis) -> float | None:
     """How many times the observed rate fixing the bottleneck would give."""
     observed = diagnosis.observed_rate
     return diagnosis.rate_if_fixed / observed if math.isfinite(observed) and observed > 0 else None
+
+
+def stage_errors(pipeline: Pipeline) -> dict[str, str]:
+    """Stage id -> what it raised, with the workers it raised in: ``ValueError: bad (worker 1)``.
+
+    The torch adapter notes each raise as ``{where} raised in {stage_id}:
+    {message}``; the ``where`` of those notes names the workers.
+    """
+    errors = {}
+    for stage in pipeline.stages:
+        if not stage.error:
+            continue
+        marker = f" raised in {stage.id}: "
+        where = [note.split(marker)[0] for note in pipeline.notes if marker in note]
+        errors[stage.id] = stage.error + (f" (in {', '.join(where)})" if where else "")
+    return errors
+
+
+def other_notes(pipeline: Pipeline) -> tuple[str, ...]:
+    """The pipeline's notes except those :func:`stage_errors` already tells."""
+    markers = [f" raised in {s.id}: " for s in pipeline.stages if s.error]
+    return tuple(n for n in pipeline.notes if not any(m in n for m in markers))

@@ -4,8 +4,9 @@ The reports are tested on records built here rather than on the analysis's
 output, so a report test does not depend on how the analysis computes
 anything. ``sample_*`` is the small all-features pipeline the unit tests
 check value by value; the ``*_case`` builders are the situations a reader
-meets (input-bound, consumer-bound, failed run, nested interleave + zip),
-which the browser tests render and screenshot.
+meets (input-bound, consumer-bound, failed run, nested interleave + zip,
+a torch DataLoader reading over the network), which the browser tests
+render and screenshot.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from plumber.analyzers.results import Bound, Diagnosis, Recommendation, StageAna
 from plumber.record import (
     ConsumerStats,
     Machine,
+    NetworkRequests,
     Pipeline,
     Profile,
     RunInfo,
@@ -25,8 +27,10 @@ from plumber.record import (
     StageStats,
     ThreadCpu,
     TimeSeries,
+    WorkerStats,
 )
 from plumber.tuner.plan import PipelinePlan, Plan, StageRef, StageSetting
+from tests.unit.synthetic_profiles import loader_profile
 
 #: A user string that must never become markup.
 SCRIPT = "<script>alert(1)</script>"
@@ -453,3 +457,105 @@ def planned_case(kept: bool = True) -> tuple[Profile, tuple[Diagnosis, ...], Pla
     plan = Plan(script=script, pipelines=(pipeline,) if kept else (),
                 rejected=() if kept else (pipeline,))
     return profile, diagnoses, plan
+
+
+#: The torch case's loader: 2 workers, batches of 8, 100 batches an iteration.
+LOADER_LINE = SourceLocation("train.py", 40)
+#: What the torch case's first transform raised.
+CROP_ERROR = "ValueError: crop size (64, 64) larger than image (32, 32)"
+
+
+def torch_pipeline(payload: str = "") -> Pipeline:
+    """A DataLoader over object storage: each sample waits 20 ms on a GET, 2 workers.
+
+    Two iterations of a non-persistent loader: each worker index appears
+    twice, and worker 1 of the second grows 180 MB (copy-on-read). The
+    first transform raised in worker 1; ``payload`` is planted in its error.
+    """
+    profile = loader_profile(
+        (0.020, 0.0005),
+        (("RandomResizedCrop", 0.004, 0.004, True), ("ToTensor", 0.001, 0.001, False)),
+        num_workers=2, wait_s=9.5, step_s=1.0,
+    )
+    pipeline = profile.pipelines[0]
+    error = f"{CROP_ERROR}{payload}"
+    stages = tuple(
+        dataclasses.replace(s, error=error) if s.id == "transform_0" else s
+        for s in pipeline.stages
+    )
+    mb = 1_000_000
+    workers = (
+        WorkerStats(0, 4101, 200, 400 * mb, 410 * mb, 405 * mb),
+        WorkerStats(1, 4102, 200, 400 * mb, 412 * mb, 409 * mb),
+        WorkerStats(0, 4201, 200, 402 * mb, 415 * mb, 414 * mb),
+        WorkerStats(1, 4202, 200, 402 * mb, 582 * mb, 580 * mb),
+    )
+    notes = (f"worker 1 (pid 4202) raised in transform_0: {error}", "the last batch was partial")
+    return dataclasses.replace(pipeline, stages=stages, workers=workers, notes=notes)
+
+
+def torch_network(payload: str = "") -> NetworkRequests:
+    """800 GETs of 12 kB to one host (``payload`` planted in its name); 3 refused at 6 in flight."""
+    return NetworkRequests(
+        requests=800, bytes_received=800 * 12_000, busy_s=9.0,
+        latency_mean_s=0.021, latency_p50_s=0.02, latency_p90_s=0.025, in_flight_max=6,
+        hosts=(f"bucket.s3.local:9000{payload}",), statuses={"200": 797, "503": 3},
+        refused=3, in_flight_at_first_refusal=6, failures=1,
+        first_failure="ConnectionResetError: connection reset by peer",
+        available_bps=100e6, probe_latency_s=0.019,
+        probe_basis="replayed a 12 kB GET from bucket.s3.local 40 times, 4 at once at best",
+    )
+
+
+def torch_diagnosis() -> Diagnosis:
+    """The pool is the bottleneck (latency): fetch waits on its GETs; more workers would help.
+
+    Per batch of 8: fetch 160 ms wall (4 ms CPU), the crop 32 ms, ToTensor
+    8 ms, collate 1.6 ms: 202 ms on one worker, so 2 workers give 9.92/s.
+    """
+    def member(sid: str, kind: str, op: str, cpu: float, wall: float, visits: float,
+               resource: str) -> StageAnalysis:
+        return StageAnalysis(sid, kind, op, visits, cpu, wall, 2, 2 / wall, 1 - cpu / wall,
+                             resource, LOADER_LINE, pool="workers")
+
+    bounds = (
+        Bound("workers at 2 workers", "stage", 9.92, "202 ms wall per batch, 77% waiting",
+              "workers"),
+        Bound("CPU (2 cores)", "cpu", 43.9, "2 cores / 45.6 ms"),
+        Bound("consumer", "consumer", 100.0, "10 ms per step"),
+        Bound("network", "network", 1040.0, "100 MB/s / 96 kB per batch"),
+    )
+    analyses = (
+        member("fetch", "source", "__getitem__", 0.004, 0.16, 8.0, "latency"),
+        member("transform_0", "map", "RandomResizedCrop", 0.032, 0.032, 8.0, "cpu"),
+        member("transform_1", "map", "ToTensor", 0.008, 0.008, 8.0, "none"),
+        member("collate", "batch", "default_collate", 0.0016, 0.0016, 1.0, "none"),
+        StageAnalysis("workers", "workers", "DataLoader", 1.0, 0.0456, 0.2016, 2, 9.92, 0.77,
+                      "latency", LOADER_LINE),
+    )
+    recommendation = Recommendation(
+        title="Use 5 DataLoader workers", stage_id="workers", source=LOADER_LINE,
+        old="num_workers=2", new="num_workers=5", predicted_rate=24.8, speedup=2.6,
+        reason="fetch waits 98% of its time; the server refused requests beyond 5 in flight",
+    )
+    return Diagnosis(
+        pipeline_id="loader-0", observed_rate=9.5, predicted_rate=9.92, bottleneck=bounds[0],
+        bottleneck_kind="latency", bottleneck_stage="workers", input_bound=True,
+        stall_share=0.9, rate_if_fixed=24.8,
+        summary="workers (workers at train.py:40) is the bottleneck: it waits 77% of its time "
+        "(latency). Inside its workers, fetch (__getitem__) takes 79% of the time.",
+        stages=analyses, bounds=bounds, what_ifs=(), recommendations=(recommendation,),
+    )
+
+
+def torch_case(payload: str = "") -> Case:
+    """A torch run reading over the network: worker pool, worker memory, requests, an error.
+
+    ``payload`` is planted in the stage's error and the host's name.
+    """
+    profile = sample_profile(samples=300, command=("python", "train.py"), framework="torch",
+                             framework_version="2.13.0")
+    profile = dataclasses.replace(
+        profile, pipelines=(torch_pipeline(payload),), network=torch_network(payload), threads=()
+    )
+    return profile, (torch_diagnosis(),)
