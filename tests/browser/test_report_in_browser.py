@@ -34,6 +34,7 @@ from tests.report_samples import (
     planned_case,
     sample_diagnosis,
     sample_profile,
+    torch_case,
 )
 
 pytestmark = pytest.mark.slow
@@ -43,6 +44,7 @@ CASES: dict[str, Callable[[], Case]] = {
     "consumer-bound": consumer_bound_case,
     "failed-run": failed_case,
     "nested-interleave-zip": nested_case,
+    "torch-loader-network": torch_case,
 }
 
 #: The most bytes a report may take, however long the run: time series are
@@ -235,6 +237,31 @@ def test_user_strings_show_literally_and_never_run(
     assert path == f"/data/{payload}.py:7"
     assert payload in page.evaluate("document.querySelector('pre.error').textContent")
     _screenshots(page, screenshots, "hostile-strings")
+
+
+def test_torch_pool_workers_and_network_show_and_planted_markup_never_runs(
+    page: Page, tmp_path: Path, screenshots: Path
+) -> None:
+    payload = f"{SCRIPT}{IMG}"
+    _open(page, _write(torch_case(payload), tmp_path / "report.html"))  # no dialog, no request
+    assert page.evaluate("document.scripts.length") == 1
+    assert page.evaluate("document.querySelectorAll('img, [onerror]').length") == 0
+    pool = _box(page, 'svg.graph g.node.pool[data-stage="workers"] > rect')
+    for member in ("fetch", "transform_0", "transform_1", "collate"):
+        inner = _box(page, f'svg.graph g.node[data-stage="{member}"] > rect')
+        assert pool["top"] < inner["top"] and inner["bottom"] < pool["bottom"]
+        assert pool["left"] < inner["left"] and inner["right"] < pool["right"]
+    indent = page.evaluate(
+        "[getComputedStyle(document.querySelector('tr[data-stage=\"fetch\"] td')).paddingLeft,"
+        " getComputedStyle(document.querySelector('tr[data-stage=\"workers\"] td')).paddingLeft]"
+    )
+    assert float(indent[0].rstrip("px")) > float(indent[1].rstrip("px"))
+    error = page.evaluate("document.querySelector('tr.error .stage-error').textContent")
+    assert payload in error and "worker 1 (pid 4202)" in error
+    _box(page, "table.workers tr.large td.growth")
+    network = page.evaluate("document.querySelector('#network').textContent")
+    assert f"bucket.s3.local:9000{payload}" in network
+    _screenshots(page, screenshots, "torch-hostile-strings")
 
 
 def test_long_run_report_stays_small_and_loads(page: Page, tmp_path: Path) -> None:
