@@ -113,7 +113,7 @@ def _scene(profile: Profile, pipeline: Pipeline, warnings: list[str]) -> Scene:
         per_root, basis = disk_bytes_per_root(profile, pipeline, roots)
         limits = Limits(
             cores, machine.disk_read_bps, per_root, basis, limits.consumer_rate,
-            network_bps=network.available_bps(profile.network),
+            network_bps=network.bounding_bps(profile.network, pipeline),
             network_bytes_per_root=network.bytes_per_root(profile, roots),
             in_flight_cap=network.in_flight_cap(profile.network),
         )

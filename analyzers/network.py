@@ -25,11 +25,30 @@ def bytes_per_root(profile: Profile, roots: int) -> float | None:
     return network.bytes_received / roots
 
 
+#: The run must have used this share of the probed bandwidth for the probe to bound it.
+NEAR_LINK = 0.5
+
+
 def available_bps(network: NetworkRequests | None) -> float | None:
     """The bandwidth the probe reached, or None when it did not run."""
     if network is None or network.available_bps is None or not network.available_bps > 0:
         return None
     return network.available_bps
+
+
+def bounding_bps(network: NetworkRequests | None, pipeline: Pipeline) -> float | None:
+    """The probed bandwidth as a bound, only when the run came near it.
+
+    The probe replays one of the run's own requests a few at a time, so for
+    small objects it measures round trips, not the link: a figure well above
+    what the run used is a floor on the link, not its capacity, and bounding
+    the rate by it would cap every prediction for more requests in flight.
+    """
+    available = available_bps(network)
+    if available is None or network is None:
+        return None
+    achieved = achieved_bps(network, pipeline)
+    return available if math.isfinite(achieved) and achieved >= NEAR_LINK * available else None
 
 
 def in_flight_cap(network: NetworkRequests | None) -> int | None:
@@ -59,7 +78,11 @@ def describe(network: NetworkRequests, pipeline: Pipeline, samples: int | None) 
     available = available_bps(network)
     bandwidth = f"{text.size(achieved)}/s achieved" if math.isfinite(achieved) else ""
     if available is not None and bandwidth:
-        bandwidth += f" of {text.size(available)}/s available ({achieved / available:.0%})"
+        bandwidth += (
+            f" of {text.size(available)}/s available ({achieved / available:.0%})"
+            if bounding_bps(network, pipeline) is not None
+            else f"; the probe reached {text.size(available)}/s, a floor on the link"
+        )
     parts = [
         f"{network.requests:,} HTTP requests to {', '.join(network.hosts) or 'unknown hosts'}"
         f"{per}",

@@ -22,6 +22,7 @@ from typing import Any
 
 import plumber
 from plumber.capacity import probe_machine
+from plumber.nettrace import RequestTracer
 from plumber.record import Machine, Pipeline, Profile, RunInfo, ThreadCpu
 from plumber.sampler import ResourceSampler
 from plumber.scriptrun import ScriptOutcome, run_script
@@ -38,6 +39,8 @@ class SessionOptions:
     sample_interval_s: float = 0.25
     poll_interval_s: float = 0.25
     capacity_cache_dir: str | None = None
+    #: Seconds the network probe may take after the script (0: no probe).
+    net_probe_s: float = 2.0
     notify: Callable[[str], None] = field(default=lambda message: None)
     #: Entered around the script, inside the instrumentation: how ``tune``
     #: builds the script's pipelines with a plan while measuring them.
@@ -80,6 +83,7 @@ class Capture:
     notes: list[str] = field(default_factory=list)
     threads: tuple[ThreadCpu, ...] = ()
     duration_s: float = 0.0
+    network_traces: list[dict[str, Any]] = field(default_factory=list)
 
 
 @contextlib.contextmanager
@@ -100,8 +104,12 @@ def instrumented(options: SessionOptions) -> Iterator[Capture]:
         started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), sampler=sampler
     )
     with sampler:
-        with FrameworkHooks(options, capture.notes) as capture.hooks:
-            yield capture
+        with RequestTracer() as requests:
+            try:
+                with FrameworkHooks(options, capture.notes) as capture.hooks:
+                    yield capture
+            finally:
+                capture.network_traces.append(requests.snapshot())
         capture.threads = threads.stop()
     capture.duration_s = time.monotonic() - start
 
@@ -122,6 +130,7 @@ def assemble(
     notes = capture.notes
     pipelines, framework, framework_version, data_paths = _collect(capture.hooks, options, notes)
     machine = _machine(data_paths, options, capture.sampler, notes)
+    network = _network(capture, options, notes)
     if not pipelines:
         notes.append(f"no tf.data pipeline or torch DataLoader was iterated by {subject}")
     run = RunInfo(
@@ -144,7 +153,25 @@ def assemble(
         pipelines=pipelines,
         resources=capture.sampler.series(),
         threads=capture.threads,
+        network=network,
     )
+
+
+def _network(capture: Capture, options: SessionOptions, notes: list[str]) -> Any:
+    """The HTTP requests of the run (main process and DataLoader workers), probed after it."""
+    from plumber.netsummary import summarize_network
+
+    traces = list(capture.network_traces)
+    hooks = capture.hooks
+    if hooks is not None and hooks.torch is not None:
+        traces.extend(hooks.torch.network_traces())
+    if any(trace.get("requests") for trace in traces) and options.net_probe_s > 0:
+        options.notify(f"probing the network (about {options.net_probe_s:g} s)")
+    try:
+        return summarize_network(traces, probe_budget_s=options.net_probe_s)
+    except Exception as exc:  # noqa: BLE001 - the run's other data is still worth saving
+        notes.append(f"the network summary failed: {exc}")
+        return None
 
 
 class FrameworkHooks:

@@ -194,7 +194,7 @@ class TorchHooks:
                 iterator = original(loader)
                 hooks._instrument_main(watch, loader, iterator)
             watch.iterators += 1
-            watch.knobs = loader_knobs(loader)
+            watch.knobs = {**loader_knobs(loader), "iterations": watch.iterators}
             hooks._iterators[id(iterator)] = IteratorWatch(weakref.ref(iterator), watch)
             if getattr(iterator, "_pin_memory", False):
                 hooks._watch_pinning(watch, iterator)
@@ -343,6 +343,16 @@ class TorchHooks:
                     self.loaders[serial].snapshots.append(json.loads(path.read_text("utf-8")))
         shutil.rmtree(self._stats_dir, ignore_errors=True)
         self._stats_dir = None
+
+    def network_traces(self) -> list[dict[str, Any]]:
+        """The HTTP request traces the workers wrote: the last one of each worker process."""
+        latest: dict[int, dict[str, Any]] = {}
+        for watch in self.loaders:
+            for snapshot in watch.snapshots:
+                trace = snapshot.get("network")
+                if trace:
+                    latest[snapshot.get("pid", id(trace))] = trace
+        return list(latest.values())
 
     def pipelines(self, first_index: int = 0) -> tuple[Pipeline, ...]:
         """Pipeline records of the loaders that delivered or tried to deliver batches."""

@@ -78,6 +78,8 @@ class StageRecorder:
         self.problem: str | None = None
         self.dirty = False
         self.on_error: Callable[[], None] | None = None
+        #: The worker's HTTP request tracer (``plumber.nettrace``), when it runs in a worker.
+        self.requests: Any = None
         self._blamed: int | None = None
         self._lock = threading.Lock()
 
@@ -133,6 +135,7 @@ class StageRecorder:
                 "transforms": [list(t) for t in self.transforms],
                 "rss": list(self.rss),
                 "problem": self.problem,
+                "network": self.requests.snapshot() if self.requests is not None else None,
             }
 
 
@@ -360,9 +363,24 @@ class WorkerStart:
         path = Path(self.stats_dir) / f"{self.tag}-{worker_id}-{os.getpid()}.json"
         try:
             _instrument_worker(recorder)
+            recorder.requests = _trace_requests()
         except Exception as exc:  # noqa: BLE001 - profiling must never break the worker
             recorder.problem = f"worker instrumentation failed: {error_text(exc)}"
         StatsWriter(recorder, path, self.flush_interval_s).start()
+
+
+def _trace_requests() -> Any:
+    """Trace this worker's HTTP requests (object storage reads) for the rest of its life.
+
+    The worker's stats file carries the trace, replay headers included, so
+    the main process can probe the network with the largest GET; the stats
+    folder is private to the user (``mkdtemp``) and removed once read.
+    """
+    from plumber.nettrace import RequestTracer
+
+    tracer = RequestTracer()
+    tracer.__enter__()
+    return tracer
 
 
 def _instrument_worker(recorder: StageRecorder) -> None:

@@ -155,7 +155,7 @@ def test_network_section_gives_the_analysis_paragraph_and_the_probe_basis() -> N
     section = _between(html, '<section id="network">', "</section>")
     assert "800 HTTP requests to bucket.s3.local:9000, 12 kB per element" in section
     assert "latency 20 ms median, 25 ms p90 per request" in section
-    assert "of 100 MB/s available" in section
+    assert "the probe reached 100 MB/s, a floor on the link" in section
     assert "3 refused by the server (first with 6 in flight)" in section
     assert "1 failed (ConnectionResetError: connection reset by peer)" in section
     assert "replayed a 12 kB GET from bucket.s3.local 40 times" in section
