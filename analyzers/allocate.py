@@ -72,7 +72,7 @@ def allocate(scene: Scene) -> Allocation:
                 f"{_rate_text(target)}, the most the rest of the pipeline and "
                 f"{scene.limits.cores:g} usable cores allow"
             )
-        analyses = _with_parallelism(analyses, chosen)
+        analyses = with_parallelism(analyses, chosen)
     for a in analyses:
         if a.stage_id not in tunable or a.resource != "latency" or not a.wall_demand_s:
             continue
@@ -92,7 +92,7 @@ def allocate(scene: Scene) -> Allocation:
             f"{p / a.wall_demand_s:.1f}/s (Little's law: rate x wait), beyond the core count "
             f"where that is what helps"
         ) + (f"; capped at {cap}: the server refused requests beyond that" if refused else "")
-    analyses = _with_parallelism(analyses, chosen)
+    analyses = with_parallelism(analyses, chosen)
     changed = {k: v for k, v in chosen.items() if v != _current(scene, k)}
     predicted = rate_of(compute_bounds(analyses, scene.limits))
     threads = sum(waiting) + int(scene.limits.cores) if waiting else None
@@ -138,7 +138,7 @@ def _rate_text(rate: float) -> str:
     return f"{rate:.1f}/s" if math.isfinite(rate) else "any rate"
 
 
-def _with_parallelism(
+def with_parallelism(
     analyses: Sequence[StageAnalysis], parallelism: dict[str, int]
 ) -> list[StageAnalysis]:
     """Analyses with new parallelism: a stage's rate scales as ``p / W``."""

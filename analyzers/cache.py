@@ -35,6 +35,9 @@ MEMORY_BUDGET = 0.5
 #: Share of the free space where file caches go that one may take.
 DISK_BUDGET = 0.5
 
+#: A cache is proposed only for a run that read its data at least this many times.
+MIN_PASSES = 1.9
+
 #: Kinds after which a cache is pointless or wrong: caching a cache or a
 #: buffer, or a stream that a repeat/take/skip already reshaped; a worker
 #: pool's batches and pinned copies (its cache holds samples).
@@ -58,9 +61,9 @@ def cache_what_ifs(scene: Scene) -> list[WhatIf]:
         if any(pipeline.stage(sid).kind == "repeat" for sid in covered):
             continue
         place = _placement(scene, stage, covered)
-        predicted = _cached_rate(scene, covered, place)
-        if predicted > WORTH_LISTING * scene.predicted_rate:
-            candidates.append(_what_if(scene, stage, covered, predicted, place))
+        steady = _cached_rate(scene, covered, place)
+        if steady > WORTH_LISTING * scene.predicted_rate:
+            candidates.append(_what_if(scene, stage, covered, steady, place))
     best_allowed = max((w.predicted_rate for w in candidates if w.feasible), default=0.0)
     ruled_out: dict[str, WhatIf] = {}
     for w in candidates:
@@ -146,10 +149,34 @@ def _cached_rate(scene: Scene, covered: frozenset[str], place: _Placement) -> fl
     return rate_of(compute_bounds(remaining, limits))
 
 
+def average_rate(passes: float, first: float, steady: float) -> float:
+    """The rate over ``passes`` passes: the first at ``first``, the rest at ``steady``."""
+    if not (passes >= 1 and first > 0 and steady > 0):
+        return steady
+    return passes / (1 / first + (passes - 1) / steady)
+
+
+def passes(scene: Scene, stage: Stage) -> float | None:
+    """How many times the run read ``stage``'s stream end to end (None when its size is unknown)."""
+    cardinality, _ = _cardinality(scene, stage, above(scene.pipeline, stage.id))
+    if not cardinality or stage.stats is None:
+        return None
+    return stage.stats.elements / cardinality
+
+
 def _what_if(
-    scene: Scene, stage: Stage, covered: frozenset[str], predicted: float, place: _Placement
+    scene: Scene, stage: Stage, covered: frozenset[str], steady: float, place: _Placement
 ) -> WhatIf:
     problem, contents = _obstacle(scene, stage, covered, place)
+    epochs = passes(scene, stage)
+    if problem is None and epochs is not None and epochs < MIN_PASSES:
+        problem = (
+            f"the run read its data {epochs:.1f} time(s): a cache pays from the second pass "
+            f"on, and filling it costs the first"
+        )
+    predicted = steady
+    if problem is None and epochs is not None:
+        predicted = average_rate(epochs, scene.predicted_rate, steady)
     saved = sum(
         cpu_demand(a) or 0.0
         for a in scene.analyses
@@ -157,9 +184,13 @@ def _what_if(
     )
     medium = "in memory" if place.where == "memory" else f"in a file under {scene.cache_dir}"
     if problem is None:
+        over = (
+            f"; {text.rate(steady)} once full, {text.rate(predicted)} averaged over the "
+            f"run's {epochs:.0f} passes" if epochs is not None else ""
+        )
         reason = (
             f"From the second epoch on, the {len(covered)} stage(s) at and below {stage.id} "
-            f"no longer run ({text.ms(saved)} of CPU per root element saved); the cache "
+            f"no longer run ({text.ms(saved)} of CPU per root element saved){over}; the cache "
             f"holds {contents} {medium}."
         )
     else:
@@ -174,6 +205,7 @@ def _what_if(
         speedup=scene.speedup(predicted),
         reason=reason,
         feasible=problem is None,
+        steady_rate=steady,
     )
 
 

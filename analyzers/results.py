@@ -78,6 +78,9 @@ class WhatIf:
     for a change the model rules out (a cache after a random stage, or one
     too big for memory): it is listed so the reader learns why, with
     ``reason`` starting "Not proposed", and never becomes a recommendation.
+    A cache's ``predicted_rate`` is the average over as many passes as the
+    run made (the first pass still fills it); ``steady_rate`` is its rate
+    once full.
     """
 
     stage_id: str | None
@@ -88,6 +91,7 @@ class WhatIf:
     speedup: float
     reason: str
     feasible: bool = True
+    steady_rate: float | None = None
 
 
 @dataclass(frozen=True)

@@ -158,7 +158,8 @@ def prefetch_what_if(scene: Scene) -> WhatIf | None:
     if not (math.isfinite(predicted) and predicted > CLEARLY_ABOVE * scene.observed_rate):
         return None
     root = next((s for s in scene.pipeline.stages if s.id == scene.pipeline.root), None)
-    if root is None:
+    if root is None or any(s.kind == "workers" for s in scene.pipeline.stages):
+        # A DataLoader's workers already run ahead (``prefetch_factor`` batches each).
         return None
     if root.kind == "prefetch":
         consumer = scene.limits.consumer_rate

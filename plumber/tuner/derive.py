@@ -3,8 +3,9 @@
 Per input-bound pipeline: parallelism for every tunable stage at once
 (:mod:`plumber.analyzers.allocate`), the best admissible cache from the
 what-if table (the analysis already refuses caches after random stages, on
-infinite streams and beyond the memory and disk budgets), and a prefetch at
-the end when the pipeline has none. A worker pool (a torch DataLoader) gets
+infinite streams, for a single pass and beyond the memory and disk budgets),
+and a prefetch at the end when the pipeline has none, as deep as the spread
+of producer and consumer times asks (:mod:`plumber.analyzers.prefetch`). A worker pool (a torch DataLoader) gets
 its worker count within the memory its workers take, persistent workers
 when it is iterated more than once, and pinned memory when a GPU is present.
 A consumer-bound pipeline gets no change.
@@ -15,9 +16,11 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from plumber.analyzers.allocate import allocate
-from plumber.analyzers.cache import MEMORY_BUDGET
+from plumber.analyzers.allocate import allocate, with_parallelism
+from plumber.analyzers.bounds import compute_bounds, rate_of
+from plumber.analyzers.cache import MEMORY_BUDGET, average_rate, passes
 from plumber.analyzers.diagnose import scene
+from plumber.analyzers.prefetch import prefetch_depth_for
 from plumber.analyzers.results import Diagnosis
 from plumber.analyzers.topology import POOL
 from plumber.record import Pipeline, Profile, Stage
@@ -66,12 +69,13 @@ def _written_root(pipeline: Pipeline):
 def _settings(
     profile: Profile, pipeline: Pipeline, diagnosis: Diagnosis, script_dir: Path
 ) -> tuple[list[StageSetting], float]:
-    """The settings and the model's first-epoch rate with them.
+    """The settings and the model's rate with them, averaged over the run's passes.
 
-    A cache's own predicted rate is the steady state from the second epoch.
+    A cache's setting carries its rate once full (from the second pass on).
     """
     model = scene(profile, pipeline)
     allocation = allocate(model)
+    rate = allocation.predicted_rate
     settings: dict[str, StageSetting] = {}
     for stage_id, p in allocation.parallelism.items():
         stage = pipeline.stage(stage_id)
@@ -85,10 +89,12 @@ def _settings(
     if _pool(pipeline) is not None:
         _fit_workers_in_memory(profile, pipeline, settings)
     cache = _best_cache(diagnosis)
+    cache_bytes = 0.0
     if cache is not None:
         stage = pipeline.stage(cache.stage_id)
         if stage.source is not None:
             previous = settings.get(stage.id)
+            full = max(cache.steady_rate or cache.predicted_rate, allocation.predicted_rate)
             settings[stage.id] = StageSetting(
                 stage=StageRef.of(stage.source, stage.kind, script_dir),
                 stage_id=stage.id,
@@ -96,33 +102,60 @@ def _settings(
                 cache=_cache_location(profile, pipeline, stage.id, cache.value, script_dir),
                 reason="; ".join(r for r in (previous.reason if previous else "",
                                              cache.reason) if r),
-                predicted_rate=max(cache.predicted_rate, allocation.predicted_rate),
+                predicted_rate=full,
             )
+            rate = average_rate(passes(model, stage) or 1.0, allocation.predicted_rate, full)
+            cache_bytes = _size_in_memory(model, stage) if cache.value == "memory" else 0.0
     pool = _pool(pipeline)
     if pool is not None:
         _pool_options(profile, pipeline, pool, settings, script_dir)
-        return list(settings.values()), allocation.predicted_rate
+        return list(settings.values()), rate
     root = _written_root(pipeline)
     needs_prefetch = root is not None and root.kind != "prefetch"
     if root is not None and root.source is not None and (needs_prefetch or allocation.threads):
         previous = settings.get(root.id)
         reasons = [previous.reason if previous else ""]
+        depth = None
         if needs_prefetch:
-            reasons.append("no prefetch at the end: overlap the pipeline with the training step")
+            depth = prefetch_depth_for(
+                pipeline, _producer_rate(model, allocation),
+                max(model.memory_budget - cache_bytes, 0.0),
+            )
+            reasons.append("no prefetch at the end: overlap the pipeline with the training step"
+                           + (f"; {depth.reason}" if depth is not None else ""))
         if allocation.threads:
             reasons.append(f"a thread pool of {allocation.threads} so the waiting calls run "
                            f"at once (tf.data's default pool has one thread per core)")
+        prefetch = None
+        if needs_prefetch:
+            prefetch = AUTOTUNE if depth is None else depth.depth or None
         settings[root.id] = StageSetting(
             stage=StageRef.of(root.source, root.kind, script_dir),
             stage_id=root.id,
             parallelism=previous.parallelism if previous else None,
             cache=previous.cache if previous else None,
-            prefetch=AUTOTUNE if needs_prefetch else None,
+            prefetch=prefetch,
             threads=allocation.threads,
             reason="; ".join(r for r in reasons if r),
             predicted_rate=previous.predicted_rate if previous else allocation.predicted_rate,
         )
-    return list(settings.values()), allocation.predicted_rate
+    return list(settings.values()), rate
+
+
+def _producer_rate(model, allocation) -> float:
+    """What the pipeline could deliver with the allocation if the step took no time."""
+    analyses = with_parallelism(model.analyses, allocation.parallelism)
+    limits = dataclasses.replace(model.limits, consumer_rate=None)
+    return rate_of(compute_bounds(analyses, limits))
+
+
+def _size_in_memory(model, stage: Stage) -> float:
+    """Bytes an in-memory cache after ``stage`` holds (0 when unknown)."""
+    epochs = passes(model, stage)
+    stats = stage.stats
+    if not epochs or stats is None or stats.elements <= 0:
+        return 0.0
+    return stats.bytes_produced / epochs
 
 
 def _best_cache(diagnosis: Diagnosis):

@@ -116,8 +116,18 @@ def test_a_sample_cache_goes_after_the_last_deterministic_transform_never_after_
 def test_the_cache_prediction_removes_the_cached_members_from_the_pools_demand():
     diagnosis = diagnose(expensive_transform())
     cache = next(w for w in diagnosis.what_ifs if w.knob == "cache" and w.feasible)
-    # What stays per batch: the flip and collation, so the step (100/s) binds.
-    assert cache.predicted_rate == pytest.approx(100.0)
+    # What stays per batch: the flip and collation, so the step (100/s) binds once full;
+    # over the run's two passes the first still runs at the model's rate as it ran.
+    assert cache.steady_rate == pytest.approx(100.0)
+    first = scene(expensive_transform(), expensive_transform().pipelines[0]).predicted_rate
+    assert cache.predicted_rate == pytest.approx(2 / (1 / first + 1 / 100.0))
+
+
+def test_a_run_that_read_its_data_once_gets_no_cache():
+    diagnosis = diagnose(expensive_transform(cardinality=800))
+    caches = [w for w in diagnosis.what_ifs if w.knob == "cache"]
+    assert caches and not any(w.feasible for w in caches)
+    assert "read its data 1.0 time(s)" in caches[0].reason
 
 
 def test_a_cache_too_big_for_memory_goes_to_disk_when_the_disk_has_room():
@@ -169,3 +179,9 @@ def test_a_machine_busy_with_other_processes_does_not_turn_waiting_into_computin
     diagnosis = diagnose(dataclasses.replace(slow_fetch(), resources=busy_elsewhere))
     assert diagnosis.bottleneck_kind == "latency"
     assert any("Other processes kept the machine busy" in w for w in diagnosis.warnings)
+
+
+def test_a_loader_gets_no_tf_style_prefetch_advice():
+    diagnosis = diagnose(loader_profile((0.002, 0.002), (BLUR,), num_workers=0,
+                                       wait_s=9.0, step_s=1.0))
+    assert not [w for w in diagnosis.what_ifs if w.knob == "prefetch"]
