@@ -5,9 +5,10 @@ Per input-bound pipeline: parallelism for every tunable stage at once
 what-if table (the analysis already refuses caches after random stages, on
 infinite streams, for a single pass and beyond the memory and disk budgets),
 and a prefetch at the end when the pipeline has none, as deep as the spread
-of producer and consumer times asks (:mod:`plumber.analyzers.prefetch`). A worker pool (a torch DataLoader) gets
-its worker count within the memory its workers take, persistent workers
-when it is iterated more than once, and pinned memory when a GPU is present.
+of producer and consumer times asks (:mod:`plumber.analyzers.prefetch`). A
+worker pool (a torch DataLoader) gets its worker count within the memory its
+workers take, persistent workers when it is iterated more than once, and
+pinned memory when a GPU is present.
 A consumer-bound pipeline gets no change.
 """
 
