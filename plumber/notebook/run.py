@@ -1,11 +1,15 @@
-"""``plumber.profile(dataset)``: profile a tf.data pipeline in this process.
+"""``plumber.profile(dataset)``: profile a tf.data pipeline or a DataLoader in this process.
 
 The pipeline is iterated by plumber's own loop, which does nothing with the
 elements: the consumer is as fast as possible, so the rate measured is the
 most the pipeline can deliver on this machine. The loop runs under the same
-instrumentation as ``plumber profile`` (tf.data hooks, resource sampler,
-thread CPU), then the same CPU prefix probe and capacity probe run, so a
-notebook profile reads exactly like a script's.
+instrumentation as ``plumber profile`` (tf.data and DataLoader hooks,
+resource sampler, thread CPU), then the same CPU prefix probe (tf.data only)
+and capacity probe run, so a notebook profile reads exactly like a script's.
+
+A torch ``DataLoader`` built before the call has no construction site the
+hooks saw: its stages are named by the line that called ``plumber.profile``
+(or ``plumber.optimize``), which is where a plan for it is then matched.
 
 Every profile is bounded: by ``steps`` and/or ``duration`` when given, else
 by :data:`DEFAULT_DURATION_S`, so an infinite (``repeat()``) dataset stops.
@@ -18,11 +22,14 @@ from __future__ import annotations
 import math
 import sys
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from plumber.callsite import user_callsite
 from plumber.notebook.result import ProfileResult
+from plumber.record import SourceLocation
 from plumber.scriptrun import EXIT_INTERRUPTED, ScriptOutcome
 from plumber.session import SessionOptions, assemble, instrumented
 
@@ -43,9 +50,14 @@ PREBUILT_NOTE = (
     "(plumber.profile(make_dataset)) or profile the cell that builds it with %%plumber"
 )
 
+LOADER_NOTE = (
+    "the DataLoader was built before plumber.profile() was called, so the line that built "
+    "it is unknown: its stages are named by the line that called plumber ({site})"
+)
+
 _SUPPORTED = (
-    "plumber.profile() takes a tf.data.Dataset or a function with no arguments "
-    "that returns one"
+    "plumber.profile() takes a tf.data.Dataset, a torch DataLoader, or a function with "
+    "no arguments that returns one"
 )
 
 
@@ -65,33 +77,41 @@ def profile(
     duration: float | None = None,
     cpu_probe: float = 2.0,
 ) -> ProfileResult:
-    """Profile a tf.data pipeline and return its analysed profile.
+    """Profile a tf.data pipeline or a torch DataLoader and return its analysed profile.
 
-    ``dataset`` is a ``tf.data.Dataset``, or a function with no arguments
-    that builds one: built under plumber's hooks, its stages keep the source
-    lines that built them. ``steps`` bounds the root elements (batches)
-    taken, ``duration`` the seconds spent; with neither, the profile runs
-    :data:`DEFAULT_DURATION_S` seconds or until the data ends. ``cpu_probe``
-    is the time spent afterwards measuring each stage's CPU (0 disables it).
+    ``dataset`` is a ``tf.data.Dataset``, a ``torch.utils.data.DataLoader``,
+    or a function with no arguments that builds either: built under
+    plumber's hooks, its stages keep the source lines that built them (a
+    DataLoader built earlier is named by the line calling this function).
+    ``steps`` bounds the root elements (batches) taken, ``duration`` the
+    seconds spent; with neither, the profile runs :data:`DEFAULT_DURATION_S`
+    seconds or until the data ends (one epoch of a DataLoader).
+    ``cpu_probe`` is the time spent afterwards measuring each tf.data
+    stage's CPU (0 disables it; a DataLoader's CPU is measured as it runs).
 
     Errors raised by the pipeline propagate (the hooks are removed first);
     Ctrl-C stops the loop and returns what was profiled, marked interrupted.
-    Raises TypeError for anything but a tf.data dataset (a PyTorch
-    DataLoader is not supported yet) and ValueError for a bad bound.
+    Raises TypeError for anything but a tf.data dataset or a DataLoader and
+    ValueError for a bad bound.
     """
     _check_bounds(steps, duration, cpu_probe)
     builder = _builder(dataset)
+    caller = user_callsite() if builder is not dataset else None
     limit_s = duration if duration is not None else (None if steps else DEFAULT_DURATION_S)
     # The loop below enforces the bounds itself; an infinite limit keeps the
     # hooks from imposing their own default bound on an infinite pipeline.
     options = SessionOptions(duration_s=math.inf, cpu_probe_s=cpu_probe)
     with instrumented(options) as capture:
         built = _dataset_of(builder())
-        infinite = _is_infinite(built)
+        loader = _is_loader(built)
+        named = loader and builder is not dataset and _name_loader(capture, built, caller)
+        infinite = not loader and _is_infinite(built)
         consumed = _consume(built, steps, limit_s)
     notes = capture.notes
     notes += _run_notes(consumed, steps, duration, limit_s, infinite)
-    if builder is not dataset:
+    if named:
+        notes.append(LOADER_NOTE.format(site=f"{caller.file}:{caller.line}"))
+    elif builder is not dataset and not loader:
         notes.append(PREBUILT_NOTE)
     command = [COMMAND] + [
         f"{name}={value:g}" for name, value in (("steps", steps), ("duration", limit_s))
@@ -122,7 +142,7 @@ def _check_bounds(steps: int | None, duration: float | None, cpu_probe: float) -
 def _builder(obj: Any) -> Callable[[], Any]:
     """A function returning the dataset to profile; TypeError for what is unsupported."""
     kind = _framework_object(obj)
-    if kind == "tf.data.Dataset":
+    if kind in _PROFILED:
         return lambda: obj
     if kind is not None:
         raise TypeError(f"{_SUPPORTED}, not a {kind}")
@@ -132,7 +152,7 @@ def _builder(obj: Any) -> Callable[[], Any]:
 
 
 def _dataset_of(built: Any) -> Any:
-    if _framework_object(built) != "tf.data.Dataset":
+    if _framework_object(built) not in _PROFILED:
         raise TypeError(
             f"{_SUPPORTED}; the function returned "
             f"{type(built).__module__}.{type(built).__qualname__}"
@@ -140,8 +160,14 @@ def _dataset_of(built: Any) -> Any:
     return built
 
 
+#: What :func:`_framework_object` names the objects plumber's loop iterates.
+_PROFILED = ("tf.data.Dataset", "torch DataLoader")
+
+
 def _framework_object(obj: Any) -> str | None:
     """What framework object ``obj`` is, judged without importing any framework."""
+    if _is_loader(obj):
+        return "torch DataLoader"
     if "tensorflow" in sys.modules:
         from tensorflow.python.data.ops import dataset_ops, iterator_ops
 
@@ -150,13 +176,38 @@ def _framework_object(obj: Any) -> str | None:
         if isinstance(obj, iterator_ops.OwnedIterator):
             return "tf.data iterator (pass the dataset it iterates)"
     root, name = type(obj).__module__.partition(".")[0], type(obj).__name__
-    if root == "torch":
+    if root in ("torch", "torchvision"):
         if name == "DataLoader":
-            return "PyTorch DataLoader (PyTorch support is planned, not there yet)"
-        return f"PyTorch {name} (PyTorch is not supported yet)"
+            return "PyTorch DataLoader look-alike (pass a torch.utils.data.DataLoader)"
+        return f"PyTorch {name} (pass the DataLoader that iterates it)"
     if root in ("tensorflow", "keras"):
         return f"TensorFlow {name}"
     return None
+
+
+def _is_loader(obj: Any) -> bool:
+    from plumber.torch.optimize import is_loader
+
+    return is_loader(obj)
+
+
+def _name_loader(capture: Any, loader: Any, caller: SourceLocation | None) -> bool:
+    """Give a DataLoader built before profiling the caller's line as its source.
+
+    The hooks record a loader's source when it is constructed; this one was
+    constructed before they were installed, so the line that called plumber
+    stands for it (an ``optimize(loader)`` plan matches the single loader
+    pipeline whatever its line). Returns whether the loader was named.
+    """
+    torch_hooks = capture.hooks.torch if capture.hooks is not None else None
+    if caller is None or torch_hooks is None:
+        return False
+    sources = torch_hooks._sources
+    entry = sources.get(id(loader))
+    if entry is not None and entry[0]() is loader:
+        return False
+    sources[id(loader)] = (weakref.ref(loader), caller)
+    return True
 
 
 def _is_infinite(dataset: Any) -> bool:

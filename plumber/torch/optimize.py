@@ -7,6 +7,12 @@ function, the worker settings. :func:`loader_arguments` reads them back
 into constructor arguments, the plan is applied to those as at
 construction (:mod:`plumber.torch.settings`), and a new loader is built.
 The original is left as it is.
+
+Without a plan (:func:`tune_loader`), the loader is profiled briefly by
+plumber's own loop (``plumber.profile(loader)``), a plan is derived from the
+model, the loader is rebuilt with it and measured the same way: the rebuilt
+loader is returned only if it is at least :data:`~plumber.tuner.verify.MIN_GAIN`
+times faster, else the original object, with a warning saying why.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import inspect
 import sys
 import warnings
+from pathlib import Path
 from typing import Any
 
 from plumber.torch.settings import is_loader_pipeline, tune_arguments
@@ -25,9 +32,17 @@ _KEPT = ("dataset", "num_workers", "collate_fn", "pin_memory", "timeout", "worke
          "pin_memory_device", "in_order")
 
 NEEDS_PLAN = (
-    "plumber.optimize(loader) needs a plan for a DataLoader: profiling a DataLoader from "
-    "code is not supported yet. Write one with `plumber tune SCRIPT` and pass it: "
-    "plumber.optimize(loader, plan='plan.json')"
+    "optimize_loader(loader, plan) needs a plan: plumber.optimize(loader) without one "
+    "derives it from a profile of the loader"
+)
+
+ITERABLE_WORKERS = (
+    "plumber.optimize(loader) without a plan does not tune a DataLoader over an "
+    "IterableDataset with fewer than 2 workers: each added worker iterates the whole "
+    "dataset unless the dataset splits its stream by torch.utils.data.get_worker_info(), "
+    "which plumber cannot check, so the tuned loader could repeat elements. Profile it with "
+    "plumber.profile(loader); once the dataset splits its stream, set num_workers yourself "
+    "or pass a plan: plumber.optimize(loader, plan)"
 )
 
 
@@ -51,6 +66,61 @@ def optimize_loader(loader: Any, plan: Plan | None) -> Any:
             stacklevel=3,
         )
     return type(loader)(**tuned.arguments)
+
+
+def tune_loader(loader: Any, steps: int | None = None, duration: float | None = 10.0) -> Any:
+    """``loader`` rebuilt with a plan derived from profiling it, if that measured faster.
+
+    Both measurements are plumber's own loop over the loader (as written,
+    then rebuilt), bounded by ``steps``/``duration`` each. The plan's root is
+    the line that called plumber (a loader built earlier has no other); it
+    is applied to this loader whatever its line. Returns the original object,
+    with a warning, when the model proposes no change or the rebuilt loader
+    is not :data:`~plumber.tuner.verify.MIN_GAIN` times faster.
+    """
+    from torch.utils.data import IterableDataset
+
+    from plumber.callsite import user_callsite
+    from plumber.notebook.run import profile
+    from plumber.tuner.derive import derive_plan
+    from plumber.tuner.verify import MIN_GAIN
+
+    if isinstance(loader.dataset, IterableDataset) and loader.num_workers < 2:
+        raise TypeError(ITERABLE_WORKERS)
+    loader_arguments(loader)  # a loader that cannot be rebuilt is refused before profiling
+    caller = user_callsite()
+    script = Path(caller.file) if caller is not None else Path.cwd() / "<plumber.optimize>"
+    before = profile(loader, steps=steps, duration=duration, cpu_probe=0.0)
+    plan = derive_plan(before.profile, before.diagnoses, script)
+    if not any(is_loader_pipeline(p) for p in plan.pipelines):
+        why = "; ".join(plan.notes) or "no DataLoader was iterated"
+        warnings.warn(f"no change recommended, the loader is returned as written: {why}",
+                      stacklevel=3)
+        return loader
+    tuned = optimize_loader(loader, plan)
+    after = profile(tuned, steps=steps, duration=duration, cpu_probe=0.0)
+    rate_before = before.diagnoses[0].observed_rate
+    rate_after = after.diagnoses[0].observed_rate if after.diagnoses else 0.0
+    changes = _described(plan)
+    if not rate_after >= MIN_GAIN * rate_before:
+        warnings.warn(
+            f"the tuned loader ({changes}) measured {rate_after:.1f} batches/s against "
+            f"{rate_before:.1f}/s as written: not {MIN_GAIN:g}x faster, so the loader is "
+            f"returned as written", stacklevel=3,
+        )
+        return loader
+    return tuned
+
+
+def _described(plan: Plan) -> str:
+    """The plan's settings in a few words: ``workers: parallelism=4, ...``."""
+    parts = []
+    for setting in _loader_plan(plan).settings:
+        knobs = [f"{name}={getattr(setting, name)}" for name in
+                 ("parallelism", "cache", "prefetch", "persistent_workers", "pin_memory")
+                 if getattr(setting, name) is not None]
+        parts.append(f"{setting.stage_id}: {', '.join(knobs)}")
+    return "; ".join(parts) or "no settings"
 
 
 def loader_arguments(loader: Any) -> dict[str, Any]:

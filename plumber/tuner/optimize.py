@@ -8,7 +8,10 @@ and the tuned pipeline is measured the same way: if it is not faster, the
 pipeline is returned as written, with a warning saying so.
 
 A PyTorch DataLoader is rebuilt from its own attributes with the plan's
-settings (:mod:`plumber.torch.optimize`); it needs a plan for now.
+settings (:mod:`plumber.torch.optimize`). Without a plan, the loader is
+profiled the same way (plumber's loop iterating it), and the rebuilt loader
+is measured against it: the original object comes back, with a warning,
+unless the rebuilt one is faster.
 """
 
 from __future__ import annotations
@@ -38,13 +41,16 @@ def optimize(
     """The dataset ``make_dataset()`` builds, with ``plan`` (or a derived one) applied.
 
     ``make_dataset`` may also be a torch DataLoader: a new loader like it,
-    with the plan's settings, is returned (the plan must tune one DataLoader).
+    with the plan's settings, is returned (the plan must tune one DataLoader;
+    without a plan, the original object unless the new one measured faster).
     ``steps``/``duration`` bound each of the two measurements taken when no
     plan is given (as written, then tuned).
     """
-    from plumber.torch.optimize import is_loader, optimize_loader
+    from plumber.torch.optimize import is_loader, optimize_loader, tune_loader
 
     if is_loader(make_dataset):
+        if plan is None:
+            return tune_loader(make_dataset, steps=steps, duration=duration)
         return optimize_loader(make_dataset, _loaded(plan))
     if not callable(make_dataset) or hasattr(make_dataset, "element_spec"):
         raise TypeError(_SUPPORTED)
