@@ -8,6 +8,7 @@ names it, instead of a hang (the subprocess timeout catches one).
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -53,7 +54,9 @@ def test_example_fails_clearly_when_the_server_goes_away_mid_run(example):
     run = run_example(example, "--server-stop-after", "25", "--steps", "20")
     assert run.returncode != 0
     assert "step 1/20" in run.stdout and "done:" not in run.stdout
-    assert "S3 server went away after 25 GETs" in run.stderr
+    # GETs already in flight when the 25th arrives are still served.
+    went_away = re.search(r"S3 server went away after (\d+) GETs", run.stderr)
+    assert went_away is not None and int(went_away.group(1)) >= 25, run.stderr[-2000:]
     assert "could not read s3://plumber-images/images/" in run.stderr
     assert "Could not connect to the endpoint URL" in run.stderr
 

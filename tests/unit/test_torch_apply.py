@@ -220,9 +220,11 @@ def test_optimize_warns_about_stages_the_loader_does_not_have(pngs):
 
 
 def test_optimize_refuses_what_it_cannot_rebuild_with_clear_messages(pngs):
+    from plumber.torch.optimize import optimize_loader
+
     loader = DataLoader(PngFolder(pngs))
     with pytest.raises(TypeError, match="needs a plan"):
-        plumber.optimize(loader)
+        optimize_loader(loader, None)
     two = Plan(script=__file__, pipelines=plan_of(setting("workers")).pipelines * 2)
     with pytest.raises(ValueError, match="exactly one DataLoader"):
         plumber.optimize(loader, two)
