@@ -15,6 +15,7 @@ A consumer-bound pipeline gets no change.
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 
 from plumber.analyzers.allocate import allocate, with_parallelism
@@ -88,7 +89,7 @@ def _settings(
             predicted_rate=allocation.predicted_rate,
         )
     if _pool(pipeline) is not None:
-        _fit_workers_in_memory(profile, pipeline, settings)
+        _bound_workers(profile, pipeline, settings)
     cache = _best_cache(diagnosis)
     cache_bytes = 0.0
     if cache is not None:
@@ -173,29 +174,49 @@ def _pool(pipeline: Pipeline) -> Stage | None:
     return next((s for s in pipeline.stages if s.kind == POOL), None)
 
 
-def _fit_workers_in_memory(
+def _bound_workers(
     profile: Profile, pipeline: Pipeline, settings: dict[str, StageSetting]
 ) -> None:
-    """Cap a pool's new worker count so that the workers' memory fits the budget.
+    """Cap a pool's new worker count by the workers' memory and the batches of an epoch.
 
     Each worker is a process holding its own copy of what it touched of the
-    dataset; the largest resident set seen stands for every added worker.
+    dataset; the largest resident set seen stands for every added worker. A
+    worker makes whole batches, so more workers than an epoch has batches
+    only start processes that have nothing to do.
     """
     pool = _pool(pipeline)
     setting = settings.get(pool.id) if pool is not None else None
-    peaks = [w.rss_peak_bytes for w in pipeline.workers if w.rss_peak_bytes > 0]
-    if setting is None or setting.parallelism is None or not peaks:
+    if pool is None or setting is None or setting.parallelism is None:
         return
-    budget = MEMORY_BUDGET * profile.machine.memory_available_bytes
-    most = max(1, int(budget // max(peaks)))
-    if setting.parallelism > most:
-        settings[pool.id] = dataclasses.replace(
+    peaks = [w.rss_peak_bytes for w in pipeline.workers if w.rss_peak_bytes > 0]
+    if peaks:
+        budget = MEMORY_BUDGET * profile.machine.memory_available_bytes
+        most = max(1, int(budget // max(peaks)))
+        if setting.parallelism > most:
+            setting = dataclasses.replace(
+                setting,
+                parallelism=most,
+                reason=f"{setting.reason}; capped at {most} workers: each takes up to "
+                f"{max(peaks) / 1e6:.0f} MB and they must fit {MEMORY_BUDGET:.0%} of the "
+                f"available memory",
+            )
+    batches = _batches_per_epoch(pool)
+    if batches is not None and setting.parallelism > batches:
+        setting = dataclasses.replace(
             setting,
-            parallelism=most,
-            reason=f"{setting.reason}; capped at {most} workers: each takes up to "
-            f"{max(peaks) / 1e6:.0f} MB and they must fit {MEMORY_BUDGET:.0%} of the "
-            f"available memory",
+            parallelism=batches,
+            reason=f"{setting.reason}; capped at {batches} workers: an epoch has {batches} "
+            f"batches and each worker makes whole batches",
         )
+    settings[pool.id] = setting
+
+
+def _batches_per_epoch(pool: Stage) -> int | None:
+    """Batches in one epoch of a map-style loader (None when its size is unknown)."""
+    samples, batch = pool.knobs.get("cardinality"), pool.knobs.get("batch_size")
+    if not isinstance(samples, int) or not isinstance(batch, int) or batch <= 0:
+        return None
+    return max(1, math.ceil(samples / batch))
 
 
 def _pool_options(

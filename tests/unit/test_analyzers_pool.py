@@ -185,3 +185,11 @@ def test_a_loader_gets_no_tf_style_prefetch_advice():
     diagnosis = diagnose(loader_profile((0.002, 0.002), (BLUR,), num_workers=0,
                                        wait_s=9.0, step_s=1.0))
     assert not [w for w in diagnosis.what_ifs if w.knob == "prefetch"]
+
+
+def test_no_more_workers_than_an_epoch_has_batches():
+    profile = slow_fetch(cardinality=64)
+    plan = derive_plan(profile, (diagnose(profile),), Path("train.py"))
+    setting = next(s for s in plan.pipelines[0].settings if s.stage_id == "workers")
+    assert setting.parallelism == 8
+    assert "an epoch has 8 batches" in setting.reason
