@@ -36,11 +36,17 @@ _REFUSED = frozenset({429, 503})
 
 @dataclass(frozen=True)
 class NetworkProbe:
-    """What the probe found: ``available_bps`` at best, one request's latency, and how."""
+    """What the probe found: ``available_bps`` at best, one request's latency, and how.
+
+    ``refused_in_flight`` is how many replays were in flight when the server
+    refused one (None when it never did): a limit the plan must respect as
+    much as a refusal seen during the run.
+    """
 
     available_bps: float | None
     latency_s: float | None
     basis: str
+    refused_in_flight: int | None = None
 
 
 @dataclass
@@ -190,7 +196,8 @@ class _Prober:
         last = tried[-1]
         if last.stopped_by:
             basis += f"; at {last.in_flight} in flight {last.stopped_by}, so no more were tried"
-        return NetworkProbe(best.bps if best.bytes else None, latency, basis)
+        refused = last.in_flight if last.stopped_by.startswith("the server refused") else None
+        return NetworkProbe(best.bps if best.bytes else None, latency, basis, refused)
 
 
 def _failure(exc: BaseException) -> str:

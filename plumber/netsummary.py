@@ -91,12 +91,16 @@ def largest_get(traces: Iterable[Mapping[str, Any]]) -> dict[str, Any] | None:
 
 
 def with_probe(network: NetworkRequests, probe: NetworkProbe) -> NetworkRequests:
-    """``network`` with the probe's findings filled in."""
+    """``network`` with the probe's findings filled in, a refusal during the probe included."""
+    refusal = network.in_flight_at_first_refusal
+    if probe.refused_in_flight is not None:
+        refusal = min(refusal or probe.refused_in_flight, probe.refused_in_flight)
     return dataclasses.replace(
         network,
         available_bps=probe.available_bps,
         probe_latency_s=probe.latency_s,
         probe_basis=probe.basis,
+        in_flight_at_first_refusal=refusal,
     )
 
 

@@ -217,8 +217,9 @@ class NetworkRequests:
     ``in_flight_max`` is the most requests outstanding at once across
     processes, and ``in_flight_at_first_refusal`` how many were outstanding
     when the server first refused one (HTTP 503/429, e.g. S3 ``SlowDown``),
-    ``None`` when it never did. ``failures`` counts requests that got no
-    response (connection refused or reset, timeouts); ``first_failure`` says
+    during the run or the probe after it (``None`` when it never did).
+    ``failures`` counts requests that got no response (connection refused
+    or reset, timeouts); ``first_failure`` says
     what the first was. ``available_bps`` and ``probe_latency_s`` come from
     the network probe run after the script (replaying the largest GET,
     several at once); ``probe_basis`` says how, or why there was no probe.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from plumber.netprobe import NetworkProbe
@@ -84,3 +85,16 @@ def test_the_probe_fills_the_record_and_can_be_turned_off():
     assert off.available_bps is None and off.probe_basis == "no probe: the probe was turned off"
     unprobed = summarize_network([snapshot])
     assert unprobed.probe_basis == "no probe: the run made no successful GET to replay"
+
+
+def test_a_refusal_during_the_probe_limits_requests_in_flight_like_one_during_the_run():
+    from plumber.netprobe import NetworkProbe
+    from plumber.netsummary import with_probe
+    from plumber.record import NetworkRequests
+
+    quiet = NetworkRequests(10, 1000, 1.0, 0.02, 0.02, 0.03, 2)
+    probed = with_probe(quiet, NetworkProbe(1e6, 0.02, "replayed", refused_in_flight=4))
+    assert probed.in_flight_at_first_refusal == 4
+    earlier = dataclasses.replace(quiet, in_flight_at_first_refusal=3)
+    kept = with_probe(earlier, NetworkProbe(1e6, 0.02, "replayed", refused_in_flight=4))
+    assert kept.in_flight_at_first_refusal == 3
