@@ -12,6 +12,7 @@ changes. Everything patched is restored on exit.
 from __future__ import annotations
 
 import inspect
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,7 +116,7 @@ class PlanApplier:
         """Add the plan's cache and prefetch after the stage, uncounted."""
         with self.counter.suppressed():
             if setting.cache is not None:
-                result = result.cache("" if setting.cache == "memory" else setting.cache)
+                result = result.cache(_cache_file(setting.cache))
                 applied.changes.append(f"cache ({setting.cache}) after it")
             if setting.prefetch is not None:
                 result = result.prefetch(setting.prefetch)
@@ -127,3 +128,15 @@ class PlanApplier:
                 result = result.with_options(options)
                 applied.changes.append(f"thread pool of {setting.threads} threads")
         return result
+
+
+def _cache_file(cache: str) -> str:
+    """TF's ``cache()`` argument: "" for memory, else the file prefix, its folder made.
+
+    tf.data writes ``PREFIX.index`` and ``PREFIX.data-*`` once a pass completes
+    and reads them in later passes and later runs; its folder must exist.
+    """
+    if cache == "memory":
+        return ""
+    os.makedirs(os.path.dirname(os.path.abspath(cache)), exist_ok=True)
+    return cache

@@ -102,10 +102,11 @@ def test_profile_names_the_worker_pool_latency_bound_and_the_calling_line(pngs):
 
 
 def test_optimize_returns_a_loader_with_more_workers_and_the_same_batches(pngs):
-    loader = slow_loader(pngs)
+    # 30 ms per sample: more workers win by far even counting their start-up on a busy machine.
+    loader = DataLoader(RemotePngs(pngs, 96, latency_s=0.03), batch_size=4, shuffle=False)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        tuned = plumber.optimize(loader, duration=1.5)
+        tuned = plumber.optimize(loader, duration=2.0)
     messages = [str(w.message) for w in caught]
     assert tuned is not loader, messages
     assert isinstance(tuned, DataLoader) and tuned.num_workers > loader.num_workers
