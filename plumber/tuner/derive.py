@@ -7,7 +7,9 @@ infinite streams, for a single pass and beyond the memory and disk budgets),
 and a prefetch at the end when the pipeline has none, as deep as the spread
 of producer and consumer times asks (:mod:`plumber.analyzers.prefetch`). A
 worker pool (a torch DataLoader) gets its worker count within the memory its
-workers take, persistent workers when it is iterated more than once, and
+workers take and the batches of an epoch (an iterable dataset keeps its
+count: more workers could repeat its stream), persistent workers when it is
+iterated more than once, a ``prefetch_factor`` from the same depth rule, and
 pinned memory when a GPU is present.
 A consumer-bound pipeline gets no change.
 """
@@ -22,7 +24,7 @@ from plumber.analyzers.allocate import allocate, with_parallelism
 from plumber.analyzers.bounds import compute_bounds, rate_of
 from plumber.analyzers.cache import MEMORY_BUDGET, average_rate, passes
 from plumber.analyzers.diagnose import scene
-from plumber.analyzers.prefetch import prefetch_depth_for
+from plumber.analyzers.prefetch import PrefetchDepth, prefetch_depth_for
 from plumber.analyzers.results import Diagnosis
 from plumber.analyzers.topology import POOL
 from plumber.record import Pipeline, Profile, Stage
@@ -110,7 +112,11 @@ def _settings(
             cache_bytes = _size_in_memory(model, stage) if cache.value == "memory" else 0.0
     pool = _pool(pipeline)
     if pool is not None:
-        _pool_options(profile, pipeline, pool, settings, script_dir)
+        depth = prefetch_depth_for(
+            pipeline, _producer_rate(model, allocation),
+            max(model.memory_budget - cache_bytes, 0.0),
+        )
+        _pool_options(profile, pipeline, pool, settings, script_dir, depth)
         return list(settings.values()), rate
     root = _written_root(pipeline)
     needs_prefetch = root is not None and root.kind != "prefetch"
@@ -188,6 +194,12 @@ def _bound_workers(
     setting = settings.get(pool.id) if pool is not None else None
     if pool is None or setting is None or setting.parallelism is None:
         return
+    if pool.knobs.get("map_style") is False:
+        # Every worker runs the whole stream of an iterable dataset unless the dataset
+        # splits it with get_worker_info(), which plumber cannot see: more workers could
+        # repeat elements, so the count stays as written.
+        del settings[pool.id]
+        return
     peaks = [w.rss_peak_bytes for w in pipeline.workers if w.rss_peak_bytes > 0]
     if peaks:
         budget = MEMORY_BUDGET * profile.machine.memory_available_bytes
@@ -225,12 +237,16 @@ def _pool_options(
     pool: Stage,
     settings: dict[str, StageSetting],
     script_dir: Path,
+    depth: PrefetchDepth | None,
 ) -> None:
-    """Keep workers alive across epochs, and pin memory when a GPU takes the batches.
+    """Keep workers alive across epochs, buffer enough batches, pin memory for a GPU.
 
     Workers that start anew every epoch pay their start-up (and re-copy the
-    dataset) each time; a loader iterated more than once keeps them. Pinned
-    batches copy to a CUDA device asynchronously, which only matters with one.
+    dataset) each time; a loader iterated more than once keeps them. The
+    loader buffers ``prefetch_factor`` batches per worker, so the depth the
+    spread of producer and consumer times asks for is shared among them.
+    Pinned batches copy to a CUDA device asynchronously, which only matters
+    with one.
     """
     if pool.source is None:
         return
@@ -251,16 +267,25 @@ def _pool_options(
             f"iterated {iterations} times: persistent workers skip starting {workers} "
             f"processes every epoch"
         )
+    factor = None
+    current = pool.knobs.get("prefetch_factor") or 2
+    if workers and depth is not None and depth.depth > 0:
+        wanted = max(2, math.ceil(depth.depth / workers))
+        if wanted > current:
+            factor = wanted
+            reasons.append(f"prefetch_factor {factor}: {depth.depth} batches buffered across "
+                           f"{workers} workers; {depth.reason}")
     pin = None
     if profile.machine.gpus and not pool.knobs.get("pin_memory"):
         pin = True
         reasons.append("a GPU is present: pinned batches copy to it asynchronously")
-    if previous is None and persistent is None and pin is None:
+    if previous is None and persistent is None and pin is None and factor is None:
         return
     settings[pool.id] = StageSetting(
         stage=StageRef.of(pool.source, pool.kind, script_dir),
         stage_id=pool.id,
         parallelism=previous.parallelism if previous else None,
+        prefetch=factor,
         persistent_workers=persistent,
         pin_memory=pin,
         reason="; ".join(r for r in reasons if r),

@@ -193,3 +193,23 @@ def test_no_more_workers_than_an_epoch_has_batches():
     setting = next(s for s in plan.pipelines[0].settings if s.stage_id == "workers")
     assert setting.parallelism == 8
     assert "an epoch has 8 batches" in setting.reason
+
+
+def test_an_iterable_dataset_keeps_its_worker_count():
+    # More workers would each run the whole stream unless the dataset splits it.
+    profile = slow_fetch(map_style=False, cardinality=None)
+    plan = derive_plan(profile, (diagnose(profile),), Path("train.py"))
+    settings = [s for p in plan.pipelines for s in p.settings if s.stage_id == "workers"]
+    assert all(s.parallelism is None for s in settings)
+
+
+def test_a_bursty_consumer_gets_a_deeper_prefetch_factor():
+    profile = slow_fetch()
+    pipeline = profile.pipelines[0]
+    consumer = dataclasses.replace(pipeline.consumer, wait_sd_s=0.02, step_sd_s=0.02)
+    profile = dataclasses.replace(
+        profile, pipelines=(dataclasses.replace(pipeline, consumer=consumer),))
+    plan = derive_plan(profile, (diagnose(profile),), Path("train.py"))
+    setting = next(s for s in plan.pipelines[0].settings if s.stage_id == "workers")
+    assert setting.prefetch is not None and setting.prefetch > 2
+    assert f"prefetch_factor {setting.prefetch}" in setting.reason
