@@ -1,11 +1,16 @@
-"""``plumber.optimize(make_dataset_or_loader, plan=None)``: a tuned pipeline, in code.
+"""``plumber.optimize(dataset_or_loader, plan=None)``: a tuned pipeline, in code.
 
-A built ``tf.data.Dataset`` cannot be given new settings, but the function
-that builds it can be run again while a plan is applied, exactly as
-``plumber run --plan`` does for a script. Without a plan, the pipeline is
-profiled briefly from plumber's own loop, a plan is derived from the model,
-and the tuned pipeline is measured the same way: if it is not faster, the
-pipeline is returned as written, with a warning saying so.
+A function that builds a tf.data pipeline is run again while a plan is
+applied, exactly as ``plumber run --plan`` does for a script: stages are
+matched by the source lines that built them. A built ``tf.data.Dataset`` is
+rebuilt from its chain of Python objects with the plan's settings
+(:mod:`plumber.tf.rebuild`); it keeps no source lines, so its stages are
+matched by kind and order (``map-0`` is the map nearest the source). A
+dataset plumber cannot rebuild faithfully comes back unchanged, with a
+warning. Without a plan, the pipeline is profiled briefly from plumber's own
+loop, a plan is derived from the model, and the tuned pipeline is measured
+the same way: if it is not faster, the pipeline is returned as written,
+with a warning saying so.
 
 A PyTorch DataLoader is rebuilt from its own attributes with the plan's
 settings (:mod:`plumber.torch.optimize`). Without a plan, the loader is
@@ -16,18 +21,22 @@ unless the rebuilt one is faster.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
+import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from plumber.tuner.plan import Plan
+from plumber.callsite import user_callsite
+from plumber.record import Profile, SourceLocation, Stage
+from plumber.tuner.plan import Plan, StageSetting
 from plumber.tuner.verify import MIN_GAIN
 
 _SUPPORTED = (
-    "plumber.optimize() takes a torch DataLoader, or a function with no arguments that "
-    "builds the tf.data pipeline (a built dataset cannot be rebuilt with new settings)"
+    "plumber.optimize() takes a tf.data.Dataset, a torch DataLoader, or a function with "
+    "no arguments that builds the tf.data pipeline"
 )
 
 
@@ -40,6 +49,12 @@ def optimize(
 ) -> Any:
     """The dataset ``make_dataset()`` builds, with ``plan`` (or a derived one) applied.
 
+    ``make_dataset`` may also be a built ``tf.data.Dataset``: it is rebuilt
+    with the plan's settings, its stages matched by kind and order among the
+    stages of that kind from the source (the plan's ``stage_id``), as a built
+    dataset records no source lines; the plan must tune one pipeline. It
+    comes back unchanged, with a warning, when the plan changes a stage
+    below one plumber cannot make again (see :mod:`plumber.tf.rebuild`).
     ``make_dataset`` may also be a torch DataLoader: a new loader like it,
     with the plan's settings, is returned (the plan must tune one DataLoader;
     without a plan, the original object unless the new one measured faster).
@@ -52,6 +67,10 @@ def optimize(
         if plan is None:
             return tune_loader(make_dataset, steps=steps, duration=duration)
         return optimize_loader(make_dataset, _loaded(plan))
+    if _is_dataset(make_dataset):
+        if plan is None:
+            return _tune_dataset(make_dataset, steps, duration)
+        return rewrite_dataset(make_dataset, _dataset_plan(_loaded(plan)))
     if not callable(make_dataset) or hasattr(make_dataset, "element_spec"):
         raise TypeError(_SUPPORTED)
     source = Path(inspect.getsourcefile(make_dataset) or make_dataset.__code__.co_filename)
@@ -91,12 +110,96 @@ def _tune_and_verify(
         return make_dataset()
     after = profile(lambda: apply_plan(make_dataset, plan, source), steps=steps,
                     duration=duration, cpu_probe=0.0)
-    rate_before = before.diagnoses[0].observed_rate
-    rate_after = after.diagnoses[0].observed_rate if after.diagnoses else 0.0
-    if not rate_after >= MIN_GAIN * rate_before:
-        warnings.warn(
-            f"the tuned pipeline measured {rate_after:.1f}/s against {rate_before:.1f}/s as "
-            f"written: not faster, so it is returned as written", stacklevel=3,
-        )
+    if not _faster(before, after):
         return make_dataset()
     return apply_plan(make_dataset, plan, source)
+
+
+def _is_dataset(obj: Any) -> bool:
+    if "tensorflow" not in sys.modules:
+        return False
+    from tensorflow.python.data.ops import dataset_ops
+
+    return isinstance(obj, dataset_ops.DatasetV2)
+
+
+def _dataset_plan(plan: Plan) -> tuple[StageSetting, ...]:
+    """The settings of the plan's one pipeline (a built dataset is one pipeline)."""
+    if len(plan.pipelines) != 1:
+        found = ", ".join(str(p.root) for p in plan.pipelines) or "none"
+        raise ValueError(
+            f"the plan must tune exactly one pipeline to be applied to a built dataset, "
+            f"it tunes {len(plan.pipelines)} ({found})"
+        )
+    return plan.pipelines[0].settings
+
+
+def rewrite_dataset(dataset: Any, settings: tuple[StageSetting, ...]) -> Any:
+    """``dataset`` rebuilt with ``settings``, or itself, with a warning, when it cannot be."""
+    from plumber.tf.rebuild import RebuildRefused, rebuild
+
+    try:
+        rebuilt = rebuild(dataset, settings)
+    except RebuildRefused as exc:
+        warnings.warn(f"the dataset is returned unchanged: {exc}", stacklevel=3)
+        return dataset
+    for setting in rebuilt.unmatched:
+        warnings.warn(
+            f"plan stage not found, left as written: {setting.stage} ({setting.stage_id})",
+            stacklevel=3,
+        )
+    for text in rebuilt.not_applied:
+        warnings.warn(f"plan setting not applied: {text}", stacklevel=3)
+    return rebuilt.dataset
+
+
+def _tune_dataset(dataset: Any, steps: int | None, duration: float | None) -> Any:
+    """Profile the built dataset, rebuild it with the derived plan, keep it if faster."""
+    from plumber.notebook.run import profile
+    from plumber.tuner.derive import derive_plan
+
+    caller = user_callsite() or SourceLocation(file="<dataset>", line=0)
+    before = profile(dataset, steps=steps, duration=duration)
+    plan = derive_plan(_named(before.profile, caller), before.diagnoses, Path(caller.file))
+    if not plan.pipelines:
+        warnings.warn(f"no change recommended: {'; '.join(plan.notes)}", stacklevel=3)
+        return dataset
+    tuned = rewrite_dataset(dataset, plan.pipelines[0].settings)
+    if tuned is dataset:
+        return dataset
+    after = profile(tuned, steps=steps, duration=duration, cpu_probe=0.0)
+    return tuned if _faster(before, after) else dataset
+
+
+def _named(profile: Profile, caller: SourceLocation) -> Profile:
+    """The profile with each unnamed written stage named by the caller's line.
+
+    A built dataset's stages have no source line, and a plan names stages by
+    one: the line that called plumber stands for all of them, the stage's
+    order among those of its kind (``map-1``: 1) as its occurrence there.
+    """
+
+    def named(stage: Stage) -> Stage:
+        ordinal = stage.id.rpartition("-")[2]
+        if stage.source is not None or not stage.written or not ordinal.isdigit():
+            return stage
+        return dataclasses.replace(stage, source=dataclasses.replace(caller,
+                                                                     occurrence=int(ordinal)))
+
+    return dataclasses.replace(profile, pipelines=tuple(
+        dataclasses.replace(p, stages=tuple(named(s) for s in p.stages))
+        for p in profile.pipelines
+    ))
+
+
+def _faster(before: Any, after: Any) -> bool:
+    """Whether the tuned pipeline measured faster; warns when it did not."""
+    rate_before = before.diagnoses[0].observed_rate
+    rate_after = after.diagnoses[0].observed_rate if after.diagnoses else 0.0
+    if rate_after >= MIN_GAIN * rate_before:
+        return True
+    warnings.warn(
+        f"the tuned pipeline measured {rate_after:.1f}/s against {rate_before:.1f}/s as "
+        f"written: not faster, so it is returned as written", stacklevel=4,
+    )
+    return False

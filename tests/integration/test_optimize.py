@@ -75,9 +75,9 @@ def test_optimize_warns_about_plan_stages_it_cannot_find():
         plumber.optimize(make_dataset, plan)
 
 
-def test_optimize_refuses_a_built_dataset_with_a_clear_message():
-    with pytest.raises(TypeError, match="function with no arguments"):
-        plumber.optimize(make_dataset())
+def test_optimize_refuses_what_it_cannot_tune_with_a_clear_message():
+    with pytest.raises(TypeError, match="a tf.data.Dataset, a torch DataLoader, or a function"):
+        plumber.optimize(iter(make_dataset()))
 
 
 def _walk(dataset):
