@@ -38,6 +38,10 @@ class StageCounter:
             self._counts[key] = occurrence + 1
         return occurrence
 
+    def suppressed_here(self) -> bool:
+        """Whether this thread is building stages that plumber adds (counting suppressed)."""
+        return bool(getattr(self._local, "suppressed", False))
+
     @contextmanager
     def suppressed(self) -> Iterator[None]:
         """Build stages that plumber adds without counting them."""

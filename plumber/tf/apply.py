@@ -1,9 +1,11 @@
 """Apply a plan while the user's script builds its tf.data pipelines.
 
 The script runs unchanged. While a :class:`PlanApplier` is active, the
-construction calls ``map``, ``interleave``, ``batch`` and ``prefetch`` look
-up the stage being built by its identity (file, line, kind, occurrence:
-see :mod:`plumber.tf.identity`) in the plan; a match gets the plan's
+construction calls (``map``, ``interleave``, ``batch``, ``prefetch``, and the
+others a plan may put a cache, prefetch or thread pool after: ``take``,
+``repeat``, ``shuffle``...) look up the stage being built by its identity
+(file, line, kind, occurrence: see :mod:`plumber.tf.identity`) in the plan;
+a match gets the plan's
 parallelism, and a cache or prefetch placed right after it. Stages the plan
 names but the script never built are reported as unmatched and nothing else
 changes. Everything patched is restored on exit.
@@ -27,7 +29,16 @@ _METHODS = {
     "map": ("map", "num_parallel_calls"),
     "interleave": ("interleave", "num_parallel_calls"),
     "batch": ("batch", "num_parallel_calls"),
+    "padded_batch": ("batch", None),
     "prefetch": ("prefetch", None),
+    "flat_map": ("flat_map", None),
+    "filter": ("filter", None),
+    "shuffle": ("shuffle", None),
+    "cache": ("cache", None),
+    "repeat": ("repeat", None),
+    "take": ("take", None),
+    "skip": ("skip", None),
+    "unbatch": ("unbatch", None),
 }
 
 
@@ -90,6 +101,8 @@ class PlanApplier:
         signature = inspect.signature(original)
 
         def builder(ds: Any, *args: Any, **kwargs: Any) -> Any:
+            if applier.counter.suppressed_here():  # a stage the applier itself adds
+                return original(ds, *args, **kwargs)
             location = user_callsite(skip=2)
             if location is None:
                 return original(ds, *args, **kwargs)

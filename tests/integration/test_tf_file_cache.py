@@ -37,3 +37,19 @@ def test_a_file_cache_is_written_once_and_replays_the_same_elements(tmp_path):
     assert [b.numpy().tolist() for b in cached] == expected
     again = plumber.optimize(make_dataset, plan)
     assert [b.numpy().tolist() for b in again] == expected
+
+
+def make_taken():
+    dataset = tf.data.Dataset.range(40).map(lambda x: x + 1)
+    return dataset.take(20)  # the root the plan tunes
+
+
+def test_a_plan_puts_its_thread_pool_and_prefetch_after_a_take_at_the_root():
+    line = next(i for i, text in enumerate(HERE.read_text().splitlines(), 1)
+                if "# the root the plan tunes" in text and "next(" not in text)
+    root = StageRef(HERE.name, line, "take")
+    plan = Plan(script=str(HERE), pipelines=(PipelinePlan(
+        root=root, settings=(StageSetting(root, "take-0", prefetch=2, threads=7),)),))
+    tuned = plumber.optimize(make_taken, plan)
+    assert tuned.options().threading.private_threadpool_size == 7
+    assert [int(x) for x in tuned] == list(range(1, 21))
