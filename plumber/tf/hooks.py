@@ -20,7 +20,6 @@ Everything patched is restored on exit, also when the script raised.
 
 from __future__ import annotations
 
-import _thread
 import dataclasses
 import threading
 import time
@@ -30,7 +29,7 @@ from typing import Any
 
 from plumber.callsite import user_callsite
 from plumber.record import SourceLocation
-from plumber.runbounds import BoundReached, RunBounds
+from plumber.runbounds import RunBounds, ScriptStopper
 from plumber.tf.identity import StageCounter, stage_key
 from plumber.tf.modelstats import ModelAccumulator
 from plumber.threadcpu import name_os_thread
@@ -93,7 +92,7 @@ class TfHooks:
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
         self._restore: list[tuple[Any, str, Any]] = []
-        self._interrupt_sent = False
+        self._stopper = ScriptStopper()
 
     # -- context -----------------------------------------------------------
     def __enter__(self) -> TfHooks:
@@ -300,11 +299,7 @@ class TfHooks:
 
     def _stop_script(self) -> None:
         """Stop the script: raise in the main thread, or interrupt it from here."""
-        if threading.current_thread() is threading.main_thread():
-            raise BoundReached(self.bound_reached)
-        if not self._interrupt_sent:
-            self._interrupt_sent = True
-            _thread.interrupt_main()
+        self._stopper.stop(str(self.bound_reached))
 
 
 _ABSENT = object()

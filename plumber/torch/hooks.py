@@ -25,7 +25,6 @@ duration bound is imposed: Ctrl-C still leaves a profile.
 
 from __future__ import annotations
 
-import _thread
 import contextlib
 import dataclasses
 import functools
@@ -44,7 +43,7 @@ from typing import Any
 from plumber.callsite import user_callsite
 from plumber.identity import StageCounter
 from plumber.record import Pipeline, SourceLocation
-from plumber.runbounds import BoundReached, RunBounds
+from plumber.runbounds import RunBounds, ScriptStopper
 from plumber.threadcpu import name_os_thread
 from plumber.torch.pipelines import WORKERS, LoaderSummary, build_pipeline
 from plumber.torch.sizes import describe
@@ -116,7 +115,7 @@ class TorchHooks:
         self._consuming = threading.local()
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
-        self._interrupt_sent = False
+        self._stopper = ScriptStopper()
 
     # -- context -----------------------------------------------------------
     def __enter__(self) -> TorchHooks:
@@ -317,11 +316,7 @@ class TorchHooks:
 
     def _stop_script(self) -> None:
         """Stop the script: raise in the main thread, or interrupt it from here."""
-        if threading.current_thread() is threading.main_thread():
-            raise BoundReached(self.bound_reached)
-        if not self._interrupt_sent:
-            self._interrupt_sent = True
-            _thread.interrupt_main()
+        self._stopper.stop(str(self.bound_reached))
 
     # -- collection --------------------------------------------------------
     def _collect_worker_stats(self) -> None:
