@@ -125,7 +125,11 @@ def _check_report(page: Page, report: Path, screenshots: Path, name: str) -> Non
     timelines = page.evaluate("document.querySelectorAll('svg.timeline').length")
     assert timelines >= 1
     for k in range(1, timelines + 1):
-        _box(page, f".charts figure:nth-of-type({k}) svg.timeline polyline")
+        # A series that stayed at zero is a flat line: it has no height, yet it is drawn.
+        chart = f".charts figure:nth-of-type({k}) svg.timeline"
+        _box(page, chart)
+        assert page.evaluate(f"document.querySelectorAll({json.dumps(chart + ' polyline')})"
+                             ".length") >= 1, f"{chart} draws no line"
     assert page.evaluate(_OVERFLOWING) == []
     assert page.evaluate("document.documentElement.scrollWidth") <= SCREEN[0]
     _screenshots(page, screenshots, name)
