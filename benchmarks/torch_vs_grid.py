@@ -20,38 +20,20 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
-import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from tune_vs_grid import measure, plumber, ref, say, tune
+
 from plumber.record import Pipeline, Profile, Stage
-from plumber.tuner.plan import PipelinePlan, Plan, StageRef, StageSetting
+from plumber.tuner.plan import PipelinePlan, Plan, StageSetting
 
 HERE = Path(__file__).resolve().parent
 WORKLOADS = HERE / "torch"
-THROUGHPUT = re.compile(r"^THROUGHPUT ([0-9.]+)$", re.MULTILINE)
 GRID_WORKERS = (0, 1, 2, 4, 8, 16, 32)
-
-
-def plumber(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "plumber", *args], capture_output=True,
-                          text=True, check=False)
-
-
-def measure(script: Path, plan: Path | None) -> float:
-    if plan is None:
-        proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                              check=False)
-    else:
-        proc = plumber("run", "--plan", str(plan), str(script))
-    match = THROUGHPUT.search(proc.stdout)
-    if proc.returncode != 0 or match is None:
-        raise RuntimeError(f"{script} with {plan} failed:\n{proc.stderr[-2000:]}")
-    return float(match.group(1))
 
 
 def loader_of(script: Path, work: Path) -> Pipeline:
@@ -61,10 +43,6 @@ def loader_of(script: Path, work: Path) -> Pipeline:
         raise RuntimeError(proc.stderr[-2000:])
     (pipeline,) = Profile.load(out / "profile.json").pipelines
     return pipeline
-
-
-def ref(stage: Stage, script: Path) -> StageRef:
-    return StageRef.of(stage.source, stage.kind, script.parent)
 
 
 def last_deterministic(pipeline: Pipeline) -> Stage | None:
@@ -105,29 +83,12 @@ def grid_plans(work: Path, script: Path, pipeline: Pipeline):
                                script, pipeline, workers, persistent, None, cache)
 
 
-def tune(work: Path, script: Path) -> tuple[Path, float, float | None]:
-    """(plan path, tuning seconds, prediction error) of one plumber tune run."""
-    path = work / "plumber.json"
-    start = time.perf_counter()
-    proc = plumber("tune", "-o", str(path), "--rounds", "1", str(script))
-    seconds = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise RuntimeError(proc.stderr[-2000:])
-    plan = Plan.load(path)
-    error = None
-    if plan.pipelines:
-        p = plan.pipelines[0]
-        if p.predicted_rate and p.measured_rate_after:
-            error = abs(p.predicted_rate - p.measured_rate_after) / p.measured_rate_after
-    return path, seconds, error
-
-
 def benchmark(script: Path, repeats: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         pipeline = loader_of(script, work)
         say(f"{script.stem}: plumber tune")
-        model_plan, model_s, model_error = tune(work, script)
+        model_plan, model_s, model_error = tune(work, script, "plumber")
         say(f"{script.stem}: grid")
         grid_start, grid = time.perf_counter(), {}
         for label, path in grid_plans(work, script, pipeline):
@@ -165,10 +126,6 @@ def describe(plan: Plan) -> str:
                  f"cache {s.cache}" if s.cache else ""]
         parts.append(f"{s.stage_id}: {' '.join(k for k in knobs if k)}")
     return "; ".join(parts)
-
-
-def say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def main() -> int:
