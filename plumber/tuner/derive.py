@@ -110,12 +110,11 @@ def _settings(
             )
             rate = average_rate(passes(model, stage) or 1.0, allocation.predicted_rate, full)
             cache_bytes = _size_in_memory(model, stage) if cache.value == "memory" else 0.0
+    depth = prefetch_depth_for(
+        pipeline, _producer_rate(model, allocation), max(model.memory_budget - cache_bytes, 0.0)
+    )
     pool = _pool(pipeline)
     if pool is not None:
-        depth = prefetch_depth_for(
-            pipeline, _producer_rate(model, allocation),
-            max(model.memory_budget - cache_bytes, 0.0),
-        )
         _pool_options(profile, pipeline, pool, settings, script_dir, depth)
         return list(settings.values()), rate
     root = _written_root(pipeline)
@@ -123,12 +122,7 @@ def _settings(
     if root is not None and root.source is not None and (needs_prefetch or allocation.threads):
         previous = settings.get(root.id)
         reasons = [previous.reason if previous else ""]
-        depth = None
         if needs_prefetch:
-            depth = prefetch_depth_for(
-                pipeline, _producer_rate(model, allocation),
-                max(model.memory_budget - cache_bytes, 0.0),
-            )
             reasons.append("no prefetch at the end: overlap the pipeline with the training step"
                            + (f"; {depth.reason}" if depth is not None else ""))
         if allocation.threads:
