@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 import sys
 import time
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -202,12 +201,7 @@ def _name_loader(capture: Any, loader: Any, caller: SourceLocation | None) -> bo
     torch_hooks = capture.hooks.torch if capture.hooks is not None else None
     if caller is None or torch_hooks is None:
         return False
-    sources = torch_hooks._sources
-    entry = sources.get(id(loader))
-    if entry is not None and entry[0]() is loader:
-        return False
-    sources[id(loader)] = (weakref.ref(loader), caller)
-    return True
+    return torch_hooks.name_loader(loader, caller)
 
 
 def _is_infinite(dataset: Any) -> bool:

@@ -235,11 +235,22 @@ class TorchHooks:
         return __next__
 
     # -- registration ------------------------------------------------------
+    def source_of(self, loader: Any) -> SourceLocation | None:
+        """Where ``loader`` was constructed, if that happened while the hooks were installed."""
+        entry = self._sources.get(id(loader))
+        return entry[1] if entry is not None and entry[0]() is loader else None
+
+    def name_loader(self, loader: Any, location: SourceLocation) -> bool:
+        """Give a loader constructed before the hooks a source line; False if it has one."""
+        if self.source_of(loader) is not None:
+            return False
+        self._sources[id(loader)] = (weakref.ref(loader), location)
+        return True
+
     def _watch(self, loader: Any) -> WatchedLoader:
         watch = self._by_id.get(id(loader))
         if watch is None or watch.ref() is not loader:
-            entry = self._sources.get(id(loader))
-            source = entry[1] if entry is not None and entry[0]() is loader else None
+            source = self.source_of(loader)
             watch = WatchedLoader(serial=len(self.loaders), ref=weakref.ref(loader), source=source)
             self.loaders.append(watch)
             self._by_id[id(loader)] = watch
