@@ -248,8 +248,12 @@ class _Patch:
         self._lock = threading.Lock()
 
     def _install(self) -> None:
-        from urllib3.connectionpool import HTTPConnectionPool
-        from urllib3.response import HTTPResponse
+        """Wrap urllib3's methods; without urllib3 no request can go through it: nothing to do."""
+        try:
+            from urllib3.connectionpool import HTTPConnectionPool
+            from urllib3.response import HTTPResponse
+        except ImportError:
+            return
 
         urlopen, release_conn = HTTPConnectionPool.urlopen, HTTPResponse.release_conn
         self._saved = (urlopen, release_conn)

@@ -193,3 +193,15 @@ def test_importing_the_network_modules_does_not_load_urllib3():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip() == "[]", result.stderr
+
+
+def test_without_urllib3_the_tracer_records_nothing_and_does_not_fail():
+    # A torch-only install has no urllib3 (TensorFlow brings it, torch does not).
+    code = ("import sys; sys.modules['urllib3'] = None\n"
+            "from plumber.nettrace import RequestTracer\n"
+            "with RequestTracer() as tracer: pass\n"
+            "print(tracer.snapshot()['requests'])")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=False)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"
