@@ -11,6 +11,11 @@ Requests beyond a tracer's record limit only add to the totals (count,
 bytes, statuses, failures, mean latency); percentiles, busy time and in-flight
 counts come from the recorded rows.
 
+Reads per object come from the successful GETs' resource digests (the same
+object and byte range read again has the same digest): how many distinct
+objects the run read, how often, and their bytes counted once, which is what
+a cache of fetched objects would hold.
+
 The replay information snapshots carry (signed headers) is only ever passed
 to the probe; nothing of it reaches the :class:`NetworkRequests`.
 """
@@ -41,6 +46,7 @@ class _Row:
     host: str
     nbytes: int
     error: str | None
+    resource: str | None
 
 
 def merge_traces(traces: Iterable[Mapping[str, Any]]) -> NetworkRequests | None:
@@ -62,6 +68,7 @@ def merge_traces(traces: Iterable[Mapping[str, Any]]) -> NetworkRequests | None:
         statuses.update({str(k): int(v) for k, v in dict(overflow.get("statuses", {})).items()})
     refusals = sorted((r for r in rows if r.status in REFUSED), key=_answered_at)
     failures = [r for r in rows if r.status is None]
+    objects = _objects_read(rows)
     return NetworkRequests(
         requests=len(rows) + extra,
         bytes_received=sum(r.nbytes for r in rows) + sum(int(o.get("bytes", 0)) for o in totals),
@@ -78,7 +85,21 @@ def merge_traces(traces: Iterable[Mapping[str, Any]]) -> NetworkRequests | None:
         ),
         failures=len(failures) + sum(int(o.get("failures", 0)) for o in totals),
         first_failure=_first_failure(failures, totals),
+        object_reads=sum(reads for reads, _ in objects.values()),
+        objects_read=len(objects),
+        object_bytes=sum(size for _, size in objects.values()),
     )
+
+
+def _objects_read(rows: list[_Row]) -> dict[str, tuple[int, int]]:
+    """Per resource digest of a successful GET: how many times it was read, and its size."""
+    objects: dict[str, tuple[int, int]] = {}
+    for row in rows:
+        if row.resource is None or row.status is None or not 200 <= row.status < 300:
+            continue
+        reads, size = objects.get(row.resource, (0, 0))
+        objects[row.resource] = (reads + 1, max(size, row.nbytes))
+    return objects
 
 
 def largest_get(traces: Iterable[Mapping[str, Any]]) -> dict[str, Any] | None:
@@ -124,7 +145,7 @@ def summarize_network(
 def _rows(trace: Mapping[str, Any]) -> Iterable[_Row]:
     for row in trace.get("requests") or ():
         try:
-            start, latency, duration, status, host, _method, nbytes, error = row
+            start, latency, duration, status, host, _method, nbytes, error, resource = row
             yield _Row(
                 start=float(start),
                 end=float(start) + max(float(duration), 0.0),
@@ -133,6 +154,7 @@ def _rows(trace: Mapping[str, Any]) -> Iterable[_Row]:
                 host=str(host),
                 nbytes=int(nbytes),
                 error=None if error is None else str(error),
+                resource=None if resource is None else str(resource),
             )
         except (TypeError, ValueError):
             continue

@@ -7,10 +7,12 @@ active, each call records: its wall-clock start (``time.time()``, so traces of
 several processes merge on one timeline), the time to the response headers,
 the status or the exception (re-raised unchanged), the host, the method and
 the body size the response declared (``Content-Length``; 0 when it declared
-none). ``HTTPResponse.release_conn`` is wrapped too: urllib3 calls it when a
-streamed body has been read to its end, which is when the request stops being
-outstanding. A body never read to the end counts as outstanding until its
-headers only. With ``preload_content=True`` (urllib3's own default, not
+none) and, for a GET, which resource it read (:func:`resource_of`: a digest,
+so the same object read twice can be told apart from two objects, without
+keeping its name or any credential). ``HTTPResponse.release_conn`` is wrapped
+too: urllib3 calls it when a streamed body has been read to its end, which is
+when the request stops being outstanding. A body never read to the end counts
+as outstanding until its headers only. With ``preload_content=True`` (urllib3's own default, not
 boto3's or requests') the time to headers includes reading the body.
 
 Each attempt counts: when urllib3 retries or follows a redirect inside one
@@ -38,6 +40,7 @@ Failure messages are stripped of query strings for the same reason.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import threading
@@ -47,11 +50,16 @@ from types import TracebackType
 from typing import Any
 
 #: Tags a snapshot, so a reader can tell a trace from other JSON.
-FORMAT = "plumber.nettrace/1"
+FORMAT = "plumber.nettrace/2"
 #: The columns of each row of a snapshot's ``"requests"``.
-FIELDS = ("start", "latency_s", "duration_s", "status", "host", "method", "bytes", "error")
+FIELDS = (
+    "start", "latency_s", "duration_s", "status", "host", "method", "bytes", "error", "resource",
+)
 MAX_RECORDS = 200_000
 _MAX_MESSAGE = 300
+#: Query parameters that select which bytes a GET returns (the rest, such as a
+#: presigned URL's signature, change from one request to the next).
+_SELECTING_PARAMS = ("versionId", "partNumber", "response-content-encoding")
 #: The attribute of a streamed urllib3 response that points back to its record.
 _ON_RESPONSE = "_plumber_request"
 
@@ -61,7 +69,7 @@ class _Request:
 
     __slots__ = (
         "start", "t0", "latency", "duration", "status", "host", "method", "nbytes", "error",
-        "closed", "tracers", "replay",
+        "closed", "tracers", "replay", "resource",
     )
 
     def __init__(self, start: float, t0: float, host: str, method: str) -> None:
@@ -72,6 +80,7 @@ class _Request:
         self.nbytes = 0
         self.error: str | None = None
         self.closed = False
+        self.resource: str | None = None
         self.tracers: tuple[RequestTracer, ...] = ()
         #: Pool, URL and headers, held only until the tracer has seen the outcome.
         self.replay: tuple[Any, str, Any] | None = None
@@ -80,7 +89,7 @@ class _Request:
         latency = None if self.latency is None else round(self.latency, 6)
         return [
             round(self.start, 6), latency, round(self.duration, 6), self.status, self.host,
-            self.method, self.nbytes, self.error,
+            self.method, self.nbytes, self.error, self.resource,
         ]
 
 
@@ -184,6 +193,27 @@ def _replay_info(request: _Request) -> dict[str, Any]:
 
 def _text(value: Any) -> str:
     return value.decode("latin-1") if isinstance(value, bytes) else str(value)
+
+
+def resource_of(host: str, url: str, headers: Any) -> str:
+    """A short digest naming the bytes a GET asks for: host, path, range, version.
+
+    Two requests with the same digest read the same bytes of the same object
+    (as long as it did not change), so the run's reads per object can be
+    counted. The signature parts of a presigned URL are left out: they differ
+    on every request for the same object.
+    """
+    path, _, query = url.partition("?")
+    selecting = sorted(
+        part for part in query.split("&") if part.split("=", 1)[0] in _SELECTING_PARAMS
+    )
+    ranges = ""
+    if headers is not None:
+        for name, value in headers.items():
+            if _text(name).lower() == "range":
+                ranges = _text(value)
+    identity = "\n".join((host, path, "&".join(selecting), ranges))
+    return hashlib.blake2b(identity.encode("utf-8", "surrogateescape"), digest_size=8).hexdigest()
 
 
 def _host_label(pool: Any) -> str:
@@ -292,6 +322,7 @@ class _Patch:
         headers = kwargs["headers"] if "headers" in kwargs else _positional(args, 1)
         if method == "GET":
             request.replay = (pool, url, headers)
+            request.resource = resource_of(request.host, url, headers)
         stack: list[_Request] = self._local.__dict__.setdefault("stack", [])
         if stack:
             retries = kwargs["retries"] if "retries" in kwargs else _positional(args, 2)
@@ -349,4 +380,6 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_PATCH.after_fork)
 
 
-__all__ = ["FIELDS", "FORMAT", "MAX_RECORDS", "RequestTracer", "describe_failure"]
+__all__ = [
+    "FIELDS", "FORMAT", "MAX_RECORDS", "RequestTracer", "describe_failure", "resource_of",
+]

@@ -223,6 +223,12 @@ class NetworkRequests:
     what the first was. ``available_bps`` and ``probe_latency_s`` come from
     the network probe run after the script (replaying the largest GET,
     several at once); ``probe_basis`` says how, or why there was no probe.
+    ``objects_read`` is how many distinct objects (byte ranges) successful
+    GETs read, ``object_reads`` how many such GETs there were, and
+    ``object_bytes`` the objects' sizes counted once: ``object_reads /
+    objects_read`` is how many times the run read each, and ``object_bytes``
+    what a cache of the fetched objects would hold. They count the recorded
+    requests only (see :data:`plumber.nettrace.MAX_RECORDS`).
     """
 
     requests: int
@@ -241,6 +247,9 @@ class NetworkRequests:
     available_bps: float | None = None
     probe_latency_s: float | None = None
     probe_basis: str = ""
+    object_reads: int = 0
+    objects_read: int = 0
+    object_bytes: int = 0
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,11 @@ from plumber.nettrace import FORMAT
 
 
 def trace(*requests: tuple, pid: int = 1, overflow: dict | None = None, replay=None) -> dict:
-    """A snapshot from rows (start, latency, duration, status, bytes, error)."""
+    """A snapshot from rows (start, latency, duration, status, bytes, error[, resource])."""
     rows = [
-        [start, latency, duration, status, "s3:9000", "GET", nbytes, error]
-        for start, latency, duration, status, nbytes, error in requests
+        [*request[:4], "s3:9000", "GET", *request[4:6],
+         request[6] if len(request) > 6 else f"object-{i}"]
+        for i, request in enumerate(requests)
     ]
     return {"format": FORMAT, "pid": pid, "requests": rows, "overflow": overflow, "replay": replay}
 
@@ -98,3 +99,22 @@ def test_a_refusal_during_the_probe_limits_requests_in_flight_like_one_during_th
     earlier = dataclasses.replace(quiet, in_flight_at_first_refusal=3)
     kept = with_probe(earlier, NetworkProbe(1e6, 0.02, "replayed", refused_in_flight=4))
     assert kept.in_flight_at_first_refusal == 3
+
+
+def test_reads_per_object_count_successful_gets_of_the_same_resource_across_processes():
+    # GIVEN two objects read in epoch 1 by the main process and again in epoch 2 by a
+    # worker, one failed read, and one refused read
+    main = trace((100.0, 0.05, 0.05, 200, 1000, None, "a"),
+                 (100.1, 0.05, 0.05, 200, 3000, None, "b"),
+                 (100.2, None, 0.1, None, 0, "ConnectionError: reset", "c"),
+                 (100.3, 0.05, 0.05, 503, 0, None, "c"))
+    worker = trace((101.0, 0.05, 0.05, 200, 1000, None, "a"),
+                   (101.1, 0.05, 0.05, 200, 3000, None, "b"), pid=2)
+    network = merge_traces([main, worker])
+    # THEN only the successful reads count: two objects, twice each, 4000 bytes once
+    assert (network.object_reads, network.objects_read, network.object_bytes) == (4, 2, 4000)
+
+
+def test_requests_without_a_resource_are_not_counted_as_object_reads():
+    network = merge_traces([trace((100.0, 0.05, 0.05, 200, 10, None, None))])
+    assert (network.requests, network.object_reads, network.objects_read) == (1, 0, 0)

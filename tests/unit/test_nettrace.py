@@ -40,6 +40,25 @@ def test_urllib3_requests_are_recorded_with_latency_status_host_and_declared_siz
     assert (network.refused, network.failures, network.first_failure) == (0, 0, None)
 
 
+def test_the_same_object_read_again_has_the_same_resource_and_a_range_or_version_does_not():
+    # GIVEN reads of one path twice (with different signatures), a range of it, a version
+    # of it, and another path
+    with LoopbackServer() as server, RequestTracer() as tracer:
+        http = urllib3.PoolManager()
+        for path, headers in (("/bytes/100?X-Amz-Signature=1", {}),
+                              ("/bytes/100?X-Amz-Signature=2", {}),
+                              ("/bytes/100", {"Range": "bytes=0-9"}),
+                              ("/bytes/100?versionId=7", {}),
+                              ("/bytes/200", {})):
+            http.request("GET", server.url(path), headers=headers)
+    resources = [row["resource"] for row in rows(tracer)]
+    # THEN the two plain reads share a digest; everything else differs
+    assert resources[0] == resources[1]
+    assert len(set(resources)) == 4
+    network = merge_traces([tracer.snapshot()])
+    assert (network.object_reads, network.objects_read) == (5, 4)
+
+
 def test_requests_are_traced_until_their_streamed_body_has_been_read():
     # GIVEN a server that pauses 150 ms between the headers and the body
     with LoopbackServer() as server, RequestTracer() as tracer:
