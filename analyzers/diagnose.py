@@ -14,6 +14,7 @@ import math
 from plumber.analyzers import network, text
 from plumber.analyzers.bounds import Limits, compute_bounds
 from plumber.analyzers.cache import DISK_BUDGET, MEMORY_BUDGET, cache_what_ifs
+from plumber.analyzers.objectcache import object_cache_what_if
 from plumber.analyzers.observed import (
     consumer_rate,
     cpu_busy_share,
@@ -55,6 +56,9 @@ def diagnose(profile: Profile, pipeline: Pipeline | None = None) -> Diagnosis:
     scene = _scene(profile, pipeline, warnings)
     verdict = judge(scene, warnings)
     what_ifs = [*parallelism_what_ifs(scene), *cache_what_ifs(scene)]
+    objects = object_cache_what_if(scene)
+    if objects is not None:
+        what_ifs.append(objects)
     prefetch = prefetch_what_if(scene)
     if prefetch is not None:
         what_ifs.append(prefetch)

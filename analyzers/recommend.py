@@ -16,11 +16,15 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from plumber.analyzers.objectcache import KNOB as OBJECT_CACHE
 from plumber.analyzers.results import Recommendation, WhatIf
 from plumber.analyzers.text import parallel_knob
 from plumber.analyzers.topology import POOL, pool_of
 from plumber.analyzers.whatif import Scene
 from plumber.record import Stage
+
+#: The knobs that cache: at most one cache is recommended, a stage's or the objects'.
+CACHES = frozenset({"cache", OBJECT_CACHE})
 
 #: A change must beat the rate by this factor to be recommended.
 WORTHWHILE = 1.1
@@ -50,10 +54,10 @@ def recommendations(scene: Scene, what_ifs: Sequence[WhatIf]) -> tuple[Recommend
         # A prefetch raises no bound: it recovers the gap to the predicted rate.
         floor = gap_floor if w.knob == "prefetch" else change_floor
         if w.feasible and w.stage_id is not None and w.predicted_rate > floor:
-            key = (None, "cache") if w.knob == "cache" else (w.stage_id, w.knob)
+            key = (None, "cache") if w.knob in CACHES else (w.stage_id, w.knob)
             groups.setdefault(key, []).append(w)
     chosen = [_smallest_nearly_best(group) for group in groups.values()]
-    chosen.sort(key=lambda w: (w.knob == "cache", -w.predicted_rate))
+    chosen.sort(key=lambda w: (w.knob in CACHES, -w.predicted_rate))
     return tuple(_recommend(scene, w) for w in chosen)
 
 
@@ -85,6 +89,16 @@ def _recommend(scene: Scene, w: WhatIf) -> Recommendation:
         new = (
             f"DataLoader(plumber.torch.CachedDataset(dataset, upto={_upto(stage)}, "
             f"location={location}), ...)"
+        )
+        source = stage.source
+    elif w.knob == OBJECT_CACHE:
+        medium = "in memory" if w.value == "memory" else "on disk"
+        title = f"Cache the objects {stage.id} fetches {medium}"
+        location = '"memory"' if w.value == "memory" else "DIRECTORY"
+        old = 'client = boto3.client("s3", ...)'
+        new = (
+            f'client = plumber.objectcache.cache_object_reads(boto3.client("s3", ...), '
+            f"location={location})"
         )
         source = stage.source
     elif w.knob == "cache":

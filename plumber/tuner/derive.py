@@ -24,8 +24,10 @@ from plumber.analyzers.allocate import allocate, with_parallelism
 from plumber.analyzers.bounds import compute_bounds, rate_of
 from plumber.analyzers.cache import MEMORY_BUDGET, average_rate, passes
 from plumber.analyzers.diagnose import scene
+from plumber.analyzers.objectcache import KNOB as OBJECT_CACHE
+from plumber.analyzers.objectcache import reads_per_object, steady_rate
 from plumber.analyzers.prefetch import PrefetchDepth, prefetch_depth_for
-from plumber.analyzers.results import Diagnosis
+from plumber.analyzers.results import Diagnosis, WhatIf
 from plumber.analyzers.topology import POOL
 from plumber.record import Pipeline, Profile, Stage
 from plumber.tuner.plan import PipelinePlan, Plan, StageRef, StageSetting
@@ -94,7 +96,10 @@ def _settings(
         _bound_workers(profile, pipeline, settings)
     cache = _best_cache(diagnosis)
     cache_bytes = 0.0
-    if cache is not None:
+    if cache is not None and cache.knob == OBJECT_CACHE:
+        rate, cache_bytes = _add_object_cache(
+            profile, pipeline, model, allocation, cache, settings, script_dir)
+    elif cache is not None:
         stage = pipeline.stage(cache.stage_id)
         if stage.source is not None:
             previous = settings.get(stage.id)
@@ -144,6 +149,42 @@ def _settings(
     return list(settings.values()), rate
 
 
+def _add_object_cache(
+    profile: Profile,
+    pipeline: Pipeline,
+    model,
+    allocation,
+    fetching: WhatIf,
+    settings: dict[str, StageSetting],
+    script_dir: Path,
+) -> tuple[float, float]:
+    """Keep the fetched objects at the fetching stage; the rate over the run's reads, and
+    the bytes the cache takes in memory.
+
+    With the planned parallelism the first pass fetches as fast as the
+    allocation allows; from the second on, no stage waits on the network.
+    """
+    where = fetching.value
+    stage = pipeline.stage(fetching.stage_id)
+    steady = steady_rate(model, with_parallelism(model.analyses, allocation.parallelism), where)
+    full = max(steady, allocation.predicted_rate)
+    previous = settings.get(stage.id)
+    location = "memory" if where == "memory" else str(
+        _cache_folder(profile, script_dir) / f"{_script_name(profile)}-{pipeline.id}-objects"
+    )
+    settings[stage.id] = StageSetting(
+        stage=StageRef.of(stage.source, stage.kind, script_dir),
+        stage_id=stage.id,
+        parallelism=previous.parallelism if previous else None,
+        object_cache=location,
+        reason="; ".join(r for r in (previous.reason if previous else "", fetching.reason) if r),
+        predicted_rate=full,
+    )
+    rate = average_rate(reads_per_object(model), allocation.predicted_rate, full)
+    held = float(model.network.object_bytes) if where == "memory" else 0.0
+    return rate, held
+
+
 def _producer_rate(model, allocation) -> float:
     """What the pipeline could deliver with the allocation if the step took no time."""
     analyses = with_parallelism(model.analyses, allocation.parallelism)
@@ -163,7 +204,7 @@ def _size_in_memory(model, stage: Stage) -> float:
 def _best_cache(diagnosis: Diagnosis):
     candidates = [
         w for w in diagnosis.what_ifs
-        if w.knob == "cache" and w.feasible and w.stage_id is not None
+        if w.knob in ("cache", OBJECT_CACHE) and w.feasible and w.stage_id is not None
         and w.predicted_rate > CACHE_WORTH * diagnosis.observed_rate
     ]
     return max(candidates, key=lambda w: w.predicted_rate, default=None)
@@ -293,6 +334,14 @@ def _cache_location(
     """``memory``, or the file (tf.data) or folder (torch) a disk cache goes in."""
     if where == "memory":
         return "memory"
-    folder = Path(profile.machine.cache_dir or script_dir / ".plumber-cache")
-    script = Path(profile.run.command[0]).stem if profile.run.command else "script"
-    return str(folder / f"{script}-{pipeline.id}-{stage_id}")
+    return str(_cache_folder(profile, script_dir)
+               / f"{_script_name(profile)}-{pipeline.id}-{stage_id}")
+
+
+def _cache_folder(profile: Profile, script_dir: Path) -> Path:
+    """Where file caches go: the machine's cache folder, else one beside the script."""
+    return Path(profile.machine.cache_dir or script_dir / ".plumber-cache")
+
+
+def _script_name(profile: Profile) -> str:
+    return Path(profile.run.command[0]).stem if profile.run.command else "script"

@@ -68,7 +68,18 @@ def setting_edits(
         edits.append(SourceEdit(
             "", f"tf.data.Options().threading.private_threadpool_size = {setting.threads} "
                 f"(apply with .with_options(options) after this line)"))
+    if setting.object_cache is not None:
+        edits.append(object_cache_edit(setting.object_cache))
     return tuple(edits)
+
+
+def object_cache_edit(location: str) -> SourceEdit:
+    """Wrapping the S3 client a fetching stage reads with, so its objects are kept."""
+    return SourceEdit(
+        'client = boto3.client("s3", ...)  (the client this stage fetches with)',
+        f'client = plumber.objectcache.cache_object_reads(boto3.client("s3", ...), '
+        f"location={json.dumps(location)})",
+    )
 
 
 def _loader_edits(

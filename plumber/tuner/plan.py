@@ -12,7 +12,9 @@ a pool as large as the core count unless told otherwise, which caps the
 calls a waiting stage really has in flight). A torch DataLoader's settings
 sit on its stages as described in ``docs/torch-pipelines.md``
 (``parallelism`` is ``num_workers``, ``prefetch`` is ``prefetch_factor``,
-plus ``persistent_workers`` and ``pin_memory``). Every
+plus ``persistent_workers`` and ``pin_memory``). ``object_cache`` on the
+stage that fetches from object storage keeps the objects its S3 clients read
+(``"memory"`` or a folder; :mod:`plumber.objectcache`). Every
 decision carries the model's predicted rate and the reason, for the report.
 """
 
@@ -65,6 +67,7 @@ class StageSetting:
     threads: int | None = None
     persistent_workers: bool | None = None
     pin_memory: bool | None = None
+    object_cache: str | None = None
     reason: str = ""
     predicted_rate: float | None = None
 
