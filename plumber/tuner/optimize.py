@@ -2,15 +2,17 @@
 
 A function that builds a tf.data pipeline is run again while a plan is
 applied, exactly as ``plumber run --plan`` does for a script: stages are
-matched by the source lines that built them. A built ``tf.data.Dataset`` is
+matched by the source lines that built them, and S3 clients it makes keep
+the objects they read when the plan says so. A built ``tf.data.Dataset`` is
 rebuilt from its chain of Python objects with the plan's settings
 (:mod:`plumber.tf.rebuild`); it keeps no source lines, so its stages are
 matched by kind and order (``map-0`` is the map nearest the source). A
 dataset plumber cannot rebuild faithfully comes back unchanged, with a
-warning. Without a plan, the pipeline is profiled briefly from plumber's own
-loop, a plan is derived from the model, and the tuned pipeline is measured
-the same way: if it is not faster, the pipeline is returned as written,
-with a warning saying so.
+warning, and a plan's object cache is not applied to it (the S3 client is
+hidden inside its functions: a warning says how to wrap it). Without a plan,
+the pipeline is profiled briefly from plumber's own loop, a plan is derived
+from the model, and the tuned pipeline is measured the same way: if it is
+not faster, the pipeline is returned as written, with a warning saying so.
 
 A PyTorch DataLoader is rebuilt from its own attributes with the plan's
 settings (:mod:`plumber.torch.optimize`). Without a plan, the loader is
@@ -21,6 +23,7 @@ unless the rebuilt one is faster.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import sys
@@ -86,8 +89,12 @@ def _loaded(plan: Plan | str | Path | None) -> Plan | None:
 def apply_plan(make_dataset: Callable[[], Any], plan: Plan, source: Path) -> Any:
     """Build the dataset with the plan's settings; warn about settings that found no stage."""
     from plumber.tf.apply import PlanApplier
+    from plumber.tuner.appliers import ObjectCacheApplier, object_cache_setting
 
-    with PlanApplier(plan, source) as applier:
+    objects = object_cache_setting(plan)
+    with PlanApplier(plan, source) as applier, contextlib.ExitStack() as active:
+        if objects is not None:
+            active.enter_context(ObjectCacheApplier(objects))
         dataset = make_dataset()
     for setting in applier.unmatched():
         warnings.warn(
@@ -150,6 +157,15 @@ def rewrite_dataset(dataset: Any, settings: tuple[StageSetting, ...]) -> Any:
         )
     for text in rebuilt.not_applied:
         warnings.warn(f"plan setting not applied: {text}", stacklevel=3)
+    for setting in settings:
+        if setting.object_cache is not None:
+            warnings.warn(
+                f"plan setting not applied: the objects {setting.stage_id} fetches are not "
+                f"cached, as a built dataset's S3 client is out of plumber's reach; wrap it "
+                f"where it is made: plumber.objectcache.cache_object_reads(client, "
+                f"location={setting.object_cache!r})",
+                stacklevel=3,
+            )
     return rebuilt.dataset
 
 

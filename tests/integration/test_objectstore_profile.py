@@ -7,6 +7,8 @@ the saved profile and plan, not only the exit status.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from conftest import REPO
 
@@ -81,3 +83,29 @@ def test_a_tuned_plan_keeps_fewer_requests_in_flight_than_when_the_server_refuse
                if s.stage_id == "workers" and s.parallelism is not None]
     assert workers and all(s.parallelism <= cap for s in workers)
     assert any("refused" in s.reason for s in workers)
+
+
+def test_tf_objects_read_every_epoch_are_fetched_concurrently_then_kept(plumber_cli):
+    # 32 objects, 3 epochs: the fetch sits in a map with a random flip after a shuffle of
+    # the keys, so no stage cache may go after it; the objects themselves can be kept.
+    run = plumber_cli("tune", "-o", "out/plan.json", "--rounds", "1",
+                      EXAMPLES / "tf_s3_images.py", "--", *SMALL, "--steps", "12")
+    assert run.returncode == 0, run.stderr[-3000:]
+    network = Profile.load(run.out_dir / "profile.json").network
+    assert network is not None and network.object_reads >= 3 * 32
+    assert network.object_reads / network.objects_read >= 2.9
+    plan = Plan.load(run.out_dir / "plan.json")
+    assert plan.pipelines, plan.rejected
+    fetch = next(s for s in plan.pipelines[0].settings if s.object_cache)
+    assert fetch.object_cache == "memory" and fetch.stage.kind == "map"
+    assert fetch.parallelism is not None and fetch.parallelism > 2
+    assert "read each of its" in fetch.reason
+    applied = plumber_cli("run", "--plan", "out/plan.json", EXAMPLES / "tf_s3_images.py",
+                          "--", *SMALL, "--steps", "12")
+    assert applied.returncode == 0, applied.stderr[-3000:]
+    kept = re.search(r"objects read from S3 kept \(memory, .* (\d+) hits, (\d+) misses\)",
+                     applied.stderr)
+    assert kept is not None, applied.stderr[-3000:]
+    hits, misses = int(kept.group(1)), int(kept.group(2))
+    # Epoch 1 fetches each object once; epochs 2 and 3 read them from memory.
+    assert misses >= 32 and hits >= 2 * 32
