@@ -11,7 +11,8 @@ for ``--epochs`` passes over ``--images`` images:
   transforms, and ``plumber tune``;
 - tf.data (``tf_s3_images.py``): as written (the fetching map sequential),
   AUTOTUNE on every knob, a grid over the map's parallelism (with a thread
-  pool to match), and ``plumber tune``.
+  pool to match) x keeping the fetched objects in memory or not
+  (:mod:`plumber.objectcache`), and ``plumber tune``.
 
 The final round interleaves the configurations ``--repeats`` times; the
 table gives medians (images/s) and ratios to the grid's best.
@@ -112,13 +113,16 @@ def tf_configs(script: Path, args: list[str], work: Path) -> tuple[dict, dict]:
     root = written[-1]
     grid = {}
     for p in TF_PARALLELISM:
-        threads = p + 2 if p > 2 else None
-        settings = [tune_vs_grid.StageSetting(tune_vs_grid.ref(fetch, script), fetch.id,
-                                              parallelism=p),
-                    tune_vs_grid.StageSetting(tune_vs_grid.ref(root, script), root.id,
-                                              threads=threads, prefetch=-1)]
-        label = f"map parallelism={p if p > 0 else 'AUTOTUNE'}"
-        grid[label] = tune_vs_grid.plan_file(work, f"grid-{p}", script, root, settings)
+        for objects in (None, "memory"):
+            threads = p + 2 if p > 2 else None
+            settings = [tune_vs_grid.StageSetting(tune_vs_grid.ref(fetch, script), fetch.id,
+                                                  parallelism=p, object_cache=objects),
+                        tune_vs_grid.StageSetting(tune_vs_grid.ref(root, script), root.id,
+                                                  threads=threads, prefetch=-1)]
+            label = (f"map parallelism={p if p > 0 else 'AUTOTUNE'}"
+                     f"{' +objects kept' if objects else ''}")
+            grid[label] = tune_vs_grid.plan_file(work, f"grid-{p}-{objects}", script, root,
+                                                 settings)
     baseline = {"as written": None,
                 "AUTOTUNE": tune_vs_grid.autotune_plan(work, script, written)}
     return baseline, grid
@@ -155,7 +159,8 @@ def describe_tf(plan: Plan) -> str:
         f"{s.stage_id}: " + " ".join(
             k for k in (f"parallelism={s.parallelism}" if s.parallelism else "",
                         f"threads={s.threads}" if s.threads else "",
-                        f"cache {s.cache}" if s.cache else "") if k)
+                        f"cache {s.cache}" if s.cache else "",
+                        f"objects kept ({s.object_cache})" if s.object_cache else "") if k)
         for s in plan.pipelines[0].settings)
 
 
