@@ -78,6 +78,7 @@ from typing import Any
 
 import psutil
 
+from plumber.analyzers.text import size
 from plumber.torch.cachestore import EntryStore
 
 MEMORY = "memory"
@@ -157,7 +158,7 @@ class ObjectCache:
 
     def describe(self) -> str:
         """One line, e.g. ``memory, 3.1 MB of 2.0 GB held, 192 hits, 96 misses``."""
-        return (f"{self.location}, {_size(self.bytes_held)} of {_size(self.budget_bytes)} held, "
+        return (f"{self.location}, {size(self.bytes_held)} of {size(self.budget_bytes)} held, "
                 f"{self.hits} hits, {self.misses} misses")
 
     def __repr__(self) -> str:
@@ -383,10 +384,3 @@ def _renew_lock(cache_ref: weakref.ref[ObjectCache]) -> None:
     if cache is not None:
         cache._lock = threading.Lock()
 
-
-def _size(nbytes: int) -> str:
-    """Bytes in decimal units, as in ``1.2 MB``."""
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if nbytes >= scale:
-            return f"{nbytes / scale:.1f} {unit}"
-    return f"{nbytes} B"

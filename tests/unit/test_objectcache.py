@@ -128,7 +128,7 @@ def test_second_read_is_served_without_a_request_and_returns_the_same_response(s
     assert second["Metadata"] == {"origin": "obj"}
     assert second["ResponseMetadata"]["HTTPStatusCode"] == 200
     assert (cache.hits, cache.misses, cache.bytes_held) == (1, 1, len(data))
-    assert cache.describe() == "memory, 50.0 kB of 2.0 GB held, 1 hits, 1 misses"
+    assert cache.describe() == "memory, 50 kB of 2 GB held, 1 hits, 1 misses"
 
 
 def test_a_hit_streams_through_read_n_iter_chunks_and_tarfile(server):
