@@ -14,8 +14,9 @@ How often the run read each object comes from the requests themselves
 not from the pipeline's structure, so it holds for an endless stream too.
 The cache is proposed when the run read its objects at least
 :data:`MIN_PASSES` times, only one pipeline made the requests, a stage waits
-on them, and the objects fit the memory budget (else the disk budget, where
-replaying them costs disk reads). A DataLoader's workers are separate
+and its wait is mostly the requests' (their time is at least
+:data:`NETWORK_SHARE` of it), and the objects fit the memory budget (else
+the disk budget, where replaying them costs disk reads). A DataLoader's workers are separate
 processes, each with its own client: its samples are cached by index instead
 (:mod:`plumber.analyzers.cache`), so no object cache is proposed for a
 worker pool. Like a stage cache, the prediction averages over the run's
@@ -37,6 +38,11 @@ from plumber.analyzers.whatif import WORTH_LISTING, Scene
 
 KNOB = "object_cache"
 
+#: The requests' time must be at least this share of the fetching stage's wait
+#: for the wait to count as the network's (a stage that waits on a disk while
+#: the run reads a manifest over HTTP is not fetching objects).
+NETWORK_SHARE = 0.25
+
 
 def object_cache_what_if(scene: Scene) -> WhatIf | None:
     """The object cache for ``scene``'s pipeline, ``None`` when it does not apply.
@@ -52,6 +58,7 @@ def object_cache_what_if(scene: Scene) -> WhatIf | None:
         or fetching is None
         or scene.limits.network_bytes_per_root is None
         or any(s.kind == POOL for s in scene.pipeline.stages)
+        or not _waits_on_requests(scene, fetching)
     ):
         return None
     where = placement(scene)
@@ -72,13 +79,17 @@ def object_cache_what_if(scene: Scene) -> WhatIf | None:
         )
     predicted = average_rate(reads, scene.predicted_rate, steady) if problem is None else steady
     medium = "in memory" if where != "disk" else f"in files under {scene.cache_dir}"
+    kept_for = (
+        "during the run" if where != "disk"
+        else "while kept (the folder keeps them across runs: empty it when the data changes)"
+    )
     reason = (
         f"Not proposed: {problem}." if problem is not None else
         f"The run read each of its {network.objects_read:,} objects {reads:.1f} times; kept "
         f"{medium} after the first read ({text.size(network.object_bytes)}), later reads skip "
         f"the round trip ({text.ms(network.latency_p50_s)} median): {text.rate(steady)} once "
         f"every object is held, {text.rate(predicted)} averaged over the run's reads. "
-        f"Assumes the objects do not change during the run."
+        f"Assumes the objects do not change {kept_for}."
     )
     return WhatIf(
         stage_id=fetching.stage_id,
@@ -137,7 +148,7 @@ def without_network_waits(analyses: Sequence[StageAnalysis]) -> list[StageAnalys
     """
     out = []
     for a in analyses:
-        if a.resource != "latency" or a.cpu_demand_s is None or not a.wall_demand_s:
+        if not _waits(a):
             out.append(a)
             continue
         wall = a.cpu_demand_s
@@ -151,11 +162,35 @@ def without_network_waits(analyses: Sequence[StageAnalysis]) -> list[StageAnalys
     return out
 
 
+def client_code(location: str) -> tuple[str, str]:
+    """The user's S3 client as written, and wrapped so it keeps its objects at ``location``."""
+    return (
+        'client = boto3.client("s3", ...)',
+        f'client = plumber.objectcache.cache_object_reads(boto3.client("s3", ...), '
+        f"location={location})",
+    )
+
+
+def _waits(a: StageAnalysis) -> bool:
+    """A stage that waits (latency-bound) and whose wait is known."""
+    return a.resource == "latency" and a.cpu_demand_s is not None and bool(a.wall_demand_s)
+
+
 def _fetching_stage(analyses: Sequence[StageAnalysis]) -> StageAnalysis | None:
     """The stage that waits longest per root element (the one making the requests)."""
-    waiting = [
-        a for a in analyses
-        if a.resource == "latency" and a.cpu_demand_s is not None and a.wall_demand_s
-        and a.source is not None
-    ]
+    waiting = [a for a in analyses if _waits(a) and a.source is not None]
     return max(waiting, key=lambda a: a.wall_demand_s - a.cpu_demand_s, default=None)
+
+
+def _waits_on_requests(scene: Scene, fetching: StageAnalysis) -> bool:
+    """Whether the requests' time is at least :data:`NETWORK_SHARE` of the stage's wait.
+
+    Both are sums over calls: the stage's wall time beyond its CPU time, and
+    the requests' count times their mean latency.
+    """
+    network, stats = scene.network, scene.pipeline.stage(fetching.stage_id).stats
+    if network is None or stats is None or stats.cpu_time_s is None:
+        return False
+    waited = stats.wall_time_s - stats.cpu_time_s
+    requested = network.requests * network.latency_mean_s
+    return waited <= 0 or (math.isfinite(requested) and requested >= NETWORK_SHARE * waited)

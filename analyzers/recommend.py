@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from plumber.analyzers.objectcache import KNOB as OBJECT_CACHE
+from plumber.analyzers.objectcache import client_code
 from plumber.analyzers.results import Recommendation, WhatIf
 from plumber.analyzers.text import parallel_knob
 from plumber.analyzers.topology import POOL, pool_of
@@ -94,12 +95,7 @@ def _recommend(scene: Scene, w: WhatIf) -> Recommendation:
     elif w.knob == OBJECT_CACHE:
         medium = "in memory" if w.value == "memory" else "on disk"
         title = f"Cache the objects {stage.id} fetches {medium}"
-        location = '"memory"' if w.value == "memory" else "DIRECTORY"
-        old = 'client = boto3.client("s3", ...)'
-        new = (
-            f'client = plumber.objectcache.cache_object_reads(boto3.client("s3", ...), '
-            f"location={location})"
-        )
+        old, new = client_code('"memory"' if w.value == "memory" else "DIRECTORY")
         source = stage.source
     elif w.knob == "cache":
         medium = "in memory" if w.value == "memory" else "in a file"

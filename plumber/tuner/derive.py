@@ -141,6 +141,7 @@ def _settings(
             stage_id=root.id,
             parallelism=previous.parallelism if previous else None,
             cache=previous.cache if previous else None,
+            object_cache=previous.object_cache if previous else None,
             prefetch=prefetch,
             threads=allocation.threads,
             reason="; ".join(r for r in reasons if r),

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from plumber.analyzers.objectcache import client_code
 from plumber.record import Pipeline, Profile, Stage
 from plumber.tuner.plan import PipelinePlan, StageRef, StageSetting
 
@@ -75,11 +76,8 @@ def setting_edits(
 
 def object_cache_edit(location: str) -> SourceEdit:
     """Wrapping the S3 client a fetching stage reads with, so its objects are kept."""
-    return SourceEdit(
-        'client = boto3.client("s3", ...)  (the client this stage fetches with)',
-        f'client = plumber.objectcache.cache_object_reads(boto3.client("s3", ...), '
-        f"location={json.dumps(location)})",
-    )
+    old, new = client_code(json.dumps(location))
+    return SourceEdit(f"{old}  (the client this stage fetches with)", new)
 
 
 def _loader_edits(

@@ -118,3 +118,25 @@ def test_without_object_reads_there_is_nothing_to_cache():
     network = dataclasses.replace(profile.network, object_reads=0, objects_read=0)
     diagnosis = diagnose(dataclasses.replace(profile, network=network))
     assert not any(w.knob == "object_cache" for w in diagnosis.what_ifs)
+
+
+def test_a_fetch_that_ends_the_pipeline_keeps_its_objects_beside_the_prefetch():
+    # The last stage's setting also gets the prefetch and thread pool: the cache must stay.
+    full = shuffled_fetch()
+    pipeline = full.pipelines[0]
+    stages = pipeline.stages[:3]
+    short = dataclasses.replace(full, pipelines=(dataclasses.replace(
+        pipeline, stages=stages, root="map-0", infinite=False),))
+    plan = derive_plan(short, (diagnose(short),), Path("train.py"))
+    (fetch,) = plan.pipelines[0].settings
+    assert fetch.object_cache == "memory" and fetch.prefetch is not None
+    assert fetch.threads is not None and fetch.parallelism > 2
+
+
+def test_a_stage_waiting_on_something_else_than_its_few_requests_gets_no_object_cache():
+    # The map waits 50 ms per element, but the run made 3 reads of one small manifest.
+    profile = shuffled_fetch()
+    network = dataclasses.replace(profile.network, requests=3, object_reads=3, objects_read=1,
+                                  object_bytes=500, bytes_received=1500)
+    diagnosis = diagnose(dataclasses.replace(profile, network=network))
+    assert not any(w.knob == "object_cache" for w in diagnosis.what_ifs)
