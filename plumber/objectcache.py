@@ -157,7 +157,7 @@ class ObjectCache:
         return self._store.used_bytes()
 
     def describe(self) -> str:
-        """One line, e.g. ``memory, 3.1 MB of 2.0 GB held, 192 hits, 96 misses``."""
+        """One line, e.g. ``memory, 3.1 MB of 2 GB held, 192 hits, 96 misses``."""
         return (f"{self.location}, {size(self.bytes_held)} of {size(self.budget_bytes)} held, "
                 f"{self.hits} hits, {self.misses} misses")
 
@@ -189,7 +189,10 @@ class ObjectCache:
                     self._held += len(entry.data)
             return
         try:
-            self._store.save(key, _dumps(entry))
+            payload = _dumps(entry)
+            # An entry that does not fit is skipped here: the store would mark itself full.
+            if self._store.used_bytes() + len(payload) <= self.budget_bytes:
+                self._store.save(key, payload)
         except (OSError, TypeError, ValueError):
             pass  # not cached (a full disk, a field JSON cannot hold): the read is served anyway
 
@@ -263,7 +266,11 @@ def caching_new_clients(
     @functools.wraps(original)
     def create_client(self: Any, *args: Any, **kwargs: Any) -> Any:
         client = original(self, *args, **kwargs)
-        if getattr(create_client, _ACTIVE) and client.meta.service_model.service_name == "s3":
+        if (
+            getattr(create_client, _ACTIVE)
+            and client.meta.service_model.service_name == "s3"
+            and getattr(client, _CLIENT_ATTRIBUTE, None) is None  # an outer context's won
+        ):
             cache_object_reads(client, cache=cache)
         return client
 

@@ -297,7 +297,7 @@ def test_calling_cache_object_reads_twice_registers_once(server):
     assert cache_object_reads(s3) is s3
     _, gets = gets_during(server, lambda: [read(s3, bucket, "obj") for _ in range(2)])
     assert gets == 1
-    assert (cache.hits, cache.misses) == (1, 1)  # registered twice: two misses counted
+    assert (cache.hits, cache.misses) == (1, 1)  # registered twice would count two misses
     with pytest.raises(ValueError, match="another cache"):
         cache_object_reads(s3, cache=ObjectCache())
 
@@ -378,3 +378,13 @@ def test_importing_the_module_does_not_import_botocore():
                             text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("memory, 0 B of ")
+
+
+def test_a_client_made_inside_two_caching_contexts_reads_through_the_outer_ones_cache(server):
+    # As with `plumber run --plan` on a script that calls plumber.optimize(make, plan=...).
+    bucket = bucket_with(server, obj=b"nested")
+    with caching_new_clients() as outer, caching_new_clients() as inner:
+        s3 = client(server)
+        assert read(s3, bucket, "obj") == read(s3, bucket, "obj") == b"nested"
+    assert (outer.hits, outer.misses) == (1, 1)
+    assert (inner.hits, inner.misses) == (0, 0)
