@@ -68,7 +68,8 @@ def merge_traces(traces: Iterable[Mapping[str, Any]]) -> NetworkRequests | None:
         statuses.update({str(k): int(v) for k, v in dict(overflow.get("statuses", {})).items()})
     refusals = sorted((r for r in rows if r.status in REFUSED), key=_answered_at)
     failures = [r for r in rows if r.status is None]
-    objects = _objects_read(rows)
+    # Rows beyond a tracer's record limit carry no resource: reads per object are unknown.
+    objects = _objects_read(rows) if not extra else {}
     return NetworkRequests(
         requests=len(rows) + extra,
         bytes_received=sum(r.nbytes for r in rows) + sum(int(o.get("bytes", 0)) for o in totals),

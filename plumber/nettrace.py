@@ -59,7 +59,7 @@ MAX_RECORDS = 200_000
 _MAX_MESSAGE = 300
 #: Query parameters that select which bytes a GET returns (the rest, such as a
 #: presigned URL's signature, change from one request to the next).
-_SELECTING_PARAMS = ("versionId", "partNumber", "response-content-encoding")
+_SELECTING_PARAMS = ("versionId", "partNumber")
 #: The attribute of a streamed urllib3 response that points back to its record.
 _ON_RESPONSE = "_plumber_request"
 

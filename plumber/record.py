@@ -227,8 +227,9 @@ class NetworkRequests:
     GETs read, ``object_reads`` how many such GETs there were, and
     ``object_bytes`` the objects' sizes counted once: ``object_reads /
     objects_read`` is how many times the run read each, and ``object_bytes``
-    what a cache of the fetched objects would hold. They count the recorded
-    requests only (see :data:`plumber.nettrace.MAX_RECORDS`).
+    what a cache of the fetched objects would hold. All three are 0 when some
+    requests went unrecorded (beyond :data:`plumber.nettrace.MAX_RECORDS` in a
+    process): reads per object are then unknown.
     """
 
     requests: int

@@ -14,8 +14,8 @@ def trace(*requests: tuple, pid: int = 1, overflow: dict | None = None, replay=N
     """A snapshot from rows (start, latency, duration, status, bytes, error[, resource])."""
     rows = [
         [*request[:4], "s3:9000", "GET", *request[4:6],
-         request[6] if len(request) > 6 else f"object-{i}"]
-        for i, request in enumerate(requests)
+         request[6] if len(request) > 6 else None]
+        for request in requests
     ]
     return {"format": FORMAT, "pid": pid, "requests": rows, "overflow": overflow, "replay": replay}
 
@@ -118,3 +118,12 @@ def test_reads_per_object_count_successful_gets_of_the_same_resource_across_proc
 def test_requests_without_a_resource_are_not_counted_as_object_reads():
     network = merge_traces([trace((100.0, 0.05, 0.05, 200, 10, None, None))])
     assert (network.requests, network.object_reads, network.objects_read) == (1, 0, 0)
+
+
+def test_reads_per_object_are_unknown_when_requests_went_unrecorded():
+    overflow = {"requests": 4, "bytes": 400, "latency_sum_s": 2.0, "latency_count": 4,
+                "statuses": {"200": 4}, "failures": 0, "first_failure": None}
+    network = merge_traces([trace((100.0, 0.05, 0.05, 200, 100, None, "a"),
+                                  (100.1, 0.05, 0.05, 200, 100, None, "a"), overflow=overflow)])
+    assert network.requests == 6
+    assert (network.object_reads, network.objects_read, network.object_bytes) == (0, 0, 0)
