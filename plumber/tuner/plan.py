@@ -29,7 +29,8 @@ from typing import Any
 from plumber.files import write_text_atomically
 from plumber.record import SourceLocation
 
-PLAN_SCHEMA_VERSION = 1
+#: 2 added ``object_cache``; plans of version 1 still load.
+PLAN_SCHEMA_VERSION = 2
 PLAN_KIND = "plumber-plan"
 
 
