@@ -3,7 +3,9 @@
 The script runs as ``__main__`` with its own ``sys.argv`` and its directory
 first on ``sys.path``. However it ends (normally, ``sys.exit``, an exception,
 Ctrl-C, or plumber's own step/duration bound) the outcome is returned, never
-raised, so the profile of what ran is always written afterwards.
+raised, so the profile of what ran is always written afterwards. A Ctrl-C
+that Python loses (in a ``__del__``) is raised again at the loop's next step
+(:class:`plumber.runbounds.ScriptStopper`), so one is always enough.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from plumber.runbounds import remembering_interrupts
 
 EXIT_INTERRUPTED = 130
 
@@ -39,7 +43,8 @@ def run_script(
     sys.argv = [str(script), *args]
     sys.path.insert(0, str(script.resolve().parent))
     try:
-        runpy.run_path(str(script), run_name="__main__")
+        with remembering_interrupts():
+            runpy.run_path(str(script), run_name="__main__")
         return ScriptOutcome(exit_status=0)
     except SystemExit as exc:
         return _from_exit(exc)

@@ -176,12 +176,14 @@ class TfHooks:
     def _wrap_next(self, original: Any) -> Any:
         hooks = self
         watches, bounds, clock = self._watches, self.bounds, time.perf_counter
+        stopper = self._stopper
 
         def _next_internal(it: Any) -> Any:
             # On the consumer's hot path: keep it to a few attribute updates.
             watch = watches.get(id(it))
             if watch is None or watch.ref() is not it:
                 return original(it)
+            stopper.reraise_lost()
             if bounds.steps is not None:
                 hooks._check_steps()  # stops the loop when it asks for one too many
             called = clock()

@@ -210,6 +210,7 @@ class TorchHooks:
             watch = iterators.get(id(it))
             if watch is None or watch.ref() is not it:
                 return original(it)
+            hooks._stopper.reraise_lost()
             hooks._check_bounds()
             loader = watch.loader
             called = clock()
