@@ -16,10 +16,10 @@ The cache is proposed when the run read its objects at least
 :data:`MIN_PASSES` times, only one pipeline made the requests, a stage waits
 and its wait is mostly the requests' (their time is at least
 :data:`NETWORK_SHARE` of it), and the objects fit the memory budget (else
-the disk budget, where replaying them costs disk reads). A DataLoader's workers are separate
-processes, each with its own client: its samples are cached by index instead
-(:mod:`plumber.analyzers.cache`), so no object cache is proposed for a
-worker pool. Like a stage cache, the prediction averages over the run's
+the disk budget, where replaying them costs disk reads). A DataLoader's
+workers are separate processes, each with its own client: its samples are
+cached by index instead (:mod:`plumber.analyzers.cache`), so no object cache
+is proposed for a worker pool. Like a stage cache, the prediction averages over the run's
 passes: the first still fetches everything.
 """
 

@@ -155,7 +155,7 @@ def _add_object_cache(
     pipeline: Pipeline,
     model,
     allocation,
-    fetching: WhatIf,
+    what_if: WhatIf,
     settings: dict[str, StageSetting],
     script_dir: Path,
 ) -> tuple[float, float]:
@@ -165,8 +165,8 @@ def _add_object_cache(
     With the planned parallelism the first pass fetches as fast as the
     allocation allows; from the second on, no stage waits on the network.
     """
-    where = fetching.value
-    stage = pipeline.stage(fetching.stage_id)
+    where = what_if.value
+    stage = pipeline.stage(what_if.stage_id)
     steady = steady_rate(model, with_parallelism(model.analyses, allocation.parallelism), where)
     full = max(steady, allocation.predicted_rate)
     previous = settings.get(stage.id)
@@ -178,7 +178,7 @@ def _add_object_cache(
         stage_id=stage.id,
         parallelism=previous.parallelism if previous else None,
         object_cache=location,
-        reason="; ".join(r for r in (previous.reason if previous else "", fetching.reason) if r),
+        reason="; ".join(r for r in (previous.reason if previous else "", what_if.reason) if r),
         predicted_rate=full,
     )
     rate = average_rate(reads_per_object(model), allocation.predicted_rate, full)
