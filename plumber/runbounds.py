@@ -39,8 +39,10 @@ class ScriptStopper:
     An exception raised into the main thread from outside (that interrupt, or
     the user's Ctrl-C) is lost when it lands in a ``__del__``: Python prints
     "Exception ignored" and the script goes on, forever for an endless
-    pipeline (TensorFlow's eager executors wait in their ``__del__``). So the
-    hooks call :meth:`reraise_lost` at every step of the loop: a reached
+    pipeline (TensorFlow's eager executors wait in their ``__del__``). And
+    that interrupt does nothing at all in a process that ignores SIGINT (a
+    background job of a non-interactive shell). So the hooks call
+    :meth:`reraise_lost` at every step of the loop: a reached
     bound is raised again there, and so, once, is a Ctrl-C that
     :func:`remembering_interrupts` saw.
     """

@@ -127,6 +127,9 @@ for batch in tf.data.Dataset.range(10).repeat():
     proc = subprocess.Popen(
         [sys.executable, "-m", "plumber", "profile", "-o", "out", str(script)],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # Ctrl-C reaches a script run from a terminal even when the suite itself was
+        # started in the background, where the shell ignores SIGINT for its children.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert proc.stdout.readline().strip() == "ready"
     time.sleep(3)

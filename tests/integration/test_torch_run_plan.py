@@ -9,6 +9,8 @@ import sys
 import pytest
 from conftest import PIPELINES
 
+from plumber.tuner.plan import PLAN_SCHEMA_VERSION
+
 pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 
@@ -55,7 +57,7 @@ def test_run_with_a_plan_builds_the_tuned_loader_and_passes_the_script_through(p
 
 
 def test_run_refuses_a_plan_with_a_newer_schema(plumber_cli, tmp_path):
-    (tmp_path / "plan.json").write_text(json.dumps(plan(schema_version=2)))
+    (tmp_path / "plan.json").write_text(json.dumps(plan(schema_version=PLAN_SCHEMA_VERSION + 1)))
     run = plumber_cli("run", "--plan", tmp_path / "plan.json", SCRIPT)
     assert run.returncode == 2 and run.stdout == ""
     assert "newer than this plumber understands" in run.stderr
