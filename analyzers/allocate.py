@@ -12,7 +12,12 @@ that needs a tenth of a core still holds one call, and counting that call as
 a whole core starved the heavy stage (two stages on two cores each kept one
 call). Latency-bound stages wait rather than compute, so they get
 concurrency from Little's law, ``target rate x wall time per root element``,
-which may exceed the core count.
+which may exceed the core count. Little's law holds for a steady stream; a
+pass over N objects fetched with p in flight takes whole round trips,
+``ceil(N / p)`` of them, so a fetching stage outside a worker pool gets the
+fewest calls whose whole rounds take no longer than Little's law's fraction
+of them (``ceil(N / floor(N / p))``), and never more than N: more than a
+pass's requests cannot be in flight within it.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from dataclasses import dataclass
 
 from plumber.analyzers.bounds import compute_bounds, rate_of
 from plumber.analyzers.results import StageAnalysis
-from plumber.analyzers.topology import parallelism_owner
+from plumber.analyzers.topology import POOL, parallelism_owner
 from plumber.analyzers.whatif import Scene
 
 #: Never put more calls than this in flight at one stage.
@@ -79,8 +84,10 @@ def allocate(scene: Scene) -> Allocation:
         target = _rate_unbounded(scene, analyses, {a.stage_id})
         if not math.isfinite(target):
             target = a.max_rate * MAX_IN_FLIGHT if a.max_rate else 0.0
-        p = min(MAX_IN_FLIGHT, max(int(a.parallelism), math.ceil(
-            LATENCY_HEADROOM * target * a.wall_demand_s)))
+        p = math.ceil(LATENCY_HEADROOM * target * a.wall_demand_s)
+        if a.pool is None and a.kind != POOL:
+            p = whole_rounds(p, _objects_per_pass(scene))
+        p = min(MAX_IN_FLIGHT, max(int(a.parallelism), p))
         cap = scene.limits.in_flight_cap
         refused = cap is not None and p > cap
         p = min(p, cap) if refused else p
@@ -97,6 +104,34 @@ def allocate(scene: Scene) -> Allocation:
     predicted = rate_of(compute_bounds(analyses, scene.limits))
     threads = sum(waiting) + int(scene.limits.cores) if waiting else None
     return Allocation(changed, {k: reasons[k] for k in changed}, predicted, threads)
+
+
+def whole_rounds(p: int, requests_per_pass: int | None) -> int:
+    """The fewest calls in flight, at least ``p``, that fetch a pass in whole round trips.
+
+    With ``p`` in flight a pass of N requests takes ``ceil(N / p)`` round
+    trips where Little's law counted ``N / p``: the last one is partly empty.
+    ``ceil(N / floor(N / p))`` calls take at most ``N / p`` whole ones; a
+    pass never has more than N requests to put in flight.
+    """
+    if not requests_per_pass or p <= 0:
+        return p
+    if p >= requests_per_pass:
+        return requests_per_pass
+    return math.ceil(requests_per_pass / (requests_per_pass // p))
+
+
+def _objects_per_pass(scene: Scene) -> int | None:
+    """Objects one pass fetches: the distinct objects a run that read to its end fetched.
+
+    None when unknown: no object reads, or a run stopped before its data ended.
+    """
+    network, run = scene.network, scene.run
+    if network is None or network.objects_read <= 0:
+        return None
+    if run.bounded_by is not None or run.interrupted or run.exit_status != 0:
+        return None
+    return network.objects_read
 
 
 def _tunable(scene: Scene, analysis: StageAnalysis) -> bool:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from plumber.analyzers.allocate import whole_rounds
 from plumber.analyzers.diagnose import diagnose
 from plumber.record import NetworkRequests
 from plumber.tuner.derive import derive_plan
@@ -140,3 +141,26 @@ def test_a_stage_waiting_on_something_else_than_its_few_requests_gets_no_object_
                                   object_bytes=500, bytes_received=1500)
     diagnosis = diagnose(dataclasses.replace(profile, network=network))
     assert not any(w.knob == "object_cache" for w in diagnosis.what_ifs)
+
+
+@pytest.mark.parametrize(("little", "objects", "expected"), [
+    (36, 96, 48),   # 3 round trips where Little's law counted 2.7: 48 take 2
+    (11, 96, 12),   # 8.7 -> 8 whole rounds of 12
+    (48, 96, 48),   # already whole
+    (120, 96, 96),  # never more than a pass has requests
+    (36, None, 36),  # pass size unknown: Little's law as is
+])
+def test_requests_in_flight_fetch_a_pass_in_whole_round_trips(little, objects, expected):
+    assert whole_rounds(little, objects) == expected
+
+
+def test_the_plan_rounds_requests_in_flight_to_whole_rounds_only_for_a_run_read_to_its_end():
+    def fetch_parallelism(profile):
+        plan = derive_plan(profile, (diagnose(profile),), Path("train.py"))
+        return next(s for s in plan.pipelines[0].settings if s.stage_id == "map-0").parallelism
+
+    full = shuffled_fetch()
+    # Little's law asks 61 of 96: two rounds, so all 96, capped at 64 in flight.
+    assert fetch_parallelism(full) == 64
+    stopped = dataclasses.replace(full, run=dataclasses.replace(full.run, bounded_by="steps"))
+    assert fetch_parallelism(stopped) == 61
