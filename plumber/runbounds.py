@@ -49,10 +49,11 @@ class ScriptStopper:
 
     def __init__(self) -> None:
         self._interrupt_sent = False
-        self._bound: str | None = None
+        #: The bound that stopped the script (``steps``, ``duration``), once one did.
+        self.bound: str | None = None
 
     def stop(self, bound: str) -> None:
-        self._bound = bound
+        self.bound = bound
         if threading.current_thread() is threading.main_thread():
             raise BoundReached(bound)
         if not self._interrupt_sent:
@@ -61,12 +62,12 @@ class ScriptStopper:
 
     def reraise_lost(self) -> None:
         """In the main thread, raise a stop that was asked for and may have been lost."""
-        if self._bound is None and not _INTERRUPT.pending:
+        if self.bound is None and not _INTERRUPT.pending:
             return
         if threading.current_thread() is not threading.main_thread():
             return
-        if self._bound is not None:
-            raise BoundReached(self._bound)
+        if self.bound is not None:
+            raise BoundReached(self.bound)
         _INTERRUPT.pending = False
         raise KeyboardInterrupt
 

@@ -85,7 +85,6 @@ class TfHooks:
         self.sources: dict[int, tuple[Any, SourceLocation]] = {}
         self.counter = StageCounter()
         self.pipelines: dict[int, WatchedPipeline] = {}
-        self.bound_reached: str | None = None
         self.started_at = 0.0
         self._watches: dict[int, IteratorWatch] = {}
         self._lock = threading.Lock()
@@ -288,20 +287,19 @@ class TfHooks:
         steps = self.bounds.steps
         if steps is None or self.bound_reached is not None or self.delivered() < steps:
             return
-        self.bound_reached = "steps"
-        self._stop_script()
+        self._stopper.stop("steps")
 
     def _check_duration(self) -> None:
         limit = self.bounds.duration_s
         if limit is None or self.bound_reached is not None:
             return
         if time.monotonic() - self.started_at >= limit:
-            self.bound_reached = "duration"
-            self._stop_script()
+            self._stopper.stop("duration")
 
-    def _stop_script(self) -> None:
-        """Stop the script: raise in the main thread, or interrupt it from here."""
-        self._stopper.stop(str(self.bound_reached))
+    @property
+    def bound_reached(self) -> str | None:
+        """The bound that stopped the script (``steps``, ``duration``), once one did."""
+        return self._stopper.bound
 
 
 _ABSENT = object()

@@ -103,7 +103,6 @@ class TorchHooks:
         self.poll_interval_s = poll_interval_s
         self.counter = StageCounter()
         self.loaders: list[WatchedLoader] = []
-        self.bound_reached: str | None = None
         self.delivered = 0
         self._by_id: dict[int, WatchedLoader] = {}
         self._sources: dict[int, tuple[Any, SourceLocation]] = {}
@@ -315,20 +314,19 @@ class TorchHooks:
             return
         steps, limit = self.bounds.steps, self.bounds.duration_s
         if steps is not None and self.delivered >= steps:
-            self.bound_reached = "steps"
-            self._stop_script()
+            self._stopper.stop("steps")
         elif limit is not None and time.monotonic() - self.started_at >= limit:
-            self.bound_reached = "duration"
-            self._stop_script()
+            self._stopper.stop("duration")
+
+    @property
+    def bound_reached(self) -> str | None:
+        """The bound that stopped the script (``steps``, ``duration``), once one did."""
+        return self._stopper.bound
 
     def _poll_loop(self) -> None:
         name_os_thread("plumber-torch-poll")
         while not self._stop.wait(self.poll_interval_s):
             self._check_bounds()
-
-    def _stop_script(self) -> None:
-        """Stop the script: raise in the main thread, or interrupt it from here."""
-        self._stopper.stop(str(self.bound_reached))
 
     # -- collection --------------------------------------------------------
     def _collect_worker_stats(self) -> None:
