@@ -39,6 +39,7 @@ sys.path[:0] = [str(HERE), str(EXAMPLES)]
 import torch_vs_grid  # noqa: E402
 import tune_vs_grid  # noqa: E402
 from server import S3ServerProcess, parse_duration  # noqa: E402
+from tune_vs_grid import final_rounds, say  # noqa: E402
 
 from plumber.record import Profile  # noqa: E402
 from plumber.tuner.plan import Plan  # noqa: E402
@@ -142,11 +143,7 @@ def benchmark(name: str, script: Path, configs, args: list[str], repeats: int) -
         grid_s = time.perf_counter() - grid_start
         best = max(grid, key=grid.get)
         final = {**baseline, "grid best": grid_plans[best], "plumber": plan_path}
-        rates: dict[str, list[float]] = {k: [] for k in final}
-        for i in range(repeats):
-            say(f"{name}: final round {i + 1}/{repeats}")
-            for label, path in final.items():
-                rates[label].append(run(script, args, path))
+        rates = final_rounds(name, final, repeats, lambda path: run(script, args, path))
         return {"medians": {k: statistics.median(v) for k, v in rates.items()},
                 "best": best, "grid_s": grid_s, "runs": len(grid), "tune_s": tune_s,
                 "plan": torch_vs_grid.describe(plan) if "torch" in name else describe_tf(plan)}
@@ -162,10 +159,6 @@ def describe_tf(plan: Plan) -> str:
                         f"cache {s.cache}" if s.cache else "",
                         f"objects kept ({s.object_cache})" if s.object_cache else "") if k)
         for s in plan.pipelines[0].settings)
-
-
-def say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def main() -> int:

@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tune_vs_grid import measure, plumber, ref, say, tune
+from tune_vs_grid import final_rounds, measure, plumber, ref, say, tune
 
 from plumber.record import Pipeline, Profile, Stage
 from plumber.tuner.plan import PipelinePlan, Plan, StageSetting
@@ -103,11 +103,7 @@ def benchmark(script: Path, repeats: int) -> dict:
             "grid best": grid[best_label][1],
             "plumber": model_plan,
         }
-        rates = {name: [] for name in configs}
-        for i in range(repeats):
-            say(f"{script.stem}: final round {i + 1}/{repeats}")
-            for name, plan in configs.items():
-                rates[name].append(measure(script, plan))
+        rates = final_rounds(script.stem, configs, repeats, lambda plan: measure(script, plan))
         return {
             "medians": {k: statistics.median(v) for k, v in rates.items()},
             "best_label": best_label, "grid_s": grid_s, "grid_runs": len(grid),

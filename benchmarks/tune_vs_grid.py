@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from plumber.record import Profile
@@ -150,11 +151,7 @@ def benchmark(script: Path, repeats: int) -> dict:
             "plumber": model_plan,
             "plumber --search": search_plan,
         }
-        rates = {name: [] for name in configs}
-        for i in range(repeats):
-            say(f"{script.stem}: final round {i + 1}/{repeats}")
-            for name, plan in configs.items():
-                rates[name].append(measure(script, plan))
+        rates = final_rounds(script.stem, configs, repeats, lambda plan: measure(script, plan))
         return {
             "medians": {k: statistics.median(v) for k, v in rates.items()},
             "best_label": best_label, "grid_s": grid_s, "grid_runs": len(grid),
@@ -163,6 +160,19 @@ def benchmark(script: Path, repeats: int) -> dict:
             "plans": {"plumber": describe(model_plan), "plumber --search": describe(search_plan)},
             "runs": rates,
         }
+
+
+def final_rounds(
+    name: str, configs: dict[str, Path | None], repeats: int, rate: Callable[[Path | None], float]
+) -> dict[str, list[float]]:
+    """``rate`` of every configuration, ``repeats`` times, interleaved so that
+    a slow spell of the machine falls on all of them alike."""
+    rates: dict[str, list[float]] = {label: [] for label in configs}
+    for i in range(repeats):
+        say(f"{name}: final round {i + 1}/{repeats}")
+        for label, plan in configs.items():
+            rates[label].append(rate(plan))
+    return rates
 
 
 def say(message: str) -> None:
