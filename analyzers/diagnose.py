@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 from plumber.analyzers import network, text
-from plumber.analyzers.bounds import Limits, compute_bounds
+from plumber.analyzers.bounds import Limits, binding, compute_bounds
 from plumber.analyzers.cache import DISK_BUDGET, MEMORY_BUDGET, cache_what_ifs
 from plumber.analyzers.objectcache import object_cache_what_if
 from plumber.analyzers.observed import (
@@ -26,7 +26,12 @@ from plumber.analyzers.observed import (
 )
 from plumber.analyzers.recommend import recommendations
 from plumber.analyzers.results import Bound, Diagnosis, StageAnalysis
-from plumber.analyzers.stages import SATURATED, analyse_stages, cpu_seconds_per_root
+from plumber.analyzers.stages import (
+    SATURATED,
+    analyse_stages,
+    cpu_seconds_per_root,
+    with_unrecorded_wall,
+)
 from plumber.analyzers.verdict import judge, summarise
 from plumber.analyzers.whatif import Scene, parallelism_what_ifs, prefetch_what_if
 from plumber.record import Pipeline, Profile
@@ -105,7 +110,8 @@ def _scene(profile: Profile, pipeline: Pipeline, warnings: list[str]) -> Scene:
     else:
         busy = cpu_seconds_per_root(pipeline, roots) * observed / cores
         sampled = cpu_busy_share(profile)
-        cpu_saturated = max(busy if math.isfinite(busy) else 0.0, sampled or 0.0) >= SATURATED
+        busy_share = max(busy if math.isfinite(busy) else 0.0, sampled or 0.0)
+        cpu_saturated = busy_share >= SATURATED
         _note_contention(profile, sampled, warnings)
         read_rate = disk_read_rate(profile)
         disk_busy = bool(
@@ -122,6 +128,10 @@ def _scene(profile: Profile, pipeline: Pipeline, warnings: list[str]) -> Scene:
             in_flight_cap=network.in_flight_cap(profile.network),
         )
         bounds = compute_bounds(analyses, limits)
+        stage_id = binding(bounds).stage_id if bounds else None
+        if stage_id is not None and busy_share > 0:
+            analyses = with_unrecorded_wall(analyses, stage_id, busy_share * cores)
+            bounds = compute_bounds(analyses, limits)
     if consumer is None:
         warnings.append(
             "The training loop was not observed: the step's rate is unknown, so the "

@@ -131,6 +131,42 @@ def _analyse(
     )
 
 
+def with_unrecorded_wall(
+    analyses: Sequence[StageAnalysis], binding_stage: str, cores_busy: float
+) -> tuple[StageAnalysis, ...]:
+    """The binding stage's wall demand raised to what its CPU time and the run's cores imply.
+
+    TF records a stage's processing time on the thread that runs each call;
+    the part of a call handed to other threads (the ops of a ``while_loop``)
+    is CPU time without wall time, so the stage's bound comes out too high.
+    The stage binds, so about ``parallelism`` calls were in flight, and
+    together they used no more than the ``cores_busy`` the run kept busy:
+    each call took at least ``CPU x parallelism / cores_busy`` of wall time.
+    With ``cores_busy`` at least the run's CPU demand times its observed rate,
+    that floor never puts the stage below the rate it delivered. Calls that
+    really run on several cores at once keep their recorded wall time,
+    because the run then kept that many cores busy.
+    """
+    out = []
+    for a in analyses:
+        cpu, wall = a.cpu_demand_s, a.wall_demand_s
+        if a.stage_id == binding_stage and cpu is not None and wall and cpu > wall:
+            floor = cpu * a.parallelism / cores_busy
+            if floor > wall:
+                note = (
+                    f"its CPU time exceeds its recorded wall time while the run kept "
+                    f"{cores_busy:.2g} cores busy: part of each call ran on threads TF does "
+                    f"not time, so its wall time is taken as {floor * 1e3:.3g} ms per root "
+                    f"element instead of {wall * 1e3:.3g} ms"
+                )
+                a = dataclasses.replace(
+                    a, wall_demand_s=floor, max_rate=a.parallelism / floor,
+                    note="; ".join(n for n in (a.note, note) if n),
+                )
+        out.append(a)
+    return tuple(out)
+
+
 def without(analyses: Sequence[StageAnalysis], removed: frozenset[str]) -> list[StageAnalysis]:
     """The analyses once the stages in ``removed`` no longer run (a cache replays them).
 

@@ -90,6 +90,41 @@ def test_expensive_map_at_parallelism_1_on_2_cores_is_a_parallelism_bottleneck()
     assert diagnosis.warnings == ()
 
 
+def test_map_whose_cpu_exceeds_its_recorded_wall_with_a_core_idle_is_held_back_by_parallelism(
+) -> None:
+    # TF records a call's time only on the thread that runs it, so a map whose ops
+    # run on other threads has CPU (18.5 s, one core through the 18.6 s run) above
+    # its recorded wall (10 s). Taken as recorded, the map allows 1 / 0.1 = 10/s and
+    # the cores 2 / 0.18565 = 10.8/s, too close to tell apart, and 10/s is far above
+    # the 5.38/s observed. The run kept one core busy, so the one call in flight took
+    # 0.185 s of wall per root element: the map allows 5.41/s, a second call 10.8/s.
+    def profile(wait_s: float, process_cpu_percent: float) -> Profile:
+        return make_profile(
+            stage("source-0", "source", 1600, 0.01, op="Range"),
+            stage("map-0", "map", 1600, 10.0, 18.5, knobs={}, line=12),
+            stage("batch-0", "batch", 100, 0.05, knobs={"batch_size": 16}),
+            stage("prefetch-0", "prefetch", 100, 0.005, knobs={"buffer_size": 2}),
+            wait_s=wait_s,
+            step_s=0.1,
+            resources=TimeSeries(
+                t=(0, 1, 2), cpu_percent=(50, 50, 50),
+                process_cpu_percent=(process_cpu_percent,) * 3,
+            ),
+        )
+
+    one_core = diagnose(profile(18.5, 100.0))
+    assert (one_core.bottleneck_stage, one_core.bottleneck_kind) == ("map-0", "parallelism")
+    assert one_core.predicted_rate == pytest.approx(1 / 0.18501, rel=1e-3)
+    assert "ran on threads TF does not time" in by_id(one_core)["map-0"].note
+    assert one_core.warnings == ()
+    best = one_core.recommendations[0]
+    assert (best.new, best.predicted_rate) == ("num_parallel_calls=2", pytest.approx(2 / 0.18565))
+    # Calls that each kept two cores busy through a 10.1 s run took the 10 s recorded.
+    two_cores = diagnose(profile(10.0, 183.0))
+    assert by_id(two_cores)["map-0"].wall_demand_s == pytest.approx(0.1, rel=0.02)
+    assert (two_cores.bottleneck_stage, two_cores.bottleneck_kind) == ("map-0", "cpu")
+
+
 def test_demand_that_fills_every_core_is_a_cpu_bottleneck_at_the_heaviest_stage() -> None:
     # Per root element: 0.05 + 0.03 s of map CPU on 2 cores -> 2 / 0.08011 = 24.97/s,
     # while the maps alone allow 2 / 0.05 = 40/s and 2 / 0.03 = 66.7/s.
