@@ -12,7 +12,12 @@ that needs a tenth of a core still holds one call, and counting that call as
 a whole core starved the heavy stage (two stages on two cores each kept one
 call). Latency-bound stages wait rather than compute, so they get
 concurrency from Little's law, ``target rate x wall time per root element``,
-which may exceed the core count. Little's law holds for a steady stream; a
+which may exceed the core count. A request takes longer with more in flight
+once the server serves them as fast as it can, so the wall time is that of
+requests at the new concurrency (the network probe's loaded latency, see
+:func:`plumber.analyzers.network.latency_in_flight`): Little's law is solved
+by raising the calls until they cover the latency they bring. Little's law
+holds for a steady stream; a
 pass over N objects fetched with p in flight takes whole round trips,
 ``ceil(N / p)`` of them, so a fetching stage outside a worker pool gets the
 fewest calls whose whole rounds take no longer than Little's law's fraction
@@ -27,6 +32,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from plumber.analyzers import network, text
 from plumber.analyzers.bounds import compute_bounds, rate_of
 from plumber.analyzers.results import StageAnalysis
 from plumber.analyzers.topology import POOL, parallelism_owner
@@ -49,13 +55,16 @@ class Allocation:
     the waiting stages really have their calls in flight (tf.data runs a
     stage's calls on a pool sized to the core count by default), or None
     when no waiting stage gets more calls than it had: a pool sized for calls
-    that are not added only adds threads competing for the cores.
+    that are not added only adds threads competing for the cores. ``walls``
+    is the wall time per root element, at the new parallelism, of stages
+    whose requests then take longer (see :func:`with_parallelism`).
     """
 
     parallelism: dict[str, int]
     reasons: dict[str, str]
     predicted_rate: float
     threads: int | None = None
+    walls: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 def allocate(scene: Scene) -> Allocation:
@@ -65,6 +74,7 @@ def allocate(scene: Scene) -> Allocation:
     chosen: dict[str, int] = {}
     reasons: dict[str, str] = {}
     waiting: list[int] = []
+    loaded_walls: dict[str, float] = {}
     cpu_ids = [a.stage_id for a in analyses if a.stage_id in tunable and a.resource == "cpu"]
     if cpu_ids:
         latency_ids = {a.stage_id for a in analyses
@@ -84,7 +94,9 @@ def allocate(scene: Scene) -> Allocation:
         target = _rate_unbounded(scene, analyses, {a.stage_id})
         if not math.isfinite(target):
             target = a.max_rate * MAX_IN_FLIGHT if a.max_rate else 0.0
-        p = math.ceil(LATENCY_HEADROOM * target * a.wall_demand_s)
+        p, loaded_wall = _littles_law(scene, a, target)
+        if loaded_wall > a.wall_demand_s:
+            loaded_walls[a.stage_id] = loaded_wall
         if a.pool is None and a.kind != POOL:
             p = whole_rounds(p, _objects_per_pass(scene))
         p = min(MAX_IN_FLIGHT, max(int(a.parallelism), p))
@@ -96,14 +108,60 @@ def allocate(scene: Scene) -> Allocation:
             waiting.append(p)
         reasons[a.stage_id] = (
             f"waits on I/O or latency: {p} calls in flight sustain about "
-            f"{p / a.wall_demand_s:.1f}/s (Little's law: rate x wait), beyond the core count "
+            f"{p / loaded_wall:.1f}/s (Little's law: rate x wait), beyond the core count "
             f"where that is what helps"
-        ) + (f"; capped at {cap}: the server refused requests beyond that" if refused else "")
-    analyses = with_parallelism(analyses, chosen)
+        ) + _loaded_text(scene, a, p) + (
+            f"; capped at {cap}: the server refused requests beyond that" if refused else ""
+        )
+    analyses = with_parallelism(analyses, chosen, loaded_walls)
     changed = {k: v for k, v in chosen.items() if v != _current(scene, k)}
     predicted = rate_of(compute_bounds(analyses, scene.limits))
     threads = sum(waiting) + int(scene.limits.cores) if waiting else None
-    return Allocation(changed, {k: reasons[k] for k in changed}, predicted, threads)
+    return Allocation(changed, {k: reasons[k] for k in changed}, predicted, threads,
+                      {k: loaded_walls[k] for k in changed if k in loaded_walls})
+
+
+def _littles_law(scene: Scene, a: StageAnalysis, target: float) -> tuple[int, float]:
+    """Calls in flight for ``target`` at a waiting stage, and its wall time per root element then.
+
+    Each request's latency beyond the run's is added to the stage's wall
+    time once per request the stage makes per root element. More calls bring
+    more latency, so the calls are raised until they cover it (the latency
+    stops rising at the probe's level, so this ends).
+    """
+    wall = a.wall_demand_s or 0.0
+    p = math.ceil(LATENCY_HEADROOM * target * wall)
+    network_ = scene.network
+    per_root = network.requests_per_root(network_, scene.limits.network_bytes_per_root)
+    if network_ is None or per_root <= 0 or not math.isfinite(target):
+        return p, wall
+    loaded = wall
+    while p <= MAX_IN_FLIGHT:
+        extra = network.latency_in_flight(network_, a.parallelism, p) - network_.latency_mean_s
+        loaded = wall + per_root * extra
+        needed = math.ceil(LATENCY_HEADROOM * target * loaded)
+        if needed <= p:
+            break
+        p = needed
+    return p, loaded
+
+
+def _loaded_text(scene: Scene, a: StageAnalysis, p: int) -> str:
+    """The loaded latency the calls were sized for, when it is above the run's."""
+    network_ = scene.network
+    if network_ is None or network.requests_per_root(
+        network_, scene.limits.network_bytes_per_root
+    ) <= 0:
+        return ""
+    latency = network.latency_in_flight(network_, a.parallelism, p)
+    if not latency > network_.latency_mean_s:
+        return ""
+    return (
+        f"; with {p} in flight a request takes about {text.ms(latency)} "
+        f"(the run's {text.ms(network_.latency_mean_s)}, the probe's "
+        f"{text.ms(network_.probe_loaded_latency_s)} with "
+        f"{network_.probe_loaded_in_flight} in flight)"
+    )
 
 
 def whole_rounds(p: int, requests_per_pass: int | None) -> int:
@@ -174,16 +232,24 @@ def _rate_text(rate: float) -> str:
 
 
 def with_parallelism(
-    analyses: Sequence[StageAnalysis], parallelism: dict[str, int]
+    analyses: Sequence[StageAnalysis],
+    parallelism: dict[str, int],
+    walls: dict[str, float] | None = None,
 ) -> list[StageAnalysis]:
-    """Analyses with new parallelism: a stage's rate scales as ``p / W``."""
+    """Analyses with new parallelism: a stage's rate scales as ``p / W``.
+
+    ``walls`` gives the wall time per root element of stages whose calls
+    take longer at the new parallelism (requests that wait their turn).
+    """
     out = []
     for a in analyses:
         p = parallelism.get(a.stage_id)
         if p is None or not a.wall_demand_s:
             out.append(a)
             continue
-        out.append(dataclasses.replace(a, parallelism=float(p), max_rate=p / a.wall_demand_s))
+        wall = (walls or {}).get(a.stage_id, a.wall_demand_s)
+        out.append(dataclasses.replace(a, parallelism=float(p), wall_demand_s=wall,
+                                       max_rate=p / wall))
     return out
 
 

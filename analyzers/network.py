@@ -51,6 +51,31 @@ def bounding_bps(network: NetworkRequests | None, pipeline: Pipeline) -> float |
     return available if math.isfinite(achieved) and achieved >= NEAR_LINK * available else None
 
 
+def requests_per_root(network: NetworkRequests | None, bytes_per_root: float | None) -> float:
+    """Requests per root element, from the bytes per root element (0 when unknown)."""
+    if network is None or not bytes_per_root or network.bytes_received <= 0:
+        return 0.0
+    return bytes_per_root * network.requests / network.bytes_received
+
+
+def latency_in_flight(network: NetworkRequests, ran_with: float, in_flight: int) -> float:
+    """Mean seconds per request with ``in_flight`` outstanding, for a stage that ran ``ran_with``.
+
+    The run's mean latency holds for the calls the run had in flight. Once
+    the server (or this machine) serves requests as fast as it can, each
+    waits its turn and latency rises with requests in flight; the probe
+    measured it at ``probe_loaded_in_flight``. In between it is taken to rise
+    in line with requests in flight, as a queue's does; beyond the probe's
+    level it stays at what the probe measured, as nothing above was measured.
+    """
+    base = network.latency_mean_s
+    loaded, level = network.probe_loaded_latency_s, network.probe_loaded_in_flight
+    if loaded is None or level is None or level <= ran_with or not loaded > base:
+        return base
+    share = min(max(in_flight - ran_with, 0.0) / (level - ran_with), 1.0)
+    return base + share * (loaded - base)
+
+
 def in_flight_cap(network: NetworkRequests | None) -> int | None:
     """The most requests a plan may keep in flight: fewer than when the server first refused.
 

@@ -9,7 +9,10 @@ of one request alone), then several at once (1, 4, 16 by default) to see the
 bandwidth the server and the path give when enough requests are in flight.
 Concurrency stops rising when bandwidth stops rising, when the time budget is
 spent, or when the server refuses a request (HTTP 503/429): the probe never
-pushes past the point where the server pushed back.
+pushes past the point where the server pushed back. With several in flight
+each request takes longer than alone once the server (or this machine)
+serves them as fast as it can; the best level's time per request, by
+Little's law (in flight / requests per second), is that loaded latency.
 
 :func:`probe_network` never raises; a failure is reported in the basis.
 """
@@ -40,13 +43,17 @@ class NetworkProbe:
 
     ``refused_in_flight`` is how many replays were in flight when the server
     refused one (None when it never did): a limit the plan must respect as
-    much as a refusal seen during the run.
+    much as a refusal seen during the run. ``loaded_latency_s`` is the time
+    per request at the best level, with ``loaded_in_flight`` in flight (None
+    when no level had more than one).
     """
 
     available_bps: float | None
     latency_s: float | None
     basis: str
     refused_in_flight: int | None = None
+    loaded_latency_s: float | None = None
+    loaded_in_flight: int | None = None
 
 
 @dataclass
@@ -63,6 +70,11 @@ class _Level:
     @property
     def bps(self) -> float:
         return self.bytes / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def latency_s(self) -> float | None:
+        """Seconds per request with ``in_flight`` outstanding (Little's law)."""
+        return self.in_flight * self.elapsed_s / self.requests if self.requests else None
 
 
 def probe_network(
@@ -197,7 +209,11 @@ class _Prober:
         if last.stopped_by:
             basis += f"; at {last.in_flight} in flight {last.stopped_by}, so no more were tried"
         refused = last.in_flight if last.stopped_by.startswith("the server refused") else None
-        return NetworkProbe(best.bps if best.bytes else None, latency, basis, refused)
+        loaded = best.in_flight > 1 and best.bytes > 0
+        return NetworkProbe(
+            best.bps if best.bytes else None, latency, basis, refused,
+            best.latency_s if loaded else None, best.in_flight if loaded else None,
+        )
 
 
 def _failure(exc: BaseException) -> str:

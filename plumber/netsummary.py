@@ -122,6 +122,8 @@ def with_probe(network: NetworkRequests, probe: NetworkProbe) -> NetworkRequests
         available_bps=probe.available_bps,
         probe_latency_s=probe.latency_s,
         probe_basis=probe.basis,
+        probe_loaded_latency_s=probe.loaded_latency_s,
+        probe_loaded_in_flight=probe.loaded_in_flight,
         in_flight_at_first_refusal=refusal,
     )
 

@@ -222,7 +222,9 @@ class NetworkRequests:
     or reset, timeouts); ``first_failure`` says
     what the first was. ``available_bps`` and ``probe_latency_s`` come from
     the network probe run after the script (replaying the largest GET,
-    several at once); ``probe_basis`` says how, or why there was no probe.
+    several at once); ``probe_basis`` says how, or why there was no probe;
+    ``probe_loaded_latency_s`` is the time per request the probe measured
+    with ``probe_loaded_in_flight`` requests in flight (its best level).
     ``objects_read`` is how many distinct objects (byte ranges) successful
     GETs read, ``object_reads`` how many such GETs there were, and
     ``object_bytes`` the objects' sizes counted once: ``object_reads /
@@ -248,6 +250,8 @@ class NetworkRequests:
     available_bps: float | None = None
     probe_latency_s: float | None = None
     probe_basis: str = ""
+    probe_loaded_latency_s: float | None = None
+    probe_loaded_in_flight: int | None = None
     object_reads: int = 0
     objects_read: int = 0
     object_bytes: int = 0

@@ -167,7 +167,9 @@ def _add_object_cache(
     """
     where = what_if.value
     stage = pipeline.stage(what_if.stage_id)
-    steady = steady_rate(model, with_parallelism(model.analyses, allocation.parallelism), where)
+    steady = steady_rate(
+        model, with_parallelism(model.analyses, allocation.parallelism, allocation.walls), where
+    )
     full = max(steady, allocation.predicted_rate)
     previous = settings.get(stage.id)
     location = "memory" if where == "memory" else str(
@@ -188,7 +190,7 @@ def _add_object_cache(
 
 def _producer_rate(model, allocation) -> float:
     """What the pipeline could deliver with the allocation if the step took no time."""
-    analyses = with_parallelism(model.analyses, allocation.parallelism)
+    analyses = with_parallelism(model.analyses, allocation.parallelism, allocation.walls)
     limits = dataclasses.replace(model.limits, consumer_rate=None)
     return rate_of(compute_bounds(analyses, limits))
 

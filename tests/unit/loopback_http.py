@@ -6,11 +6,14 @@ and the body. ``GET /refuse`` answers 503 SlowDown, as S3 does when
 throttling, and so does any request beyond ``max_in_flight`` at once. With
 ``hold`` set, each request waits until that many are in flight together (so a
 test knows they overlapped). With ``require_header`` set, a request lacking
-that header gets 403.
+that header gets 403. With ``one_at_a_time`` set, requests take their delay
+in turn, as on a server that serves them as fast as it can: with k in
+flight each takes about k delays.
 """
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import sys
 import threading
@@ -40,8 +43,10 @@ class LoopbackServer:
         max_in_flight: int | None = None,
         hold: int | None = None,
         require_header: tuple[str, str] | None = None,
+        one_at_a_time: bool = False,
     ) -> None:
         self.delay_s = delay_s
+        self.serving = threading.Lock() if one_at_a_time else contextlib.nullcontext()
         self.max_in_flight = max_in_flight
         self.barrier = threading.Barrier(hold) if hold else None
         self.require_header = require_header
@@ -99,7 +104,8 @@ def _handler(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
                 return self._send(503, SLOWDOWN)
             if server.barrier is not None:
                 server.barrier.wait(timeout=10)
-            time.sleep(query.get("delay_ms", server.delay_s * 1000) / 1000)
+            with server.serving:
+                time.sleep(query.get("delay_ms", server.delay_s * 1000) / 1000)
             size = int(parts.path.rsplit("/", 1)[-1]) if parts.path.startswith("/bytes/") else 0
             self._send(200, b"x" * size, query.get("body_delay_ms", 0) / 1000)
 

@@ -6,8 +6,11 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from plumber.analyzers.diagnose import diagnose
-from plumber.analyzers.network import describe
+import pytest
+
+from plumber.analyzers.allocate import allocate
+from plumber.analyzers.diagnose import diagnose, scene
+from plumber.analyzers.network import describe, latency_in_flight
 from plumber.record import NetworkRequests
 from plumber.tuner.derive import derive_plan
 from tests.unit.synthetic_profiles import loader_profile
@@ -73,3 +76,34 @@ def test_the_network_paragraph_gives_latency_bytes_and_bandwidth_used():
     far = fetching(available_bps=100e6)
     assert "the probe reached 100 MB/s, a floor on the link" in describe(
         far.network, far.pipelines[0], samples=800)
+
+
+def test_latency_rises_from_the_runs_with_requests_in_flight_up_to_the_probes_level():
+    network = dataclasses.replace(fetching(available_bps=100e6).network,
+                                  probe_loaded_latency_s=0.06, probe_loaded_in_flight=16)
+    # The run had 2 in flight at 20 ms; the probe measured 60 ms with 16.
+    assert latency_in_flight(network, 2, 2) == 0.02
+    assert latency_in_flight(network, 2, 9) == pytest.approx(0.02 + 0.5 * 0.04)
+    assert latency_in_flight(network, 2, 16) == 0.06
+    assert latency_in_flight(network, 2, 40) == 0.06  # nothing above 16 was measured
+    # A run that had as many in flight as the probe already paid that latency.
+    assert latency_in_flight(network, 16, 40) == 0.02
+    unloaded = dataclasses.replace(network, probe_loaded_latency_s=0.015)
+    assert latency_in_flight(unloaded, 2, 40) == 0.02
+
+
+def test_calls_in_flight_are_sized_for_the_latency_they_bring():
+    # Per batch: 8 GETs, 0.1696 s of wall time with the run's 20 ms each; the consumer
+    # allows 100/s. Little's law at 20 ms: ceil(1.25 x 100 x 0.1696) = 22 in flight. With
+    # 22, requests take the probe's 60 ms (measured with 16 in flight): the wall becomes
+    # 0.1696 + 8 x 0.04 = 0.4896 s and Little's law ceil(1.25 x 100 x 0.4896) = 62.
+    alone = fetching(available_bps=100e6)
+    allocation = allocate(scene(alone, alone.pipelines[0]))
+    assert (allocation.parallelism, allocation.walls) == ({"workers": 22}, {})
+    loaded = dataclasses.replace(alone, network=dataclasses.replace(
+        alone.network, probe_loaded_latency_s=0.06, probe_loaded_in_flight=16))
+    allocation = allocate(scene(loaded, loaded.pipelines[0]))
+    assert allocation.parallelism == {"workers": 62}
+    assert allocation.walls == {"workers": pytest.approx(0.4896)}
+    assert ("with 62 in flight a request takes about 60 ms (the run's 20 ms, the probe's "
+            "60 ms with 16 in flight)") in allocation.reasons["workers"]

@@ -25,8 +25,20 @@ def test_the_probe_measures_one_requests_latency_and_the_bandwidth_of_several():
         probe = probe_network(replay_of(server, "/bytes/200000"), budget_s=1.5)
     assert probe.latency_s >= 0.03
     assert probe.available_bps > 0
+    # Served at once, several in flight take about as long each as one alone.
+    assert 0.03 <= probe.loaded_latency_s < 3 * probe.latency_s
     assert probe.basis.startswith(f"replayed a 200.0 kB GET from 127.0.0.1:{server.port} ")
     assert "at once at best (tried 1" in probe.basis
+
+
+def test_requests_served_in_turn_take_longer_with_more_in_flight():
+    # GIVEN a server that serves one request at a time, 20 ms each
+    with LoopbackServer(delay_s=0.02, one_at_a_time=True) as server:
+        probe = probe_network(replay_of(server, "/bytes/100"), budget_s=1.5)
+    # One alone takes its 20 ms; with k in flight each waits for the others: about k x 20 ms.
+    assert 0.02 <= probe.latency_s < 0.04
+    assert probe.loaded_in_flight in (4, 16)
+    assert probe.loaded_latency_s >= 0.8 * probe.loaded_in_flight * 0.02
 
 
 def test_the_replay_sends_the_original_headers():
