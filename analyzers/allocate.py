@@ -16,8 +16,9 @@ which may exceed the core count. A request takes longer with more in flight
 once the server serves them as fast as it can, so the wall time is that of
 requests at the new concurrency (the network probe's loaded latency, see
 :func:`plumber.analyzers.network.latency_in_flight`): Little's law is solved
-by raising the calls until they cover the latency they bring. Little's law
-holds for a steady stream; a
+by raising the calls until they cover the latency they bring.
+
+Little's law holds for a steady stream; a
 pass over N objects fetched with p in flight takes whole round trips,
 ``ceil(N / p)`` of them, so a fetching stage outside a worker pool gets the
 fewest calls whose whole rounds take no longer than Little's law's fraction
@@ -37,6 +38,7 @@ from plumber.analyzers.bounds import compute_bounds, rate_of
 from plumber.analyzers.results import StageAnalysis
 from plumber.analyzers.topology import POOL, parallelism_owner
 from plumber.analyzers.whatif import Scene
+from plumber.record import NetworkRequests
 
 #: Never put more calls than this in flight at one stage.
 MAX_IN_FLIGHT = 64
@@ -94,9 +96,7 @@ def allocate(scene: Scene) -> Allocation:
         target = _rate_unbounded(scene, analyses, {a.stage_id})
         if not math.isfinite(target):
             target = a.max_rate * MAX_IN_FLIGHT if a.max_rate else 0.0
-        p, loaded_wall = _littles_law(scene, a, target)
-        if loaded_wall > a.wall_demand_s:
-            loaded_walls[a.stage_id] = loaded_wall
+        p = _littles_law(scene, a, target)
         if a.pool is None and a.kind != POOL:
             p = whole_rounds(p, _objects_per_pass(scene))
         p = min(MAX_IN_FLIGHT, max(int(a.parallelism), p))
@@ -106,11 +106,14 @@ def allocate(scene: Scene) -> Allocation:
         chosen[a.stage_id] = p
         if p > _current(scene, a.stage_id):
             waiting.append(p)
+        wall = _wall_with(scene, a, p)
+        if wall > a.wall_demand_s:
+            loaded_walls[a.stage_id] = wall
         reasons[a.stage_id] = (
             f"waits on I/O or latency: {p} calls in flight sustain about "
-            f"{p / loaded_wall:.1f}/s (Little's law: rate x wait), beyond the core count "
+            f"{p / wall:.1f}/s (Little's law: rate x wait), beyond the core count "
             f"where that is what helps"
-        ) + _loaded_text(scene, a, p) + (
+        ) + (_loaded_text(scene.network, a, p) if wall > a.wall_demand_s else "") + (
             f"; capped at {cap}: the server refused requests beyond that" if refused else ""
         )
     analyses = with_parallelism(analyses, chosen, loaded_walls)
@@ -121,46 +124,47 @@ def allocate(scene: Scene) -> Allocation:
                       {k: loaded_walls[k] for k in changed if k in loaded_walls})
 
 
-def _littles_law(scene: Scene, a: StageAnalysis, target: float) -> tuple[int, float]:
-    """Calls in flight for ``target`` at a waiting stage, and its wall time per root element then.
+def _littles_law(scene: Scene, a: StageAnalysis, target: float) -> int:
+    """Calls in flight at a waiting stage for ``target`` root elements per second.
 
-    Each request's latency beyond the run's is added to the stage's wall
-    time once per request the stage makes per root element. More calls bring
-    more latency, so the calls are raised until they cover it (the latency
-    stops rising at the probe's level, so this ends).
+    More calls bring more latency (:func:`_wall_with`), so the calls are
+    raised until they cover it; the latency stops rising at the probe's
+    level, so this ends.
     """
-    wall = a.wall_demand_s or 0.0
-    p = math.ceil(LATENCY_HEADROOM * target * wall)
-    network_ = scene.network
-    per_root = network.requests_per_root(network_, scene.limits.network_bytes_per_root)
-    if network_ is None or per_root <= 0 or not math.isfinite(target):
-        return p, wall
-    loaded = wall
+    p = math.ceil(LATENCY_HEADROOM * target * (a.wall_demand_s or 0.0))
     while p <= MAX_IN_FLIGHT:
-        extra = network.latency_in_flight(network_, a.parallelism, p) - network_.latency_mean_s
-        loaded = wall + per_root * extra
-        needed = math.ceil(LATENCY_HEADROOM * target * loaded)
+        needed = math.ceil(LATENCY_HEADROOM * target * _wall_with(scene, a, p))
         if needed <= p:
             break
         p = needed
-    return p, loaded
+    return p
 
 
-def _loaded_text(scene: Scene, a: StageAnalysis, p: int) -> str:
-    """The loaded latency the calls were sized for, when it is above the run's."""
-    network_ = scene.network
-    if network_ is None or network.requests_per_root(
-        network_, scene.limits.network_bytes_per_root
-    ) <= 0:
-        return ""
-    latency = network.latency_in_flight(network_, a.parallelism, p)
-    if not latency > network_.latency_mean_s:
+def _wall_with(scene: Scene, a: StageAnalysis, p: int) -> float:
+    """The stage's wall time per root element with ``p`` calls in flight.
+
+    Each request's latency beyond the run's adds to it once per request the
+    stage makes per root element (only known for a lone pipeline).
+    """
+    wall = a.wall_demand_s or 0.0
+    requests = scene.network
+    per_root = network.requests_per_root(requests, scene.limits.network_bytes_per_root)
+    if requests is None or per_root <= 0:
+        return wall
+    extra = network.latency_in_flight(requests, a.parallelism, p) - requests.latency_mean_s
+    return wall + per_root * extra
+
+
+def _loaded_text(requests: NetworkRequests | None, a: StageAnalysis, p: int) -> str:
+    """The loaded latency the calls were sized for."""
+    if requests is None:
         return ""
     return (
-        f"; with {p} in flight a request takes about {text.ms(latency)} "
-        f"(the run's {text.ms(network_.latency_mean_s)}, the probe's "
-        f"{text.ms(network_.probe_loaded_latency_s)} with "
-        f"{network_.probe_loaded_in_flight} in flight)"
+        f"; with {p} in flight a request takes about "
+        f"{text.ms(network.latency_in_flight(requests, a.parallelism, p))} "
+        f"(the run's {text.ms(requests.latency_mean_s)}, the probe's "
+        f"{text.ms(requests.probe_loaded_latency_s)} with "
+        f"{requests.probe_loaded_in_flight} in flight)"
     )
 
 
