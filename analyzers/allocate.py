@@ -68,6 +68,10 @@ class Allocation:
     threads: int | None = None
     walls: dict[str, float] = dataclasses.field(default_factory=dict)
 
+    def applied_to(self, analyses: Sequence[StageAnalysis]) -> list[StageAnalysis]:
+        """``analyses`` with this allocation's parallelism and the wall times it brings."""
+        return with_parallelism(analyses, self.parallelism, self.walls)
+
 
 def allocate(scene: Scene) -> Allocation:
     """Choose the parallelism of every tunable stage of ``scene`` together."""

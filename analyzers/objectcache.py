@@ -19,8 +19,8 @@ and its wait is mostly the requests' (their time is at least
 the disk budget, where replaying them costs disk reads). A DataLoader's
 workers are separate processes, each with its own client: its samples are
 cached by index instead (:mod:`plumber.analyzers.cache`), so no object cache
-is proposed for a worker pool. Like a stage cache, the prediction averages over the run's
-passes: the first still fetches everything.
+is proposed for a worker pool. Like a stage cache, the prediction averages
+over the run's passes: the first still fetches everything.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ import dataclasses
 import math
 from collections.abc import Sequence
 
+from plumber.analyzers import text
 from plumber.analyzers.results import StageAnalysis
 from plumber.analyzers.topology import parallelism, pool_of
 from plumber.record import Pipeline, Stage
@@ -156,8 +157,8 @@ def with_unrecorded_wall(
                 note = (
                     f"its CPU time exceeds its recorded wall time while the run kept "
                     f"{cores_busy:.2g} cores busy: part of each call ran on threads TF does "
-                    f"not time, so its wall time is taken as {floor * 1e3:.3g} ms per root "
-                    f"element instead of {wall * 1e3:.3g} ms"
+                    f"not time, so its wall time is taken as {text.ms(floor)} per root "
+                    f"element instead of {text.ms(wall)}"
                 )
                 a = dataclasses.replace(
                     a, wall_demand_s=floor, max_rate=a.parallelism / floor,

@@ -20,7 +20,7 @@ import dataclasses
 import math
 from pathlib import Path
 
-from plumber.analyzers.allocate import allocate, with_parallelism
+from plumber.analyzers.allocate import allocate
 from plumber.analyzers.bounds import compute_bounds, rate_of
 from plumber.analyzers.cache import MEMORY_BUDGET, average_rate, passes
 from plumber.analyzers.diagnose import scene
@@ -167,9 +167,7 @@ def _add_object_cache(
     """
     where = what_if.value
     stage = pipeline.stage(what_if.stage_id)
-    steady = steady_rate(
-        model, with_parallelism(model.analyses, allocation.parallelism, allocation.walls), where
-    )
+    steady = steady_rate(model, allocation.applied_to(model.analyses), where)
     full = max(steady, allocation.predicted_rate)
     previous = settings.get(stage.id)
     location = "memory" if where == "memory" else str(
@@ -190,7 +188,7 @@ def _add_object_cache(
 
 def _producer_rate(model, allocation) -> float:
     """What the pipeline could deliver with the allocation if the step took no time."""
-    analyses = with_parallelism(model.analyses, allocation.parallelism, allocation.walls)
+    analyses = allocation.applied_to(model.analyses)
     limits = dataclasses.replace(model.limits, consumer_rate=None)
     return rate_of(compute_bounds(analyses, limits))
 
