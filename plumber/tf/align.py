@@ -60,6 +60,21 @@ class RunStage:
             if "buffer_size" in node.parameters:
                 self.buffer_size = max(self.buffer_size or 0, node.parameters["buffer_size"])
 
+    def pass_through(self, source: RunStage) -> None:
+        """Count the elements ``source`` handed up, which this stage passed on unchanged.
+
+        For a configuration stage (``with_options``, thread-pool settings)
+        that TF folded away rather than ran as a node: it has no time of its
+        own, but its output is its input's, so the stages above it (the
+        pipeline's root among them) still see how many elements flowed.
+        """
+        if not source.matched:
+            return
+        self.matched = True
+        self.elements += source.elements
+        self.bytes_produced += source.bytes_produced
+        self.bytes_consumed += source.bytes_produced
+
     def scale(self, factor: float) -> None:
         """Multiply the cumulative counters (not the settings) by ``factor``."""
         self.elements = round(self.elements * factor)
@@ -124,7 +139,7 @@ class _Aligner:
             return self._match_same(w, node)
         if w.run_kind == "config" or not self._kind_below(w.run_kind, node):
             self.stages[w.id].note = (
-                "configuration only: not a running stage"
+                "configuration only: not a running stage; it passes its input's elements on"
                 if w.run_kind == "config"
                 else "removed by TF's graph rewrites before running"
             )
@@ -132,6 +147,8 @@ class _Aligner:
                 return w.id
             below = self.match(w.inputs[0], node_id)
             self._replace_input(w.id, w.inputs[0].id, below)
+            if w.run_kind == "config" and len(w.inputs) == 1:
+                self.stages[w.id].pass_through(self.stages[below])
             return w.id
         return self._add_tf_stage(w, node)
 

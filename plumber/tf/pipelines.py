@@ -98,8 +98,12 @@ def _cpu_times(
     notes: list[str],
 ) -> dict[str, float]:
     """CPU seconds over the run per stage id, from prefix measurements."""
-    if budget_s <= 0 or root_elements == 0:
+    if budget_s <= 0:
         notes.append("per-stage CPU time was not measured (CPU probe disabled)")
+        return {}
+    if root_elements == 0:
+        notes.append("per-stage CPU time was not measured: TF's model counted no element "
+                     "at the pipeline's root")
         return {}
     costs = measure_prefixes(written.walk(), budget_s)
     notes.append(

@@ -99,9 +99,36 @@ def test_options_stage_is_kept_as_configuration_and_its_input_still_aligns():
     written = chain("Range", "Map", "Options")
     acc = model((1, "Root", [2], 3, 0.0), (2, "Map", [3], 3, 0.2), (3, "Range", [], 3, 0.0))
     stages = align(written, acc).stages
-    assert not stages["config-0"].matched
-    assert stages["config-0"].note == "configuration only: not a running stage"
+    assert stages["config-0"].note.startswith("configuration only: not a running stage")
+    assert stages["config-0"].as_run == []
     assert stages["map-0"].processing_time_s == 0.2
+
+
+def test_an_options_root_counts_the_elements_its_input_handed_up_and_no_time():
+    written = chain("Range", "ParallelMapV2", "BatchV2", "Prefetch", "Options")
+    acc = model(
+        (1, "Root", [2], 5, 0.0),
+        (2, "Prefetch", [3], 5, 0.01),
+        (3, "MapAndBatch", [4], 5, 2.0),
+        (4, "Range", [], 40, 0.0),
+    )
+    acc.nodes[2].bytes_produced = 640
+    result = align(written, acc)
+    root = result.stages[result.root]
+    assert result.root == "config-0"
+    assert root.matched
+    assert root.elements == 5
+    assert root.bytes_produced == 640
+    assert root.processing_time_s == 0.0
+    assert root.inputs == ["prefetch-0"]
+
+
+def test_stacked_configuration_roots_all_pass_the_count_up():
+    written = chain("Range", "Map", "MaxIntraOpParallelism", "Options")
+    acc = model((1, "Root", [2], 3, 0.0), (2, "Map", [3], 3, 0.2), (3, "Range", [], 3, 0.0))
+    stages = align(written, acc).stages
+    assert stages["config-0"].elements == 3
+    assert stages["config-1"].elements == 3
 
 
 def test_interleave_cycle_elements_are_summed_into_nested_stages_including_finished_ones():
