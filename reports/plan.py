@@ -5,8 +5,9 @@ and keeps it only when it is faster. The report shows it as the edits a
 user could make by hand (wording from :mod:`plumber.tuner.edits`, shared
 with the terminal), each at its source line (short path, full path on
 hover) with the model's reason and predicted rate, and above them what the
-verification measured. A plan that was not faster is shown as dropped, so
-a reader sees what was tried and why nothing changed.
+verification measured: the medians, their ratio and the spread of the runs.
+A plan that was not faster is shown as dropped, so a reader sees what was
+tried and why nothing changed.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from plumber.reports import format as fmt
 from plumber.reports.paths import full_source, short_source
 from plumber.tuner.edits import is_loader, outcome, profiled_pipeline, setting_edits
 from plumber.tuner.plan import PipelinePlan, Plan, resolve_path
+from plumber.tuner.speedup import runs_of
 
 
 @dataclass(frozen=True)
@@ -81,4 +83,4 @@ def plan_view(
             reason=prose(setting.reason),
             rate=fmt.rate(setting.predicted_rate),
         ))
-    return PlanView(kept=kept, outcome=outcome(planned, kept), rows=tuple(rows))
+    return PlanView(kept=kept, outcome=outcome(planned, kept) + runs_of(planned), rows=tuple(rows))

@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from plumber import exitcodes
 from plumber.commands.base import (
@@ -18,6 +19,11 @@ from plumber.commands.base import (
     script_unusable,
 )
 from plumber.commands.profile import default_output_dir
+from plumber.tuner.speedup import DEFAULT_ROUNDS, MAX_ROUNDS, Comparison, runs_of, spread_text
+
+if TYPE_CHECKING:
+    from plumber.record import Profile
+    from plumber.tuner.plan import Plan
 
 
 class TuneCommand:
@@ -26,8 +32,9 @@ class TuneCommand:
     description = (
         "Profile SCRIPT, derive a plan (parallelism, prefetch, cache placement) from the "
         "performance model, measure the script as written and with the plan in interleaved "
-        "runs, and write the plan only if it is faster. Writes plan.json, profile.json and "
-        "report.html. Exits with the script's status from the profiling run."
+        "runs, and write the plan only if it is faster beyond the run-to-run noise. Writes "
+        "plan.json, profile.json and report.html. Exits with the script's status from the "
+        "profiling run."
     )
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
@@ -36,8 +43,9 @@ class TuneCommand:
                             help="plan file to write (default: plan.json in the output folder)")
         parser.add_argument("--search", type=non_negative_int, default=0, metavar="N",
                             help="refine the model's plan with N measured optuna trials")
-        parser.add_argument("--rounds", type=positive_int, default=2,
-                            help="interleaved verification rounds (default 2)")
+        parser.add_argument("--rounds", type=positive_int, default=DEFAULT_ROUNDS,
+                            help=f"interleaved verification rounds (default {DEFAULT_ROUNDS}); "
+                            f"a result within the noise gets more, up to {MAX_ROUNDS}")
         add_run_bounds(parser)
 
     def run(self, args: argparse.Namespace) -> int:
@@ -84,27 +92,36 @@ class TuneCommand:
         return exitcodes.OK
 
 
-def _keep_verified(plan, check):
-    """Record measured rates; move pipelines whose plan did not measure faster to ``rejected``."""
+def _keep_verified(plan: Plan, comparisons: tuple[Comparison, ...]) -> Plan:
+    """Record the measured rates; move pipelines not measured faster to ``rejected``.
+
+    A pipeline the verification runs did not see is rejected too: nothing
+    says its plan helps.
+    """
     kept, rejected, notes = [], [], list(plan.notes)
     for index, pipeline in enumerate(plan.pipelines):
-        before, after = check.median_before(index), check.median_after(index)
+        check = comparisons[index] if index < len(comparisons) else Comparison((), ())
         measured = dataclasses.replace(
-            pipeline, measured_rate_before=before, measured_rate_after=after
+            pipeline,
+            measured_rate_before=check.median_before,
+            measured_rate_after=check.median_after,
+            measured_rates_before=check.before,
+            measured_rates_after=check.after,
         )
-        if check.faster(index):
+        if check.faster:
             kept.append(measured)
         else:
             rejected.append(measured)
             notes.append(
-                f"pipeline {index}: with the plan {after:.1f}/s against {before:.1f}/s as "
-                f"written is not faster; keeping the pipeline as written"
+                f"pipeline {index}: with the plan {check.median_after:.1f}/s against "
+                f"{check.median_before:.1f}/s as written is not faster; keeping the pipeline "
+                f"as written ({check.why_not()}; {spread_text(check.before, check.after)})"
             )
     return dataclasses.replace(plan, pipelines=tuple(kept), notes=tuple(notes),
                                rejected=plan.rejected + tuple(rejected))
 
 
-def _print_plan(plan, profile) -> None:
+def _print_plan(plan: Plan, profile: Profile) -> None:
     """Each kept pipeline's measured outcome and its edits, worded as the report words them."""
     from plumber.tuner.edits import is_loader, outcome, profiled_pipeline, setting_edits
 
@@ -113,7 +130,8 @@ def _print_plan(plan, profile) -> None:
         return
     script_dir = Path(plan.script).resolve().parent
     for pipeline in plan.pipelines:
-        say(f"pipeline rooted at {pipeline.root}: {outcome(pipeline, kept=True)}")
+        measured = outcome(pipeline, kept=True) + runs_of(pipeline)
+        say(f"pipeline rooted at {pipeline.root}: {measured}")
         profiled = profiled_pipeline(pipeline, profile, script_dir)
         stages = {s.id: s for s in profiled.stages} if profiled is not None else {}
         for setting in pipeline.settings:

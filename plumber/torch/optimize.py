@@ -10,9 +10,10 @@ The original is left as it is.
 
 Without a plan (:func:`tune_loader`), the loader is profiled briefly by
 plumber's own loop (``plumber.profile(loader)``), a plan is derived from the
-model, the loader is rebuilt with it and measured the same way: the rebuilt
-loader is returned only if it is at least :data:`~plumber.tuner.verify.MIN_GAIN`
-times faster, else the original object, with a warning saying why.
+model, the loader is rebuilt with it, and both are measured the same way in
+interleaved rounds: the rebuilt loader is returned only if it is faster
+beyond the noise (:mod:`plumber.tuner.speedup`), else the original object,
+with a warning saying why.
 """
 
 from __future__ import annotations
@@ -71,19 +72,20 @@ def optimize_loader(loader: Any, plan: Plan | None) -> Any:
 def tune_loader(loader: Any, steps: int | None = None, duration: float | None = 10.0) -> Any:
     """``loader`` rebuilt with a plan derived from profiling it, if that measured faster.
 
-    Both measurements are plumber's own loop over the loader (as written,
-    then rebuilt), bounded by ``steps``/``duration`` each. The plan's root is
-    the line that called plumber (a loader built earlier has no other); it
-    is applied to this loader whatever its line. Returns the original object,
-    with a warning, when the model proposes no change or the rebuilt loader
-    is not :data:`~plumber.tuner.verify.MIN_GAIN` times faster.
+    Every measurement is plumber's own loop over the loader (the profile,
+    then interleaved rounds as written and rebuilt), bounded by
+    ``steps``/``duration`` each. The plan's root is the line that called
+    plumber (a loader built earlier has no other); it is applied to this
+    loader whatever its line. Returns the original object, with a warning,
+    when the model proposes no change or the rebuilt loader is not faster
+    beyond the noise (:func:`plumber.tuner.optimize.measured_faster`).
     """
     from torch.utils.data import IterableDataset
 
     from plumber.callsite import user_callsite
     from plumber.notebook.run import profile
     from plumber.tuner.derive import derive_plan
-    from plumber.tuner.verify import MIN_GAIN
+    from plumber.tuner.optimize import measured_faster
 
     if isinstance(loader.dataset, IterableDataset) and loader.num_workers < 2:
         raise TypeError(ITERABLE_WORKERS)
@@ -98,18 +100,8 @@ def tune_loader(loader: Any, steps: int | None = None, duration: float | None = 
                       stacklevel=3)
         return loader
     tuned = optimize_loader(loader, plan)
-    after = profile(tuned, steps=steps, duration=duration, cpu_probe=0.0)
-    rate_before = before.diagnoses[0].observed_rate
-    rate_after = after.diagnoses[0].observed_rate if after.diagnoses else 0.0
-    changes = _described(plan)
-    if not rate_after >= MIN_GAIN * rate_before:
-        warnings.warn(
-            f"the tuned loader ({changes}) measured {rate_after:.1f} batches/s against "
-            f"{rate_before:.1f}/s as written: not {MIN_GAIN:g}x faster, so the loader is "
-            f"returned as written", stacklevel=3,
-        )
-        return loader
-    return tuned
+    what = f"loader ({_described(plan)})"
+    return tuned if measured_faster(loader, tuned, what, steps, duration) else loader
 
 
 def _described(plan: Plan) -> str:

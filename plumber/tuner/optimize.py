@@ -11,8 +11,10 @@ dataset plumber cannot rebuild faithfully comes back unchanged, with a
 warning, and a plan's object cache is not applied to it (the S3 client is
 hidden inside its functions: a warning says how to wrap it). Without a plan,
 the pipeline is profiled briefly from plumber's own loop, a plan is derived
-from the model, and the tuned pipeline is measured the same way: if it is
-not faster, the pipeline is returned as written, with a warning saying so.
+from the model, and the tuned pipeline is measured against it the same way,
+in interleaved rounds (:func:`measured_faster`): if it is not faster beyond
+the noise (:mod:`plumber.tuner.speedup`), the pipeline is returned as
+written, with a warning saying so.
 
 A PyTorch DataLoader is rebuilt from its own attributes with the plan's
 settings (:mod:`plumber.torch.optimize`). Without a plan, the loader is
@@ -35,7 +37,6 @@ from typing import Any
 from plumber.callsite import user_callsite
 from plumber.record import Profile, SourceLocation, Stage
 from plumber.tuner.plan import Plan, StageSetting
-from plumber.tuner.verify import MIN_GAIN
 
 _SUPPORTED = (
     "plumber.optimize() takes a tf.data.Dataset, a torch DataLoader, or a function with "
@@ -61,8 +62,9 @@ def optimize(
     ``make_dataset`` may also be a torch DataLoader: a new loader like it,
     with the plan's settings, is returned (the plan must tune one DataLoader;
     without a plan, the original object unless the new one measured faster).
-    ``steps``/``duration`` bound each of the two measurements taken when no
-    plan is given (as written, then tuned).
+    ``steps``/``duration`` bound each measurement taken when no plan is
+    given: the profile the plan is derived from, then the interleaved rounds
+    (as written, tuned) that decide whether it is kept.
     """
     from plumber.torch.optimize import is_loader, optimize_loader, tune_loader
 
@@ -115,9 +117,8 @@ def _tune_and_verify(
     if not plan.pipelines:
         warnings.warn(f"no change recommended: {'; '.join(plan.notes)}", stacklevel=3)
         return make_dataset()
-    after = profile(lambda: apply_plan(make_dataset, plan, source), steps=steps,
-                    duration=duration, cpu_probe=0.0)
-    if not _faster(before, after):
+    if not measured_faster(make_dataset, lambda: apply_plan(make_dataset, plan, source),
+                           "pipeline", steps, duration):
         return make_dataset()
     return apply_plan(make_dataset, plan, source)
 
@@ -183,8 +184,7 @@ def _tune_dataset(dataset: Any, steps: int | None, duration: float | None) -> An
     tuned = rewrite_dataset(dataset, plan.pipelines[0].settings)
     if tuned is dataset:
         return dataset
-    after = profile(tuned, steps=steps, duration=duration, cpu_probe=0.0)
-    return tuned if _faster(before, after) else dataset
+    return tuned if measured_faster(dataset, tuned, "pipeline", steps, duration) else dataset
 
 
 def _named(profile: Profile, caller: SourceLocation) -> Profile:
@@ -208,14 +208,32 @@ def _named(profile: Profile, caller: SourceLocation) -> Profile:
     ))
 
 
-def _faster(before: Any, after: Any) -> bool:
-    """Whether the tuned pipeline measured faster; warns when it did not."""
-    rate_before = before.diagnoses[0].observed_rate
-    rate_after = after.diagnoses[0].observed_rate if after.diagnoses else 0.0
-    if rate_after >= MIN_GAIN * rate_before:
+def measured_faster(
+    as_written: Any, tuned: Any, what: str, steps: int | None, duration: float | None
+) -> bool:
+    """Whether ``tuned`` measured faster than ``as_written`` beyond the noise; warns if not.
+
+    Both are measured by plumber's own loop (``plumber.profile``, no CPU
+    probe), each run bounded by ``steps``/``duration``, in interleaved
+    rounds until :func:`~plumber.tuner.speedup.compare_rounds` decides.
+    """
+    from plumber.notebook.run import profile
+    from plumber.tuner.speedup import DEFAULT_ROUNDS, Comparison, compare_rounds, spread_text
+    from plumber.tuner.verify import pipeline_rates
+
+    def rates(target: Any) -> tuple[float, ...]:
+        return pipeline_rates(profile(target, steps=steps, duration=duration,
+                                      cpu_probe=0.0).profile)
+
+    compared = compare_rounds(lambda: rates(as_written), lambda: rates(tuned), DEFAULT_ROUNDS,
+                              lambda message: None)
+    check = compared[0] if compared else Comparison((), ())
+    if check.faster:
         return True
     warnings.warn(
-        f"the tuned pipeline measured {rate_after:.1f}/s against {rate_before:.1f}/s as "
-        f"written: not faster, so it is returned as written", stacklevel=4,
+        f"the tuned {what} measured {check.median_after:.1f}/s against "
+        f"{check.median_before:.1f}/s as written: not faster ({check.why_not()}; "
+        f"{spread_text(check.before, check.after)}), so it is returned as written",
+        stacklevel=4,
     )
     return False

@@ -15,7 +15,9 @@ sit on its stages as described in ``docs/torch-pipelines.md``
 plus ``persistent_workers`` and ``pin_memory``). ``object_cache`` on the
 stage that fetches from object storage keeps the objects its S3 clients read
 (``"memory"`` or a folder; :mod:`plumber.objectcache`). Every
-decision carries the model's predicted rate and the reason, for the report.
+decision carries the model's predicted rate and the reason, for the report;
+each pipeline the rates its verification measured, one per round, so the
+report can show their spread beside the medians.
 """
 
 from __future__ import annotations
@@ -83,6 +85,8 @@ class PipelinePlan:
     predicted_rate: float | None = None
     measured_rate_before: float | None = None
     measured_rate_after: float | None = None
+    measured_rates_before: tuple[float, ...] = ()
+    measured_rates_after: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -151,6 +155,8 @@ def _pipeline(data: dict[str, Any]) -> PipelinePlan:
         predicted_rate=data.get("predicted_rate"),
         measured_rate_before=data.get("measured_rate_before"),
         measured_rate_after=data.get("measured_rate_after"),
+        measured_rates_before=tuple(data.get("measured_rates_before", ())),
+        measured_rates_after=tuple(data.get("measured_rates_after", ())),
     )
 
 

@@ -6,6 +6,7 @@ tests check what a reader sees, not how the tuner derives a plan.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -88,6 +89,19 @@ def test_report_shows_what_verification_measured():
     section = _plan_section(render_html(profile, diagnoses, plan))
     assert "Verified by plumber tune" in section
     assert "33.2/s as written -&gt; 58.1/s tuned (1.75x)" in section
+
+
+def test_report_and_terminal_show_the_spread_of_the_verification_runs(capsys):
+    profile, diagnoses, plan = planned_case()
+    (pipeline,) = plan.pipelines
+    runs = dataclasses.replace(pipeline, measured_rates_before=(31.0, 33.2, 35.9),
+                               measured_rates_after=(55.0, 58.1, 60.4))
+    plan = dataclasses.replace(plan, pipelines=(runs,))
+    spread = ("as written 31.0/s-35.9/s (median 33.2/s), tuned 55.0/s-60.4/s "
+              "(median 58.1/s) over 3 interleaved rounds: 1.75x, rank test p = 0.05")
+    assert spread in _plan_section(render_html(profile, diagnoses, plan))
+    _print_plan(plan, profile)
+    assert spread in " ".join(capsys.readouterr().err.split())
 
 
 def test_a_dropped_plan_is_shown_as_not_recommended():
