@@ -12,7 +12,10 @@ that needs a tenth of a core still holds one call, and counting that call as
 a whole core starved the heavy stage (two stages on two cores each kept one
 call). Latency-bound stages wait rather than compute, so they get
 concurrency from Little's law, ``target rate x wall time per root element``,
-which may exceed the core count. A request takes longer with more in flight
+which may exceed the core count. An oversubscribed stage (one that waited
+mostly for a core, see :func:`plumber.analyzers.stages.oversubscribed`) gets
+fewer calls: Little's law on its wall time without the core wait, which
+goes once the calls no longer outnumber the cores. A request takes longer with more in flight
 once the server serves them as fast as it can, so the wall time is that of
 requests at the new concurrency (the network probe's loaded latency, see
 :func:`plumber.analyzers.network.latency_in_flight`): Little's law is solved
@@ -36,6 +39,7 @@ from dataclasses import dataclass
 from plumber.analyzers import network, text
 from plumber.analyzers.bounds import compute_bounds, rate_of
 from plumber.analyzers.results import StageAnalysis
+from plumber.analyzers.stages import oversubscribed, without_core_wait
 from plumber.analyzers.topology import POOL, parallelism_owner
 from plumber.analyzers.whatif import Scene
 from plumber.record import NetworkRequests
@@ -59,7 +63,8 @@ class Allocation:
     when no waiting stage gets more calls than it had: a pool sized for calls
     that are not added only adds threads competing for the cores. ``walls``
     is the wall time per root element, at the new parallelism, of stages
-    whose requests then take longer (see :func:`with_parallelism`).
+    whose requests then take longer, or that no longer wait for a core
+    (see :func:`with_parallelism`).
     """
 
     parallelism: dict[str, int]
@@ -86,14 +91,22 @@ def allocate(scene: Scene) -> Allocation:
         latency_ids = {a.stage_id for a in analyses
                        if a.stage_id in tunable and a.resource == "latency"}
         target = _rate_unbounded(scene, analyses, set(cpu_ids) | latency_ids)
-        for stage_id, p in _keep_up(scene, analyses, cpu_ids, target).items():
+        crowded = {a.stage_id: a for a in analyses if a.stage_id in cpu_ids and oversubscribed(a)}
+        keep_up = [stage_id for stage_id in cpu_ids if stage_id not in crowded]
+        for stage_id, p in _keep_up(scene, analyses, keep_up, target).items():
             chosen[stage_id] = p
             reasons[stage_id] = (
                 f"CPU-bound: {p} call{'s' if p > 1 else ''} keep up with "
                 f"{_rate_text(target)}, the most the rest of the pipeline and "
                 f"{scene.limits.cores:g} usable cores allow"
             )
-        analyses = with_parallelism(analyses, chosen)
+        for stage_id, a in crowded.items():
+            p, wall = _uncrowded(a, target)
+            if p < int(a.parallelism):
+                chosen[stage_id] = p
+                loaded_walls[stage_id] = wall
+                reasons[stage_id] = _uncrowded_reason(scene, a, p, target)
+        analyses = with_parallelism(analyses, chosen, loaded_walls)
     for a in analyses:
         if a.stage_id not in tunable or a.resource != "latency" or not a.wall_demand_s:
             continue
@@ -126,6 +139,30 @@ def allocate(scene: Scene) -> Allocation:
     threads = sum(waiting) + int(scene.limits.cores) if waiting else None
     return Allocation(changed, {k: reasons[k] for k in changed}, predicted, threads,
                       {k: loaded_walls[k] for k in changed if k in loaded_walls})
+
+
+def _uncrowded(a: StageAnalysis, target: float) -> tuple[int, float]:
+    """Calls for an oversubscribed stage to deliver ``target``, and its wall time with them.
+
+    Without the core wait each call takes its CPU time plus any real waiting;
+    Little's law on that gives the calls (at least one, never more than it had).
+    """
+    wall = without_core_wait(a) or 0.0
+    if not math.isfinite(target) or wall <= 0:
+        return int(a.parallelism), a.wall_demand_s or 0.0
+    p = min(int(a.parallelism), max(1, math.ceil(target * wall * (1 - 1e-9))))
+    return p, wall
+
+
+def _uncrowded_reason(scene: Scene, a: StageAnalysis, p: int, target: float) -> str:
+    """Why an oversubscribed stage gets fewer calls."""
+    what = "workers" if a.kind == POOL else "calls in flight"
+    return (
+        f"oversubscribed: {a.parallelism:g} {what} on {scene.limits.cores:g} usable cores "
+        f"waited {a.core_wait_fraction or 0.0:.0%} of their time for a core, not for I/O; "
+        f"{p} keep up with {_rate_text(target)}, the most the rest of the pipeline and the "
+        f"cores allow, without queueing for them"
+    )
 
 
 def _littles_law(scene: Scene, a: StageAnalysis, target: float) -> int:

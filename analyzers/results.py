@@ -39,6 +39,9 @@ class StageAnalysis:
     the worker pool the stage runs in, one after its siblings (a torch
     DataLoader's): the pool's own analysis carries their summed demand, so
     bounds are taken from the pool and the members only break it down.
+    ``core_wait_fraction``: the share of the wall time the stage was runnable
+    but waiting for a core (the scheduler's run queue), where measured; the
+    rest of ``wait_fraction`` beyond it is waiting for I/O or latency.
     """
 
     stage_id: str
@@ -54,6 +57,7 @@ class StageAnalysis:
     source: SourceLocation | None = None
     note: str = ""
     pool: str | None = None
+    core_wait_fraction: float | None = None
 
 
 @dataclass(frozen=True)

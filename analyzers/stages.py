@@ -9,6 +9,12 @@ by. A stage without statistics stays in the result as ``unmeasured``.
 A worker pool (a torch DataLoader's) is one stage to the model: its
 statistics are the totals of the stages its workers run in series, which
 stay in the result as a breakdown (``pool`` set) and are not counted twice.
+
+A stage's wall time splits into computing (its CPU time), waiting for a
+core (runnable on the scheduler's run queue, where measured) and the rest,
+waiting for I/O or latency. A stage that waits mostly for a core is
+oversubscribed: more calls or workers than cores to run them, which more
+calls cannot help and fewer lose nothing by.
 """
 
 from __future__ import annotations
@@ -16,10 +22,11 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from plumber.analyzers import text
 from plumber.analyzers.results import StageAnalysis
-from plumber.analyzers.topology import parallelism, pool_of
+from plumber.analyzers.topology import POOL, parallelism, pool_of
 from plumber.record import Pipeline, Stage
 
 #: A stage whose own time is below this share of the pipeline's total is
@@ -37,6 +44,59 @@ WAITING = 0.5
 #: Above this share of usable cores busy, a waiting stage most likely waits
 #: for a core, not for I/O: wall time then includes time spent runnable.
 SATURATED = 0.85
+
+#: A stage that waits at least this share of its wall time for a core, and
+#: for a core more than for anything else, is oversubscribed.
+OVERSUBSCRIBED = 0.25
+
+
+@dataclass(frozen=True)
+class WallSplit:
+    """Shares of a stage's wall time: computing, waiting for a core, waiting for I/O or latency.
+
+    ``core`` is None when the run-queue wait was not measured; ``other`` is
+    then all the time not spent on a CPU. The three shares sum to one.
+    """
+
+    computing: float
+    core: float | None
+    other: float
+
+
+def split_wall(wall_s: float, cpu_s: float, runqueue_s: float | None) -> WallSplit | None:
+    """Split ``wall_s`` seconds into computing, waiting for a core and the rest.
+
+    CPU and run-queue times are read from other clocks than the wall time,
+    so each is clamped to what is left of the wall: computing first, then
+    the core wait, then the rest. None without a positive wall time.
+    """
+    if not (wall_s > 0 and math.isfinite(wall_s) and math.isfinite(cpu_s)):
+        return None
+    computing = min(max(cpu_s, 0.0), wall_s)
+    if runqueue_s is None or not math.isfinite(runqueue_s):
+        return WallSplit(computing / wall_s, None, 1.0 - computing / wall_s)
+    core = min(max(runqueue_s, 0.0), wall_s - computing)
+    return WallSplit(computing / wall_s, core / wall_s, (wall_s - computing - core) / wall_s)
+
+
+def oversubscribed(analysis: StageAnalysis) -> bool:
+    """True when the stage waited mostly for a core: more calls than cores to run them."""
+    return _waits_for_cores(analysis.core_wait_fraction, analysis.wait_fraction)
+
+
+def _waits_for_cores(core: float | None, wait: float | None) -> bool:
+    """A core wait of at least :data:`OVERSUBSCRIBED`, and no smaller than the other waits."""
+    if core is None or wait is None:
+        return False
+    return core >= OVERSUBSCRIBED and core >= wait - core
+
+
+def without_core_wait(analysis: StageAnalysis) -> float | None:
+    """The stage's wall time per root element once it no longer waits for a core."""
+    wall = analysis.wall_demand_s
+    if wall is None:
+        return None
+    return wall * (1.0 - (analysis.core_wait_fraction or 0.0))
 
 
 def cpu_demand(analysis: StageAnalysis) -> float | None:
@@ -110,11 +170,16 @@ def _analyse(
     wall = stats.wall_time_s / roots
     cpu_s = stats.cpu_time_s
     cpu = cpu_s / roots if cpu_s is not None and math.isfinite(cpu_s) else None
-    wait = min(max(1.0 - cpu / wall, 0.0), 1.0) if cpu is not None and wall > 0 else None
+    split = split_wall(stats.wall_time_s, cpu_s, stats.runqueue_time_s) if cpu is not None else None
+    wait = 1.0 - split.computing if split is not None else None
+    core = split.core if split is not None else None
     if stage.kind in PASS_THROUGH:
         resource, note = "none", ""
     else:
-        resource, note = _resource(own / roots, total, cpu, wait, cpu_saturated, disk_busy)
+        calls = f"{p:g} workers" if stage.kind == POOL else f"{p:g} calls in flight"
+        resource, note = _resource(
+            own / roots, total, cpu, wait, core, cpu_saturated, disk_busy, calls
+        )
     return StageAnalysis(
         stage_id=stage.id,
         kind=stage.kind,
@@ -129,6 +194,7 @@ def _analyse(
         source=stage.source,
         note=note,
         pool=pool,
+        core_wait_fraction=core,
     )
 
 
@@ -195,21 +261,36 @@ def _resource(
     total: float,
     cpu: float | None,
     wait: float | None,
+    core: float | None,
     cpu_saturated: bool,
     disk_busy: bool,
+    calls: str,
 ) -> tuple[str, str]:
     """What bounds a measured stage's work, with a note when the answer needs one.
 
     Any kind of stage can wait: a stage's own time excludes its inputs, so
     wall time far above CPU time means its own function waits (file reads,
-    remote fetches, sleeps in a ``py_function``).
+    remote fetches, sleeps in a ``py_function``) or waits for a core. Where
+    the run-queue wait was measured it tells the two apart: a stage waiting
+    mostly for a core is CPU-bound (oversubscribed), one that waits on
+    something else is not, however busy the cores were.
     """
     if own <= NEGLIGIBLE_SHARE * total:
         return "none", ""
     if cpu is None:
         return "cpu", "CPU time not measured: its wall time is taken as CPU demand"
+    if _waits_for_cores(core, wait):
+        return "cpu", (
+            f"waits {core:.0%} of its time for a core (run queue), {wait - core:.0%} on "
+            f"I/O or latency: oversubscribed, {calls} compete for the cores"
+        )
     if wait is None or wait <= WAITING:
         return "cpu", ""
+    if core is not None:
+        return ("disk", f"waits {wait:.0%} of its time while the disk reads near its "
+                f"bandwidth ({core:.0%} for a core)") if disk_busy else (
+            "latency", f"waits {wait:.0%} of its time on I/O or latency ({core:.0%} for a "
+            f"core), so needs more in flight")
     if cpu_saturated:
         return "cpu", f"waits {wait:.0%} of its time, most likely for a core (CPU saturated)"
     if disk_busy:

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from plumber.analyzers import text
 from plumber.analyzers.bounds import binding, next_rate
 from plumber.analyzers.results import Bound, StageAnalysis
-from plumber.analyzers.stages import cpu_demand
+from plumber.analyzers.stages import cpu_demand, oversubscribed
+from plumber.analyzers.topology import POOL
 from plumber.analyzers.whatif import STALLED, Scene
 
 #: The share of time waiting on input above which a job is input-bound
@@ -183,10 +184,12 @@ def _inside_pool(scene: Scene, stage_id: str | None) -> str:
     total = sum(a.wall_demand_s or 0.0 for a in members)
     if not members or total <= 0:
         return ""
+    pool = next((a for a in scene.analyses if a.stage_id == stage_id), None)
+    waiting = "mostly waiting for a core" if pool and oversubscribed(pool) else "mostly waiting"
     top = max(members, key=lambda a: a.wall_demand_s or 0.0)
     cpu, wall = top.cpu_demand_s, top.wall_demand_s or 0.0
     spent = (
-        "mostly waiting" if cpu is not None and wall > 0 and cpu < 0.5 * wall
+        waiting if cpu is not None and wall > 0 and cpu < 0.5 * wall
         else "mostly computing" if cpu is not None else "CPU not measured"
     )
     return (
@@ -208,4 +211,18 @@ def _cpu_summary(scene: Scene, heaviest: StageAnalysis | None, who: str, outcome
     )
     if heaviest is not None and total > 0:
         first += f"; the heaviest is {who} with {(cpu_demand(heaviest) or 0.0) / total:.0%}"
-    return f"{first}. Less work per element or more cores would allow {outcome}."
+    return f"{first}. Less work per element or more cores would allow {outcome}." + "".join(
+        _crowded(scene, a) for a in scene.analyses if a.pool is None and oversubscribed(a)
+    )
+
+
+def _crowded(scene: Scene, a: StageAnalysis) -> str:
+    """The sentence for a stage that waited mostly for a core (a CPU verdict's footnote)."""
+    stage = scene.pipeline.stage(a.stage_id)
+    what = "workers" if a.kind == POOL else "calls in flight"
+    return (
+        f" {text.where(stage)} is oversubscribed: its {a.parallelism:g} {what} waited "
+        f"{a.core_wait_fraction or 0.0:.0%} of their time for one of the "
+        f"{scene.limits.cores:g} usable cores, not for I/O, so more {what} cannot help and "
+        f"fewer would lose nothing."
+    )

@@ -67,6 +67,11 @@ class StageStats:
     from TF's autotuning model (``processing_time``); ``cpu_time_s`` is the
     stage's measured CPU time where a measurement exists (differential
     prefix runs), else ``None``: absence is recorded, never guessed.
+
+    ``runqueue_time_s`` is the time the stage's threads were runnable but
+    waiting for a core (the scheduler's run-queue delay, ``schedstat``), so
+    the wall time splits into computing (CPU), waiting for a core, and the
+    rest: waiting for I/O or latency. ``None`` when not measured.
     """
 
     elements: int
@@ -77,6 +82,7 @@ class StageStats:
     buffered_elements_mean: float | None = None
     buffer_size: int | None = None
     parallelism: int | None = None
+    runqueue_time_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -280,13 +286,28 @@ class Machine:
     cache_dir_free_bytes: int | None = None
 
 
+#: Roles of a thread group (:attr:`ThreadCpu.role`): the process's main
+#: thread (the script's Python), plumber's own threads (the profiler's
+#: overhead), threads that kept the name they inherited from the process
+#: (the frameworks' pools, which carry no name of their own), and threads
+#: with a name of their own.
+THREAD_ROLES = ("main", "profiler", "inherited", "named")
+
+
 @dataclass(frozen=True)
 class ThreadCpu:
-    """CPU seconds used by a group of same-named threads over the run."""
+    """CPU seconds used by a group of same-named threads of one role over the run.
+
+    ``role`` is one of :data:`THREAD_ROLES` (empty in profiles written
+    before it was recorded). ``runqueue_s`` is the time the group's threads
+    were runnable but waiting for a core (``None`` when not measured).
+    """
 
     name: str
     threads: int
     cpu_time_s: float
+    role: str = ""
+    runqueue_s: float | None = None
 
 
 @dataclass(frozen=True)

@@ -214,6 +214,7 @@ def _workers_stage(
             cpu_time_s=sum(s.cpu_time_s or 0.0 for s in measured),
             bytes_produced=int(collate[BYTES_OUT]) if collate is not None else 0,
             parallelism=parallelism,
+            runqueue_time_s=_runqueue(snapshots),
         )
     return Stage(
         id=WORKERS,
@@ -224,6 +225,14 @@ def _workers_stage(
         stats=stats,
         unmeasured_reason=None if stats is not None else NO_STATS,
     )
+
+
+def _runqueue(snapshots: Sequence[Mapping[str, Any]]) -> float | None:
+    """Seconds the chain's processes waited for a core in fetch calls (None if one did not say)."""
+    waits = [s.get("runqueue_s") for s in snapshots]
+    if not waits or any(not isinstance(w, (int, float)) for w in waits):
+        return None
+    return float(sum(waits))
 
 
 def _workers(snapshots: Sequence[Mapping[str, Any]]) -> tuple[WorkerStats, ...]:

@@ -7,6 +7,10 @@ fetcher's ``fetch`` (reading the samples), each transform of the dataset's
 in this thread's CPU time (``time.thread_time``, so a fetch that waits on a
 remote read shows wall >> CPU); fetch's own time excludes the transforms
 and collate nested in it. A stage that raises is blamed with the error.
+Around each whole ``fetch`` call (one batch: the chain the worker runs) it
+also reads the thread's run-queue wait (``schedstat``): the time the worker
+was ready to run but had no core, which tells oversubscription (more
+workers than cores) from waiting on I/O.
 
 With ``num_workers > 0`` the loader's ``worker_init_fn`` is replaced, for
 the moment its iterator starts the workers, by a :class:`WorkerStart`: a
@@ -33,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from plumber.files import write_text_atomically
+from plumber.threadcpu import name_os_thread, thread_runqueue_s
 from plumber.torch.sizes import nbytes_of
 from plumber.torch.transforms import describe_transforms, find_transforms
 
@@ -74,6 +79,9 @@ class StageRecorder:
         self.samples = 0
         self.nested_wall = 0.0
         self.nested_cpu = 0.0
+        #: Seconds the fetching thread waited for a core during fetch calls;
+        #: None once a read of ``schedstat`` failed (not measured).
+        self.runqueue_s: float | None = 0.0
         self.rss = [rss_start, rss_start, rss_start]
         self.problem: str | None = None
         self.dirty = False
@@ -109,6 +117,14 @@ class StageRecorder:
             self.errors.setdefault(stage, error_text(exc))
             self.dirty = True
 
+    def add_runqueue(self, before: float | None, after: float | None) -> None:
+        """Count the run-queue wait of one ``fetch`` call, read before and after it."""
+        with self._lock:
+            if self.runqueue_s is None or before is None or after is None:
+                self.runqueue_s = None
+            else:
+                self.runqueue_s += max(after - before, 0.0)
+
     def end_batch(self, wall: float, cpu: float, delivered: bool, failed: bool) -> None:
         """Count fetch's own time of one ``fetch`` call (nested stages already removed)."""
         self.add(FETCH, 0, wall, cpu, nested=False)
@@ -135,6 +151,7 @@ class StageRecorder:
                 "transforms": [list(t) for t in self.transforms],
                 "rss": list(self.rss),
                 "problem": self.problem,
+                "runqueue_s": self.runqueue_s,
                 "network": self.requests.snapshot() if self.requests is not None else None,
             }
 
@@ -245,6 +262,7 @@ def _timed_fetch(fetch: Callable[[Any], Any], recorder: StageRecorder, index: An
     previous = getattr(_current, "recorder", None)
     _current.recorder = recorder
     nested_wall, nested_cpu = recorder.nested_wall, recorder.nested_cpu
+    queued0 = thread_runqueue_s()
     wall0, cpu0 = time.perf_counter(), time.thread_time()
     delivered = failed = False
     try:
@@ -261,6 +279,7 @@ def _timed_fetch(fetch: Callable[[Any], Any], recorder: StageRecorder, index: An
         wall = time.perf_counter() - wall0 - (recorder.nested_wall - nested_wall)
         cpu = time.thread_time() - cpu0 - (recorder.nested_cpu - nested_cpu)
         _current.recorder = previous
+        recorder.add_runqueue(queued0, thread_runqueue_s())
         recorder.end_batch(max(wall, 0.0), max(cpu, 0.0), delivered, failed)
 
 
@@ -310,6 +329,7 @@ class StatsWriter:
         self.write()
 
     def _loop(self) -> None:
+        name_os_thread("plumber-torch-stats")
         while not self._stop.wait(self.interval_s):
             if self.recorder.dirty:
                 self.write()
