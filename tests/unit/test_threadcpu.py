@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from plumber.threadcpu import ThreadCpuTracker, name_os_thread, parse_task_stat
+from plumber.threadcpu import (
+    ThreadCpuTracker,
+    name_os_thread,
+    parse_schedstat,
+    parse_task_stat,
+    thread_runqueue_s,
+)
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs /proc")
 
@@ -21,9 +27,14 @@ def _stat_line(name: str, utime: int, stime: int, started: int = 1000) -> str:
     return f"4242 ({name}) {' '.join(fields)} 0 0\n"
 
 
-def _write_task(tasks: Path, tid: str, name: str, ticks: int, started: int = 1000) -> None:
+def _write_task(
+    tasks: Path, tid: str, name: str, ticks: int, started: int = 1000,
+    queued_ns: int | None = None,
+) -> None:
     (tasks / tid).mkdir(parents=True, exist_ok=True)
     (tasks / tid / "stat").write_text(_stat_line(name, ticks, 0, started))
+    if queued_ns is not None:
+        (tasks / tid / "schedstat").write_text(f"{ticks * 10_000_000} {queued_ns} 42\n")
 
 
 def test_stat_line_with_spaces_and_parentheses_in_the_name_is_parsed():
@@ -114,3 +125,87 @@ def test_a_real_os_named_thread_shows_its_cpu_after_it_exits():
     assert groups["plumber_burn"].cpu_time_s > 0.2
     assert groups["plumber_burn"].threads == 1
     assert "py-name-only" not in groups
+
+
+def test_schedstat_gives_seconds_on_cpu_and_seconds_waiting_on_the_run_queue():
+    assert parse_schedstat(b"2500000000 750000000 1234\n") == (2.5, 0.75)
+    assert parse_schedstat(b"garbage") is None
+    assert parse_schedstat(b"") is None
+
+
+def test_groups_say_what_their_threads_are_and_how_long_they_waited_for_a_core(tmp_path):
+    # GIVEN the main thread named after the console script, a framework pool that
+    # inherited that name, plumber's sampler, and a thread with a name of its own
+    tasks = tmp_path / "task"
+    _write_task(tasks, "100", "plumber", ticks=10, queued_ns=0)
+    tracker = ThreadCpuTracker(tasks_dir=str(tasks), ticks_per_s=100.0, main_tid="100")
+    tracker.start()
+    _write_task(tasks, "100", "plumber", ticks=60, queued_ns=1_000_000_000)
+    _write_task(tasks, "101", "plumber", ticks=300, queued_ns=2_000_000_000, started=2000)
+    _write_task(tasks, "102", "plumber", ticks=200, queued_ns=500_000_000, started=2001)
+    _write_task(tasks, "103", "plumber-sampler", ticks=5, queued_ns=10_000_000, started=2002)
+    _write_task(tasks, "104", "pt_pin_memory", ticks=20, started=2003)
+    groups = tracker.stop()
+    # THEN the inherited-name threads are the framework's, not plumber's, and plumber's
+    # own thread is the profiler's; the main thread stands apart
+    by_role = {(g.role, g.name): g for g in groups}
+    assert set(by_role) == {
+        ("inherited", "plumber"), ("main", "plumber"), ("profiler", "plumber-sampler"),
+        ("named", "pt_pin_memory"),
+    }
+    framework = by_role[("inherited", "plumber")]
+    assert (framework.threads, framework.cpu_time_s) == (2, 5.0)
+    assert framework.runqueue_s == pytest.approx(2.5)
+    main = by_role[("main", "plumber")]
+    assert (main.cpu_time_s, main.runqueue_s) == (pytest.approx(0.5), pytest.approx(1.0))
+    assert by_role[("profiler", "plumber-sampler")].runqueue_s == pytest.approx(0.01)
+    # a thread whose schedstat could not be read leaves its group's wait unmeasured
+    assert by_role[("named", "pt_pin_memory")].runqueue_s is None
+
+
+def test_a_name_the_main_thread_took_during_the_run_counts_as_inherited(tmp_path):
+    # torch renames the main thread (pt_main_thread); threads started after inherit that
+    tasks = tmp_path / "task"
+    _write_task(tasks, "1", "python", ticks=0, queued_ns=0)
+    tracker = ThreadCpuTracker(tasks_dir=str(tasks), ticks_per_s=100.0, main_tid="1")
+    tracker.start()
+    _write_task(tasks, "1", "pt_main_thread", ticks=10, queued_ns=0)
+    tracker.poll()
+    _write_task(tasks, "2", "pt_main_thread", ticks=40, queued_ns=0, started=3000)
+    roles = {(g.role, g.name) for g in tracker.stop()}
+    assert roles == {("main", "pt_main_thread"), ("inherited", "pt_main_thread")}
+
+
+@linux_only
+def test_the_calling_threads_run_queue_wait_is_readable_and_never_decreases():
+    first = thread_runqueue_s()
+    assert first is not None and first >= 0
+    assert thread_runqueue_s() >= first
+
+
+@linux_only
+def test_a_real_plumber_thread_is_grouped_as_the_profilers_overhead():
+    # GIVEN a thread that names itself plumber-* and burns CPU, then exits
+    tracker = ThreadCpuTracker()
+    tracker.start()
+    burnt, release = threading.Event(), threading.Event()
+
+    def burn() -> None:
+        name_os_thread("plumber-test")
+        start = time.thread_time()
+        while time.thread_time() - start < 0.05:
+            pass
+        burnt.set()
+        release.wait(5)
+
+    worker = threading.Thread(target=burn)
+    worker.start()
+    assert burnt.wait(10)
+    tracker.poll()
+    release.set()
+    worker.join()
+    groups = {(g.role, g.name): g for g in tracker.stop()}
+    # THEN it is the profiler's, with its CPU and a measured run-queue wait
+    profiler = groups[("profiler", "plumber-test")]
+    assert profiler.cpu_time_s > 0
+    assert profiler.runqueue_s is not None
