@@ -4,7 +4,8 @@ Stages that run inside a worker pool are covered by the pool's bound (their
 demands summed), so they give no bound of their own.
 
 Every bound is in root elements per second. Resources: CPU
-(``cores / CPU demand per root element``), disk (``read bandwidth / bytes
+(``cores / CPU demand per root element``, the training step's own CPU
+included when it runs on the same cores), disk (``read bandwidth / bytes
 read per root element``) and the consumer (``steps / step time``). Stages:
 ``parallelism / wall demand``, the most a stage delivers with that many
 calls in flight. The pipeline cannot run faster than the smallest bound;
@@ -39,6 +40,8 @@ class Limits:
     network's bound needs its probed bandwidth and the bytes fetched per
     root element. ``in_flight_cap`` is the most requests the server took at
     once before refusing one (None when it never refused).
+    ``consumer_cpu_per_root`` is the CPU the training step itself takes from
+    the same cores per root element (None when not measured).
     """
 
     cores: float
@@ -49,6 +52,7 @@ class Limits:
     network_bps: float | None = None
     network_bytes_per_root: float | None = None
     in_flight_cap: int | None = None
+    consumer_cpu_per_root: float | None = None
 
 
 def compute_bounds(analyses: Sequence[StageAnalysis], limits: Limits) -> tuple[Bound, ...]:
@@ -62,11 +66,16 @@ def compute_bounds(analyses: Sequence[StageAnalysis], limits: Limits) -> tuple[B
     analyses = [a for a in analyses if a.pool is None]
     demands = [cpu_demand(a) for a in analyses if a.resource != "unmeasured"]
     demand = sum(d for d in demands if d is not None)
-    cpu_rate = limits.cores / demand if demand > 0 else math.inf
+    step = limits.consumer_cpu_per_root or 0.0
+    cpu_rate = limits.cores / (demand + step) if demand > 0 else math.inf
     if math.isfinite(cpu_rate):
+        shared = (
+            f" ({text.ms(demand)} pipeline + {text.ms(step)} training step)" if step > 0 else ""
+        )
         bounds.append(
             Bound("CPU", "cpu", cpu_rate,
-                  f"{limits.cores:g} usable cores / {text.ms(demand)} of CPU per root element")
+                  f"{limits.cores:g} usable cores / {text.ms(demand + step)} of CPU per root "
+                  f"element{shared}")
         )
     disk = _disk_bound(limits)
     if disk is not None:

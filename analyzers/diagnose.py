@@ -14,6 +14,7 @@ import math
 from plumber.analyzers import network, text
 from plumber.analyzers.bounds import Limits, binding, compute_bounds
 from plumber.analyzers.cache import DISK_BUDGET, MEMORY_BUDGET, cache_what_ifs
+from plumber.analyzers.consumer import consumer_cpu_per_root
 from plumber.analyzers.objectcache import object_cache_what_if
 from plumber.analyzers.observed import (
     consumer_rate,
@@ -108,7 +109,8 @@ def _scene(profile: Profile, pipeline: Pipeline, warnings: list[str]) -> Scene:
     if roots is None:
         warnings.append("No root elements were recorded, so no stage could be modelled.")
     else:
-        busy = cpu_seconds_per_root(pipeline, roots) * observed / cores
+        step_cpu = consumer_cpu_per_root(pipeline, roots)
+        busy = (cpu_seconds_per_root(pipeline, roots) + (step_cpu or 0.0)) * observed / cores
         sampled = cpu_busy_share(profile)
         busy_share = max(busy if math.isfinite(busy) else 0.0, sampled or 0.0)
         cpu_saturated = busy_share >= SATURATED
@@ -126,6 +128,7 @@ def _scene(profile: Profile, pipeline: Pipeline, warnings: list[str]) -> Scene:
             network_bps=network.bounding_bps(profile.network, pipeline),
             network_bytes_per_root=network.bytes_per_root(profile, roots),
             in_flight_cap=network.in_flight_cap(profile.network),
+            consumer_cpu_per_root=step_cpu,
         )
         bounds = compute_bounds(analyses, limits)
         stage_id = binding(bounds).stage_id if bounds else None

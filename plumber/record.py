@@ -136,6 +136,12 @@ class ConsumerStats:
     (which pays the pipeline's start-up), when timed around ``next()``; None
     otherwise. How much the two rates vary sizes the prefetch buffer
     (:mod:`plumber.analyzers.prefetch`).
+
+    The steady window is the iteration after each iterator's first step,
+    which pays the start-up (threads, buffers, function tracing):
+    ``steady_steps`` steps in ``steady_s`` seconds, during which the
+    consumer's process (its own threads, not DataLoader worker processes)
+    used ``cpu_s`` seconds of CPU. All three are None where not measured.
     """
 
     source: str
@@ -145,6 +151,9 @@ class ConsumerStats:
     wait_estimated: bool = False
     wait_sd_s: float | None = None
     step_sd_s: float | None = None
+    steady_steps: int | None = None
+    steady_s: float | None = None
+    cpu_s: float | None = None
 
     @property
     def stall_share(self) -> float:

@@ -1,0 +1,66 @@
+"""The training step's own CPU: the part of the cores the consumer takes from the pipeline.
+
+When the training step runs on the CPU (no accelerator, or CPU-side work per
+step: a Keras step on CPU, receiving and unpickling batches from DataLoader
+workers, ``collate`` with ``num_workers=0``), it competes with the pipeline
+for the same cores. The hooks record the CPU time of the consumer's process
+over the steady window (``ConsumerStats.cpu_s``); the part the pipeline's
+stages that ran in that process account for is taken off, and the rest, per
+root element, is the consumer's CPU demand, which the CPU bound charges next
+to the pipeline's (``cores / (pipeline CPU + consumer CPU per root element)``).
+"""
+
+from __future__ import annotations
+
+import math
+
+from plumber.analyzers.topology import POOL, pool_of
+from plumber.record import Pipeline, Stage
+
+
+def consumer_cpu_per_root(pipeline: Pipeline, roots: int) -> float | None:
+    """CPU-seconds the consumer spends per root element, beyond the pipeline's own stages.
+
+    None when the consumer's CPU was not measured, or when a stage that ran
+    in the consumer's process has no CPU time of its own to take off (its
+    share could not be told from the training step's).
+    """
+    consumer = pipeline.consumer
+    if (
+        consumer is None
+        or consumer.cpu_s is None
+        or not consumer.steady_steps
+        or not math.isfinite(consumer.cpu_s)
+        or roots <= 0
+    ):
+        return None
+    stages = in_process_cpu(pipeline)
+    if stages is None:
+        return None
+    return max(consumer.cpu_s / consumer.steady_steps - stages / roots, 0.0)
+
+
+def in_process_cpu(pipeline: Pipeline) -> float | None:
+    """CPU-seconds the stages that ran in the consumer's process used over the run.
+
+    A DataLoader's worker pool with ``num_workers > 0`` ran in other
+    processes, so neither it nor its members count; with ``num_workers=0``
+    the pool (the total of its members) ran in the main process. None when
+    such a stage did work but its CPU time was not measured.
+    """
+    total = 0.0
+    for stage in pipeline.stages:
+        if stage.stats is None or pool_of(pipeline, stage) is not None or _in_workers(stage):
+            continue
+        cpu = stage.stats.cpu_time_s
+        if cpu is None or not math.isfinite(cpu):
+            if stage.stats.wall_time_s > 0:
+                return None
+            continue
+        total += cpu
+    return total
+
+
+def _in_workers(stage: Stage) -> bool:
+    workers = stage.knobs.get("num_workers")
+    return stage.kind == POOL and isinstance(workers, int) and workers > 0

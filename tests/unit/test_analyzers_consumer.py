@@ -1,0 +1,90 @@
+"""The training step's CPU is charged to the CPU bound next to the pipeline's."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from plumber.analyzers.consumer import consumer_cpu_per_root, in_process_cpu
+from plumber.analyzers.diagnose import diagnose
+from tests.unit.synthetic_profiles import loader_profile, make_profile, stage
+
+
+def _with_consumer_cpu(profile, cpu_s, steady_steps):
+    pipeline = profile.pipelines[0]
+    consumer = dataclasses.replace(pipeline.consumer, cpu_s=cpu_s, steady_steps=steady_steps,
+                                   steady_s=1.0)
+    return dataclasses.replace(
+        profile, pipelines=(dataclasses.replace(pipeline, consumer=consumer),)
+    )
+
+
+def _cpu_bound_profile():
+    # 100 batches, a map of 10 ms CPU per batch, parallelism 2 on 2 cores.
+    return make_profile(
+        stage("source-0", "source", 3200, 0.01),
+        stage("map-0", "map", 3200, 1.0, parallelism=2),
+        stage("batch-0", "batch", 100, 0.01),
+        wait_s=0.5, step_s=0.5, steps=100,
+    )
+
+
+def test_consumer_cpu_is_what_the_process_used_beyond_its_stages():
+    # GIVEN a process that used 3.02 s of CPU over 100 steady steps, of which the
+    # stages account for 1.02 s over the run's 100 root elements
+    profile = _with_consumer_cpu(_cpu_bound_profile(), cpu_s=3.02, steady_steps=100)
+    pipeline = profile.pipelines[0]
+    # THEN the training step took 20 ms of CPU per root element
+    assert in_process_cpu(pipeline) == pytest.approx(1.02)
+    assert consumer_cpu_per_root(pipeline, 100) == pytest.approx(0.02)
+
+
+def test_the_cpu_bound_charges_the_training_step_on_the_same_cores():
+    plain = diagnose(_cpu_bound_profile())
+    shared = diagnose(_with_consumer_cpu(_cpu_bound_profile(), cpu_s=3.02, steady_steps=100))
+    cpu = next(b for b in plain.bounds if b.kind == "cpu")
+    cpu_shared = next(b for b in shared.bounds if b.kind == "cpu")
+    # 2 cores / 10.2 ms alone; 2 cores / (10.2 + 20) ms with the step's CPU
+    assert cpu.rate == pytest.approx(2 / 0.0102)
+    assert cpu_shared.rate == pytest.approx(2 / 0.0302)
+    assert "training step" in cpu_shared.detail
+    assert "training step" not in cpu.detail
+
+
+def test_no_charge_when_the_consumer_cpu_was_not_measured():
+    assert consumer_cpu_per_root(_cpu_bound_profile().pipelines[0], 100) is None
+
+
+def test_no_charge_when_an_in_process_stage_has_no_cpu_time():
+    profile = make_profile(
+        stage("source-0", "source", 3200, 0.5, cpu=None),
+        stage("batch-0", "batch", 100, 0.01),
+        wait_s=0.5, step_s=0.5,
+    )
+    profile = _with_consumer_cpu(profile, cpu_s=3.0, steady_steps=100)
+    assert consumer_cpu_per_root(profile.pipelines[0], 100) is None
+
+
+def test_worker_processes_are_not_taken_off_the_main_process_cpu():
+    # GIVEN a DataLoader whose chain ran in 2 worker processes, and a main process
+    # that used 1 s of CPU over 100 steady steps
+    profile = loader_profile((0.004, 0.004), (("Resize", 0.002, 0.002, False),),
+                             num_workers=2, wait_s=0.5, step_s=0.5)
+    profile = _with_consumer_cpu(profile, cpu_s=1.0, steady_steps=100)
+    pipeline = profile.pipelines[0]
+    # THEN none of the workers' CPU is taken off: the main process ran no stage
+    assert in_process_cpu(pipeline) == 0.0
+    assert consumer_cpu_per_root(pipeline, 100) == pytest.approx(0.01)
+
+
+def test_a_pool_without_workers_ran_in_the_main_process():
+    # GIVEN num_workers=0: fetch and transforms ran in the main process
+    profile = loader_profile((0.004, 0.004), (("Resize", 0.002, 0.002, False),),
+                             num_workers=0, wait_s=0.5, step_s=0.5)
+    profile = _with_consumer_cpu(profile, cpu_s=6.0, steady_steps=100)
+    pipeline = profile.pipelines[0]
+    # THEN the pool's CPU (8 samples x 6 ms + collate, per batch) is taken off
+    stages = in_process_cpu(pipeline)
+    assert stages == pytest.approx(100 * (8 * 0.006 + 0.01 * 0.004 * 8))
+    assert consumer_cpu_per_root(pipeline, 100) == pytest.approx(0.06 - stages / 100)
