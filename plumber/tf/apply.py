@@ -3,12 +3,16 @@
 The script runs unchanged. While a :class:`PlanApplier` is active, the
 construction calls (``map``, ``interleave``, ``batch``, ``prefetch``, and the
 others a plan may put a cache, prefetch or thread pool after: ``take``,
-``repeat``, ``shuffle``...) look up the stage being built by its identity
-(file, line, kind, occurrence: see :mod:`plumber.tf.identity`) in the plan;
-a match gets the plan's
-parallelism, and a cache or prefetch placed right after it. Stages the plan
+``repeat``, ``shuffle``, ``with_options``...: the table
+:data:`plumber.tuner.appliable.TF_METHODS`, which ``derive`` also consults)
+look up the stage being built by its identity (file, line, kind,
+occurrence: see :mod:`plumber.tf.identity`) in the plan; a match gets the
+plan's parallelism, and a cache or prefetch placed right after it. Stages the plan
 names but the script never built are reported as unmatched and nothing else
-changes. Everything patched is restored on exit.
+changes. A setting that only keeps fetched objects is not this applier's
+business (:class:`plumber.tuner.appliers.ObjectCacheApplier` applies it to
+every S3 client, whatever stage made it). Everything patched is restored on
+exit.
 """
 
 from __future__ import annotations
@@ -21,25 +25,8 @@ from typing import Any
 
 from plumber.callsite import user_callsite
 from plumber.tf.identity import StageCounter, stage_key
+from plumber.tuner.appliable import TF_METHODS
 from plumber.tuner.plan import Plan, StageRef, StageSetting, portable_path
-
-#: Dataset methods a plan can act on, with the kind of stage each builds and
-#: the argument that sets its parallelism (None: it has none).
-_METHODS = {
-    "map": ("map", "num_parallel_calls"),
-    "interleave": ("interleave", "num_parallel_calls"),
-    "batch": ("batch", "num_parallel_calls"),
-    "padded_batch": ("batch", None),
-    "prefetch": ("prefetch", None),
-    "flat_map": ("flat_map", None),
-    "filter": ("filter", None),
-    "shuffle": ("shuffle", None),
-    "cache": ("cache", None),
-    "repeat": ("repeat", None),
-    "take": ("take", None),
-    "skip": ("skip", None),
-    "unbatch": ("unbatch", None),
-}
 
 
 @dataclass
@@ -56,7 +43,8 @@ class PlanApplier:
     def __init__(self, plan: Plan, script: Path) -> None:
         self.plan = plan
         self.script_dir = script.resolve().parent
-        self.settings = plan.settings_by_ref()
+        self.settings = {ref: setting for ref, setting in plan.settings_by_ref().items()
+                         if _changes_the_pipeline(setting)}
         self.applied: dict[StageRef, AppliedSetting] = {}
         self.counter = StageCounter()
         self._restore: list[tuple[Any, str, Any]] = []
@@ -66,7 +54,7 @@ class PlanApplier:
 
         dataset_class = dataset_ops.DatasetV2
         self._patch(dataset_class, "__init__", self._wrap_init)
-        for method, (kind, knob) in _METHODS.items():
+        for method, (kind, knob) in TF_METHODS.items():
             self._patch(dataset_class, method, lambda original, k=kind, n=knob:
                         self._wrap_builder(original, k, n))
         return self
@@ -141,6 +129,12 @@ class PlanApplier:
                 result = result.with_options(options)
                 applied.changes.append(f"thread pool of {setting.threads} threads")
         return result
+
+
+def _changes_the_pipeline(setting: StageSetting) -> bool:
+    """Whether the setting changes the tf.data pipeline (not only the objects it fetches)."""
+    return any(value is not None for value in
+               (setting.parallelism, setting.cache, setting.prefetch, setting.threads))
 
 
 def _cache_file(cache: str) -> str:

@@ -12,6 +12,12 @@ count: more workers could repeat its stream), persistent workers when it is
 iterated more than once, a ``prefetch_factor`` from the same depth rule, and
 pinned memory when a GPU is present.
 A consumer-bound pipeline gets no change.
+
+Every setting is placed at a stage the appliers can find
+(:func:`plumber.tuner.appliable.appliable`): a cache the analysis would put
+after a zip or a source is not planned, and a pipeline that ends in a stage
+no plan can extend (a ``zip``) gets no prefetch or thread pool there, with a
+note saying to add one by hand.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from plumber.analyzers.prefetch import PrefetchDepth, prefetch_depth_for
 from plumber.analyzers.results import Diagnosis, WhatIf
 from plumber.analyzers.topology import POOL
 from plumber.record import Pipeline, Profile, Stage
+from plumber.tuner.appliable import appliable
 from plumber.tuner.plan import PipelinePlan, Plan, StageRef, StageSetting
 
 #: A cache must beat the observed rate by this factor to be planned.
@@ -51,7 +58,8 @@ def derive_plan(profile: Profile, diagnoses: tuple[Diagnosis, ...], script: Path
         if not diagnosis.input_bound:
             notes.append(f"{pipeline.id}: the consumer is the bottleneck; nothing to change")
             continue
-        settings, predicted = _settings(profile, pipeline, diagnosis, script_dir)
+        settings, predicted, unplanned = _settings(profile, pipeline, diagnosis, script_dir)
+        notes += [f"{pipeline.id}: {note}" for note in unplanned]
         if not settings:
             notes.append(f"{pipeline.id}: the model found no change worth making")
             continue
@@ -74,8 +82,9 @@ def _written_root(pipeline: Pipeline):
 
 def _settings(
     profile: Profile, pipeline: Pipeline, diagnosis: Diagnosis, script_dir: Path
-) -> tuple[list[StageSetting], float]:
-    """The settings and the model's rate with them, averaged over the run's passes.
+) -> tuple[list[StageSetting], float, list[str]]:
+    """The settings, the model's rate with them (averaged over the run's passes), and
+    notes on what the model wanted but no plan can apply.
 
     A cache's setting carries its rate once full (from the second pass on).
     """
@@ -83,8 +92,13 @@ def _settings(
     allocation = allocate(model)
     rate = allocation.predicted_rate
     settings: dict[str, StageSetting] = {}
+    unplanned: list[str] = []
     for stage_id, p in allocation.parallelism.items():
         stage = pipeline.stage(stage_id)
+        if not appliable(pipeline, stage):
+            unplanned.append(f"parallelism {p} for {stage_id} ({stage.kind}) is not planned: "
+                             f"a plan cannot find that stage; set it by hand")
+            continue
         settings[stage_id] = StageSetting(
             stage=StageRef.of(stage.source, stage.kind, script_dir),
             stage_id=stage_id,
@@ -94,7 +108,7 @@ def _settings(
         )
     if _pool(pipeline) is not None:
         _bound_workers(profile, pipeline, settings)
-    cache = _best_cache(diagnosis)
+    cache = _best_cache(pipeline, diagnosis)
     cache_bytes = 0.0
     if cache is not None and cache.knob == OBJECT_CACHE:
         rate, cache_bytes = _add_object_cache(
@@ -121,10 +135,18 @@ def _settings(
     pool = _pool(pipeline)
     if pool is not None:
         _pool_options(profile, pipeline, pool, settings, script_dir, depth)
-        return list(settings.values()), rate
+        return list(settings.values()), rate, unplanned
     root = _written_root(pipeline)
     needs_prefetch = root is not None and root.kind != "prefetch"
-    if root is not None and root.source is not None and (needs_prefetch or allocation.threads):
+    if root is not None and (needs_prefetch or allocation.threads) and \
+            not appliable(pipeline, root):
+        wanted = " and ".join(w for w, needed in (("a prefetch", needs_prefetch),
+                                                  ("a thread pool", allocation.threads))
+                              if needed)
+        unplanned.append(f"{wanted} at the end is not planned: the pipeline ends in "
+                         f"{root.id} ({root.kind}), after which a plan cannot add one; "
+                         f"add it there by hand")
+    elif root is not None and (needs_prefetch or allocation.threads):
         previous = settings.get(root.id)
         reasons = [previous.reason if previous else ""]
         if needs_prefetch:
@@ -147,7 +169,7 @@ def _settings(
             reason="; ".join(r for r in reasons if r),
             predicted_rate=previous.predicted_rate if previous else allocation.predicted_rate,
         )
-    return list(settings.values()), rate
+    return list(settings.values()), rate, unplanned
 
 
 def _add_object_cache(
@@ -202,11 +224,21 @@ def _size_in_memory(model, stage: Stage) -> float:
     return stats.bytes_produced / epochs
 
 
-def _best_cache(diagnosis: Diagnosis):
+def _best_cache(pipeline: Pipeline, diagnosis: Diagnosis):
+    """The fastest feasible cache worth planning, at a stage a plan can find.
+
+    The objects' cache is applied to every S3 client the script makes,
+    whatever its stage, so its stage needs only a source line.
+    """
+    def placeable(w: WhatIf) -> bool:
+        stage = pipeline.stage(w.stage_id)
+        return appliable(pipeline, stage) or (w.knob == OBJECT_CACHE and
+                                             stage.source is not None)
+
     candidates = [
         w for w in diagnosis.what_ifs
         if w.knob in ("cache", OBJECT_CACHE) and w.feasible and w.stage_id is not None
-        and w.predicted_rate > CACHE_WORTH * diagnosis.observed_rate
+        and w.predicted_rate > CACHE_WORTH * diagnosis.observed_rate and placeable(w)
     ]
     return max(candidates, key=lambda w: w.predicted_rate, default=None)
 

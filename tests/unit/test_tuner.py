@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from synthetic_profiles import make_profile, stage
 
 from plumber.analyzers.allocate import allocate
 from plumber.analyzers.diagnose import diagnose_all, scene
+from plumber.tuner.appliable import TF_KINDS
 from plumber.tuner.derive import derive_plan
 from plumber.tuner.plan import (
     PLAN_SCHEMA_VERSION,
@@ -189,3 +191,42 @@ def test_consumer_bound_pipeline_gets_no_plan():
     plan = derive_plan(profile, diagnose_all(profile), Path("train.py"))
     assert plan.pipelines == ()
     assert "consumer is the bottleneck" in plan.notes[0]
+
+
+def zipped_profile(root_kind: str):
+    """Two maps (one heavy, held to one call) zipped, with ``root_kind`` on top of the zip."""
+    stages = [
+        stage("source-0", "source", 100, 0.01, line=4),
+        stage("map-0", "map", 100, 2.0, parallelism=1, knobs={"parallelism": 1}, line=4),
+        stage("source-1", "source", 100, 0.01, line=5),
+        dataclasses.replace(stage("map-1", "map", 100, 0.01, parallelism=1,
+                                  knobs={"parallelism": 1}, line=5), inputs=("source-1",)),
+        dataclasses.replace(stage("zip-0", "zip", 100, 0.01, line=6),
+                            inputs=("map-0", "map-1")),
+    ]
+    if root_kind == "config":
+        stages.append(stage("config-0", "config", 100, 0.01, line=7))
+    return make_profile(*stages, wait_s=1.9, step_s=0.1, cores=2.0)
+
+
+def test_a_pipeline_ending_in_a_zip_gets_no_prefetch_a_plan_cannot_place_and_a_note():
+    profile = zipped_profile("zip")
+    plan = derive_plan(profile, diagnose_all(profile), Path("train.py"))
+    (pipeline,) = plan.pipelines
+    assert {s.stage_id for s in pipeline.settings} == {"map-0"}
+    assert any("ends in zip-0 (zip)" in note and "by hand" in note for note in plan.notes)
+
+
+def test_options_at_the_root_take_the_prefetch_a_plan_adds_at_the_end():
+    profile = zipped_profile("config")
+    plan = derive_plan(profile, diagnose_all(profile), Path("train.py"))
+    (pipeline,) = plan.pipelines
+    settings = {s.stage_id: s for s in pipeline.settings}
+    assert settings["config-0"].prefetch == -1
+    assert settings["config-0"].stage == StageRef("train.py", 7, "config")
+
+
+def test_every_kind_derive_may_plan_is_one_the_tf_applier_intercepts():
+    # zip and sources are built by static methods and constructors, which no applier sees
+    assert {"map", "interleave", "batch", "prefetch", "config"} <= TF_KINDS
+    assert not {"zip", "source", "concatenate"} & TF_KINDS
