@@ -26,6 +26,7 @@ from plumber.reports.paths import full_source, short_source, shorten_paths
 from plumber.reports.plan import PlanView, plan_view, plans_by_pipeline
 from plumber.reports.pool import member_shares, pool_members
 from plumber.reports.stage_table import StageRows
+from plumber.reports.threads import ThreadRow, profiler_overhead, thread_rows
 from plumber.reports.view import (
     analyses_by_stage,
     bottleneck_stage_id,
@@ -98,7 +99,8 @@ class ReportView:
     run: tuple[tuple[str, str], ...]
     machine: tuple[tuple[str, str], ...]
     error: str | None
-    threads: tuple[tuple[str, str, str], ...]
+    threads: tuple[ThreadRow, ...]
+    profiler_overhead: str
     run_notes: tuple[str, ...]
 
 
@@ -131,10 +133,8 @@ def report_view(
         run=_run_rows(profile),
         machine=_machine_rows(profile),
         error=run.error,
-        threads=tuple(
-            (t.name, fmt.count(t.threads), fmt.seconds(t.cpu_time_s))
-            for t in sorted(profile.threads, key=lambda t: -t.cpu_time_s)
-        ),
+        threads=thread_rows(profile.threads),
+        profiler_overhead=profiler_overhead(profile.threads),
         run_notes=run.notes,
     )
 
