@@ -103,8 +103,17 @@ def _stage_row(
         "visit": fmt.number(analysis.visit_ratio) if analysis else fmt.MISSING,
         "cpu": fmt.milliseconds(analysis.cpu_demand_s) if analysis else fmt.MISSING,
         "wall": fmt.milliseconds(analysis.wall_demand_s) if analysis else fmt.MISSING,
-        "wait": fmt.fraction(analysis.wait_fraction) if analysis else fmt.MISSING,
+        "wait": _wait(analysis),
         "max_rate": fmt.rate(analysis.max_rate) if analysis else fmt.MISSING,
         "resource": analysis.resource if analysis else fmt.MISSING,
         "notes": "; ".join(notes),
     }
+
+
+def _wait(analysis: StageAnalysis | None) -> str:
+    """The share of wall time off the CPU, with the part spent waiting for a core if measured."""
+    if analysis is None:
+        return fmt.MISSING
+    wait = fmt.fraction(analysis.wait_fraction)
+    core = analysis.core_wait_fraction
+    return wait if core is None else f"{wait} ({fmt.fraction(core)} for a core)"

@@ -1,4 +1,5 @@
-"""The report's "CPU by thread group" table names what each group is, and what plumber cost."""
+"""The report on threads and waits: thread groups named for what they are, plumber's cost, and
+the part of a stage's waiting spent waiting for a core."""
 
 from __future__ import annotations
 
@@ -54,3 +55,13 @@ def test_the_html_report_shows_the_groups_labels_and_the_overhead():
     assert "framework / other threads of the process" in text
     assert "Waited for a core" in text
     assert "Profiler overhead: plumber&#39;s own 2 threads" in text
+
+
+def test_the_stage_table_shows_the_part_of_the_waiting_spent_waiting_for_a_core():
+    diagnosis = sample_diagnosis()
+    stages = tuple(
+        dataclasses.replace(a, wait_fraction=0.8, core_wait_fraction=0.7) if i == 0 else a
+        for i, a in enumerate(diagnosis.stages)
+    )
+    html = render_html(sample_profile(), [dataclasses.replace(diagnosis, stages=stages)])
+    assert "80% (70% for a core)" in html
