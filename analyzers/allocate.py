@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 from plumber.analyzers import network, text
 from plumber.analyzers.bounds import compute_bounds, rate_of
-from plumber.analyzers.results import StageAnalysis
+from plumber.analyzers.results import StageAnalysis, WhatIf
 from plumber.analyzers.stages import oversubscribed, without_core_wait
 from plumber.analyzers.topology import POOL, parallelism_owner
 from plumber.analyzers.whatif import Scene
@@ -139,6 +139,39 @@ def allocate(scene: Scene) -> Allocation:
     threads = sum(waiting) + int(scene.limits.cores) if waiting else None
     return Allocation(changed, {k: reasons[k] for k in changed}, predicted, threads,
                       {k: loaded_walls[k] for k in changed if k in loaded_walls})
+
+
+def fewer_calls_what_ifs(scene: Scene) -> list[WhatIf]:
+    """The allocation's fewer calls at each oversubscribed stage, as what-ifs.
+
+    The model counts CPU time, not the cost of switching between more
+    runnable processes than cores, so fewer calls predict about the rate as
+    run: the what-if shows the change and that nothing is lost by it.
+    """
+    allocation = allocate(scene)
+    what_ifs = []
+    for a in scene.analyses:
+        p = allocation.parallelism.get(a.stage_id)
+        if p is None or p >= a.parallelism or not oversubscribed(a):
+            continue
+        stage = scene.pipeline.stage(a.stage_id)
+        knob, current = text.parallel_knob(stage)
+        if stage.kind != POOL:
+            current = f"{a.parallelism:g}"
+        changed = with_parallelism(scene.analyses, {a.stage_id: p},
+                                   {a.stage_id: without_core_wait(a) or 0.0})
+        predicted = rate_of(compute_bounds(changed, scene.limits))
+        reason = allocation.reasons[a.stage_id]
+        what_ifs.append(WhatIf(
+            stage_id=a.stage_id,
+            knob="parallelism",
+            value=str(p),
+            change=f"{knob} {current} -> {p} at {text.where(stage)}",
+            predicted_rate=predicted,
+            speedup=scene.speedup(predicted),
+            reason=f"{reason[0].upper()}{reason[1:]}.",
+        ))
+    return what_ifs
 
 
 def _uncrowded(a: StageAnalysis, target: float) -> tuple[int, float]:

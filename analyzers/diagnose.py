@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 from plumber.analyzers import network, text
+from plumber.analyzers.allocate import fewer_calls_what_ifs
 from plumber.analyzers.bounds import Limits, binding, compute_bounds
 from plumber.analyzers.cache import DISK_BUDGET, MEMORY_BUDGET, cache_what_ifs
 from plumber.analyzers.consumer import consumer_cpu_per_root
@@ -61,7 +62,8 @@ def diagnose(profile: Profile, pipeline: Pipeline | None = None) -> Diagnosis:
     warnings: list[str] = []
     scene = _scene(profile, pipeline, warnings)
     verdict = judge(scene, warnings)
-    what_ifs = [*parallelism_what_ifs(scene), *cache_what_ifs(scene)]
+    what_ifs = [*parallelism_what_ifs(scene), *fewer_calls_what_ifs(scene),
+                *cache_what_ifs(scene)]
     objects = object_cache_what_if(scene)
     if objects is not None:
         what_ifs.append(objects)

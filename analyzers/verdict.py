@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from plumber.analyzers import text
+from plumber.analyzers.allocate import allocate
 from plumber.analyzers.bounds import binding, next_rate
 from plumber.analyzers.results import Bound, StageAnalysis
 from plumber.analyzers.stages import cpu_demand, oversubscribed
@@ -220,9 +221,15 @@ def _crowded(scene: Scene, a: StageAnalysis) -> str:
     """The sentence for a stage that waited mostly for a core (a CPU verdict's footnote)."""
     stage = scene.pipeline.stage(a.stage_id)
     what = "workers" if a.kind == POOL else "calls in flight"
+    fewer = allocate(scene).parallelism.get(a.stage_id)
+    advice = (
+        f"{fewer} would do the same work without queueing"
+        if fewer is not None and fewer < a.parallelism
+        else "fewer would lose nothing"
+    )
     return (
         f" {text.where(stage)} is oversubscribed: its {a.parallelism:g} {what} waited "
         f"{a.core_wait_fraction or 0.0:.0%} of their time for one of the "
-        f"{scene.limits.cores:g} usable cores, not for I/O, so more {what} cannot help and "
-        f"fewer would lose nothing."
+        f"{scene.limits.cores:g} usable cores, not for I/O, so more {what} cannot help; "
+        f"{advice}."
     )

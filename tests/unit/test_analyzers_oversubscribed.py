@@ -88,7 +88,16 @@ def test_the_verdict_of_an_oversubscribed_pool_is_cpu_and_says_more_workers_cann
     assert "is oversubscribed: its 16 workers waited" in diagnosis.summary
     assert "for one of the 2 usable cores, not for I/O" in diagnosis.summary
     assert "mostly waiting for a core" in diagnosis.summary
-    assert not [w for w in diagnosis.what_ifs if w.knob == "parallelism"]
+    assert "so more workers cannot help; 3 would do the same work" in diagnosis.summary
+
+
+def test_the_only_parallelism_what_if_of_an_oversubscribed_pool_is_fewer_workers():
+    diagnosis = diagnose(crowded_pool(share_of_waiting=1.0))
+    (fewer,) = [w for w in diagnosis.what_ifs if w.knob == "parallelism"]
+    assert fewer.change == "num_workers 16 -> 2 at workers (workers at train.py:40)"
+    assert fewer.reason.startswith("Oversubscribed: 16 workers on 2 usable cores")
+    # the model counts CPU, not switching: fewer workers predict the rate as run, no loss
+    assert fewer.predicted_rate == pytest.approx(diagnosis.predicted_rate, rel=0.05)
 
 
 def test_the_plan_lowers_the_workers_of_a_pool_waiting_only_for_cores_to_the_cores():
