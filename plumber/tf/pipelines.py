@@ -1,8 +1,10 @@
 """Turn what the tf.data hooks saw into Pipeline records.
 
-For each dataset the script iterated: read its written structure, align the
-model of every productive iterator onto it (summing over iterators, e.g. one
-per epoch), measure per-stage CPU by prefix runs, and describe the consumer.
+For each dataset the script iterated: read its written structure, find the
+stages whose output changes between passes by running their prefixes twice,
+align the model of every productive iterator onto it (summing over
+iterators, e.g. one per epoch), measure per-stage CPU by prefix runs, and
+describe the consumer.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from statistics import fmean
 from plumber.record import ConsumerStats, Pipeline, Stage, StageStats
 from plumber.tf.align import RunStage, align
 from plumber.tf.cpuprobe import measure_prefixes, own_cpu_per_root
+from plumber.tf.determinism import find_random_stages
 from plumber.tf.hooks import IteratorWatch, TfHooks, WatchedPipeline
 from plumber.tf.written import NESTING_KINDS, WrittenStage, read_written
 
@@ -42,7 +45,11 @@ def _build_one(
 ) -> Pipeline:
     written = read_written(watched.dataset, hooks.source_of)
     iterators = [w for w in watched.iterators if w.model.root_elements > 0]
-    notes: list[str] = []
+    notes: list[str] = [
+        f"{stage.id} is random: two fresh passes over its output differed, so nothing "
+        f"is cached after it"
+        for stage in find_random_stages(written)
+    ]
     stages: dict[str, RunStage] = {}
     root = written.id
     for watch in iterators:

@@ -67,7 +67,18 @@ _SOURCE_WRAPPERS = {
     "FixedLengthRecordDatasetV2": "FixedLengthRecord",
 }
 
-_RANDOM_OP = re.compile(r"Random|Multinomial|Shuffle")
+#: Ops whose output is drawn at random. Besides the ``Random*`` and
+#: ``StatelessRandom*`` families: truncated normals, the bounding-box sampler
+#: of Inception-style crops, ``tf.random.Generator`` (``RngReadAndSkip``,
+#: ``StatefulUniform*``), seed generators and candidate samplers. A stateless
+#: op counts too: its seed may come from a counter or a variable.
+_RANDOM_OP = re.compile(
+    r"Random|Multinomial|Shuffle|TruncatedNormal|SampleDistortedBoundingBox|"
+    r"StatefulUniform|StatefulStandardNormal|^Rng|NonDeterministic|SeedGenerator|"
+    r"CandidateSampler"
+)
+#: Ops with effects or inputs plumber cannot see: Python functions,
+#: variables (Keras seed generators, counters) and prints.
 _STATEFUL_OP = re.compile(r"PyFunc|EagerPyFunc|Variable|Assign|Print")
 
 
@@ -234,10 +245,10 @@ def _knobs(obj: Any, node: Any, functions: dict[str, Any]) -> dict[str, Any]:
     if cardinality is not None:
         knobs["cardinality"] = cardinality
     if node is not None:
-        ops = _function_ops(node, functions)
-        if any(_RANDOM_OP.search(op) for op in ops) or kind_of(node.op) == "shuffle":
+        ops, hidden = _function_ops(node, functions)
+        if any(_RANDOM_OP.search(op) for op in (*ops, node.op)) or kind_of(node.op) == "shuffle":
             knobs["random"] = True
-        if any(_STATEFUL_OP.search(op) for op in ops):
+        if hidden or any(_STATEFUL_OP.search(op) for op in ops):
             knobs["stateful"] = True
     return knobs
 
@@ -251,20 +262,28 @@ def _cardinality(obj: Any) -> int | None:
     return value if value >= 0 else None
 
 
-def _function_ops(node: Any, functions: dict[str, Any]) -> set[str]:
-    """Every op in the functions a node calls, following nested calls."""
+def _function_ops(node: Any, functions: dict[str, Any]) -> tuple[set[str], bool]:
+    """Every op in the functions a node calls, following nested calls.
+
+    The flag is True when a called function is missing from the graph's
+    library: what it does cannot be seen, so it must be taken as stateful.
+    """
     ops: set[str] = set()
     pending = [v.func.name for v in node.attr.values() if v.func.name]
     seen: set[str] = set()
+    hidden = False
     while pending:
         name = pending.pop()
-        if name in seen or name not in functions:
+        if name in seen:
             continue
         seen.add(name)
+        if name not in functions:
+            hidden = True
+            continue
         for inner in functions[name].node_def:
             ops.add(inner.op)
             pending.extend(v.func.name for v in inner.attr.values() if v.func.name)
-    return ops
+    return ops, hidden
 
 
 _DT_STRING = 7
