@@ -52,6 +52,9 @@ LATENCY_HEADROOM = 1.25
 
 AUTOTUNE = -1
 
+#: Oversubscribed stages keep no call for less than this fraction of one.
+SPARE_CALL = 0.1
+
 
 @dataclass(frozen=True)
 class Allocation:
@@ -91,7 +94,8 @@ def allocate(scene: Scene) -> Allocation:
         latency_ids = {a.stage_id for a in analyses
                        if a.stage_id in tunable and a.resource == "latency"}
         target = _rate_unbounded(scene, analyses, set(cpu_ids) | latency_ids)
-        crowded = {a.stage_id: a for a in analyses if a.stage_id in cpu_ids and oversubscribed(a)}
+        crowded = {a.stage_id: a for a in analyses
+                   if a.stage_id in cpu_ids and oversubscribed(a, scene.limits.cores)}
         keep_up = [stage_id for stage_id in cpu_ids if stage_id not in crowded]
         for stage_id, p in _keep_up(scene, analyses, keep_up, target).items():
             chosen[stage_id] = p
@@ -152,7 +156,7 @@ def fewer_calls_what_ifs(scene: Scene) -> list[WhatIf]:
     what_ifs = []
     for a in scene.analyses:
         p = allocation.parallelism.get(a.stage_id)
-        if p is None or p >= a.parallelism or not oversubscribed(a):
+        if p is None or p >= a.parallelism or not oversubscribed(a, scene.limits.cores):
             continue
         stage = scene.pipeline.stage(a.stage_id)
         knob, current = text.parallel_knob(stage)
@@ -179,11 +183,13 @@ def _uncrowded(a: StageAnalysis, target: float) -> tuple[int, float]:
 
     Without the core wait each call takes its CPU time plus any real waiting;
     Little's law on that gives the calls (at least one, never more than it had).
+    A fraction of a call below :data:`SPARE_CALL` is not worth one more: a
+    call busy that little of the time adds a process queueing for a core.
     """
     wall = without_core_wait(a) or 0.0
     if not math.isfinite(target) or wall <= 0:
         return int(a.parallelism), a.wall_demand_s or 0.0
-    p = min(int(a.parallelism), max(1, math.ceil(target * wall * (1 - 1e-9))))
+    p = min(int(a.parallelism), max(1, math.ceil(target * wall - SPARE_CALL)))
     return p, wall
 
 

@@ -123,7 +123,7 @@ def _scene(profile: Profile, pipeline: Pipeline, warnings: list[str]) -> Scene:
             and read_rate is not None
             and read_rate >= DISK_BUSY * machine.disk_read_bps
         )
-        analyses = analyse_stages(pipeline, roots, cpu_saturated, disk_busy)
+        analyses = analyse_stages(pipeline, roots, cpu_saturated, disk_busy, cores)
         per_root, basis = disk_bytes_per_root(profile, pipeline, roots)
         limits = Limits(
             cores, machine.disk_read_bps, per_root, basis, limits.consumer_rate,

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from plumber.analyzers import text
 from plumber.analyzers.results import StageAnalysis
 from plumber.analyzers.topology import POOL, parallelism, pool_of
-from plumber.record import Pipeline, Stage
+from plumber.record import Pipeline, Stage, StageStats
 
 #: A stage whose own time is below this share of the pipeline's total is
 #: negligible: never a bottleneck.
@@ -79,9 +79,15 @@ def split_wall(wall_s: float, cpu_s: float, runqueue_s: float | None) -> WallSpl
     return WallSplit(computing / wall_s, core / wall_s, (wall_s - computing - core) / wall_s)
 
 
-def oversubscribed(analysis: StageAnalysis) -> bool:
-    """True when the stage waited mostly for a core: more calls than cores to run them."""
-    return _waits_for_cores(analysis.core_wait_fraction, analysis.wait_fraction)
+def oversubscribed(analysis: StageAnalysis, cores: float) -> bool:
+    """True when the stage waited mostly for a core with more calls than ``cores`` to run them.
+
+    With no more calls than cores, a stage that waits for one waits for other
+    threads or processes: fewer calls would not help it.
+    """
+    return analysis.parallelism > cores and _waits_for_cores(
+        analysis.core_wait_fraction, analysis.wait_fraction
+    )
 
 
 def _waits_for_cores(core: float | None, wait: float | None) -> bool:
@@ -120,13 +126,15 @@ def cpu_seconds_per_root(pipeline: Pipeline, roots: int) -> float:
 
 
 def analyse_stages(
-    pipeline: Pipeline, roots: int, cpu_saturated: bool, disk_busy: bool
+    pipeline: Pipeline, roots: int, cpu_saturated: bool, disk_busy: bool, cores: float
 ) -> tuple[StageAnalysis, ...]:
     """The model's view of every stage of ``pipeline``, in the pipeline's order.
 
     ``cpu_saturated`` says the cores were (nearly) all busy, so a stage whose
     wall time exceeds its CPU time is waiting for a core; ``disk_busy`` says
     the disk read near its measured bandwidth, so a waiting stage waits on it.
+    ``cores`` (usable) tells oversubscription (more calls than cores, waiting
+    for one) from contention with other threads or processes.
     """
     demands = [
         _own_seconds(s)
@@ -135,7 +143,7 @@ def analyse_stages(
     ]
     total = sum(d for d in demands if d is not None) / roots
     return tuple(
-        _analyse(pipeline, stage, roots, total, cpu_saturated, disk_busy)
+        _analyse(pipeline, stage, roots, total, cpu_saturated, disk_busy, cores)
         for stage in pipeline.stages
     )
 
@@ -156,6 +164,7 @@ def _analyse(
     total: float,
     cpu_saturated: bool,
     disk_busy: bool,
+    cores: float,
 ) -> StageAnalysis:
     p = parallelism(pipeline, stage)
     own = _own_seconds(stage)
@@ -170,15 +179,19 @@ def _analyse(
     wall = stats.wall_time_s / roots
     cpu_s = stats.cpu_time_s
     cpu = cpu_s / roots if cpu_s is not None and math.isfinite(cpu_s) else None
-    split = split_wall(stats.wall_time_s, cpu_s, stats.runqueue_time_s) if cpu is not None else None
+    runqueue = stats.runqueue_time_s
+    if runqueue is None and pool is not None:
+        runqueue = _share_of_pool_runqueue(pipeline.stage(pool), stats)
+    split = split_wall(stats.wall_time_s, cpu_s, runqueue) if cpu is not None else None
     wait = 1.0 - split.computing if split is not None else None
     core = split.core if split is not None else None
     if stage.kind in PASS_THROUGH:
         resource, note = "none", ""
     else:
-        calls = f"{p:g} workers" if stage.kind == POOL else f"{p:g} calls in flight"
+        in_pool = stage.kind == POOL or pool is not None
+        crowd = _Crowd(p, cores, "workers" if in_pool else "calls in flight")
         resource, note = _resource(
-            own / roots, total, cpu, wait, core, cpu_saturated, disk_busy, calls
+            own / roots, total, cpu, wait, core, cpu_saturated, disk_busy, crowd
         )
     return StageAnalysis(
         stage_id=stage.id,
@@ -196,6 +209,35 @@ def _analyse(
         pool=pool,
         core_wait_fraction=core,
     )
+
+
+def _share_of_pool_runqueue(pool: Stage, stats: StageStats) -> float | None:
+    """A pool member's run-queue wait: the pool's, shared in proportion to time off the CPU.
+
+    The run queue is read around each whole chain a worker runs, not per
+    member, so each member gets the pool's ratio of core wait to time off
+    the CPU.
+    """
+    whole = pool.stats
+    if whole is None or whole.runqueue_time_s is None or whole.cpu_time_s is None:
+        return None
+    cpu = stats.cpu_time_s
+    if cpu is None or not math.isfinite(cpu):
+        return None
+    off_cpu = whole.wall_time_s - whole.cpu_time_s
+    if not off_cpu > 0:
+        return 0.0
+    ratio = min(whole.runqueue_time_s / off_cpu, 1.0)
+    return ratio * max(stats.wall_time_s - cpu, 0.0)
+
+
+@dataclass(frozen=True)
+class _Crowd:
+    """How many calls of a stage ran at once, on how many cores, and what to call them."""
+
+    calls: float
+    cores: float
+    noun: str
 
 
 def with_unrecorded_wall(
@@ -264,7 +306,7 @@ def _resource(
     core: float | None,
     cpu_saturated: bool,
     disk_busy: bool,
-    calls: str,
+    crowd: _Crowd,
 ) -> tuple[str, str]:
     """What bounds a measured stage's work, with a note when the answer needs one.
 
@@ -272,18 +314,21 @@ def _resource(
     wall time far above CPU time means its own function waits (file reads,
     remote fetches, sleeps in a ``py_function``) or waits for a core. Where
     the run-queue wait was measured it tells the two apart: a stage waiting
-    mostly for a core is CPU-bound (oversubscribed), one that waits on
-    something else is not, however busy the cores were.
+    mostly for a core is CPU-bound: oversubscribed with more calls than
+    cores, else crowded out by other threads or processes; one that waits on
+    something else is not CPU-bound, however busy the cores were.
     """
     if own <= NEGLIGIBLE_SHARE * total:
         return "none", ""
     if cpu is None:
         return "cpu", "CPU time not measured: its wall time is taken as CPU demand"
     if _waits_for_cores(core, wait):
-        return "cpu", (
-            f"waits {core:.0%} of its time for a core (run queue), {wait - core:.0%} on "
-            f"I/O or latency: oversubscribed, {calls} compete for the cores"
-        )
+        waits = (f"waits {core:.0%} of its time for a core (run queue), {wait - core:.0%} on "
+                 f"I/O or latency")
+        if crowd.calls > crowd.cores:
+            return "cpu", (f"{waits}: oversubscribed, {crowd.calls:g} {crowd.noun} on "
+                           f"{crowd.cores:g} usable cores")
+        return "cpu", f"{waits}: other threads or processes kept the cores busy"
     if wait is None or wait <= WAITING:
         return "cpu", ""
     if core is not None:

@@ -186,7 +186,8 @@ def _inside_pool(scene: Scene, stage_id: str | None) -> str:
     if not members or total <= 0:
         return ""
     pool = next((a for a in scene.analyses if a.stage_id == stage_id), None)
-    waiting = "mostly waiting for a core" if pool and oversubscribed(pool) else "mostly waiting"
+    crowded = pool is not None and oversubscribed(pool, scene.limits.cores)
+    waiting = "mostly waiting for a core" if crowded else "mostly waiting"
     top = max(members, key=lambda a: a.wall_demand_s or 0.0)
     cpu, wall = top.cpu_demand_s, top.wall_demand_s or 0.0
     spent = (
@@ -213,7 +214,9 @@ def _cpu_summary(scene: Scene, heaviest: StageAnalysis | None, who: str, outcome
     if heaviest is not None and total > 0:
         first += f"; the heaviest is {who} with {(cpu_demand(heaviest) or 0.0) / total:.0%}"
     return f"{first}. Less work per element or more cores would allow {outcome}." + "".join(
-        _crowded(scene, a) for a in scene.analyses if a.pool is None and oversubscribed(a)
+        _crowded(scene, a)
+        for a in scene.analyses
+        if a.pool is None and oversubscribed(a, scene.limits.cores)
     )
 
 

@@ -180,8 +180,30 @@ class WorkerStats:
 
 
 @dataclass(frozen=True)
+class IteratorPass:
+    """One iterator's reading of a pipeline: an epoch when it read the data to its end.
+
+    A training loop usually makes a fresh iterator per epoch (``for x in
+    dataset`` inside an epoch loop, Keras ``fit``, ``iter(loader)``), so a
+    pipeline's iterators, not the pipeline, count the passes over its data.
+    ``elements`` is how many root elements the iterator delivered;
+    ``complete`` is true when it reached the end of the data (tf.data's
+    end of sequence, the loader's ``StopIteration``), false when it was
+    abandoned midway (a ``break``, a step bound) or ended on an error.
+    """
+
+    elements: int
+    complete: bool
+
+
+@dataclass(frozen=True)
 class Pipeline:
-    """One iterated pipeline: its stages (root last in ``root``) and consumer."""
+    """One iterated pipeline: its stages (root last in ``root``) and consumer.
+
+    ``passes`` lists, in the order they were made, the iterators that
+    delivered at least one element; empty where not recorded (profiles
+    written before it was).
+    """
 
     id: str
     root: str
@@ -192,6 +214,7 @@ class Pipeline:
     infinite: bool = False
     notes: tuple[str, ...] = ()
     workers: tuple[WorkerStats, ...] = ()
+    passes: tuple[IteratorPass, ...] = ()
 
     def stage(self, stage_id: str) -> Stage:
         for stage in self.stages:

@@ -140,3 +140,28 @@ def test_a_pool_with_some_real_waiting_keeps_workers_for_it_when_lowered():
     setting = next(s for s in plan.pipelines[0].settings if s.stage_id == "workers")
     # THEN fewer than 16, but more than the 2 cores: the I/O wait holds no core
     assert 2 < setting.parallelism < 16
+
+
+def test_the_pools_members_share_its_run_queue_wait_and_are_not_called_latency_bound():
+    diagnosis = diagnose(crowded_pool(share_of_waiting=0.9))
+    transform = next(a for a in diagnosis.stages if a.stage_id == "transform_0")
+    assert transform.pool == "workers"
+    assert transform.resource == "cpu"
+    assert transform.core_wait_fraction == pytest.approx(0.9 * transform.wait_fraction)
+    assert "oversubscribed, 16 workers on 2 usable cores" in transform.note
+
+
+def test_waiting_for_a_core_with_no_more_workers_than_cores_is_crowding_not_oversubscription():
+    # GIVEN 2 workers on 2 cores that waited mostly for a core: other processes held the cores
+    profile = with_pool_runqueue(
+        loader_profile((0.0005, 0.0005), (CROWDED_TRANSFORM,), num_workers=2,
+                       wait_s=9.0, step_s=1.0, cardinality=8000),
+        share_of_waiting=1.0,
+    )
+    diagnosis = diagnose(profile)
+    analysis = next(a for a in diagnosis.stages if a.stage_id == "workers")
+    # THEN it is CPU-bound, blamed on the others, and fewer workers are not proposed
+    assert analysis.resource == "cpu"
+    assert "other threads or processes kept the cores busy" in analysis.note
+    assert "oversubscribed" not in diagnosis.summary
+    assert not [w for w in diagnosis.what_ifs if w.knob == "parallelism" and int(w.value) < 2]
