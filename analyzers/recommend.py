@@ -39,6 +39,11 @@ ARGUMENT_NAMES: dict[str, dict[str, str]] = {
     "tensorflow": {"parallelism": "num_parallel_calls", "AUTOTUNE": "tf.data.AUTOTUNE"},
 }
 
+#: What is said of a change inside a stage a library built: the user's line has no
+#: argument for it, so only a plan applies it.
+LIBRARY_KNOB = ("no argument at this line sets it; plumber tune plans it, "
+                "plumber run --plan applies it")
+
 
 def recommendations(scene: Scene, what_ifs: Sequence[WhatIf]) -> tuple[Recommendation, ...]:
     """The worthwhile changes, one per stage and knob (one cache at most), caches last.
@@ -110,6 +115,8 @@ def _recommend(scene: Scene, w: WhatIf) -> Recommendation:
         target = _last_written(scene, stage)
         title = f"Prefetch {w.value} elements after {target.id}"
         old, new, source = _call(target), f"{_call(target)}.prefetch({w.value})", target.source
+    if source is not None and source.built_by and w.knob != OBJECT_CACHE:
+        old, new = f"{source.builder}(...)", f"{new} inside it ({LIBRARY_KNOB})"
     return Recommendation(
         title=title,
         stage_id=w.stage_id,

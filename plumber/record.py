@@ -39,16 +39,39 @@ class SourceLocation:
     ``occurrence`` numbers the stages of one kind built at this line in build
     order (0 for the first), so a line run in a loop, or a one-liner building
     several maps, still names each stage uniquely across re-runs of the script.
+
+    ``built_by`` names the library function the line called that built the
+    stage (``keras.src.utils.image_dataset_utils.image_dataset_from_directory``),
+    empty when the line built it with the framework's own stage call
+    (``dataset.map(...)``, ``DataLoader(...)``): a library's stage has no
+    argument for its knobs at the user's line.
     """
 
     file: str
     line: int
     function: str = ""
     occurrence: int = 0
+    built_by: str = ""
 
     def __str__(self) -> str:
-        """``file:line``, the file relative to the working directory when inside it."""
-        return f"{_display_path(self.file)}:{self.line}"
+        """``file:line``, the file relative to the working directory when inside it.
+
+        A stage a library built reads ``file:line via keras image_dataset_from_directory``.
+        """
+        place = f"{_display_path(self.file)}:{self.line}"
+        return f"{place} via {self.builder}" if self.built_by else place
+
+    @property
+    def builder(self) -> str:
+        """``keras image_dataset_from_directory``: the library function that built the stage."""
+        return builder_name(self.built_by)
+
+
+def builder_name(built_by: str) -> str:
+    """``keras image_dataset_from_directory`` for a :attr:`SourceLocation.built_by` name."""
+    package = built_by.split(".", 1)[0]
+    function = built_by.rsplit(".", 1)[-1]
+    return function if package == function else f"{package} {function}"
 
 
 def _display_path(path: str) -> str:

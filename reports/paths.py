@@ -34,9 +34,14 @@ def full_source(location: SourceLocation | None) -> str:
 
 
 def path_span(location: SourceLocation) -> Markup:
-    """``<span class="path" title="full">short</span>`` for one source location."""
+    """``<span class="path" title="full">short</span>`` for one source location.
+
+    A stage a library built keeps the library's function after the line, as
+    ``str(location)`` writes it: ``train.py:40 via keras image_dataset_from_directory``.
+    """
     attrs = {"class": "path", "title": full_source(location)}
-    return element("span", attrs, short_source(location))
+    via = f" via {location.builder}" if location.built_by else ""
+    return element("span", attrs, short_source(location) + via)
 
 
 def shorten_paths(text: str, locations: Iterable[SourceLocation]) -> Markup:

@@ -12,7 +12,7 @@ tried and why nothing changed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from markupsafe import Markup
 from plumber.record import Pipeline, Profile, SourceLocation
 from plumber.reports import format as fmt
 from plumber.reports.paths import full_source, short_source
-from plumber.tuner.edits import is_loader, outcome, profiled_pipeline, setting_edits
+from plumber.tuner.edits import is_loader, outcome, profiled_pipeline, stage_edits
 from plumber.tuner.plan import PipelinePlan, Plan, resolve_path
 from plumber.tuner.speedup import runs_of
 
@@ -75,11 +75,10 @@ def plan_view(
         stage = stages.get(setting.stage_id)
         source = stage.source if stage is not None and stage.source is not None else \
             SourceLocation(resolve_path(setting.stage.file, script_dir), setting.stage.line)
-        knobs: Mapping[str, object] | None = stage.knobs if stage is not None else None
         rows.append(PlanRow(
             source=short_source(source),
             source_title=full_source(source),
-            edits=tuple((e.old, e.new) for e in setting_edits(setting, knobs, loader)),
+            edits=tuple((e.old, e.new) for e in stage_edits(setting, stage, loader)),
             reason=prose(setting.reason),
             rate=fmt.rate(setting.predicted_rate),
         ))

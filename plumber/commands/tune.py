@@ -123,7 +123,7 @@ def _keep_verified(plan: Plan, comparisons: tuple[Comparison, ...]) -> Plan:
 
 def _print_plan(plan: Plan, profile: Profile) -> None:
     """Each kept pipeline's measured outcome and its edits, worded as the report words them."""
-    from plumber.tuner.edits import is_loader, outcome, profiled_pipeline, setting_edits
+    from plumber.tuner.edits import is_loader, outcome, profiled_pipeline, stage_edits
 
     if not plan.pipelines:
         say("no change recommended")
@@ -135,7 +135,5 @@ def _print_plan(plan: Plan, profile: Profile) -> None:
         profiled = profiled_pipeline(pipeline, profile, script_dir)
         stages = {s.id: s for s in profiled.stages} if profiled is not None else {}
         for setting in pipeline.settings:
-            stage = stages.get(setting.stage_id)
-            edits = setting_edits(setting, stage.knobs if stage is not None else None,
-                                  is_loader(pipeline))
+            edits = stage_edits(setting, stages.get(setting.stage_id), is_loader(pipeline))
             say(f"  edit {setting.stage}: {'; '.join(str(e) for e in edits)}")

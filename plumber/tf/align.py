@@ -132,12 +132,11 @@ class _Aligner:
         node = self.nodes.get(node_id) if node_id is not None else None
         if node is None:
             return w.id
-        node_kind = kind_of(node.name)
         if _fused_pair(w, node) is not None:
             return self._match_fused(w, node)
-        if node_kind == w.run_kind:
+        if _runs_as(w, node):
             return self._match_same(w, node)
-        if w.run_kind == "config" or not self._kind_below(w.run_kind, node):
+        if not self._runs_below(w, node):
             self.stages[w.id].note = (
                 "configuration only: not a running stage; it passes its input's elements on"
                 if w.run_kind == "config"
@@ -244,19 +243,28 @@ class _Aligner:
                 stage.scale(factor)
                 stage.note = "includes cycle elements not seen by a poll, extrapolated"
 
-    def _kind_below(self, kind: str, node: NodeStats) -> bool:
+    def _runs_below(self, w: WrittenStage, node: NodeStats) -> bool:
+        """Whether ``w`` ran as a node under ``node`` (TF added the stages between)."""
         current: NodeStats | None = node
         for _ in range(_LOOKAHEAD):
             if current is None or not current.inputs:
                 return False
             current = self.nodes.get(current.inputs[0])
-            if current is not None and kind_of(current.name) == kind:
+            if current is not None and _runs_as(w, current):
                 return True
         return False
 
     def _replace_input(self, stage_id: str, old: str, new: str) -> None:
         inputs = self.stages[stage_id].inputs
         self.stages[stage_id].inputs = [new if i == old else i for i in inputs]
+
+
+def _runs_as(w: WrittenStage, node: NodeStats) -> bool:
+    """Whether ``node`` can be ``w`` as run: the same kind, and for a configuration
+    stage the same op (``AssertCardinality`` runs as a node, ``Options`` never does)."""
+    if w.run_kind == "config":
+        return node.name.startswith(w.op)
+    return kind_of(node.name) == w.run_kind
 
 
 def _fused_pair(w: WrittenStage, node: NodeStats) -> tuple[str, str] | None:

@@ -46,8 +46,9 @@ from plumber.record import Pipeline, SourceLocation
 from plumber.runbounds import RunBounds, ScriptStopper
 from plumber.threadcpu import name_os_thread
 from plumber.torch.pipelines import WORKERS, LoaderSummary, build_pipeline
+from plumber.torch.randomness import DatasetRandomness, decide_randomness, randomness_key
 from plumber.torch.sizes import describe
-from plumber.torch.transforms import describe_transforms, find_transforms, transform_op
+from plumber.torch.transforms import transform_op
 from plumber.torch.workerside import (
     Replaced,
     StageRecorder,
@@ -67,7 +68,7 @@ class WatchedLoader:
     knobs: dict[str, Any] = field(default_factory=dict)
     fetch_op: str = "__getitem__"
     collate_op: str = ""
-    transforms: tuple[tuple[str, bool], ...] = ()
+    randomness: DatasetRandomness | None = None
     iterators: int = 0
     steps: int = 0
     wait_s: float = 0.0
@@ -255,8 +256,8 @@ class TorchHooks:
             self.loaders.append(watch)
             self._by_id[id(loader)] = watch
         dataset = loader.dataset
-        site = find_transforms(dataset)
-        watch.transforms = describe_transforms(site.callables) if site is not None else ()
+        if watch.randomness is None or watch.randomness.key != randomness_key(dataset):
+            watch.randomness = decide_randomness(dataset, indexable=_map_style(loader))
         watch.fetch_op = _fetch_op(loader)
         watch.collate_op = transform_op(loader.collate_fn) if loader.collate_fn else ""
         return watch
@@ -379,12 +380,15 @@ def _summary(watch: WatchedLoader) -> LoaderSummary:
     if watch.source is None:
         notes.append("the DataLoader was constructed before profiling started: no source line")
     batches, wall, cpu = watch.pin
+    randomness = watch.randomness
     return LoaderSummary(
         source=watch.source,
         knobs=watch.knobs,
         fetch_op=watch.fetch_op,
         collate_op=watch.collate_op,
-        transforms=watch.transforms,
+        transforms=randomness.transforms if randomness is not None else (),
+        fetch_random=randomness is not None and randomness.fetch_random,
+        fetch_note=randomness.fetch_note if randomness is not None else "",
         steps=watch.steps,
         wait_s=watch.wait_s,
         step_s=watch.step_s,

@@ -22,6 +22,7 @@ from plumber.record import (
     StageStats,
     WorkerStats,
 )
+from plumber.torch.randomness import TransformInfo
 from plumber.torch.workerside import (
     BYTES_IN,
     BYTES_OUT,
@@ -40,22 +41,29 @@ NOT_CALLED = (
     "(its time is part of fetch)"
 )
 NO_STATS = "no statistics came back from the processes that ran the chain"
+WORKERS_ONLY = (
+    "treated as random: found only in the worker processes, where it was not applied "
+    "twice to compare"
+)
 
 
 @dataclass(frozen=True)
 class LoaderSummary:
     """What the main process saw of one DataLoader over the run.
 
-    ``transforms`` is (op, random) per transform as found on the dataset;
-    ``pin`` is (batches, wall seconds, CPU seconds) of the pin-memory step
-    when it ran.
+    ``transforms`` is (op, random, note) per transform as found on the
+    dataset and decided there (:mod:`plumber.torch.randomness`), and
+    ``fetch_random``/``fetch_note`` the same for the fetch; ``pin`` is
+    (batches, wall seconds, CPU seconds) of the pin-memory step when it ran.
     """
 
     source: SourceLocation | None
     knobs: Mapping[str, Any]
     fetch_op: str
     collate_op: str
-    transforms: tuple[tuple[str, bool], ...] = ()
+    transforms: tuple[TransformInfo, ...] = ()
+    fetch_random: bool = False
+    fetch_note: str = ""
     steps: int = 0
     wait_s: float = 0.0
     step_s: float = 0.0
@@ -124,13 +132,17 @@ def _errors(snapshots: Sequence[Mapping[str, Any]]) -> dict[str, str]:
 
 def _transforms(
     summary: LoaderSummary, snapshots: Sequence[Mapping[str, Any]]
-) -> list[tuple[str, bool]]:
-    """The main process's view of the transforms, completed by what workers found."""
-    found = list(summary.transforms)
+) -> list[TransformInfo]:
+    """The main process's view of the transforms, completed by what workers found.
+
+    A transform only the workers found was never checked by applying it
+    twice, so it counts as random.
+    """
+    found = [TransformInfo(*t) for t in summary.transforms]
     for snapshot in snapshots:
-        theirs = [(str(op), bool(random)) for op, random in snapshot.get("transforms", [])]
+        theirs = [str(op) for op, *_ in snapshot.get("transforms", [])]
         if len(theirs) > len(found):
-            found += theirs[len(found):]
+            found += [TransformInfo(op, True, WORKERS_ONLY) for op in theirs[len(found):]]
     return found
 
 
@@ -138,22 +150,25 @@ def _chain_stage(
     stage_id: str,
     previous: str | None,
     summary: LoaderSummary,
-    transforms: list[tuple[str, bool]],
+    transforms: list[TransformInfo],
     totals: dict[str, list[float]],
     parallelism: int,
     error: str | None,
 ) -> Stage:
     knobs: dict[str, Any] = {}
+    random, note = False, ""
     if stage_id == FETCH:
-        op = summary.fetch_op
+        op, random, note = summary.fetch_op, summary.fetch_random, summary.fetch_note
     elif stage_id == COLLATE:
         op = summary.collate_op
     else:
         index = int(stage_id.rsplit("_", 1)[1])
-        op, random = transforms[index]
+        op, random, note = transforms[index]
         knobs["index"] = index
-        if random:
-            knobs["random"] = True
+    if random:
+        knobs["random"] = True
+    if note:
+        knobs["note"] = note
     row = totals.get(stage_id)
     stats, reason = None, None
     if FETCH not in totals:

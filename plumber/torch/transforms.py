@@ -1,4 +1,4 @@
-"""Find the transforms a map-style or iterable dataset applies to each sample.
+"""Find the transforms a map-style or iterable dataset applies to each sample, and name them.
 
 Each callable of the dataset's ``Compose``-like transform becomes a stage of
 its own (``transform_<i>``), so a heavy augmentation is named rather than
@@ -15,18 +15,11 @@ from __future__ import annotations
 
 import functools
 import types
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 #: Attributes holding a dataset's per-sample transform, in the order they are tried.
 TRANSFORM_ATTRIBUTES = ("transform", "transforms")
-
-#: Transform classes that draw random numbers without ``Random`` in their name.
-RANDOM_CLASSES = frozenset({
-    "ColorJitter", "RandAugment", "AutoAugment", "TrivialAugmentWide", "AugMix",
-    "ElasticTransform",
-})
 
 #: How many ``.dataset`` wrappers are looked through.
 _MAX_WRAPPERS = 8
@@ -107,17 +100,3 @@ def transform_op(transform: Any) -> str:
     if isinstance(transform, (types.FunctionType, types.BuiltinFunctionType, types.MethodType)):
         return transform.__name__
     return type(transform).__name__
-
-
-def is_random(transform: Any) -> bool:
-    """Whether a transform draws random numbers (no cache may be placed after it)."""
-    transform = unwrap(transform)
-    if _safe_getattr(transform, "random") is True:
-        return True
-    name = type(transform).__name__
-    return name.startswith("Random") or name in RANDOM_CLASSES
-
-
-def describe_transforms(callables: Sequence[Any]) -> tuple[tuple[str, bool], ...]:
-    """(op, random) of each callable, in order."""
-    return tuple((transform_op(t), is_random(t)) for t in callables)

@@ -38,8 +38,9 @@ from typing import Any
 
 from plumber.files import write_text_atomically
 from plumber.threadcpu import name_os_thread, thread_runqueue_s
+from plumber.torch.determinism import describe_transforms
 from plumber.torch.sizes import nbytes_of
-from plumber.torch.transforms import describe_transforms, find_transforms
+from plumber.torch.transforms import find_transforms
 
 FETCH, COLLATE = "fetch", "collate"
 

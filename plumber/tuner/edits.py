@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from plumber.analyzers.objectcache import client_code
-from plumber.record import Pipeline, Profile, Stage
+from plumber.analyzers.recommend import LIBRARY_KNOB
+from plumber.record import Pipeline, Profile, Stage, builder_name
 from plumber.tuner.plan import PipelinePlan, StageRef, StageSetting
 
 AUTOTUNE = -1
@@ -42,8 +43,19 @@ class SourceEdit:
         return f"{self.old} -> {self.new}" if self.old else self.new
 
 
+def stage_edits(
+    setting: StageSetting, stage: Stage | None, loader: bool = False
+) -> tuple[SourceEdit, ...]:
+    """:func:`setting_edits` for the profiled ``stage`` the setting changes (None: not found)."""
+    if stage is None:
+        return setting_edits(setting, None, loader)
+    built_by = stage.source.built_by if stage.source is not None else ""
+    return setting_edits(setting, stage.knobs, loader, built_by)
+
+
 def setting_edits(
-    setting: StageSetting, knobs: Mapping[str, Any] | None, loader: bool = False
+    setting: StageSetting, knobs: Mapping[str, Any] | None, loader: bool = False,
+    built_by: str = "",
 ) -> tuple[SourceEdit, ...]:
     """The edits that make the code what ``setting`` asks for.
 
@@ -51,7 +63,12 @@ def setting_edits(
     profile; None when the stage is not in it, and the old value then reads
     "(as written)"). ``loader`` says the stage belongs to a torch DataLoader,
     which spells parallelism ``num_workers`` and prefetch ``prefetch_factor``.
+    ``built_by`` names the library function that built the stage
+    (:attr:`plumber.record.SourceLocation.built_by`): the knobs then live
+    inside the library, and no argument at the user's line sets them.
     """
+    if built_by:
+        return _library_edits(setting, built_by, loader)
     if loader:
         return _loader_edits(setting, knobs)
     edits = []
@@ -92,6 +109,35 @@ def _loader_edits(
         where = "in shared memory" if setting.cache == "memory" else f"in {setting.cache}"
         edits.append(SourceEdit(
             "", f"cache each sample up to {setting.stage_id} {where}, computed once per index"))
+    return tuple(edits)
+
+
+def _library_edits(setting: StageSetting, built_by: str, loader: bool) -> tuple[SourceEdit, ...]:
+    """The changes a plan makes inside a library's stage, said as such: no edit at the line.
+
+    The S3 client an object cache wraps is the user's, so that edit stays as written.
+    """
+    builder = builder_name(built_by)
+    changes = []
+    if setting.parallelism is not None:
+        argument = "num_workers" if loader else "num_parallel_calls"
+        changes.append(f"{argument}={_tf_value(setting.parallelism)}")
+    if setting.cache is not None:
+        changes.append(f"a cache ({setting.cache}) after it")
+    if setting.prefetch is not None:
+        changes.append(f"a prefetch of {_tf_value(setting.prefetch)} after it")
+    if setting.threads is not None:
+        changes.append(f"a thread pool of {setting.threads}")
+    for name in ("persistent_workers", "pin_memory"):
+        if (value := getattr(setting, name)) is not None:
+            changes.append(f"{name}={value}")
+    edits = []
+    if changes:
+        edits.append(SourceEdit("", (
+            f"{', '.join(changes)} for the {setting.stage.kind} that {builder} builds "
+            f"({LIBRARY_KNOB})")))
+    if setting.object_cache is not None:
+        edits.append(object_cache_edit(setting.object_cache))
     return tuple(edits)
 
 

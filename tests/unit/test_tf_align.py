@@ -123,6 +123,40 @@ def test_an_options_root_counts_the_elements_its_input_handed_up_and_no_time():
     assert root.inputs == ["prefetch-0"]
 
 
+def test_an_assert_cardinality_root_under_a_prefetch_tf_injected_keeps_the_stages_below():
+    written = chain("Range", "ParallelMapV2", "BatchV2", "Prefetch", "AssertCardinality")
+    acc = model(
+        (1, "Root", [2], 5, 0.0),
+        (2, "Prefetch", [3], 5, 0.001),
+        (3, "AssertCardinality", [4], 5, 0.0),
+        (4, "Prefetch", [5], 5, 0.01),
+        (5, "MapAndBatch", [6], 5, 2.0),
+        (6, "Range", [], 40, 0.0),
+    )
+    result = align(written, acc)
+    stages = result.stages
+    assert result.root == "tf-prefetch-above-config-0"
+    assert stages["config-0"].as_run == ["AssertCardinality"]
+    assert stages["prefetch-0"].as_run == ["Prefetch"]
+    assert stages["map-0"].processing_time_s == 2.0
+    assert stages["batch-0"].rewrite == "map_and_batch_fusion"
+    assert not any(sid.startswith("tf-") and sid != result.root for sid in stages)
+
+
+def test_an_options_root_is_not_taken_for_a_different_configuration_node():
+    written = chain("Range", "Map", "AssertCardinality", "Options")
+    acc = model(
+        (1, "Root", [2], 3, 0.0),
+        (2, "AssertCardinality", [3], 3, 0.0),
+        (3, "Map", [4], 3, 0.2),
+        (4, "Range", [], 3, 0.0),
+    )
+    stages = align(written, acc).stages
+    assert stages["config-0"].as_run == ["AssertCardinality"]
+    assert stages["config-1"].as_run == []
+    assert stages["config-1"].elements == 3
+
+
 def test_stacked_configuration_roots_all_pass_the_count_up():
     written = chain("Range", "Map", "MaxIntraOpParallelism", "Options")
     acc = model((1, "Root", [2], 3, 0.0), (2, "Map", [3], 3, 0.2), (3, "Range", [], 3, 0.0))

@@ -85,6 +85,29 @@ def test_transform_knobs_keep_index_and_random():
     assert pipeline.stage("workers").knobs == KNOBS
 
 
+def test_how_randomness_was_decided_is_the_stage_note():
+    decided = summary(
+        transforms=(("Preset", True, "random: Preset > Compose > RandomCrop: a random transform"),
+                    ("to_tensor", False, "deterministic: no random call found in to_tensor")),
+        fetch_random=True, fetch_note="random: reading the same sample 2 times gave different")
+    pipeline = build_pipeline("pipeline-0", decided, [worker(0)])
+    assert pipeline.stage("transform_0").knobs == {
+        "index": 0, "random": True,
+        "note": "random: Preset > Compose > RandomCrop: a random transform"}
+    assert pipeline.stage("transform_1").knobs == {
+        "index": 1, "note": "deterministic: no random call found in to_tensor"}
+    assert pipeline.stage("fetch").knobs == {
+        "random": True, "note": "random: reading the same sample 2 times gave different"}
+
+
+def test_a_transform_only_the_workers_found_counts_as_random():
+    pipeline = build_pipeline("pipeline-0", summary(transforms=()), [worker(0)])
+    assert [s.op for s in pipeline.stages[2:4]] == ["RandomResizedCrop", "ToTensor"]
+    knobs = pipeline.stage("transform_1").knobs
+    assert knobs["random"] is True and knobs["note"].startswith("treated as random: found only")
+    assert pipeline.stage("fetch").knobs == {}
+
+
 def test_consumer_and_workers_are_recorded():
     pipeline = build_pipeline("pipeline-0", summary(), [worker(0), worker(1)])
     assert pipeline.consumer.source == "python_next"
