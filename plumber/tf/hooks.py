@@ -10,7 +10,13 @@ While a :class:`TfHooks` context is active:
   iterator each epoch is blocked on the pipeline while it starts (threads,
   buffers, caches), and a tuned pipeline can cost more there than it gains;
 - ``OwnedIterator._next_internal`` times the consumer: time blocked in the
-  call (data stall) versus time between calls (the training step);
+  call (data stall) versus time between calls (the training step), and
+  notes the end of the data (``OutOfRangeError``): that iterator read a
+  whole pass, which is how an epoch loop's passes are counted when TF
+  does not know the dataset's cardinality;
+- ``tf.function``'s ``Function.__call__`` notes the same end when a
+  compiled function given an iterator (Keras ``fit``'s train step) raises
+  it;
 - a poller thread folds ``get_model_proto(iterator)`` of every live
   iterator into a :class:`ModelAccumulator` (cheap; TF keeps the model for
   autotuning anyway) and enforces the run's step/duration bounds.
@@ -55,6 +61,12 @@ class IteratorWatch:
     last_progress_at: float | None = None
     last_root_elements: int = 0
     poll_error: str | None = None
+    ended: bool = False
+
+    @property
+    def delivered(self) -> int:
+        """Root elements this iterator delivered, seen from Python or in TF's model."""
+        return max(self.python_calls, self.model.root_elements)
 
 
 @dataclass
@@ -92,15 +104,20 @@ class TfHooks:
         self._poller: threading.Thread | None = None
         self._restore: list[tuple[Any, str, Any]] = []
         self._stopper = ScriptStopper()
+        self._end_of_data: type[BaseException] = StopIteration
 
     # -- context -----------------------------------------------------------
     def __enter__(self) -> TfHooks:
         from tensorflow.python.data.ops import dataset_ops, iterator_ops
+        from tensorflow.python.eager.polymorphic_function import polymorphic_function
+        from tensorflow.python.framework import errors_impl
 
         self.started_at = time.monotonic()
+        self._end_of_data = errors_impl.OutOfRangeError
         self._patch(dataset_ops.DatasetV2, "__init__", self._wrap_dataset_init)
         self._patch(iterator_ops.OwnedIterator, "__init__", self._wrap_iterator_init)
         self._patch(iterator_ops.OwnedIterator, "_next_internal", self._wrap_next)
+        self._patch(polymorphic_function.Function, "__call__", self._wrap_function_call)
         self._add_finalizer(iterator_ops.OwnedIterator)
         self._poller = threading.Thread(target=self._poll_loop, name="plumber-tf-poll", daemon=True)
         self._poller.start()
@@ -175,7 +192,7 @@ class TfHooks:
     def _wrap_next(self, original: Any) -> Any:
         hooks = self
         watches, bounds, clock = self._watches, self.bounds, time.perf_counter
-        stopper = self._stopper
+        stopper, end_of_data = self._stopper, self._end_of_data
 
         def _next_internal(it: Any) -> Any:
             # On the consumer's hot path: keep it to a few attribute updates.
@@ -191,8 +208,9 @@ class TfHooks:
                 watch.step_s += called - last
             try:
                 value = original(it)
-            except Exception:  # end of data (OutOfRangeError) or a failing stage
+            except Exception as exc:  # end of data (OutOfRangeError) or a failing stage
                 watch.wait_s += clock() - called
+                watch.ended = watch.ended or isinstance(exc, end_of_data)
                 hooks._poll_one(watch)
                 raise
             returned = watch.last_return = clock()
@@ -214,6 +232,32 @@ class TfHooks:
             return value
 
         return _next_internal
+
+    def _wrap_function_call(self, original: Any) -> Any:
+        hooks = self
+
+        def __call__(function: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return original(function, *args, **kwargs)
+            except hooks._end_of_data:
+                hooks._note_compiled_end((*args, *kwargs.values()))
+                raise
+
+        return __call__
+
+    def _note_compiled_end(self, arguments: tuple[Any, ...]) -> None:
+        """Mark the iterator a compiled function read to its end, when it was given just one.
+
+        With several iterators among the arguments the one that ran out is
+        unknown, and none is marked: a pass is counted whole only when shown.
+        """
+        given = [
+            watch for argument in arguments
+            if (watch := self._watches.get(id(argument))) is not None and watch.ref() is argument
+        ]
+        if len(given) == 1:
+            given[0].ended = True
+            self._poll_one(given[0])
 
     # -- registration and polling ------------------------------------------
     def _register(self, iterator: Any, dataset: Any) -> IteratorWatch | None:
@@ -281,7 +325,7 @@ class TfHooks:
         """Root elements delivered so far across all iterators."""
         with self._lock:
             watches = list(self._watches.values())
-        return sum(max(w.python_calls, w.model.root_elements) for w in watches)
+        return sum(w.delivered for w in watches)
 
     def _check_steps(self) -> None:
         steps = self.bounds.steps

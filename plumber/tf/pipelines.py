@@ -4,7 +4,7 @@ For each dataset the script iterated: read its written structure, find the
 stages whose output changes between passes by running their prefixes twice,
 align the model of every productive iterator onto it (summing over
 iterators, e.g. one per epoch), measure per-stage CPU by prefix runs, and
-describe the consumer.
+describe the consumer and the passes its iterators made over the data.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from statistics import fmean
 
-from plumber.record import ConsumerStats, Pipeline, Stage, StageStats
+from plumber.record import ConsumerStats, IteratorPass, Pipeline, Stage, StageStats
 from plumber.tf.align import RunStage, align
 from plumber.tf.cpuprobe import measure_prefixes, own_cpu_per_root
 from plumber.tf.determinism import find_random_stages
@@ -93,6 +93,7 @@ def _build_one(
         duration_s=duration,
         infinite=watched.infinite,
         notes=tuple(notes),
+        passes=_passes(watched.iterators, written.knobs.get("cardinality")),
     )
 
 
@@ -211,6 +212,24 @@ def _consumer(iterators: list[IteratorWatch]) -> tuple[ConsumerStats | None, flo
     step = steps * fmean(gaps) * 1e-6 if gaps else 0.0
     wait = max(active - step, 0.0)
     return ConsumerStats("tf_model_gaps", steps, wait, min(step, active), True), active
+
+
+def _passes(iterators: list[IteratorWatch], cardinality: object) -> tuple[IteratorPass, ...]:
+    """One pass per iterator that delivered elements (Keras's peeking iterators deliver none).
+
+    A pass is complete when the iterator reached the end of the data, or
+    delivered every element of a root whose cardinality TF knows (Keras
+    ``fit`` stops there without asking for the end).
+    """
+    whole = cardinality if isinstance(cardinality, int) and cardinality > 0 else None
+    return tuple(
+        IteratorPass(
+            elements=w.delivered,
+            complete=w.ended or (whole is not None and w.delivered >= whole),
+        )
+        for w in iterators
+        if w.delivered > 0
+    )
 
 
 def _sd(count: int, total: float, squares: float) -> float | None:

@@ -11,7 +11,9 @@ While a :class:`TorchHooks` context is active:
   start (then the user's own is put back); without, the iterator's fetcher
   and the dataset's transforms are timed right here;
 - ``_BaseDataLoaderIter.__next__`` times the consumer (time blocked in the
-  call versus time between calls) and enforces the step/duration bounds by
+  call versus time between calls), counts the batches of each pass over the
+  data (a pass is complete when it ends in ``StopIteration``; persistent
+  workers reuse one iterator for every pass) and enforces the step/duration bounds by
   raising :class:`~plumber.runbounds.BoundReached`, like the tf.data hooks
   (the duration counts from when the hooks were installed, i.e. from the
   script's ``import torch``, as tf.data's counts from ``import tensorflow``);
@@ -42,7 +44,7 @@ from typing import Any
 
 from plumber.callsite import user_callsite
 from plumber.identity import StageCounter
-from plumber.record import Pipeline, SourceLocation
+from plumber.record import IteratorPass, Pipeline, SourceLocation
 from plumber.runbounds import RunBounds, ScriptStopper
 from plumber.threadcpu import name_os_thread
 from plumber.torch.pipelines import WORKERS, LoaderSummary, build_pipeline
@@ -56,6 +58,14 @@ from plumber.torch.workerside import (
     instrument_fetcher,
     wrap_transforms,
 )
+
+
+@dataclass
+class PassCount:
+    """Batches delivered so far in one pass over a loader's data, and whether it ended."""
+
+    batches: int = 0
+    complete: bool = False
 
 
 @dataclass
@@ -78,15 +88,22 @@ class WatchedLoader:
     worker_iterators: list[Any] = field(default_factory=list)
     pin: list[float] = field(default_factory=lambda: [0, 0.0, 0.0])
     snapshots: list[dict[str, Any]] = field(default_factory=list)
+    passes: list[PassCount] = field(default_factory=list)
 
 
 @dataclass
 class IteratorWatch:
-    """One loader iterator: the loader it serves and when it last returned a batch."""
+    """One loader iterator: the loader it serves and when it last returned a batch.
+
+    ``current`` is the pass it is delivering (one of its loader's
+    ``passes``): opened by the first batch, closed by the ``StopIteration``
+    that ends it.
+    """
 
     ref: Any
     loader: WatchedLoader
     last_return: float | None = None
+    current: PassCount | None = None
 
 
 class TorchHooks:
@@ -219,9 +236,12 @@ class TorchHooks:
             consuming.loader = loader
             try:
                 value = original(it)
-            except BaseException:  # the end of the epoch, or a failing stage
+            except BaseException as exc:  # the end of the epoch, or a failing stage
                 loader.wait_s += clock() - called
                 watch.last_return = None
+                if isinstance(exc, StopIteration) and watch.current is not None:
+                    watch.current.complete = True
+                    watch.current = None
                 raise
             finally:
                 consuming.loader = None
@@ -229,6 +249,10 @@ class TorchHooks:
             loader.wait_s += returned - called
             loader.steps += 1
             hooks.delivered += 1
+            if watch.current is None:
+                watch.current = PassCount()
+                loader.passes.append(watch.current)
+            watch.current.batches += 1
             if not loader.element_spec:
                 loader.element_spec = describe(value)[:500]
             return value
@@ -395,6 +419,7 @@ def _summary(watch: WatchedLoader) -> LoaderSummary:
         element_spec=watch.element_spec,
         pin=(int(batches), wall, cpu) if batches else None,
         notes=tuple(notes),
+        passes=tuple(IteratorPass(p.batches, p.complete) for p in watch.passes),
     )
 
 

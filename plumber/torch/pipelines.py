@@ -16,6 +16,7 @@ from typing import Any
 
 from plumber.record import (
     ConsumerStats,
+    IteratorPass,
     Pipeline,
     SourceLocation,
     Stage,
@@ -54,7 +55,8 @@ class LoaderSummary:
     ``transforms`` is (op, random, note) per transform as found on the
     dataset and decided there (:mod:`plumber.torch.randomness`), and
     ``fetch_random``/``fetch_note`` the same for the fetch; ``pin`` is
-    (batches, wall seconds, CPU seconds) of the pin-memory step when it ran.
+    (batches, wall seconds, CPU seconds) of the pin-memory step when it ran;
+    ``passes`` the batches each pass over the data delivered.
     """
 
     source: SourceLocation | None
@@ -70,6 +72,7 @@ class LoaderSummary:
     element_spec: str = ""
     pin: tuple[int, float, float] | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    passes: tuple[IteratorPass, ...] = ()
 
 
 def build_pipeline(
@@ -109,6 +112,7 @@ def build_pipeline(
         duration_s=summary.wait_s + summary.step_s,
         notes=(*summary.notes, *_notes(snapshots)),
         workers=_workers(snapshots),
+        passes=summary.passes,
     )
 
 

@@ -150,3 +150,28 @@ def test_pinning_is_timed_as_its_own_stage_when_the_loader_pins(monkeypatch):
     pin = pipeline.stage("pin_memory")
     assert pin.inputs == ("workers",) and pin.stats.elements == 4
     assert pipeline.stage("workers").knobs["pin_memory"] is True
+
+
+def test_each_pass_over_a_loader_is_counted_and_a_break_leaves_it_partial():
+    with TorchHooks() as hooks:
+        loader = DataLoader(Squares(), batch_size=4)
+        for _ in range(2):
+            for _batch in loader:
+                pass
+        for seen, _batch in enumerate(loader, 1):
+            if seen == 3:
+                break
+    (pipeline,) = hooks.pipelines()
+    assert [(p.elements, p.complete) for p in pipeline.passes] == [
+        (4, True), (4, True), (3, False)]
+
+
+def test_persistent_workers_reuse_one_iterator_and_still_count_every_pass():
+    with TorchHooks() as hooks:
+        loader = DataLoader(Squares(), batch_size=8, num_workers=1, persistent_workers=True)
+        for _ in range(3):
+            for _batch in loader:
+                pass
+        del loader
+    (pipeline,) = hooks.pipelines()
+    assert [(p.elements, p.complete) for p in pipeline.passes] == [(2, True)] * 3
