@@ -8,8 +8,9 @@ memory when it fits a share of the available memory, else in a file when it
 fits a share of the free space where file caches go (replaying it then
 costs disk reads, which the prediction counts). A cache never goes after a
 random or stateful stage (it would freeze one epoch's randomness), below a
-``take`` (TF discards a cache that is not read to its end), or on a stream
-that is infinite or of unknown size. In a worker pool (a torch DataLoader)
+``take`` (TF discards a cache that is not read to its end) or in a run none
+of whose passes read the data to its end (each iterator abandoned midway),
+or on a stream that is infinite or of unknown size. In a worker pool (a torch DataLoader)
 the cache holds samples by index, so it goes after the fetch or a transform,
 never after collation, and needs a map-style dataset. Candidates that would
 help but break a rule are returned with ``feasible=False`` and the reason,
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from statistics import fmean
 
 from plumber.analyzers import text
 from plumber.analyzers.bounds import compute_bounds, rate_of
@@ -27,7 +29,7 @@ from plumber.analyzers.results import WhatIf
 from plumber.analyzers.stages import cpu_demand, without
 from plumber.analyzers.topology import POOL, above, below, is_random, pool_of
 from plumber.analyzers.whatif import WORTH_LISTING, Scene
-from plumber.record import Stage
+from plumber.record import Pipeline, Stage
 
 #: Share of the available memory a cache may take.
 MEMORY_BUDGET = 0.5
@@ -186,7 +188,7 @@ def _what_if(
     if problem is None:
         over = (
             f"; {text.rate(steady)} once full, {text.rate(predicted)} averaged over the "
-            f"run's {epochs:.0f} passes" if epochs is not None else ""
+            f"run's {round(epochs, 1):g} passes" if epochs is not None else ""
         )
         reason = (
             f"From the second epoch on, the {len(covered)} stage(s) at and below {stage.id} "
@@ -227,6 +229,8 @@ def _obstacle(
     downstream = above(pipeline, stage.id)
     if any(s.kind == "take" for s in downstream):
         return "a take() above it stops reading early, and TF discards an unfinished cache", ""
+    if pool is None and pipeline.passes and not any(p.complete for p in pipeline.passes):
+        return f"{_no_whole_pass(scene)}, and TF discards an unfinished cache", ""
     cardinality, basis = _cardinality(scene, stage, downstream)
     if cardinality is None:
         return basis, ""
@@ -258,9 +262,11 @@ def _cardinality(
     """Elements one epoch of ``stage``'s stream holds, or None with the reason it is unknown.
 
     A ``cardinality`` knob wins (a pool's, for the samples its workers
-    fetch). Otherwise the run's element count is one epoch per pass of the
-    finite repeats above, provided the run read the data to its end; a run
-    that plumber or the user stopped did not.
+    fetch). Otherwise the run's passes say it: the stage's elements over
+    the passes its iterators made (:func:`run_passes`) and the finite
+    repeats above. A profile without passes (written before they were
+    recorded) counts the run as one pass, provided it read the data to its
+    end; a run that plumber or the user stopped did not.
     """
     pool = _pool(scene, stage)
     known = (pool if pool is not None and stage.kind != "batch" else stage).knobs.get(
@@ -273,12 +279,43 @@ def _cardinality(
         return None, "the stream is infinite"
     if endless:
         return None, "its size is unknown: an endless repeat() above it hides the epoch"
+    repeats = math.prod(_count(s) or 1 for s in downstream if s.kind == "repeat")
+    elements = stage.stats.elements if stage.stats is not None else 0
+    if scene.pipeline.passes:
+        counted = run_passes(scene.pipeline)
+        if counted is None:
+            return None, f"its size is unknown: {_no_whole_pass(scene)}"
+        whole = sum(p.complete for p in scene.pipeline.passes)
+        return (
+            elements / (counted * repeats),
+            f"size from the {whole} pass(es) this run read to the end",
+        )
     run = scene.run
     if run.bounded_by is not None or run.interrupted or run.exit_status != 0:
         return None, "its size is unknown: the run stopped before the data ended"
-    passes = math.prod(_count(s) or 1 for s in downstream if s.kind == "repeat")
-    elements = stage.stats.elements if stage.stats is not None else 0
-    return elements / passes, "size from this run, assuming it read whole epochs"
+    return elements / repeats, "size from this run, assuming it read whole epochs"
+
+
+def run_passes(pipeline: Pipeline) -> float | None:
+    """How many passes over its data the run made, from its iterators; None when unknown.
+
+    An epoch is what an iterator that read the data to its end delivered
+    (their mean, should a random filter make them differ); an iterator
+    abandoned midway counts for its share of one. Unknown without a pass
+    read to the end.
+    """
+    whole = [p.elements for p in pipeline.passes if p.complete]
+    if not whole or fmean(whole) <= 0:
+        return None
+    return sum(p.elements for p in pipeline.passes) / fmean(whole)
+
+
+def _no_whole_pass(scene: Scene) -> str:
+    """Why no pass of the run read the data to its end."""
+    run = scene.run
+    if run.bounded_by is not None or run.interrupted or run.exit_status != 0:
+        return "the run stopped before any pass read the data to its end"
+    return "no pass of the run read the data to its end (each iterator stopped early)"
 
 
 def _count(repeat: Stage) -> int | None:

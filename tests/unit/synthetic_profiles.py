@@ -11,6 +11,7 @@ from typing import Any
 
 from plumber.record import (
     ConsumerStats,
+    IteratorPass,
     Machine,
     Pipeline,
     Profile,
@@ -64,11 +65,13 @@ def make_profile(
     resources: TimeSeries | None = None,
     infinite: bool = False,
     bounded_by: str | None = None,
+    passes: tuple[IteratorPass, ...] = (),
 ) -> Profile:
     """A one-pipeline profile; the last stage is the root.
 
     A stage without inputs reads the one before it, unless it is nested in
-    another stage's body.
+    another stage's body. ``passes`` are the iterators' passes over the data
+    (none recorded by default, as in profiles written before they were).
     """
     chained = tuple(
         dataclasses.replace(s, inputs=(stages[i - 1].id,))
@@ -83,6 +86,7 @@ def make_profile(
         consumer=ConsumerStats("python_next", steps, wait_s, step_s),
         duration_s=wait_s + step_s,
         infinite=infinite,
+        passes=passes,
     )
     return Profile(
         run=RunInfo(("train.py",), "2025-01-01T00:00:00+00:00", 10.0, 0,
