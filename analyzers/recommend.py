@@ -7,7 +7,10 @@ stage and knob the smallest change that gets (nearly) the best rate wins:
 parallelism 4 is not advised where 2 does as well. Of caches that do
 (nearly) equally well, the latest in the chain wins, as DESIGN.md asks.
 Caches come after the other changes: they pay only from the second epoch
-on, and a profile cannot tell how many epochs the training runs.
+on, and a profile cannot tell how many epochs the training runs. Nothing is
+recommended when whether the pipeline or the step binds is too close to
+call (:func:`plumber.analyzers.verdict.too_close_to_call`): the verdict
+then says so instead of giving advice.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from plumber.analyzers.objectcache import client_code
 from plumber.analyzers.results import Recommendation, WhatIf
 from plumber.analyzers.text import parallel_knob
 from plumber.analyzers.topology import POOL, pool_of
+from plumber.analyzers.verdict import too_close_to_call
 from plumber.analyzers.whatif import Scene
 from plumber.record import Stage
 
@@ -51,6 +55,8 @@ def recommendations(scene: Scene, what_ifs: Sequence[WhatIf]) -> tuple[Recommend
     ``what_ifs`` must be in the pipeline's stage order (inputs first), which
     is how the what-if functions return them.
     """
+    if too_close_to_call(scene) is not None:
+        return ()
     known = [r for r in (scene.observed_rate, scene.predicted_rate) if math.isfinite(r)]
     change_floor = WORTHWHILE * max(known, default=math.inf)
     observed = scene.observed_rate

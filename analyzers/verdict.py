@@ -5,6 +5,12 @@ checks it. A loop that hardly waited was not held back by its input,
 whatever the model says, and a loop that waited a lot with no measured
 stage to blame is reported as an unknown input bottleneck, never as
 "not the input pipeline".
+
+Where the training step's bound and the pipeline's lowest bound are within
+:data:`NOISE` of each other, which one binds depends on run-to-run noise:
+the verdict is then uncertain (:func:`too_close_to_call`), its sentence says
+so instead of giving advice, no change is recommended, and ``plumber tune``
+plans none, so ``profile`` and ``tune`` tell one story whatever the run.
 """
 
 from __future__ import annotations
@@ -25,6 +31,10 @@ from plumber.analyzers.whatif import STALLED, Scene
 #: (the TensorBoard input-pipeline analyzer's threshold).
 INPUT_BOUND = 0.2
 
+#: Bounds closer than this factor cannot be told apart by one run's
+#: measurements: repeated runs of one script differ by about 10%.
+NOISE = 1.1
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -35,6 +45,53 @@ class Verdict:
     stage_id: str | None
     input_bound: bool
     rate_if_fixed: float
+    uncertain: bool = False
+
+
+@dataclass(frozen=True)
+class CloseCall:
+    """The step's bound and the pipeline's lowest bound, too close to tell which binds."""
+
+    consumer: Bound
+    pipeline: Bound
+
+    def sentence(self) -> str:
+        """Why the verdict is uncertain, in the words profile and tune both print."""
+        low, high = sorted((self.consumer.rate, self.pipeline.rate))
+        return (
+            f"Too close to call: the training step allows about "
+            f"{text.rate(self.consumer.rate)} and {self.pipeline.name} about "
+            f"{text.rate(self.pipeline.rate)}, {high / low - 1:.0%} apart, within the "
+            f"run-to-run noise ({NOISE - 1:.0%}), so whether the input pipeline holds the "
+            f"loop back is uncertain and plumber advises no change for it."
+        )
+
+
+def too_close_to_call(scene: Scene) -> CloseCall | None:
+    """The step's and the pipeline's bounds when which binds is within the noise.
+
+    None when they are further apart, when either is missing, and when the
+    loop's measured waiting already settled it (it hardly waited although
+    the model put the pipeline lower: :func:`judge` takes the step).
+    """
+    consumer = next((b for b in scene.bounds if b.kind == "consumer"), None)
+    inputs = [b for b in scene.bounds if b.kind != "consumer"]
+    if consumer is None or not inputs:
+        return None
+    lowest = binding(inputs)
+    low, high = sorted((consumer.rate, lowest.rate))
+    if not (low > 0 and math.isfinite(high)) or high > NOISE * low:
+        return None
+    if lowest.rate < consumer.rate and _hardly_waited(scene):
+        return None
+    return CloseCall(consumer, lowest)
+
+
+def _hardly_waited(scene: Scene) -> bool:
+    """The loop's measured (not estimated) waiting was under :data:`STALLED` of its time."""
+    stall, consumer = scene.stall_share, scene.pipeline.consumer
+    measured = consumer is not None and not consumer.wait_estimated
+    return measured and stall is not None and stall < STALLED
 
 
 def judge(scene: Scene, warnings: list[str]) -> Verdict:
@@ -46,16 +103,13 @@ def judge(scene: Scene, warnings: list[str]) -> Verdict:
     if not explained and (consumer is None or (stall is not None and stall > INPUT_BOUND)):
         return _unexplained(scene)
     bound = binding(bounds)
-    consumer_stats = scene.pipeline.consumer
-    if bound is not consumer and consumer is not None and stall is not None:
-        measured = consumer_stats is not None and not consumer_stats.wait_estimated
-        if measured and stall < STALLED:
-            warnings.append(
-                f"The model puts {bound.name} ({text.rate(bound.rate)}) below the training "
-                f"step ({text.rate(consumer.rate)}), but the loop waited only {stall:.0%} "
-                f"of its time, so the step is taken as the limit."
-            )
-            bound = consumer
+    if bound is not consumer and consumer is not None and _hardly_waited(scene):
+        warnings.append(
+            f"The model puts {bound.name} ({text.rate(bound.rate)}) below the training "
+            f"step ({text.rate(consumer.rate)}), but the loop waited only {stall:.0%} "
+            f"of its time, so the step is taken as the limit."
+        )
+        bound = consumer
     elif bound is consumer and stall is not None and stall > INPUT_BOUND:
         warnings.append(
             f"The loop waited {stall:.0%} of its time although the measured stages should "
@@ -68,6 +122,7 @@ def judge(scene: Scene, warnings: list[str]) -> Verdict:
         stage_id=bound.stage_id or _heaviest(scene, bound.kind),
         input_bound=bound is not consumer,
         rate_if_fixed=_rate_if_fixed(bounds, bound),
+        uncertain=too_close_to_call(scene) is not None,
     )
 
 
@@ -117,6 +172,10 @@ def summarise(scene: Scene, verdict: Verdict) -> str:
     stall = scene.stall_share
     observed = f"observed {text.rate(scene.observed_rate)}"
     fixed = text.rate(verdict.rate_if_fixed)
+    close = too_close_to_call(scene) if verdict.uncertain else None
+    if close is not None:
+        waited = f" The loop waited for data {stall:.0%} of its time." if stall is not None else ""
+        return close.sentence() + waited
     if verdict.kind == "unknown":
         if stall is None:
             return "Nothing bounds this pipeline: no stage was measured and no loop observed."

@@ -66,9 +66,10 @@ class TuneCommand:
         result = profile_script(args.script, script_args, options)
         profile_path = result.profile.save(out_dir / "profile.json")
         rendered = render(result.profile, out_dir / "report.html", profile_path)
+        # The verdict the plan follows from, in the words ``plumber profile`` prints.
+        print(rendered.summary, file=sys.stderr, flush=True)
         if result.outcome.exit_status != 0:
             say("the script failed while profiling; no plan derived")
-            print(rendered.summary, file=sys.stderr)
             return result.outcome.exit_status
         plan = derive_plan(result.profile, rendered.diagnoses, args.script)
         for note in plan.notes:

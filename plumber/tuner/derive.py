@@ -11,7 +11,10 @@ workers take and the batches of an epoch (an iterable dataset keeps its
 count: more workers could repeat its stream), persistent workers when it is
 iterated more than once, a ``prefetch_factor`` from the same depth rule, and
 pinned memory when a GPU is present.
-A consumer-bound pipeline gets no change.
+A consumer-bound pipeline gets no change, and neither does one whose
+verdict is too close to call (the pipeline's and the step's bounds within
+the noise: :func:`plumber.analyzers.verdict.too_close_to_call`); the note
+says why in the verdict's own words, the ones ``plumber profile`` prints.
 
 Every setting is placed at a stage the appliers can find
 (:func:`plumber.tuner.appliable.appliable`): a cache the analysis would put
@@ -35,6 +38,7 @@ from plumber.analyzers.objectcache import reads_per_object, steady_rate
 from plumber.analyzers.prefetch import PrefetchDepth, prefetch_depth_for
 from plumber.analyzers.results import Diagnosis, WhatIf
 from plumber.analyzers.topology import POOL
+from plumber.analyzers.verdict import too_close_to_call
 from plumber.record import Pipeline, Profile, Stage
 from plumber.tuner.appliable import appliable
 from plumber.tuner.plan import PipelinePlan, Plan, StageRef, StageSetting
@@ -55,8 +59,8 @@ def derive_plan(profile: Profile, diagnoses: tuple[Diagnosis, ...], script: Path
         if root is None or root.source is None:
             notes.append(f"{pipeline.id}: its root stage has no source line; left as written")
             continue
-        if not diagnosis.input_bound:
-            notes.append(f"{pipeline.id}: the consumer is the bottleneck; nothing to change")
+        if not diagnosis.input_bound or too_close_to_call(scene(profile, pipeline)):
+            notes.append(f"{pipeline.id}: nothing to change. {diagnosis.summary}")
             continue
         settings, predicted, unplanned = _settings(profile, pipeline, diagnosis, script_dir)
         notes += [f"{pipeline.id}: {note}" for note in unplanned]

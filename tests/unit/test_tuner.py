@@ -11,6 +11,7 @@ from synthetic_profiles import make_profile, stage
 
 from plumber.analyzers.allocate import allocate
 from plumber.analyzers.diagnose import diagnose_all, scene
+from plumber.reports.terminal import render_summary
 from plumber.tuner.appliable import TF_KINDS
 from plumber.tuner.derive import derive_plan
 from plumber.tuner.plan import (
@@ -190,7 +191,7 @@ def test_consumer_bound_pipeline_gets_no_plan():
     )
     plan = derive_plan(profile, diagnose_all(profile), Path("train.py"))
     assert plan.pipelines == ()
-    assert "consumer is the bottleneck" in plan.notes[0]
+    assert "The input pipeline is not the bottleneck" in plan.notes[0]
 
 
 def zipped_profile(root_kind: str):
@@ -230,3 +231,44 @@ def test_every_kind_derive_may_plan_is_one_the_tf_applier_intercepts():
     # zip and sources are built by static methods and constructors, which no applier sees
     assert {"map", "interleave", "batch", "prefetch", "config"} <= TF_KINDS
     assert not {"zip", "source", "concatenate"} & TF_KINDS
+
+
+def one_map_profile(map_wall_s: float, wait_s: float):
+    """100 steps of 10 ms against one map held to one call (its bound: 100 / map_wall_s)."""
+    return make_profile(
+        stage("source-0", "source", 100, 0.01, line=4),
+        stage("map-0", "map", 100, map_wall_s, parallelism=1, knobs={"parallelism": 1}, line=5),
+        wait_s=wait_s, step_s=1.0, cores=2.0,
+    )
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+@pytest.mark.parametrize(("map_wall_s", "wait_s", "verdict"), [
+    (0.95, 0.05, "Too close to call"),  # map 105/s, step 100/s: within the noise
+    (1.08, 0.6, "Too close to call"),  # map 93/s below the step, still within it
+    (0.5, 0.05, "The input pipeline is not the bottleneck"),  # map 200/s, step 100/s
+])
+def test_profile_and_tune_print_one_verdict_and_tune_changes_nothing_it_cannot_back(
+        map_wall_s, wait_s, verdict):
+    # GIVEN one profile, read by profile's terminal summary and by tune's derive
+    profile = one_map_profile(map_wall_s, wait_s)
+    diagnoses = diagnose_all(profile)
+    # WHEN both report on it
+    printed_by_profile = one_line(render_summary(profile, diagnoses))
+    plan = derive_plan(profile, diagnoses, Path("train.py"))
+    # THEN tune plans nothing, and says why in the words profile printed
+    assert diagnoses[0].summary.startswith(verdict)
+    assert plan.pipelines == ()
+    assert one_line(diagnoses[0].summary) in printed_by_profile
+    assert any(one_line(diagnoses[0].summary) in note for note in plan.notes)
+
+
+def test_a_close_call_gets_no_recommendation_but_a_clear_bottleneck_does():
+    (close,) = diagnose_all(one_map_profile(0.95, 0.05))
+    assert close.recommendations == ()
+    assert "uncertain" in close.summary and "no change" in close.summary
+    (clear,) = diagnose_all(one_map_profile(2.0, 1.5))
+    assert clear.input_bound and clear.recommendations
