@@ -5,9 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import PIPELINES
 
 tf = pytest.importorskip("tensorflow")
 
+from plumber.analyzers.diagnose import diagnose_all  # noqa: E402
+from plumber.record import Profile  # noqa: E402
 from plumber.runbounds import RunBounds  # noqa: E402
 from plumber.tf.hooks import TfHooks  # noqa: E402
 from plumber.tf.pipelines import build_pipelines  # noqa: E402
@@ -106,3 +109,20 @@ def test_consumer_records_how_much_its_wait_and_step_times_vary():
     consumer = pipeline.consumer
     assert 0.003 < consumer.step_sd_s < 0.015  # sleeps overshoot on a busy machine
     assert consumer.wait_sd_s is not None and consumer.wait_sd_s >= 0.0
+
+
+@pytest.mark.parametrize("root", ["options", "take", "assert"])
+def test_a_pass_through_root_leaves_the_cpu_probe_on_and_the_heavy_map_named(plumber_cli, root):
+    run = plumber_cli("profile", "-o", "out", PIPELINES / "pass_through_root.py",
+                      "--", "--root", root)
+    assert run.returncode == 0, run.stderr[-3000:]
+    profile = Profile.load(run.profile_path)
+    (pipeline,) = profile.pipelines
+    assert any(n.startswith("per-stage CPU time measured") for n in pipeline.notes)
+    assert not any("not measured" in n for n in pipeline.notes)
+    heavy = pipeline.stage("map-0")
+    assert heavy.stats is not None and heavy.stats.cpu_time_s > 0
+    assert pipeline.stage(pipeline.root).stats is not None
+    (diagnosis,) = diagnose_all(profile)
+    assert diagnosis.bottleneck_stage == "map-0"
+    assert "pass_through_root.py:29" in run.stderr
