@@ -52,9 +52,21 @@ def decide_randomness(dataset: Any, indexable: bool) -> DatasetRandomness:
     """Both checks on a dataset's transforms, and the repeat check on its fetch.
 
     Without an index (an iterable dataset, which no cache can serve) nothing
-    is read: every transform counts as random unless shown deterministic
-    otherwise, which it cannot be, and the fetch is left unmarked.
+    is read: every transform counts as random, since it cannot be shown
+    deterministic, and the fetch is left unmarked. Never raises: a failure
+    leaves everything random.
     """
+    try:
+        return _decide(dataset, indexable)
+    except Exception as exc:  # noqa: BLE001 - profiling must never break the user's script
+        note = f"treated as random: deciding it raised {type(exc).__name__}"
+        site = find_transforms(dataset)
+        callables = site.callables if site is not None else ()
+        return DatasetRandomness(randomness_key(dataset), tuple(
+            TransformInfo(transform_op(t), True, note) for t in callables), True, note)
+
+
+def _decide(dataset: Any, indexable: bool) -> DatasetRandomness:
     site = find_transforms(dataset)
     callables = site.callables if site is not None else ()
     verdicts = [classify(t) for t in callables]
