@@ -91,9 +91,11 @@ class Comparison:
             return (f"the medians differ by {self.gain:.2f}x but the runs overlap "
                     f"(rank test p = {self.p_value:.2f} over {len(self.before)} rounds, "
                     f"{LEVEL:g} needed): the difference is within the noise")
-        if not self.gain >= MIN_GAIN and math.isfinite(self.gain):
-            return f"the medians differ by {self.gain:.2f}x, less than the {MIN_GAIN:g}x needed"
-        return "nothing was measured as written"
+        if not self.before or not self.after:
+            return "the pipeline was not measured both as written and tuned"
+        if not math.isfinite(self.gain):
+            return "nothing was measured as written"
+        return f"the medians differ by {self.gain:.2f}x, less than the {MIN_GAIN:g}x needed"
 
 
 def spread_text(before: Sequence[float], after: Sequence[float]) -> str:

@@ -84,6 +84,9 @@ def test_nothing_measured_as_written_is_not_faster():
     assert math.isnan(check.gain)
     assert check.decision is Decision.NOT_FASTER
     assert check.why_not() == "nothing was measured as written"
+    unseen = Comparison(before=(5.0, 6.0, 7.0), after=())
+    assert unseen.decision is Decision.NOT_FASTER
+    assert "not measured both" in unseen.why_not()
 
 
 class Runs:
