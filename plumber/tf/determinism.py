@@ -27,7 +27,8 @@ from plumber.tf.written import WrittenStage
 #: augmentation of single elements agrees on all of them with odds 2**-16.
 ELEMENTS = 16
 
-#: Seconds the check may take per pipeline.
+#: Seconds the check may take per profile, shared by its pipelines (past the
+#: deadline it stops after the element pair in hand).
 BUDGET_S = 2.0
 
 #: Tolerances for floating-point elements: summation order may differ

@@ -15,6 +15,7 @@ from statistics import fmean
 from plumber.record import ConsumerStats, IteratorPass, Pipeline, Stage, StageStats
 from plumber.tf.align import RunStage, align
 from plumber.tf.cpuprobe import measure_prefixes, own_cpu_per_root
+from plumber.tf.determinism import BUDGET_S as DETERMINISM_BUDGET_S
 from plumber.tf.determinism import find_random_stages
 from plumber.tf.hooks import IteratorWatch, TfHooks, WatchedPipeline
 from plumber.tf.written import NESTING_KINDS, WrittenStage, read_written
@@ -27,8 +28,9 @@ def build_pipelines(
     """Pipeline records for every watched dataset whose iterators produced data."""
     productive = [p for p in hooks.pipelines.values() if _productive(p)]
     budget = cpu_probe_s / max(len(productive), 1)
+    check_s = DETERMINISM_BUDGET_S / max(len(productive), 1)
     return tuple(
-        _build_one(f"pipeline-{i}", watched, hooks, budget)
+        _build_one(f"pipeline-{i}", watched, hooks, budget, check_s)
         for i, watched in enumerate(productive)
     )
 
@@ -42,13 +44,14 @@ def _build_one(
     watched: WatchedPipeline,
     hooks: TfHooks,
     cpu_probe_s: float,
+    check_s: float,
 ) -> Pipeline:
     written = read_written(watched.dataset, hooks.source_of)
     iterators = [w for w in watched.iterators if w.model.root_elements > 0]
     notes: list[str] = [
         f"{stage.id} is random: two fresh passes over its output differed, so nothing "
         f"is cached after it"
-        for stage in find_random_stages(written)
+        for stage in find_random_stages(written, check_s)
     ]
     stages: dict[str, RunStage] = {}
     root = written.id
