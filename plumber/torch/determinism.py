@@ -51,7 +51,7 @@ DETERMINISTIC_TORCHVISION = frozenset({
 #: Transform classes that draw random numbers without ``Random`` in their name.
 RANDOM_CLASSES = frozenset({
     "AugMix", "AutoAugment", "ColorJitter", "CutMix", "ElasticTransform", "GaussianNoise",
-    "JPEG", "MixUp", "RandAugment", "ScaleJitter", "TrivialAugmentWide",
+    "JPEG", "MixUp", "RReLU", "RandAugment", "ScaleJitter", "TrivialAugmentWide",
 })
 
 #: Names in code that draw random numbers (besides any name starting with ``rand``).
@@ -178,6 +178,8 @@ class _Classifier:
             return Verdict(RANDOM, random_class)
         if cls.__module__.startswith("torch.nn.modules.container"):
             return self._all(name, list(_attribute_values(obj)), depth)
+        if cls.__module__.startswith("torch.nn.modules."):
+            return Verdict(UNPROVEN, f"{name} is a torch.nn layer that draws no random numbers")
         methods = _call_path(cls)
         if not methods and not _derives_from_deterministic_torchvision(cls):
             return Verdict(RANDOM, f"{name}: no Python code plumber can read")

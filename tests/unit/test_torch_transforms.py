@@ -277,6 +277,23 @@ def test_torchvision_random_transforms_and_sampled_parameters_are_random(T, V):
     assert classify(Scale(8)).why == "Scale: samples its parameters (get_params)"
 
 
+def test_torch_layers_are_unproven_unless_they_draw_random_numbers():
+    torch = pytest.importorskip("torch")
+
+    class Smooth(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 3, 3, padding=1)
+
+        def forward(self, x):
+            return self.conv(x)
+
+    assert classify(Smooth()).kind == UNPROVEN
+    assert classify(torch.nn.Sequential(torch.nn.Conv2d(3, 3, 1), torch.nn.Dropout())).why == (
+        "Sequential > Dropout: a random transform")
+    assert is_random(torch.nn.RReLU())
+
+
 def test_what_plumber_cannot_read_counts_as_random(T):
     assert is_random(operator.itemgetter(0))  # a compiled callable object
     assert classify(T.Lambda(operator.itemgetter(0))).kind == RANDOM
