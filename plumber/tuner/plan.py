@@ -77,7 +77,12 @@ class StageSetting:
 
 @dataclass(frozen=True)
 class PipelinePlan:
-    """The settings for one pipeline of the script."""
+    """The settings for one pipeline of the script.
+
+    ``measured_rate_before``/``_after`` are the medians of the verification
+    runs, ``measured_rates_before``/``_after`` those runs' rates, one per
+    interleaved round (empty in plans written before they were recorded).
+    """
 
     root: StageRef
     settings: tuple[StageSetting, ...]
