@@ -311,11 +311,14 @@ def run_passes(pipeline: Pipeline) -> float | None:
 
 
 def _no_whole_pass(scene: Scene) -> str:
-    """Why no pass of the run read the data to its end."""
+    """Why no pass of the run is known to have read the data to its end."""
     run = scene.run
     if run.bounded_by is not None or run.interrupted or run.exit_status != 0:
         return "the run stopped before any pass read the data to its end"
-    return "no pass of the run read the data to its end (each iterator stopped early)"
+    return (
+        "no iterator was seen reading the data to its end (each stopped early, or ended "
+        "where plumber cannot see it, as in Keras with steps_per_execution above 1)"
+    )
 
 
 def _count(repeat: Stage) -> int | None:

@@ -51,7 +51,7 @@ def test_a_loop_that_leaves_every_epoch_early_gets_no_cache(plumber_cli, tmp_pat
     assert [(p.elements, p.complete) for p in pipeline.passes] == [(4, False)] * 3
     assert feasible_caches(profile) == {}
     (refused,) = {w.reason for w in diagnose(profile).what_ifs if w.knob == "cache"}
-    assert "no pass of the run read the data to its end" in refused
+    assert "no iterator was seen reading the data to its end" in refused
 
 
 @pytest.mark.parametrize("source", ["tfrecord", "files"])

@@ -95,7 +95,7 @@ def test_no_cache_when_every_iterator_stopped_before_the_end_of_the_data() -> No
     partial = IteratorPass(60, False)
     unknown = map_cache(epoch_loop(partial, partial, partial, epochs=1.8))
     assert not unknown.feasible
-    assert "no pass of the run read the data to its end" in unknown.reason
+    assert "no iterator was seen reading the data to its end" in unknown.reason
     profile = epoch_loop(partial, partial, partial, partial, epochs=2.4)
     pipeline = profile.pipelines[0]
     known = dataclasses.replace(pipeline, stages=tuple(
