@@ -10,8 +10,10 @@ costs disk reads, which the prediction counts). A cache never goes after a
 random or stateful stage (it would freeze one epoch's randomness), below a
 ``take`` (TF discards a cache that is not read to its end) or in a run none
 of whose passes read the data to its end (each iterator abandoned midway),
-or on a stream that is infinite or of unknown size. In a worker pool (a torch DataLoader)
-the cache holds samples by index, so it goes after the fetch or a transform,
+or on a stream that is infinite or of unknown size. The size of a stream TF
+does not know comes from the run's passes (one per iterator: an epoch loop
+makes a fresh one per epoch). In a worker pool (a torch DataLoader) the
+cache holds samples by index, so it goes after the fetch or a transform,
 never after collation, and needs a map-style dataset. Candidates that would
 help but break a rule are returned with ``feasible=False`` and the reason,
 so a reader learns why.
