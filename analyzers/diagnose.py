@@ -31,6 +31,7 @@ from plumber.analyzers.results import Bound, Diagnosis, StageAnalysis
 from plumber.analyzers.stages import (
     SATURATED,
     analyse_stages,
+    core_wait_per_cpu,
     cpu_seconds_per_root,
     with_unrecorded_wall,
 )
@@ -123,7 +124,8 @@ def _scene(profile: Profile, pipeline: Pipeline, warnings: list[str]) -> Scene:
             and read_rate is not None
             and read_rate >= DISK_BUSY * machine.disk_read_bps
         )
-        analyses = analyse_stages(pipeline, roots, cpu_saturated, disk_busy, cores)
+        analyses = analyse_stages(pipeline, roots, cpu_saturated, disk_busy, cores,
+                                  core_wait_per_cpu(profile.threads))
         per_root, basis = disk_bytes_per_root(profile, pipeline, roots)
         limits = Limits(
             cores, machine.disk_read_bps, per_root, basis, limits.consumer_rate,

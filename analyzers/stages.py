@@ -14,7 +14,11 @@ A stage's wall time splits into computing (its CPU time), waiting for a
 core (runnable on the scheduler's run queue, where measured) and the rest,
 waiting for I/O or latency. A stage that waits mostly for a core is
 oversubscribed: more calls or workers than cores to run them, which more
-calls cannot help and fewer lose nothing by.
+calls cannot help and fewer lose nothing by. The run queue is read per
+worker process for a DataLoader's pool; a tf.data stage runs on the
+framework's unnamed threads, shared by every stage, so its core wait is
+estimated from theirs: their run-queue seconds per CPU second, times the
+stage's CPU time.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from dataclasses import dataclass
 from plumber.analyzers import text
 from plumber.analyzers.results import StageAnalysis
 from plumber.analyzers.topology import POOL, parallelism, pool_of
-from plumber.record import Pipeline, Stage, StageStats
+from plumber.record import Pipeline, Stage, StageStats, ThreadCpu
 
 #: A stage whose own time is below this share of the pipeline's total is
 #: negligible: never a bottleneck.
@@ -48,6 +52,24 @@ SATURATED = 0.85
 #: A stage that waits at least this share of its wall time for a core, and
 #: for a core more than for anything else, is oversubscribed.
 OVERSUBSCRIBED = 0.25
+
+
+#: The frameworks' threads must have computed at least this long for their
+#: run-queue wait per CPU second to stand for a stage's.
+MIN_THREAD_CPU_S = 0.5
+
+
+def core_wait_per_cpu(threads: Sequence[ThreadCpu]) -> float | None:
+    """Seconds the frameworks' unnamed threads waited for a core per second they computed.
+
+    Those are the threads that kept the process's name (tf.data's pools);
+    None when they were not measured or computed too little to tell.
+    """
+    inherited = [t for t in threads if t.role == "inherited"]
+    cpu = sum(t.cpu_time_s for t in inherited)
+    if cpu < MIN_THREAD_CPU_S or any(t.runqueue_s is None for t in inherited):
+        return None
+    return sum(t.runqueue_s or 0.0 for t in inherited) / cpu
 
 
 @dataclass(frozen=True)
@@ -126,7 +148,12 @@ def cpu_seconds_per_root(pipeline: Pipeline, roots: int) -> float:
 
 
 def analyse_stages(
-    pipeline: Pipeline, roots: int, cpu_saturated: bool, disk_busy: bool, cores: float
+    pipeline: Pipeline,
+    roots: int,
+    cpu_saturated: bool,
+    disk_busy: bool,
+    cores: float,
+    queued_per_cpu: float | None = None,
 ) -> tuple[StageAnalysis, ...]:
     """The model's view of every stage of ``pipeline``, in the pipeline's order.
 
@@ -135,6 +162,8 @@ def analyse_stages(
     the disk read near its measured bandwidth, so a waiting stage waits on it.
     ``cores`` (usable) tells oversubscription (more calls than cores, waiting
     for one) from contention with other threads or processes.
+    ``queued_per_cpu`` (:func:`core_wait_per_cpu`) estimates the core wait
+    of stages whose own run queue was not read.
     """
     demands = [
         _own_seconds(s)
@@ -143,7 +172,8 @@ def analyse_stages(
     ]
     total = sum(d for d in demands if d is not None) / roots
     return tuple(
-        _analyse(pipeline, stage, roots, total, cpu_saturated, disk_busy, cores)
+        _analyse(pipeline, stage, roots, total, cpu_saturated, disk_busy, cores,
+                 queued_per_cpu)
         for stage in pipeline.stages
     )
 
@@ -165,6 +195,7 @@ def _analyse(
     cpu_saturated: bool,
     disk_busy: bool,
     cores: float,
+    queued_per_cpu: float | None,
 ) -> StageAnalysis:
     p = parallelism(pipeline, stage)
     own = _own_seconds(stage)
@@ -180,8 +211,11 @@ def _analyse(
     cpu_s = stats.cpu_time_s
     cpu = cpu_s / roots if cpu_s is not None and math.isfinite(cpu_s) else None
     runqueue = stats.runqueue_time_s
+    estimated = False
     if runqueue is None and pool is not None:
         runqueue = _share_of_pool_runqueue(pipeline.stage(pool), stats)
+    elif runqueue is None and queued_per_cpu is not None and cpu is not None:
+        runqueue, estimated = cpu_s * queued_per_cpu, True
     split = split_wall(stats.wall_time_s, cpu_s, runqueue) if cpu is not None else None
     wait = 1.0 - split.computing if split is not None else None
     core = split.core if split is not None else None
@@ -189,7 +223,7 @@ def _analyse(
         resource, note = "none", ""
     else:
         in_pool = stage.kind == POOL or pool is not None
-        crowd = _Crowd(p, cores, "workers" if in_pool else "calls in flight")
+        crowd = _Crowd(p, cores, "workers" if in_pool else "calls in flight", estimated)
         resource, note = _resource(
             own / roots, total, cpu, wait, core, cpu_saturated, disk_busy, crowd
         )
@@ -238,6 +272,13 @@ class _Crowd:
     calls: float
     cores: float
     noun: str
+    estimated: bool = False
+
+    @property
+    def queue(self) -> str:
+        """Where the core wait comes from."""
+        return ("estimated from the run queue of the framework's threads" if self.estimated
+                else "run queue")
 
 
 def with_unrecorded_wall(
@@ -323,8 +364,8 @@ def _resource(
     if cpu is None:
         return "cpu", "CPU time not measured: its wall time is taken as CPU demand"
     if _waits_for_cores(core, wait):
-        waits = (f"waits {core:.0%} of its time for a core (run queue), {wait - core:.0%} on "
-                 f"I/O or latency")
+        waits = (f"waits {core:.0%} of its time for a core ({crowd.queue}), "
+                 f"{wait - core:.0%} on I/O or latency")
         if crowd.calls > crowd.cores:
             return "cpu", (f"{waits}: oversubscribed, {crowd.calls:g} {crowd.noun} on "
                            f"{crowd.cores:g} usable cores")
@@ -332,10 +373,11 @@ def _resource(
     if wait is None or wait <= WAITING:
         return "cpu", ""
     if core is not None:
+        for_core = f"{'about ' if crowd.estimated else ''}{core:.0%} for a core"
         return ("disk", f"waits {wait:.0%} of its time while the disk reads near its "
-                f"bandwidth ({core:.0%} for a core)") if disk_busy else (
-            "latency", f"waits {wait:.0%} of its time on I/O or latency ({core:.0%} for a "
-            f"core), so needs more in flight")
+                f"bandwidth ({for_core})") if disk_busy else (
+            "latency", f"waits {wait:.0%} of its time on I/O or latency ({for_core}), so "
+            f"needs more in flight")
     if cpu_saturated:
         return "cpu", f"waits {wait:.0%} of its time, most likely for a core (CPU saturated)"
     if disk_busy:

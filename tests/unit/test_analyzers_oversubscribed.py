@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from plumber.analyzers.diagnose import diagnose
-from plumber.analyzers.stages import split_wall
-from plumber.record import Profile
+from plumber.analyzers.stages import core_wait_per_cpu, split_wall
+from plumber.record import Profile, ThreadCpu
 from plumber.tuner.derive import derive_plan
-from tests.unit.synthetic_profiles import loader_profile
+from tests.unit.synthetic_profiles import loader_profile, make_profile, stage
 
 #: A CPU-heavy transform: 5 ms of CPU per sample, 40 ms of wall with 16 workers on 2 cores.
 CROWDED_TRANSFORM = ("Normalize", 0.040, 0.005, False)
@@ -165,3 +165,62 @@ def test_waiting_for_a_core_with_no_more_workers_than_cores_is_crowding_not_over
     assert "other threads or processes kept the cores busy" in analysis.note
     assert "oversubscribed" not in diagnosis.summary
     assert not [w for w in diagnosis.what_ifs if w.knob == "parallelism" and int(w.value) < 2]
+
+
+def tf_profile(map_wall: float, map_cpu: float, parallelism: int, threads=()) -> Profile:
+    """A tf.data source -> map(parallelism) -> batch, with the main process's thread groups."""
+    profile = make_profile(
+        stage("source-0", "source", 800, 0.05, line=3),
+        stage("map-0", "map", 800, map_wall, map_cpu, parallelism=parallelism,
+              knobs={"parallelism": parallelism}, line=4),
+        stage("batch-0", "batch", 100, 0.02, line=5),
+        wait_s=9.0, step_s=1.0,
+    )
+    return dataclasses.replace(profile, threads=tuple(threads))
+
+
+#: tf.data's pool (threads that kept the process's name): 3 s queued per CPU second.
+CROWDED_POOL_THREADS = (
+    ThreadCpu("plumber", 8, 10.0, "inherited", 30.0),
+    ThreadCpu("plumber", 1, 2.0, "main", 0.1),
+    ThreadCpu("plumber-sampler", 1, 0.1, "profiler", 5.0),
+)
+
+
+def test_the_frameworks_threads_give_their_run_queue_seconds_per_cpu_second():
+    assert core_wait_per_cpu(CROWDED_POOL_THREADS) == pytest.approx(3.0)
+    # too little CPU to tell, a group not measured, no roles: no ratio
+    assert core_wait_per_cpu((ThreadCpu("plumber", 2, 0.1, "inherited", 1.0),)) is None
+    assert core_wait_per_cpu((ThreadCpu("plumber", 2, 5.0, "inherited", None),)) is None
+    assert core_wait_per_cpu((ThreadCpu("plumber", 8, 10.0),)) is None
+
+
+def test_a_tf_data_map_with_more_calls_than_cores_waiting_for_them_is_oversubscribed_estimated():
+    # GIVEN a map at parallelism 8 on 2 cores whose wall is 4x its CPU, and tf.data's
+    # threads waiting 3 s on the run queue per CPU second
+    profile = tf_profile(map_wall=40.0, map_cpu=10.0, parallelism=8, threads=CROWDED_POOL_THREADS)
+    diagnosis = diagnose(profile)
+    analysis = next(a for a in diagnosis.stages if a.stage_id == "map-0")
+    # THEN its waiting is put on the cores, as an estimate, and fewer calls are planned
+    assert analysis.resource == "cpu"
+    assert analysis.core_wait_fraction == pytest.approx(0.75)
+    assert "estimated from the run queue of the framework's threads" in analysis.note
+    assert "oversubscribed, 8 calls in flight on 2 usable cores" in analysis.note
+    plan = derive_plan(profile, (diagnosis,), Path("train.py"))
+    setting = next(s for s in plan.pipelines[0].settings if s.stage_id == "map-0")
+    assert setting.parallelism == 2
+
+
+def test_a_waiting_tf_data_map_stays_latency_bound_when_its_threads_hardly_queue():
+    # GIVEN a map that sleeps (wall 20x its CPU) and threads queueing 0.2 s per CPU second
+    threads = (ThreadCpu("plumber", 8, 10.0, "inherited", 2.0),)
+    profile = tf_profile(map_wall=40.0, map_cpu=2.0, parallelism=2, threads=threads)
+    analysis = next(a for a in diagnose(profile).stages if a.stage_id == "map-0")
+    assert analysis.resource == "latency"
+    assert "(about 1% for a core)" in analysis.note
+
+
+def test_without_thread_measurements_a_tf_data_stage_has_no_core_wait():
+    profile = tf_profile(map_wall=40.0, map_cpu=10.0, parallelism=8)
+    analysis = next(a for a in diagnose(profile).stages if a.stage_id == "map-0")
+    assert analysis.core_wait_fraction is None
