@@ -36,6 +36,7 @@ from typing import Any
 from plumber.callsite import user_callsite
 from plumber.record import SourceLocation
 from plumber.runbounds import RunBounds, ScriptStopper
+from plumber.steady import SteadyWindow
 from plumber.tf.identity import StageCounter, stage_key
 from plumber.tf.modelstats import ModelAccumulator
 from plumber.threadcpu import name_os_thread
@@ -62,6 +63,7 @@ class IteratorWatch:
     last_root_elements: int = 0
     poll_error: str | None = None
     ended: bool = False
+    steady: SteadyWindow = field(default_factory=SteadyWindow)
 
     @property
     def delivered(self) -> int:
@@ -225,6 +227,7 @@ class TfHooks:
                 watch.wait_sq += wait * wait
                 watch.step_sq += step * step
             calls = watch.python_calls = watch.python_calls + 1
+            watch.steady.step(returned)
             if calls & (calls - 1) == 0:
                 # Polls at calls 1, 2, 4, 8...: short runs that end between
                 # two timed polls still leave counters of every stage.
@@ -312,6 +315,8 @@ class TfHooks:
         if watch.model.root_elements > watch.last_root_elements:
             watch.last_root_elements = watch.model.root_elements
             watch.last_progress_at = time.monotonic()
+            if watch.python_calls == 0:  # a compiled loop: progress is only seen here
+                watch.steady.mark(watch.model.root_elements, watch.last_progress_at)
 
     def _poll_loop(self) -> None:
         name_os_thread("plumber-tf-poll")

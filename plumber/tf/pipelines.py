@@ -13,6 +13,7 @@ import math
 from statistics import fmean
 
 from plumber.record import ConsumerStats, IteratorPass, Pipeline, Stage, StageStats
+from plumber.steady import steady_of
 from plumber.tf.align import RunStage, align
 from plumber.tf.cpuprobe import measure_prefixes, own_cpu_per_root
 from plumber.tf.determinism import BUDGET_S as DETERMINISM_BUDGET_S
@@ -200,7 +201,8 @@ def _consumer(iterators: list[IteratorWatch]) -> tuple[ConsumerStats | None, flo
             "step_sd_s": _sd(pairs, sum(w.timed_step_s for w in timed),
                              sum(w.step_sq for w in timed)),
         }
-        return ConsumerStats("python_next", calls, wait, step, **spread), wait + step
+        return ConsumerStats("python_next", calls, wait, step, **spread,
+                             **_steady(timed)), wait + step
     modelled = [w for w in iterators if w.model.root_elements > 0]
     if not modelled:
         return None, 0.0
@@ -214,7 +216,17 @@ def _consumer(iterators: list[IteratorWatch]) -> tuple[ConsumerStats | None, flo
     gaps = [g for w in modelled for g in w.model.gap_times_us]
     step = steps * fmean(gaps) * 1e-6 if gaps else 0.0
     wait = max(active - step, 0.0)
-    return ConsumerStats("tf_model_gaps", steps, wait, min(step, active), True), active
+    return ConsumerStats(
+        "tf_model_gaps", steps, wait, min(step, active), True, **_steady(modelled)
+    ), active
+
+
+def _steady(iterators: list[IteratorWatch]) -> dict[str, float | int | None]:
+    """The steady window's fields of ConsumerStats (start-up excluded), None where unseen."""
+    steady = steady_of(w.steady for w in iterators)
+    if steady is None:
+        return {"steady_steps": None, "steady_s": None, "cpu_s": None}
+    return {"steady_steps": steady.steps, "steady_s": steady.seconds, "cpu_s": steady.cpu_s}
 
 
 def _passes(iterators: list[IteratorWatch], cardinality: object) -> tuple[IteratorPass, ...]:

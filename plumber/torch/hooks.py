@@ -46,6 +46,7 @@ from plumber.callsite import user_callsite
 from plumber.identity import StageCounter
 from plumber.record import IteratorPass, Pipeline, SourceLocation
 from plumber.runbounds import RunBounds, ScriptStopper
+from plumber.steady import SteadyWindow, steady_of
 from plumber.threadcpu import name_os_thread
 from plumber.torch.pipelines import WORKERS, LoaderSummary, build_pipeline
 from plumber.torch.randomness import DatasetRandomness, decide_randomness, randomness_key
@@ -89,6 +90,7 @@ class WatchedLoader:
     pin: list[float] = field(default_factory=lambda: [0, 0.0, 0.0])
     snapshots: list[dict[str, Any]] = field(default_factory=list)
     passes: list[PassCount] = field(default_factory=list)
+    windows: list[SteadyWindow] = field(default_factory=list)
 
 
 @dataclass
@@ -104,6 +106,7 @@ class IteratorWatch:
     loader: WatchedLoader
     last_return: float | None = None
     current: PassCount | None = None
+    steady: SteadyWindow | None = None
 
 
 class TorchHooks:
@@ -253,6 +256,10 @@ class TorchHooks:
                 watch.current = PassCount()
                 loader.passes.append(watch.current)
             watch.current.batches += 1
+            if watch.steady is None:
+                watch.steady = SteadyWindow()
+                loader.windows.append(watch.steady)
+            watch.steady.step(returned)
             if not loader.element_spec:
                 loader.element_spec = describe(value)[:500]
             return value
@@ -420,6 +427,7 @@ def _summary(watch: WatchedLoader) -> LoaderSummary:
         pin=(int(batches), wall, cpu) if batches else None,
         notes=tuple(notes),
         passes=tuple(IteratorPass(p.batches, p.complete) for p in watch.passes),
+        steady=steady_of(watch.windows),
     )
 
 

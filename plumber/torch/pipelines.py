@@ -23,6 +23,7 @@ from plumber.record import (
     StageStats,
     WorkerStats,
 )
+from plumber.steady import Steady
 from plumber.torch.randomness import TransformInfo
 from plumber.torch.workerside import (
     BYTES_IN,
@@ -56,7 +57,8 @@ class LoaderSummary:
     dataset and decided there (:mod:`plumber.torch.randomness`), and
     ``fetch_random``/``fetch_note`` the same for the fetch; ``pin`` is
     (batches, wall seconds, CPU seconds) of the pin-memory step when it ran;
-    ``passes`` the batches each pass over the data delivered.
+    ``passes`` the batches each pass over the data delivered; ``steady`` the
+    steps, seconds and main-process CPU after each iterator's first batch.
     """
 
     source: SourceLocation | None
@@ -73,6 +75,7 @@ class LoaderSummary:
     pin: tuple[int, float, float] | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
     passes: tuple[IteratorPass, ...] = ()
+    steady: Steady | None = None
 
 
 def build_pipeline(
@@ -102,7 +105,13 @@ def build_pipeline(
         root = PIN_MEMORY
     consumer = None
     if summary.steps > 0:
-        consumer = ConsumerStats("python_next", summary.steps, summary.wait_s, summary.step_s)
+        steady = summary.steady
+        consumer = ConsumerStats(
+            "python_next", summary.steps, summary.wait_s, summary.step_s,
+            steady_steps=steady.steps if steady is not None else None,
+            steady_s=steady.seconds if steady is not None else None,
+            cpu_s=steady.cpu_s if steady is not None else None,
+        )
     return Pipeline(
         id=pipeline_id,
         root=root,

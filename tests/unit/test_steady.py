@@ -1,0 +1,60 @@
+"""Steady windows: steps, seconds and process CPU after each iterator's first step."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from plumber.steady import SteadyWindow, steady_of
+
+
+def test_the_first_step_opens_the_window_and_is_not_counted():
+    window = SteadyWindow()
+    window.step(10.0)
+    assert window.steps == 0
+    window.step(10.5)
+    window.step(11.0)
+    assert window.steps == 2
+    steady = steady_of([window])
+    assert steady is not None
+    assert steady.steps == 2
+    assert steady.seconds == pytest.approx(1.0)
+
+
+def test_windows_of_several_iterators_add_up_and_empty_ones_are_left_out():
+    first, second, peeked = SteadyWindow(), SteadyWindow(), SteadyWindow()
+    for now in (0.0, 1.0, 2.0):
+        first.step(now)
+    for now in (5.0, 5.5):
+        second.step(now)
+    peeked.step(9.0)
+    steady = steady_of([first, second, peeked])
+    assert steady is not None
+    assert (steady.steps, steady.seconds) == (3, pytest.approx(2.5))
+
+
+def test_marks_from_a_model_count_the_steps_it_reports():
+    window = SteadyWindow()
+    window.mark(4, 1.0)
+    window.mark(12, 3.0)
+    assert window.steps == 8
+
+
+def test_the_window_measures_this_process_cpu():
+    window = SteadyWindow()
+    window.step(time.perf_counter())
+    deadline = time.process_time() + 0.05
+    while time.process_time() < deadline:
+        pass
+    window.step(time.perf_counter())
+    steady = steady_of([window])
+    assert steady is not None
+    assert steady.cpu_s >= 0.05
+
+
+def test_no_window_without_a_second_step():
+    window = SteadyWindow()
+    window.step(1.0)
+    assert steady_of([window]) is None
+    assert steady_of([]) is None
