@@ -98,10 +98,17 @@ def kind_of(op: str) -> str:
 
 def dataset_kind(dataset: Any) -> str:
     """Kind of a dataset object from its class (``_ParallelMapDataset`` -> ``map``)."""
-    name = type(dataset).__name__
-    if name in _SOURCE_WRAPPERS:
+    return _written_kind(dataset, type(dataset).__name__.lstrip("_"))
+
+
+def _written_kind(dataset: Any, op: str) -> str:
+    """The kind the user wrote: a reader class is a source even where TF runs a
+    flat_map; an op of no known kind that reads other datasets (``ignore_errors``,
+    ``scan``, ``rebatch``) is ``other``, not a source."""
+    if type(dataset).__name__ in _SOURCE_WRAPPERS:
         return "source"
-    return kind_of(name.lstrip("_"))
+    kind = kind_of(op)
+    return "other" if kind == "source" and _py_inputs(dataset) else kind
 
 
 @dataclass
@@ -151,7 +158,7 @@ def read_written(
             graph_inputs = [None] * len(py_inputs)
         inputs = [build(o, n) for o, n in zip(py_inputs, graph_inputs, strict=True)]
         run_kind = kind_of(op)
-        kind = "source" if type(obj).__name__ in _SOURCE_WRAPPERS else run_kind
+        kind = _written_kind(obj, op)
         ordinal = counters.get(kind, 0)
         counters[kind] = ordinal + 1
         stage = WrittenStage(
