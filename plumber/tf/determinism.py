@@ -11,8 +11,10 @@ it. Agreement proves nothing, so it changes nothing.
 Only stages with nothing random below them are run, starting from the
 highest such ones: when one disagrees, its inputs are run to find the stage
 where the difference first appears. A prefix that may reorder its elements
-(``deterministic=False``) is not compared, since order alone would differ.
-The whole check stops at a deadline and never raises.
+(``deterministic=False``) is not compared, since order alone would differ,
+nor is one holding a written ``cache()`` (two iterators would race to fill
+its file, and a filled cache replays what it holds); the stages below them
+are. The whole check stops at a deadline and never raises.
 """
 
 from __future__ import annotations
@@ -75,11 +77,11 @@ def find_random_stages(root: WrittenStage, budget_s: float = BUDGET_S) -> list[W
 def _check(stage: WrittenStage, deadline: float) -> list[WrittenStage]:
     """Where the output of ``stage``'s prefix starts to differ between passes, if it does.
 
-    A prefix that may reorder its elements cannot be compared; its inputs are.
+    A prefix that cannot be compared hands the question to its inputs.
     """
     if time.perf_counter() >= deadline:
         return []
-    if not _keeps_order(stage):
+    if not _comparable(stage):
         found: list[WrittenStage] = []
         for child in stage.inputs:
             found.extend(s for s in _check(child, deadline) if s not in found)
@@ -100,7 +102,7 @@ def _first_differing(stage: WrittenStage, deadline: float) -> list[WrittenStage]
 
 def _differs(stage: WrittenStage, deadline: float) -> bool:
     """True when two fresh passes over ``stage``'s prefix yield different first elements."""
-    if not _keeps_order(stage):
+    if not _comparable(stage):
         return False
     try:
         first, second = iter(stage.dataset), iter(stage.dataset)
@@ -109,9 +111,13 @@ def _differs(stage: WrittenStage, deadline: float) -> bool:
         return False
 
 
-def _keeps_order(stage: WrittenStage) -> bool:
-    """Whether the prefix yields its elements in a fixed order (no ``deterministic=False``)."""
-    if any(_scalar_false(s.knobs.get("deterministic")) for s in stage.walk()):
+def _comparable(stage: WrittenStage) -> bool:
+    """Whether two passes over the prefix may be compared: it keeps its order
+    (no ``deterministic=False``) and holds no cache of the user's."""
+    prefix = stage.walk()
+    if any(s.kind == "cache" for s in prefix):
+        return False
+    if any(_scalar_false(s.knobs.get("deterministic")) for s in prefix):
         return False
     try:
         return stage.dataset.options().deterministic is not False

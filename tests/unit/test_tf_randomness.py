@@ -138,6 +138,15 @@ def test_a_prefix_that_may_reorder_is_not_compared_but_the_stages_below_it_are()
     assert [s.id for s in find_random_stages(written)] == ["map-0"]
 
 
+def test_a_prefix_holding_a_written_cache_is_not_run_but_the_stages_below_it_are(tmp_path):
+    dataset = images().map(jitter).cache(str(tmp_path / "cache")).batch(4)
+    written = read_written(dataset, lambda obj: None)
+    for stage in written.walk():
+        stage.knobs.pop("random", None)
+    assert [s.id for s in find_random_stages(written)] == ["map-0"]
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_prefix_that_cannot_run_gives_no_evidence_and_raises_nothing():
     broken = WrittenStage(id="map-0", kind="map", op="Map", dataset=object())
     assert find_random_stages(broken) == []
