@@ -207,7 +207,7 @@ class _Classifier:
             sigma = tuple(_safe_getattr(obj, "sigma") or ())
             if len(sigma) == 2 and sigma[0] == sigma[1]:
                 return Verdict(DETERMINISTIC, "GaussianBlur with a fixed sigma", evident=True)
-            return Verdict(RANDOM, f"GaussianBlur: draws its sigma from {sigma}", evident=True)
+            return Verdict(RANDOM, f"GaussianBlur: draws its sigma from {sigma}")
         if name in DETERMINISTIC_TORCHVISION:
             return Verdict(DETERMINISTIC, f"{name} is a deterministic torchvision transform",
                            evident=True)

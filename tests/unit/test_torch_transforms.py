@@ -294,6 +294,12 @@ def test_torch_layers_are_unproven_unless_they_draw_random_numbers():
     assert is_random(torch.nn.RReLU())
 
 
+def test_a_blur_is_random_only_when_it_draws_its_sigma(T):
+    assert classify(T.GaussianBlur(3, sigma=(0.1, 2.0))).why == (
+        "GaussianBlur: draws its sigma from (0.1, 2.0)")
+    assert not is_random(T.GaussianBlur(3, sigma=1.5))
+
+
 def test_what_plumber_cannot_read_counts_as_random(T):
     assert is_random(operator.itemgetter(0))  # a compiled callable object
     assert classify(T.Lambda(operator.itemgetter(0))).kind == RANDOM
