@@ -98,8 +98,9 @@ class IteratorWatch:
     """One loader iterator: the loader it serves and when it last returned a batch.
 
     ``current`` is the pass it is delivering (one of its loader's
-    ``passes``): opened by the first batch, closed by the ``StopIteration``
-    that ends it.
+    ``passes``): opened by the first batch of a pass, closed by the
+    ``StopIteration`` that ends it. A persistent-workers loader resets its
+    one iterator for each pass, also after one abandoned midway.
     """
 
     ref: Any
@@ -234,7 +235,8 @@ class TorchHooks:
             hooks._check_bounds()
             loader = watch.loader
             called = clock()
-            if watch.last_return is not None and it._num_yielded > 0:
+            fresh = it._num_yielded == 0  # a new pass, also of an iterator reset for it
+            if watch.last_return is not None and not fresh:
                 loader.step_s += called - watch.last_return
             consuming.loader = loader
             try:
@@ -242,7 +244,7 @@ class TorchHooks:
             except BaseException as exc:  # the end of the epoch, or a failing stage
                 loader.wait_s += clock() - called
                 watch.last_return = None
-                if isinstance(exc, StopIteration) and watch.current is not None:
+                if isinstance(exc, StopIteration) and watch.current is not None and not fresh:
                     watch.current.complete = True
                     watch.current = None
                 raise
@@ -252,7 +254,7 @@ class TorchHooks:
             loader.wait_s += returned - called
             loader.steps += 1
             hooks.delivered += 1
-            if watch.current is None:
+            if watch.current is None or fresh:
                 watch.current = PassCount()
                 loader.passes.append(watch.current)
             watch.current.batches += 1

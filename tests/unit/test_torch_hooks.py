@@ -168,10 +168,13 @@ def test_each_pass_over_a_loader_is_counted_and_a_break_leaves_it_partial():
 
 def test_persistent_workers_reuse_one_iterator_and_still_count_every_pass():
     with TorchHooks() as hooks:
-        loader = DataLoader(Squares(), batch_size=8, num_workers=1, persistent_workers=True)
-        for _ in range(3):
+        loader = DataLoader(Squares(), batch_size=4, num_workers=1, persistent_workers=True)
+        for _batch in loader:
+            break
+        for _ in range(2):
             for _batch in loader:
                 pass
         del loader
     (pipeline,) = hooks.pipelines()
-    assert [(p.elements, p.complete) for p in pipeline.passes] == [(2, True)] * 3
+    assert [(p.elements, p.complete) for p in pipeline.passes] == [
+        (1, False), (4, True), (4, True)]
