@@ -104,10 +104,10 @@ def spread_text(before: Sequence[float], after: Sequence[float]) -> str:
         return "no runs recorded"
     comparison = Comparison(tuple(before), tuple(after))
     ratio = f"{comparison.gain:.2f}x" if math.isfinite(comparison.gain) else "no ratio"
+    rounds = f"{len(before)} interleaved round{'s' if len(before) != 1 else ''}"
     return (f"as written {_range(before)} (median {_rate(comparison.median_before)}), "
             f"tuned {_range(after)} (median {_rate(comparison.median_after)}) over "
-            f"{len(before)} interleaved rounds: {ratio}, rank test p = "
-            f"{comparison.p_value:.2f}")
+            f"{rounds}: {ratio}, rank test p = {comparison.p_value:.2f}")
 
 
 def runs_of(pipeline: PipelinePlan) -> str:
