@@ -9,12 +9,15 @@ elements, the stage changes between epochs and nothing may be cached after
 it. Agreement proves nothing, so it changes nothing.
 
 Only stages with nothing random below them are run, starting from the
-highest such ones: when one disagrees, its inputs are run to find the stage
-where the difference first appears. A prefix that may reorder its elements
-(``deterministic=False``) is not compared, since order alone would differ,
-nor is one holding a written ``cache()`` (two iterators would race to fill
-its file, and a filled cache replays what it holds); the stages below them
-are. The whole check stops at a deadline and never raises.
+highest such ones. When one disagrees, its inputs are compared on as many
+underlying elements (a batch's input on batch-size times as many) to find
+where the difference starts; an input that cannot be cleared that way (out
+of time, or not comparable) is marked too, so uncertainty never opens a
+cache. A prefix that may reorder its elements (``deterministic=False``) is
+not compared, since order alone would differ, nor is one holding a written
+``cache()`` (two iterators would race to fill its file, and a filled cache
+replays what it holds): the stages below them are. The check is bounded in
+time and never raises.
 """
 
 from __future__ import annotations
@@ -25,13 +28,20 @@ from typing import Any
 
 from plumber.tf.written import WrittenStage
 
-#: Elements compared per prefix (while time is left): a coin-flip
+#: Elements compared per prefix when looking for a difference: a coin-flip
 #: augmentation of single elements agrees on all of them with odds 2**-16.
 ELEMENTS = 16
 
-#: Seconds the check may take per profile, shared by its pipelines (past the
-#: deadline it stops after the element pair in hand).
+#: Most elements compared per input while finding where a difference starts.
+MAX_LOCATING_ELEMENTS = 1024
+
+#: Seconds the search for a difference may take per profile, shared by its
+#: pipelines; finding where one starts gets as long again. Past a deadline
+#: the element pair in hand is still compared.
 BUDGET_S = 2.0
+
+#: Outcomes of comparing two passes over a prefix.
+DIFFER, SAME, UNKNOWN = "differ", "same", "unknown"
 
 #: Tolerances for floating-point elements: summation order may differ
 #: between runs in the last bits; augmentation changes far more.
@@ -68,47 +78,76 @@ def find_random_stages(root: WrittenStage, budget_s: float = BUDGET_S) -> list[W
     ]
     found: list[WrittenStage] = []
     for top in reversed(tops):
-        found.extend(s for s in _check(top, deadline) if s not in found)
+        for stage in _search(top, deadline, budget_s):
+            if stage not in found:
+                found.append(stage)
     for stage in found:
         stage.knobs["random"] = True
     return found
 
 
-def _check(stage: WrittenStage, deadline: float) -> list[WrittenStage]:
-    """Where the output of ``stage``'s prefix starts to differ between passes, if it does.
+def _search(stage: WrittenStage, deadline: float, budget_s: float) -> list[WrittenStage]:
+    """The random stages at or below ``stage``, if its prefix's passes differ.
 
     A prefix that cannot be compared hands the question to its inputs.
     """
     if time.perf_counter() >= deadline:
         return []
-    if not _comparable(stage):
+    verdict = _compare(stage, ELEMENTS, deadline)
+    if verdict == DIFFER:
+        return _locate(stage, ELEMENTS, time.perf_counter() + budget_s)
+    if verdict == UNKNOWN and not _comparable(stage):
         found: list[WrittenStage] = []
         for child in stage.inputs:
-            found.extend(s for s in _check(child, deadline) if s not in found)
+            found.extend(s for s in _search(child, deadline, budget_s) if s not in found)
         return found
-    return _first_differing(stage, deadline) if _differs(stage, deadline) else []
+    return []
 
 
-def _first_differing(stage: WrittenStage, deadline: float) -> list[WrittenStage]:
-    """The stages at or below ``stage`` (whose output differs) where the difference starts."""
-    below = [child for child in stage.inputs if _differs(child, deadline)]
-    if not below:
-        return [stage]
+def _locate(stage: WrittenStage, count: int, deadline: float) -> list[WrittenStage]:
+    """Where the difference seen in ``count`` elements of ``stage`` starts.
+
+    Each input is compared on the elements those ``count`` were made of. An
+    input that differs is searched in turn; one that cannot be cleared is
+    marked with everything below it. When every input agrees, the
+    difference starts at ``stage`` itself.
+    """
     found: list[WrittenStage] = []
-    for child in below:
-        found.extend(s for s in _first_differing(child, deadline) if s not in found)
-    return found
+    for child in stage.inputs:
+        share = min(count * _fan_in(stage, child), MAX_LOCATING_ELEMENTS)
+        verdict = _compare(child, share, deadline)
+        if verdict == DIFFER:
+            below = _locate(child, share, deadline)
+        elif verdict == UNKNOWN:
+            below = child.walk()
+        else:
+            continue
+        found.extend(s for s in below if s not in found)
+    return found or [stage]
 
 
-def _differs(stage: WrittenStage, deadline: float) -> bool:
-    """True when two fresh passes over ``stage``'s prefix yield different first elements."""
+def _fan_in(stage: WrittenStage, child: WrittenStage) -> int:
+    """Input elements per output element of ``stage`` (1 when not known)."""
+    mine, theirs = stage.knobs.get("cardinality"), child.knobs.get("cardinality")
+    if isinstance(mine, int) and isinstance(theirs, int) and mine > 0 and theirs > mine:
+        return -(-theirs // mine)
+    size = stage.knobs.get("batch_size")
+    if stage.kind == "batch" and isinstance(size, int) and size > 1:
+        return size
+    return 1
+
+
+def _compare(stage: WrittenStage, count: int, deadline: float) -> str:
+    """Two fresh passes over ``stage``'s prefix, ``count`` elements or to the end:
+    DIFFER, SAME (all compared and equal), or UNKNOWN (not comparable, failed,
+    or cut short by the deadline)."""
     if not _comparable(stage):
-        return False
+        return UNKNOWN
     try:
         first, second = iter(stage.dataset), iter(stage.dataset)
-        return _streams_differ(first, second, deadline)
+        return _compare_streams(first, second, count, deadline)
     except Exception:  # noqa: BLE001 - a prefix that cannot run gives no evidence
-        return False
+        return UNKNOWN
 
 
 def _comparable(stage: WrittenStage) -> bool:
@@ -130,16 +169,17 @@ def _scalar_false(value: Any) -> bool:
     return value is False or (isinstance(value, str) and value.lower() == "false")
 
 
-def _streams_differ(first: Iterator[Any], second: Iterator[Any], deadline: float) -> bool:
-    for _ in range(ELEMENTS):
+def _compare_streams(first: Iterator[Any], second: Iterator[Any], count: int,
+                     deadline: float) -> str:
+    for compared in range(count):
+        if compared and time.perf_counter() >= deadline:
+            return UNKNOWN
         a, b = next(first, None), next(second, None)
         if a is None or b is None:
-            return (a is None) != (b is None)
+            return SAME if a is None and b is None else DIFFER
         if not _same_element(a, b):
-            return True
-        if time.perf_counter() >= deadline:
-            return False
-    return False
+            return DIFFER
+    return SAME
 
 
 def _same_element(a: Any, b: Any) -> bool:

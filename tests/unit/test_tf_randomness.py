@@ -147,6 +147,27 @@ def test_a_prefix_holding_a_written_cache_is_not_run_but_the_stages_below_it_are
     assert list(tmp_path.iterdir()) == []
 
 
+def test_an_input_that_cannot_be_cleared_in_time_is_marked_with_everything_below_it(
+    monkeypatch,
+):
+    from plumber.tf import determinism
+
+    dataset = images().map(lambda x, y: (x * 2.0, y)).batch(4)
+    written = read_written(dataset, lambda obj: None)
+    verdicts = {"batch-0": determinism.DIFFER, "map-0": determinism.UNKNOWN}
+    seen = {}
+
+    def scripted(stage, count, deadline):
+        seen[stage.id] = count
+        return verdicts.get(stage.id, determinism.SAME)
+
+    monkeypatch.setattr(determinism, "_compare", scripted)
+    found = find_random_stages(written)
+    assert sorted(s.id for s in found) == ["map-0", "source-0"]
+    assert "random" not in written.knobs
+    assert seen["map-0"] == determinism.ELEMENTS * 4, "a batch's input is compared 4x as long"
+
+
 def test_a_prefix_that_cannot_run_gives_no_evidence_and_raises_nothing():
     broken = WrittenStage(id="map-0", kind="map", op="Map", dataset=object())
     assert find_random_stages(broken) == []
