@@ -10,7 +10,8 @@ DataLoader by rebuilding its constructor arguments
 every one of them can find, so a plan ``tune`` writes is never reported as
 "plan stage not found" where it is applied: a ``zip`` (a static method,
 not intercepted) or a source (a constructor) gets no setting of its own.
-Pure: no framework is imported.
+Pure: no framework is imported (:mod:`plumber.torch.settings` imports
+torch only when used).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import re
 
 from plumber.analyzers.topology import POOL
 from plumber.record import Pipeline, Stage
+from plumber.torch.settings import LOADER_STAGES
 
 #: The tf.data ``Dataset`` methods the applier intercepts: the kind of stage
 #: each builds and the argument that sets its parallelism (None: it has none).
@@ -42,10 +44,9 @@ TF_METHODS: dict[str, tuple[str, str | None]] = {
 #: The tf.data stage kinds a plan can change.
 TF_KINDS = frozenset(kind for kind, _ in TF_METHODS.values())
 
-#: DataLoader stages whose settings are the loader's own arguments.
-LOADER_STAGES = frozenset({"workers", "pin_memory"})
-
-#: DataLoader stages a sample cache can follow (``CachedDataset(upto=...)``).
+#: DataLoader stages a sample cache can follow (``CachedDataset(upto=...)``), as
+#: :func:`plumber.torch.settings.tune_arguments` finds them; the loader's own
+#: knobs sit on :data:`~plumber.torch.settings.LOADER_STAGES`.
 LOADER_CACHE_POINTS = re.compile(r"fetch|transform_\d+")
 
 
