@@ -1,4 +1,4 @@
-"""The training step's own CPU: the part of the cores the consumer takes from the pipeline.
+"""CPU over the steady window: the training step's own part, and the cores the run kept busy.
 
 When the training step runs on the CPU (no accelerator, or CPU-side work per
 step: a Keras step on CPU, receiving and unpickling batches from DataLoader
@@ -8,6 +8,10 @@ over the steady window (``ConsumerStats.cpu_s``); the part the pipeline's
 stages that ran in that process account for is taken off, and the rest, per
 root element, is the consumer's CPU demand, which the CPU bound charges next
 to the pipeline's (``cores / (pipeline CPU + consumer CPU per root element)``).
+
+The same window says how many cores the run kept busy while it iterated
+(:func:`steady_busy_share`), the measurement a CPU verdict is checked against:
+a whole-run average would count imports, data generation and model building.
 """
 
 from __future__ import annotations
@@ -59,6 +63,33 @@ def in_process_cpu(pipeline: Pipeline) -> float | None:
             continue
         total += cpu
     return total
+
+
+def steady_busy_share(pipeline: Pipeline, cores: float, roots: int) -> float | None:
+    """Share (0..1) of the usable cores the run kept busy over the steady window.
+
+    The consumer's process CPU over the window, plus what worker processes
+    spent on the window's steps (their stages report run totals, so their
+    CPU per root element times the window's steps). None when the window
+    was not measured.
+    """
+    consumer = pipeline.consumer
+    if (
+        consumer is None
+        or consumer.cpu_s is None
+        or not consumer.steady_steps
+        or not consumer.steady_s
+        or cores <= 0
+        or roots <= 0
+    ):
+        return None
+    workers = sum(
+        s.stats.cpu_time_s or 0.0
+        for s in pipeline.stages
+        if _in_workers(s) and s.stats is not None
+    )
+    busy = consumer.cpu_s + workers / roots * consumer.steady_steps
+    return busy / consumer.steady_s / cores
 
 
 def _in_workers(stage: Stage) -> bool:

@@ -15,7 +15,7 @@ from plumber.analyzers import network, text
 from plumber.analyzers.allocate import fewer_calls_what_ifs
 from plumber.analyzers.bounds import Limits, binding, compute_bounds
 from plumber.analyzers.cache import DISK_BUDGET, MEMORY_BUDGET, cache_what_ifs
-from plumber.analyzers.consumer import consumer_cpu_per_root
+from plumber.analyzers.consumer import consumer_cpu_per_root, steady_busy_share
 from plumber.analyzers.objectcache import object_cache_what_if
 from plumber.analyzers.observed import (
     consumer_rate,
@@ -108,16 +108,18 @@ def _scene(profile: Profile, pipeline: Pipeline, warnings: list[str]) -> Scene:
     roots = root_elements(pipeline)
     analyses: tuple[StageAnalysis, ...] = ()
     bounds: tuple[Bound, ...] = ()
+    measured: float | None = None
     limits = Limits(cores=cores, consumer_rate=consumer_rate(pipeline))
     if roots is None:
         warnings.append("No root elements were recorded, so no stage could be modelled.")
     else:
         step_cpu = consumer_cpu_per_root(pipeline, roots)
         busy = (cpu_seconds_per_root(pipeline, roots) + (step_cpu or 0.0)) * observed / cores
-        sampled = cpu_busy_share(profile)
-        busy_share = max(busy if math.isfinite(busy) else 0.0, sampled or 0.0)
+        steady = steady_busy_share(pipeline, cores, roots)
+        measured = steady if steady is not None else cpu_busy_share(profile)
+        busy_share = max(busy if math.isfinite(busy) else 0.0, measured or 0.0)
         cpu_saturated = busy_share >= SATURATED
-        _note_contention(profile, sampled, warnings)
+        _note_contention(profile, measured, warnings)
         read_rate = disk_read_rate(profile)
         disk_busy = bool(
             machine.disk_read_bps
@@ -161,6 +163,7 @@ def _scene(profile: Profile, pipeline: Pipeline, warnings: list[str]) -> Scene:
         ),
         cache_dir=machine.cache_dir,
         network=profile.network,
+        busy_share=measured,
     )
 
 

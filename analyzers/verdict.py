@@ -23,7 +23,7 @@ from plumber.analyzers import text
 from plumber.analyzers.allocate import allocate
 from plumber.analyzers.bounds import binding, next_rate
 from plumber.analyzers.results import Bound, StageAnalysis
-from plumber.analyzers.stages import cpu_demand, oversubscribed
+from plumber.analyzers.stages import SATURATED, cpu_demand, oversubscribed
 from plumber.analyzers.topology import POOL
 from plumber.analyzers.whatif import STALLED, Scene
 
@@ -260,22 +260,38 @@ def _inside_pool(scene: Scene, stage_id: str | None) -> str:
 
 
 def _cpu_summary(scene: Scene, heaviest: StageAnalysis | None, who: str, outcome: str) -> str:
-    """All cores busy: the pipeline's CPU demand, and the stage that takes most of it."""
+    """The pipeline's CPU demand, the stage that takes most of it, and the cores measured busy."""
     total = sum(
         cpu_demand(a) or 0.0
         for a in scene.analyses
         if a.resource != "unmeasured" and a.pool is None
     )
+    step = scene.limits.consumer_cpu_per_root or 0.0
+    shared = f", and the training step {text.ms(step)} on the same cores" if step > 0 else ""
     first = (
         f"The pipeline is CPU-bound: its stages need {text.ms(total)} of CPU per root "
-        f"element and keep all {scene.limits.cores:g} usable cores busy"
+        f"element{shared}; {_cores_busy(scene)}"
     )
     if heaviest is not None and total > 0:
-        first += f"; the heaviest is {who} with {(cpu_demand(heaviest) or 0.0) / total:.0%}"
+        first += f"; the heaviest stage is {who} with {(cpu_demand(heaviest) or 0.0) / total:.0%}"
     return f"{first}. Less work per element or more cores would allow {outcome}." + "".join(
         _crowded(scene, a)
         for a in scene.analyses
         if a.pool is None and oversubscribed(a, scene.limits.cores)
+    )
+
+
+def _cores_busy(scene: Scene) -> str:
+    """What the cores did, checked against the measurement: the measurement wins."""
+    cores, share = scene.limits.cores, scene.busy_share
+    if share is None:
+        return f"the model has them keep all {cores:g} usable cores busy (not measured)"
+    if share >= SATURATED:
+        return f"the run kept {share * cores:.1f} of {cores:g} usable cores busy"
+    return (
+        f"but the run kept only {share * cores:.1f} of {cores:g} usable cores busy, so the "
+        f"cores were not all in use: the measured rate is below the model's, and the rates "
+        f"it predicts are upper bounds"
     )
 
 

@@ -38,7 +38,10 @@ class Scene:
     ``memory_budget`` is the bytes a cache or buffer may take in memory;
     ``disk_budget`` the bytes a file cache may take in ``cache_dir`` (None
     when its free space is unknown). ``network`` is what the run's HTTP
-    requests showed, when it made any.
+    requests showed, when it made any. ``busy_share`` is the share of the
+    usable cores the run was measured to keep busy: over the steady window
+    where it was recorded, else over the whole run's samples (None without
+    either); a CPU verdict is checked against it.
     """
 
     pipeline: Pipeline
@@ -52,6 +55,7 @@ class Scene:
     disk_budget: float | None = None
     cache_dir: str | None = None
     network: NetworkRequests | None = None
+    busy_share: float | None = None
 
     @property
     def predicted_rate(self) -> float:

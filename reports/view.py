@@ -19,7 +19,7 @@ AUTOTUNE = -1
 
 #: What each bottleneck kind means, as a phrase that follows "bound by".
 KIND_LABELS = {
-    "cpu": "CPU (all usable cores busy)",
+    "cpu": "CPU",
     "disk": "disk read bandwidth",
     "network": "network bandwidth",
     "latency": "latency (it waits; needs more requests in flight)",

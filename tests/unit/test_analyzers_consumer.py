@@ -88,3 +88,36 @@ def test_a_pool_without_workers_ran_in_the_main_process():
     stages = in_process_cpu(pipeline)
     assert stages == pytest.approx(100 * (8 * 0.006 + 0.01 * 0.004 * 8))
     assert consumer_cpu_per_root(pipeline, 100) == pytest.approx(0.06 - stages / 100)
+
+
+def _with_window(profile, cpu_s, steady_s):
+    """``profile`` with a fast training step (500/s) and the given steady window."""
+    pipeline = profile.pipelines[0]
+    consumer = dataclasses.replace(pipeline.consumer, wait_s=0.8, step_s=0.2, cpu_s=cpu_s,
+                                   steady_steps=100, steady_s=steady_s)
+    return dataclasses.replace(
+        profile, pipelines=(dataclasses.replace(pipeline, consumer=consumer),)
+    )
+
+
+def test_a_cpu_verdict_states_the_cores_measured_busy_over_the_steady_window():
+    # GIVEN a CPU-bound pipeline whose process used 1.9 cores over its steady window
+    diagnosis = diagnose(_with_window(_cpu_bound_profile(), cpu_s=1.9, steady_s=1.0))
+    assert diagnosis.bottleneck_kind == "cpu"
+    assert "kept 1.9 of 2 usable cores busy" in diagnosis.summary
+    assert "upper bounds" not in diagnosis.summary
+
+
+def test_a_cpu_verdict_never_claims_busy_cores_the_measurement_did_not_see():
+    # GIVEN the same model, but the process kept only one core busy while it iterated
+    diagnosis = diagnose(_with_window(_cpu_bound_profile(), cpu_s=1.0, steady_s=1.0))
+    assert diagnosis.bottleneck_kind == "cpu"
+    # THEN the verdict says the measurement wins rather than "all cores busy"
+    assert "kept only 1.0 of 2 usable cores busy" in diagnosis.summary
+    assert "upper bounds" in diagnosis.summary
+    assert "keep all" not in diagnosis.summary
+
+
+def test_a_cpu_verdict_names_the_training_steps_share():
+    diagnosis = diagnose(_with_window(_cpu_bound_profile(), cpu_s=3.02, steady_s=1.6))
+    assert "and the training step 20 ms on the same cores" in diagnosis.summary
