@@ -25,6 +25,8 @@ from plumber.analyzers.observed import (
     machine_busy_share,
     observed_rate,
     root_elements,
+    startup_s,
+    steady_rate,
 )
 from plumber.analyzers.recommend import recommendations
 from plumber.analyzers.results import Bound, Diagnosis, StageAnalysis
@@ -91,6 +93,7 @@ def diagnose(profile: Profile, pipeline: Pipeline | None = None) -> Diagnosis:
         what_ifs=tuple(what_ifs),
         recommendations=recommended,
         warnings=tuple(warnings),
+        startup_s=startup_s(pipeline),
     )
 
 
@@ -104,7 +107,8 @@ def _scene(profile: Profile, pipeline: Pipeline, warnings: list[str]) -> Scene:
     machine = profile.machine
     cores = machine.cores_usable if machine.cores_usable > 0 else float(machine.cores_logical)
     consumer = pipeline.consumer
-    observed = observed_rate(pipeline)
+    steady = steady_rate(pipeline)
+    observed = steady if steady is not None else observed_rate(pipeline)
     roots = root_elements(pipeline)
     analyses: tuple[StageAnalysis, ...] = ()
     bounds: tuple[Bound, ...] = ()
@@ -115,8 +119,8 @@ def _scene(profile: Profile, pipeline: Pipeline, warnings: list[str]) -> Scene:
     else:
         step_cpu = consumer_cpu_per_root(pipeline, roots)
         busy = (cpu_seconds_per_root(pipeline, roots) + (step_cpu or 0.0)) * observed / cores
-        steady = steady_busy_share(pipeline, cores, roots)
-        measured = steady if steady is not None else cpu_busy_share(profile)
+        in_window = steady_busy_share(pipeline, cores, roots)
+        measured = in_window if in_window is not None else cpu_busy_share(profile)
         busy_share = max(busy if math.isfinite(busy) else 0.0, measured or 0.0)
         cpu_saturated = busy_share >= SATURATED
         _note_contention(profile, measured, warnings)

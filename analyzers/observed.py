@@ -42,6 +42,27 @@ def observed_rate(pipeline: Pipeline) -> float:
     return steps / duration
 
 
+def steady_rate(pipeline: Pipeline) -> float | None:
+    """Root elements per second after each iterator's first step (None where not recorded).
+
+    The first step pays the start-up (threads, buffers, function tracing,
+    worker processes); the model predicts the rate that follows, so this is
+    the rate it is compared with.
+    """
+    consumer = pipeline.consumer
+    if consumer is None or not consumer.steady_steps or not consumer.steady_s:
+        return None
+    return consumer.steady_steps / consumer.steady_s
+
+
+def startup_s(pipeline: Pipeline) -> float | None:
+    """Seconds of the iteration outside its steady window: start-up (None where not recorded)."""
+    consumer = pipeline.consumer
+    if consumer is None or consumer.steady_s is None or not pipeline.duration_s > 0:
+        return None
+    return max(pipeline.duration_s - consumer.steady_s, 0.0)
+
+
 def consumer_rate(pipeline: Pipeline) -> float | None:
     """The rate the training step alone allows: steps per second of step time."""
     consumer = pipeline.consumer

@@ -116,7 +116,9 @@ class Recommendation:
 class Diagnosis:
     """The analysis of one pipeline.
 
-    ``observed_rate``: root elements/s the consumer actually got.
+    ``observed_rate``: root elements/s the consumer actually got, over the
+    steady window where it was recorded (after each iterator's first step;
+    ``startup_s`` is the rest of the iteration), else over the whole iteration.
     ``predicted_rate``: the model's rate for the pipeline as it ran (the
     minimum bound), checked against ``observed_rate``. ``bottleneck`` is the
     binding bound; ``bottleneck_kind`` one of :data:`BOTTLENECK_KINDS`.
@@ -141,3 +143,4 @@ class Diagnosis:
     what_ifs: tuple[WhatIf, ...]
     recommendations: tuple[Recommendation, ...]
     warnings: tuple[str, ...] = ()
+    startup_s: float | None = None

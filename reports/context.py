@@ -36,6 +36,7 @@ from plumber.reports.view import (
     other_notes,
     run_failure,
     stage_errors,
+    startup_text,
 )
 from plumber.reports.workers import WorkersView, workers_view
 from plumber.tuner.plan import PipelinePlan, Plan
@@ -259,7 +260,8 @@ def _metrics(
         Metric(
             "Observed rate",
             fmt.rate(diagnosis.observed_rate),
-            f"{_root_unit(pipeline)} per second reached the training loop; {model}",
+            f"{_root_unit(pipeline)} per second reached the training loop"
+            f"{startup_text(diagnosis)}; {model}",
         ),
         _if_fixed(diagnosis),
         Metric(

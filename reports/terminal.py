@@ -28,6 +28,7 @@ from plumber.reports.view import (
     run_failure,
     source_text,
     stage_errors,
+    startup_text,
 )
 from plumber.reports.workers import growth_text, is_large, largest_growth
 
@@ -85,7 +86,7 @@ def _pipeline_lines(pipeline: Pipeline, diagnosis: Diagnosis | None) -> list[str
     lines += _field("Bound by", kind_label(diagnosis.bottleneck_kind))
     lines += _field(
         "Rate",
-        f"{fmt.rate(diagnosis.observed_rate)} observed, "
+        f"{fmt.rate(diagnosis.observed_rate)} observed{startup_text(diagnosis)}, "
         f"{fmt.rate(diagnosis.rate_if_fixed)} predicted if fixed{gain_text}",
     )
     lines += _field("Data stall", stall)

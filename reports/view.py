@@ -149,6 +149,14 @@ def gain_if_fixed(diagnosis: Diagnosis) -> float | None:
     return diagnosis.rate_if_fixed / observed if math.isfinite(observed) and observed > 0 else None
 
 
+def startup_text(diagnosis: Diagnosis) -> str:
+    """`` (steady, after 1.2 s of start-up)``: what the observed rate leaves out (empty if none)."""
+    startup = diagnosis.startup_s
+    if startup is None:
+        return ""
+    return f" (steady, after {startup:.1f} s of start-up)"
+
+
 def stage_errors(pipeline: Pipeline) -> dict[str, str]:
     """Stage id -> what it raised, with the workers it raised in: ``ValueError: bad (worker 1)``.
 

@@ -8,6 +8,7 @@ import pytest
 
 from plumber.analyzers.consumer import consumer_cpu_per_root, in_process_cpu
 from plumber.analyzers.diagnose import diagnose
+from plumber.reports.terminal import render_summary
 from tests.unit.synthetic_profiles import loader_profile, make_profile, stage
 
 
@@ -121,3 +122,18 @@ def test_a_cpu_verdict_never_claims_busy_cores_the_measurement_did_not_see():
 def test_a_cpu_verdict_names_the_training_steps_share():
     diagnosis = diagnose(_with_window(_cpu_bound_profile(), cpu_s=3.02, steady_s=1.6))
     assert "and the training step 20 ms on the same cores" in diagnosis.summary
+
+
+def test_the_observed_rate_is_the_steady_one_and_start_up_is_reported_apart():
+    # GIVEN 100 steps over 1.0 s of iteration, of which the steady window held 99 in 0.5 s
+    profile = _cpu_bound_profile()
+    pipeline = profile.pipelines[0]
+    consumer = dataclasses.replace(pipeline.consumer, steady_steps=99, steady_s=0.5)
+    profile = dataclasses.replace(
+        profile, pipelines=(dataclasses.replace(pipeline, consumer=consumer, duration_s=1.0),)
+    )
+    diagnosis = diagnose(profile)
+    # THEN the model is compared with 198/s, and 0.5 s of start-up is said apart
+    assert diagnosis.observed_rate == pytest.approx(198.0)
+    assert diagnosis.startup_s == pytest.approx(0.5)
+    assert "after 0.5 s of start-up" in render_summary(profile, (diagnosis,), None, None)
