@@ -8,9 +8,11 @@ still differs from one epoch to the next.
 
 The transforms are found as the profiler numbers its ``transform_<i>``
 stages: on the dataset or along its ``.dataset`` chain (``Subset`` and the
-like), the attribute ``transform`` (else ``transforms``) holding a
-``Compose``-like object (its ``.transforms`` list), a plain list of
-callables, or one callable (a list of one). To learn which parts of a
+like), the attribute ``transform`` (else ``transforms``) holding
+torchvision's ``Compose`` (its ``.transforms`` list), a plain list of
+callables, or one callable (a list of one; ``RandomApply`` and other
+containers with logic of their own are one callable, see
+:func:`plumber.torch.transforms.applies_in_order`). To learn which parts of a
 sample the transforms produced, the wrapper keeps a shallow copy of that
 chain whose transform applies only the first k+1 transforms and remembers
 its outputs; after ``copy[i]`` those outputs are found by identity in the
@@ -46,6 +48,7 @@ from typing import Any
 from torch.utils.data import Dataset, IterableDataset
 
 from plumber.torch.cachestore import EntryStore
+from plumber.torch.transforms import applies_in_order
 
 SHARED_MEMORY = Path("/dev/shm")
 
@@ -204,7 +207,7 @@ def _transform_site(dataset: Any) -> _Site | None:
         for attribute in TRANSFORM_ATTRIBUTES:
             value = getattr(current, attribute, None)
             inner = getattr(value, "transforms", None)
-            if _callables(inner):
+            if _callables(inner) and applies_in_order(value):
                 return _Site(tuple(chain), attribute, tuple(inner), False)
             if _callables(value):
                 return _Site(tuple(chain), attribute, tuple(value), True)

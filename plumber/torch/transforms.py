@@ -4,9 +4,13 @@ Each callable of the dataset's ``Compose``-like transform becomes a stage of
 its own (``transform_<i>``), so a heavy augmentation is named rather than
 hidden inside ``fetch``. The transform is found on the dataset or on a
 dataset it wraps (``Subset`` and other wrappers keep theirs in ``.dataset``):
-the attribute ``transform``, else ``transforms``, holding an object with a
-``.transforms`` sequence (torchvision's ``Compose``, v1 or v2), a plain
-sequence of callables, or a single callable (one stage).
+the attribute ``transform``, else ``transforms``, holding torchvision's
+``Compose`` (v1 or v2; its ``.transforms`` applied in order), a plain
+sequence of callables, or a single callable (one stage). Any other object
+holding a ``.transforms`` list (``RandomApply``, ``RandomChoice``,
+``RandomOrder``, a user class with logic of its own) is one stage: splitting
+it would drop its own logic wherever the stages are run one by one (the
+sample cache replays the stages after its cache point).
 
 Pure: no torch import; works on any objects.
 """
@@ -57,12 +61,21 @@ def find_transforms(dataset: Any) -> TransformSite | None:
     return None
 
 
+def applies_in_order(container: Any) -> bool:
+    """True for torchvision's ``Compose`` (v1 or v2): it applies ``.transforms`` one after another.
+
+    Only a container known to do exactly that may be split into stages.
+    """
+    kind = type(container)
+    return kind.__name__ == "Compose" and kind.__module__.startswith("torchvision.")
+
+
 def _site(holder: Any, attribute: str) -> TransformSite | None:
     value = _safe_getattr(holder, attribute)
     if value is None:
         return None
     inner = _safe_getattr(value, "transforms")
-    if _is_callables(inner):
+    if _is_callables(inner) and applies_in_order(value):
         return TransformSite(holder, attribute, value, tuple(inner))
     if _is_callables(value):
         return TransformSite(holder, attribute, None, tuple(value))

@@ -293,3 +293,40 @@ def test_iterable_datasets_and_missing_transforms_are_refused_clearly(pngs):
         CachedDataset(PngFolder(pngs, T.Compose(deterministic())), upto=4)
     with pytest.raises(ValueError, match="it has 0"):
         CachedDataset(PngFolder(pngs), upto=0)
+
+
+class Numbers(Dataset):
+    """The index as a float tensor, through ``transform``."""
+
+    def __init__(self, transform) -> None:
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, index: int):
+        return self.transform(torch.tensor(float(index)))
+
+
+def _plus(amount: float):
+    return T.Lambda(lambda x: x + amount)
+
+
+@pytest.mark.parametrize("gate", [
+    T.RandomApply([_plus(100.0)], p=0.0),
+    T.RandomChoice([_plus(1.0), _plus(1.0)]),
+])
+def test_a_container_with_logic_of_its_own_is_one_transform_and_is_replayed_whole(gate, tmp_path):
+    # GIVEN a dataset whose transform is RandomApply / RandomChoice: it holds a
+    # .transforms list but does not apply it in order
+    dataset = Numbers(gate)
+    assert transform_count(dataset) == 1
+    cached = CachedDataset(dataset, upto=-1, location=str(tmp_path))
+    # THEN replaying after the cache point runs the container, gate and all
+    assert [float(cached[i]) for i in range(4)] == [float(dataset[i]) for i in range(4)]
+
+
+def test_compose_nested_in_a_container_is_not_split():
+    outer = T.RandomApply([T.Compose([_plus(1.0), _plus(2.0)])], p=1.0)
+    assert transform_count(Numbers(outer)) == 1
+    assert transform_count(Numbers(T.Compose([_plus(1.0), outer]))) == 2

@@ -9,23 +9,15 @@ import textwrap
 import pytest
 
 torch = pytest.importorskip("torch")
+pytest.importorskip("torchvision")
 
 from torch.utils.data import DataLoader, Dataset  # noqa: E402
 from torch.utils.data import dataloader as dataloader_module  # noqa: E402
 from torch.utils.data._utils import pin_memory as pin_memory_module  # noqa: E402
+from torchvision.transforms import Compose  # noqa: E402
 
 from plumber.runbounds import BoundReached, RunBounds  # noqa: E402
 from plumber.torch.hooks import TorchHooks  # noqa: E402
-
-
-class Compose:
-    def __init__(self, transforms):
-        self.transforms = transforms
-
-    def __call__(self, x):
-        for t in self.transforms:
-            x = t(x)
-        return x
 
 
 def scale(x):

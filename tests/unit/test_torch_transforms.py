@@ -25,6 +25,8 @@ from plumber.torch.workerside import TimedTransform
 
 
 class Compose:
+    """Stands in for torchvision's Compose, which plumber knows by its module (no torch here)."""
+
     def __init__(self, transforms):
         self.transforms = transforms
 
@@ -32,6 +34,9 @@ class Compose:
         for t in self.transforms:
             x = t(x)
         return x
+
+
+Compose.__module__ = "torchvision.transforms.transforms"
 
 
 class RandomCrop:
