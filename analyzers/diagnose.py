@@ -94,6 +94,7 @@ def diagnose(profile: Profile, pipeline: Pipeline | None = None) -> Diagnosis:
         recommendations=recommended,
         warnings=tuple(warnings),
         startup_s=startup_s(pipeline),
+        uncertain=verdict.uncertain,
     )
 
 

@@ -125,7 +125,9 @@ class Diagnosis:
     ``input_bound`` is False when the consumer is the limit.
     ``stall_share`` is the share of the consumer's time spent waiting on data.
     ``rate_if_fixed`` is the predicted rate once the bottleneck is removed
-    (the next binding bound).
+    (the next binding bound). ``uncertain``: the training step's bound and
+    the pipeline's lowest are within the run-to-run noise, so whether the
+    input pipeline holds the loop back is not known (no change is advised).
     """
 
     pipeline_id: str
@@ -144,3 +146,4 @@ class Diagnosis:
     recommendations: tuple[Recommendation, ...]
     warnings: tuple[str, ...] = ()
     startup_s: float | None = None
+    uncertain: bool = False

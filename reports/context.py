@@ -71,6 +71,7 @@ class PipelineView:
     anchor: str
     summary: Markup
     input_bound: bool | None
+    uncertain: bool
     metrics: tuple[Metric, ...]
     recommendations: tuple[Mapping[str, str | Markup], ...]
     no_change: str
@@ -169,6 +170,7 @@ def pipeline_view(
         anchor=anchor,
         summary=prose(diagnosis.summary if diagnosis else "This pipeline was not analysed."),
         input_bound=diagnosis.input_bound if diagnosis is not None else None,
+        uncertain=diagnosis is not None and diagnosis.uncertain,
         metrics=_metrics(pipeline, diagnosis, locations) if diagnosis is not None else (),
         recommendations=tuple(
             {

@@ -29,6 +29,7 @@ from plumber.reports.view import (
     source_text,
     stage_errors,
     startup_text,
+    verdict_label,
 )
 from plumber.reports.workers import growth_text, is_large, largest_growth
 
@@ -73,8 +74,7 @@ def _pipeline_lines(pipeline: Pipeline, diagnosis: Diagnosis | None) -> list[str
     """Bottleneck, rates, stall share and top recommendations of one pipeline."""
     if diagnosis is None:
         return [f"Pipeline {pipeline.id}: not analysed ({len(pipeline.stages)} stages recorded)"]
-    verdict = "input-bound" if diagnosis.input_bound else "not input-bound"
-    lines = [f"Pipeline {pipeline.id}: {verdict}"]
+    lines = [f"Pipeline {pipeline.id}: {verdict_label(diagnosis)}"]
     gain = gain_if_fixed(diagnosis)
     gain_text = f" ({fmt.speedup(gain)})" if gain is not None else ""
     stall = (

@@ -149,6 +149,13 @@ def gain_if_fixed(diagnosis: Diagnosis) -> float | None:
     return diagnosis.rate_if_fixed / observed if math.isfinite(observed) and observed > 0 else None
 
 
+def verdict_label(diagnosis: Diagnosis) -> str:
+    """``input-bound``, ``not input-bound``, or ``too close to call`` for an uncertain verdict."""
+    if diagnosis.uncertain:
+        return "too close to call"
+    return "input-bound" if diagnosis.input_bound else "not input-bound"
+
+
 def startup_text(diagnosis: Diagnosis) -> str:
     """`` (steady, after 1.2 s of start-up)``: what the observed rate leaves out (empty if none)."""
     startup = diagnosis.startup_s

@@ -27,6 +27,7 @@ from plumber.reports.view import (
     knob_items,
     run_failure,
     source_text,
+    verdict_label,
 )
 
 #: How many recommendations the summary lists; ``.recommend()`` has them all.
@@ -65,7 +66,7 @@ def pipeline_html(pipeline: Pipeline, diagnosis: Diagnosis | None) -> str:
         return f"<p><b>{escape(pipeline.id)}</b>: not analysed.</p>"
     gain = gain_if_fixed(diagnosis)
     gain_text = f" ({fmt.speedup(gain)})" if gain is not None else ""
-    verdict = "input-bound" if diagnosis.input_bound else "not input-bound"
+    verdict = verdict_label(diagnosis)
     rows = (
         ("Bottleneck", describe_bottleneck(pipeline, diagnosis)),
         ("Bound by", kind_label(diagnosis.bottleneck_kind)),

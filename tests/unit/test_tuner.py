@@ -11,6 +11,7 @@ from synthetic_profiles import make_profile, stage
 
 from plumber.analyzers.allocate import allocate
 from plumber.analyzers.diagnose import diagnose_all, scene
+from plumber.reports.html import render_html
 from plumber.reports.terminal import render_summary
 from plumber.tuner.appliable import TF_KINDS
 from plumber.tuner.derive import derive_plan
@@ -272,3 +273,18 @@ def test_a_close_call_gets_no_recommendation_but_a_clear_bottleneck_does():
     assert "uncertain" in close.summary and "no change" in close.summary
     (clear,) = diagnose_all(one_map_profile(2.0, 1.5))
     assert clear.input_bound and clear.recommendations
+
+
+def test_the_headline_of_a_close_call_says_so_in_terminal_and_report():
+    # GIVEN a step and a map within the noise of each other
+    profile = one_map_profile(0.95, 0.05)
+    diagnoses = diagnose_all(profile)
+    assert diagnoses[0].uncertain
+    # THEN neither the terminal nor the report headline claims a side
+    printed = render_summary(profile, diagnoses)
+    assert "Pipeline pipeline-0: too close to call" in printed
+    assert "input-bound" not in printed.splitlines()[0]
+    html = render_html(profile, diagnoses)
+    assert '<span class="verdict">too close to call</span>' in html
+    (clear,) = diagnose_all(one_map_profile(2.0, 1.5))
+    assert not clear.uncertain
