@@ -7,6 +7,7 @@ renderers read them and nothing else from the analysis.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from plumber.record import SourceLocation
@@ -147,3 +148,11 @@ class Diagnosis:
     warnings: tuple[str, ...] = ()
     startup_s: float | None = None
     uncertain: bool = False
+
+    @property
+    def prediction_error(self) -> float | None:
+        """``|predicted - observed| / observed`` for the pipeline as it ran; None without both."""
+        predicted, observed = self.predicted_rate, self.observed_rate
+        if not (math.isfinite(predicted) and math.isfinite(observed) and observed > 0):
+            return None
+        return abs(predicted - observed) / observed

@@ -251,9 +251,10 @@ def _metrics(
     stall_detail = "of the training loop's time spent waiting for data"
     if consumer is not None and consumer.wait_estimated:
         stall_detail += " (estimated)"
-    predicted = diagnosis.predicted_rate
+    predicted, error = diagnosis.predicted_rate, diagnosis.prediction_error
     model = (
-        f"the model predicts {fmt.rate(predicted)}"
+        f"the model predicts {fmt.rate(predicted)} for it as it ran"
+        + (f" (prediction error {error:.0%})" if error is not None else "")
         if fmt.is_number(predicted)
         else "the model made no prediction"
     )

@@ -137,3 +137,13 @@ def test_the_observed_rate_is_the_steady_one_and_start_up_is_reported_apart():
     assert diagnosis.observed_rate == pytest.approx(198.0)
     assert diagnosis.startup_s == pytest.approx(0.5)
     assert "after 0.5 s of start-up" in render_summary(profile, (diagnosis,), None, None)
+
+
+def test_the_report_publishes_the_models_error_for_the_pipeline_as_it_ran():
+    from plumber.reports.html import render_html
+
+    profile = _cpu_bound_profile()
+    (diagnosis,) = (diagnose(profile),)
+    error = abs(diagnosis.predicted_rate - diagnosis.observed_rate) / diagnosis.observed_rate
+    assert diagnosis.prediction_error == pytest.approx(error)
+    assert f"(prediction error {error:.0%})" in render_html(profile, (diagnosis,))
