@@ -150,6 +150,25 @@ def _parallelism(
     )
 
 
+#: Root kinds that hand elements on without a buffer of their own: a prefetch
+#: below them (``with_options``, ``take``, ``repeat``) is the one that runs ahead.
+_UNBUFFERED_ROOTS = frozenset({"config", "take", "skip", "repeat"})
+
+
+def _buffering_root(pipeline: Pipeline) -> Stage | None:
+    """The root, or the stage below the pass-through stages that end the pipeline."""
+    by_id = {s.id: s for s in pipeline.stages}
+    stage = by_id.get(pipeline.root)
+    seen: set[str] = set()
+    while stage is not None and stage.kind in _UNBUFFERED_ROOTS and len(stage.inputs) == 1:
+        seen.add(stage.id)
+        below = by_id.get(stage.inputs[0])
+        if below is None or below.id in seen:
+            break
+        stage = below
+    return stage
+
+
 def prefetch_what_if(scene: Scene) -> WhatIf | None:
     """A deeper (or a first) prefetch buffer at the root, when the model says it pays.
 
@@ -161,7 +180,7 @@ def prefetch_what_if(scene: Scene) -> WhatIf | None:
     predicted = scene.predicted_rate
     if not (math.isfinite(predicted) and predicted > CLEARLY_ABOVE * scene.observed_rate):
         return None
-    root = next((s for s in scene.pipeline.stages if s.id == scene.pipeline.root), None)
+    root = _buffering_root(scene.pipeline)
     if root is None or any(s.kind == "workers" for s in scene.pipeline.stages):
         # A DataLoader's workers already run ahead (``prefetch_factor`` batches each).
         return None

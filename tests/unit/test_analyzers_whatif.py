@@ -157,6 +157,24 @@ def test_deeper_prefetch_is_proposed_when_the_loop_stalls_although_the_pipeline_
     assert any("waited 25%" in w for w in diagnosis.warnings)
 
 
+@pytest.mark.parametrize("root_kind", ["config", "take"])
+def test_a_prefetch_under_a_pass_through_root_is_the_one_deepened(root_kind) -> None:
+    # GIVEN the same pipeline ending in with_options (or take) above its prefetch
+    profile = make_profile(
+        stage("source-0", "source", 100, 0.01),
+        stage("map-0", "map", 100, 0.1, parallelism=2),
+        stage("prefetch-0", "prefetch", 100, 0.001, knobs={"buffer_size": 1}, line=9),
+        stage(f"{root_kind}-0", root_kind, 100, 0.0, line=10),
+        wait_s=1 / 3,
+        step_s=1.0,
+        bounded_by="steps",
+    )
+    # THEN the prefetch below it is deepened, not a second one added above
+    (prefetch,) = [w for w in diagnose(profile).what_ifs if w.knob == "prefetch"]
+    assert prefetch.stage_id == "prefetch-0"
+    assert prefetch.value == "3"
+
+
 def test_no_prefetch_change_when_the_loop_hardly_waits() -> None:
     profile = make_profile(
         stage("source-0", "source", 100, 0.01),
