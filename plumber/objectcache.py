@@ -53,6 +53,14 @@ Where entries live (``location``):
 - a directory: one file per entry (:class:`plumber.torch.cachestore.EntryStore`,
   written through a temporary file and ``os.replace``), so every process
   reading it, forked or not, sees whole entries and shares one byte budget.
+  Entry names follow from the endpoint, bucket and key, so the directory
+  must be private: it is made 0700 when missing, and one that another user
+  owns or that group or others may write is refused
+  (:class:`plumber.torch.cachestore.UnsafeCacheFolderError`), when the cache
+  is made and again before each read. Each entry holds the cache key it
+  answers, the size of the bytes, the response's ETag and Last-Modified and
+  a SHA-256 of it all; an entry that does not match is removed and the
+  object read from the store again, never served.
 
 ``hits`` and ``misses`` count this process's lookups; ``bytes_held`` is what
 the cache holds (for a directory, across all processes using it).
@@ -79,7 +87,7 @@ from typing import Any
 import psutil
 
 from plumber.analyzers.text import size
-from plumber.torch.cachestore import EntryStore
+from plumber.torch.cachestore import EntryStore, make_private_folder
 
 MEMORY = "memory"
 
@@ -132,8 +140,7 @@ class ObjectCache:
             default = psutil.virtual_memory().available // 2
             self.budget_bytes = default if budget_bytes is None else budget_bytes
         else:
-            directory = Path(self.location)
-            directory.mkdir(parents=True, exist_ok=True)
+            directory = make_private_folder(Path(self.location))
             default = shutil.disk_usage(directory).free // 2
             self.budget_bytes = default if budget_bytes is None else budget_bytes
             in_memory = directory.resolve().is_relative_to("/dev/shm")  # RAM is its limit too
@@ -189,7 +196,7 @@ class ObjectCache:
                     self._held += len(entry.data)
             return
         try:
-            payload = _dumps(entry)
+            payload = _dumps(key, entry)
             # An entry that does not fit is skipped here: the store would mark itself full.
             if self._store.used_bytes() + len(payload) <= self.budget_bytes:
                 self._store.save(key, payload)
@@ -197,14 +204,17 @@ class ObjectCache:
             pass  # not cached (a full disk, a field JSON cannot hold): the read is served anyway
 
     def _load(self, key: str) -> _Entry | None:
+        """The entry stored under ``key`` if it checks out; one that does not is removed."""
         assert self._store is not None
         payload = self._store.load(key)
         if payload is None:
             return None
         try:
-            return _loads(payload)
-        except (ValueError, KeyError):
-            return None  # a file of another format in a shared directory: read from the store
+            return _loads(key, payload)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            # Damaged, planted or of another format: read from the store, and written anew.
+            self._store.discard(key)
+            return None
 
 
 def cache_object_reads(
@@ -366,23 +376,50 @@ def _replay(entry: _Entry, url: str | None) -> tuple[Any, dict[str, Any]]:
     return AWSResponse(url, entry.status, entry.headers, None), parsed
 
 
-def _dumps(entry: _Entry) -> bytes:
-    """An entry as one file: a JSON line of its fields, status and headers, then the bytes."""
+def _dumps(key: str, entry: _Entry) -> bytes:
+    """An entry as one file: a JSON line of its fields, status, headers and checks, then the bytes.
+
+    The checks: the cache key it answers, the size of the bytes, the ETag and
+    Last-Modified of the response (None where it had none) and a SHA-256 of
+    the rest of the line and the bytes.
+    """
     datetimes = sorted(name for name, value in entry.fields.items() if isinstance(value, datetime))
     fields = {name: value.isoformat() if name in datetimes else value
               for name, value in entry.fields.items()}
     header = {"fields": fields, "datetimes": datetimes, "status": entry.status,
-              "headers": entry.headers}
+              "headers": entry.headers, "key": key, "size": len(entry.data),
+              "etag": fields.get("ETag"), "last_modified": fields.get("LastModified")}
+    header["sha256"] = _digest(header, entry.data)
     return json.dumps(header).encode() + b"\n" + entry.data
 
 
-def _loads(payload: bytes) -> _Entry:
+def _loads(key: str, payload: bytes) -> _Entry:
+    """The entry in ``payload`` once it checks out as the response to ``key``; else ValueError."""
     end = payload.index(b"\n")
     header = json.loads(payload[:end])
+    data = payload[end + 1:]
     fields = header["fields"]
+    checks = {
+        "the key": header["key"] == key,
+        "the size": header["size"] == len(data) == fields.get("ContentLength", len(data)),
+        "the ETag": header["etag"] == fields.get("ETag"),
+        "Last-Modified": header["last_modified"] == fields.get("LastModified"),
+        "the digest": header.pop("sha256") == _digest(header, data),
+    }
+    failed = [what for what, holds in checks.items() if not holds]
+    if failed:
+        raise ValueError(f"the entry does not match {', '.join(failed)}")
     for name in header["datetimes"]:
         fields[name] = datetime.fromisoformat(fields[name])
-    return _Entry(payload[end + 1:], fields, header["status"], header["headers"])
+    return _Entry(data, fields, header["status"], header["headers"])
+
+
+def _digest(header: dict[str, Any], data: bytes) -> str:
+    """A SHA-256 of ``header`` (as canonical JSON) and ``data``."""
+    digest = hashlib.sha256(json.dumps(header, sort_keys=True).encode())
+    digest.update(b"\n")
+    digest.update(data)
+    return digest.hexdigest()
 
 
 def _renew_lock(cache_ref: weakref.ref[ObjectCache]) -> None:

@@ -22,10 +22,15 @@ positions. The dataset the user holds is never modified.
 
 Entries live in a directory, one file per index (:mod:`plumber.torch.cachestore`),
 so every worker process, forked or spawned, shares them, and they outlive
-each epoch. ``location="memory"`` puts the directory under ``/dev/shm``;
-any other value is a folder on disk, under which a directory of its own is
-made. The directory is removed when the wrapper is collected or the process
-that created it exits (never by a worker).
+each epoch. The directory is private: made 0700 by plumber in a folder no
+one else can replace it in, and checked to be this user's and writable by
+no one else before every read. A sample of tensors, arrays and plain Python
+values is stored so that reading it executes nothing; only other samples
+are pickled (:mod:`plumber.torch.samplecodec`). ``location="memory"`` puts
+the directory under ``/dev/shm``; any other value is a folder on disk,
+under which a directory of its own is made. The directory is removed when
+the wrapper is collected or the process that created it exits (never by a
+worker).
 """
 
 from __future__ import annotations
@@ -34,7 +39,6 @@ import copy
 import hashlib
 import operator
 import os
-import pickle
 import shutil
 import tempfile
 import threading
@@ -47,7 +51,13 @@ from typing import Any
 
 from torch.utils.data import Dataset, IterableDataset
 
-from plumber.torch.cachestore import EntryStore
+from plumber.torch import samplecodec
+from plumber.torch.cachestore import (
+    EntryStore,
+    check_private,
+    check_shared_parent,
+    make_missing_folders,
+)
 from plumber.torch.transforms import applies_in_order
 
 SHARED_MEMORY = Path("/dev/shm")
@@ -108,14 +118,18 @@ class CachedDataset(Dataset):
         name = _entry_name(index)
         payload = self._store.load(name)
         if payload is not None:
-            sample, positions = pickle.loads(payload)
-            return _apply_at(sample, positions, self._suffix)
+            try:
+                sample, positions = samplecodec.loads(payload)
+            except ValueError:
+                self._store.discard(name)  # damaged: computed again below, and stored anew
+            else:
+                return _apply_at(sample, positions, self._suffix)
         if self._store.full or not self._replayable:
             return self.dataset[index]
         sample, positions = self._compute(index)
         if positions is None:
             return self.dataset[index]
-        self._store.save(name, pickle.dumps((sample, positions), protocol=5))
+        self._store.save(name, samplecodec.dumps((sample, positions)))
         return _apply_at(sample, positions, self._suffix)
 
     @property
@@ -280,17 +294,27 @@ def _entry_name(index: Any) -> str:
 
 
 def _make_directory(location: str) -> tuple[Path, bool]:
-    """A new directory for one cache, and whether it is RAM-backed."""
-    if location == "memory":
-        if SHARED_MEMORY.is_dir() and os.access(SHARED_MEMORY, os.W_OK):
-            return Path(tempfile.mkdtemp(prefix="plumber-cache-", dir=SHARED_MEMORY)), True
-        fallback = Path(tempfile.mkdtemp(prefix="plumber-cache-"))
+    """A new private directory for one cache, and whether it is RAM-backed.
+
+    It is made 0700 by ``mkdtemp`` in a folder that others cannot replace it
+    in (:func:`plumber.torch.cachestore.check_shared_parent`); missing
+    folders on the way are made 0700.
+    """
+    in_memory = location == "memory"
+    if not in_memory:
+        base = Path(location).expanduser()
+        make_missing_folders(base)
+    elif SHARED_MEMORY.is_dir() and os.access(SHARED_MEMORY, os.W_OK):
+        base = SHARED_MEMORY
+    else:
+        base, in_memory = Path(tempfile.gettempdir()), False
+    check_shared_parent(base)
+    directory = Path(tempfile.mkdtemp(prefix="plumber-cache-", dir=base))
+    check_private(directory)
+    if location == "memory" and not in_memory:
         warnings.warn(f"{SHARED_MEMORY} is not available: the memory cache is kept in "
-                      f"{fallback} instead", stacklevel=3)
-        return fallback, False
-    base = Path(location).expanduser()
-    base.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix="plumber-cache-", dir=base)), False
+                      f"{directory} instead", stacklevel=3)
+    return directory, in_memory
 
 
 def _remove_if_owner(directory: Path, owner_pid: int) -> None:

@@ -9,13 +9,22 @@ written, and when the budget (or the room left on the filesystem) would be
 exceeded the store records that it is full and takes no more entries. The
 entries already written stay valid. Nothing here holds an open file between
 calls, so the store pickles as its path and settings.
+
+Whatever a cache serves comes from its directory, so the directory must be
+private: owned by the user running plumber and writable by no one else.
+:func:`make_private_folder` makes missing folders 0700 and refuses an
+existing one that is not private; the store checks its directory again
+before every read and write (a folder changed hands or modes meanwhile), and
+reads only entry files this user owns, opened without following a link.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import pwd
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,6 +41,96 @@ _USAGE = "usage"
 _FULL = "full"
 _LOCK = "lock"
 _SUFFIX = ".entry"
+_WRITABLE_BY_OTHERS = stat.S_IWGRP | stat.S_IWOTH
+
+
+class UnsafeCacheFolderError(PermissionError):
+    """A cache folder that another user owns or may write: what it holds cannot be trusted."""
+
+
+def make_private_folder(path: Path) -> Path:
+    """``path``, made with its missing parents as 0700 folders, once it is private.
+
+    Refuses (:class:`UnsafeCacheFolderError`) an existing folder that another
+    user owns or that group or others may write.
+    """
+    make_missing_folders(path)
+    check_private(path)
+    return path
+
+
+def make_missing_folders(path: Path) -> None:
+    """Make ``path`` and its missing parents, each 0700 whatever the umask."""
+    missing = []
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        missing.append(folder)
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:
+            continue  # made meanwhile by another process: its caller checks it as any folder
+        os.chmod(folder, 0o700)
+
+
+def check_private(path: Path) -> None:
+    """Refuse ``path`` unless it is a folder this user owns that group and others cannot write."""
+    _refuse_if(path, _problem(os.stat(path)))
+
+
+def check_shared_parent(path: Path) -> None:
+    """Refuse ``path`` as the place for a private folder unless others cannot replace one in it.
+
+    Group or others may write it only with the sticky bit set (as ``/tmp``),
+    which keeps them from renaming or removing a folder they do not own.
+    """
+    status = os.stat(path)
+    if not stat.S_ISDIR(status.st_mode):
+        _refuse_if(path, "it is not a folder")
+    if status.st_mode & _WRITABLE_BY_OTHERS and not status.st_mode & stat.S_ISVTX:
+        _refuse_if(path, f"{_writable_problem(status)} without the sticky bit, so they could "
+                         f"replace the folder plumber makes in it")
+
+
+def _problem(status: os.stat_result) -> str | None:
+    """Why a folder with ``status`` is not private, or None when it is."""
+    if not stat.S_ISDIR(status.st_mode):
+        return "it is not a folder"
+    if status.st_uid != os.geteuid():
+        return (f"it is owned by {_user(status.st_uid)}, not by this user "
+                f"({_user(os.geteuid())})")
+    if status.st_mode & _WRITABLE_BY_OTHERS:
+        return _writable_problem(status)
+    return None
+
+
+def _writable_problem(status: os.stat_result) -> str:
+    who = " and ".join(name for bit, name in ((stat.S_IWGRP, "group"), (stat.S_IWOTH, "others"))
+                       if status.st_mode & bit)
+    return f"it is writable by {who} (mode {stat.S_IMODE(status.st_mode):04o})"
+
+
+def _refuse_if(path: Path, problem: str | None) -> None:
+    if problem is not None:
+        raise UnsafeCacheFolderError(
+            f"refusing the cache folder {path}: {problem}. A cache serves what its folder "
+            f"holds, so it must be private (owned by this user, writable by no one else): "
+            f"choose another folder, or make this one private (chown, chmod go-w)"
+        )
+
+
+def _owned_entry(status: os.stat_result) -> bool:
+    """Whether an entry file is a plain file this user owns that no one else may write."""
+    return (stat.S_ISREG(status.st_mode) and status.st_uid == os.geteuid()
+            and not status.st_mode & _WRITABLE_BY_OTHERS)
+
+
+def _user(uid: int) -> str:
+    try:
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
 
 
 class EntryStore:
@@ -50,15 +149,46 @@ class EntryStore:
         self._full_seen = False
 
     def load(self, name: str) -> bytes | None:
-        """The entry's bytes, or None when it was never written."""
+        """The entry's bytes, or None when it was never written or is not this user's.
+
+        Refuses (:class:`UnsafeCacheFolderError`) a directory that is no
+        longer private. An entry file another user owns, that others may
+        write or that is not a plain file is removed, not read.
+        """
+        check_private(self.directory)
+        path = self.directory / f"{name}{_SUFFIX}"
         try:
-            return (self.directory / f"{name}{_SUFFIX}").read_bytes()
+            descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except FileNotFoundError:
             return None
+        except OSError:  # a link (ELOOP) or another thing that is not an entry file
+            self.discard(name)
+            return None
+        with os.fdopen(descriptor, "rb") as handle:
+            payload = handle.read() if _owned_entry(os.fstat(descriptor)) else None
+        if payload is None:
+            self.discard(name)
+        return payload
+
+    def discard(self, name: str) -> None:
+        """Remove an entry that is not to be served, so that it can be written again.
+
+        Its size is taken off the bytes used (never below zero).
+        """
+        path = self.directory / f"{name}{_SUFFIX}"
+        with self._locked():
+            try:
+                size = path.lstat().st_size
+                path.unlink()
+            except OSError:  # gone meanwhile, or a folder: never read as an entry either way
+                return
+            used = self.used_bytes()
+            _write_atomically(self.directory / _USAGE, str(max(0, used - size)).encode())
 
     def save(self, name: str, payload: bytes) -> bool:
         """Store the entry unless that would pass the budget; True when it is stored."""
         target = self.directory / f"{name}{_SUFFIX}"
+        check_private(self.directory)
         with self._locked():
             if self.full:
                 return False

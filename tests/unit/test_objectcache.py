@@ -8,6 +8,7 @@ never saw.
 from __future__ import annotations
 
 import io
+import json
 import os
 import random
 import subprocess
@@ -31,6 +32,7 @@ from botocore.exceptions import ClientError  # noqa: E402
 
 from examples.objectstore.server import S3Server  # noqa: E402
 from plumber.objectcache import ObjectCache, cache_object_reads, caching_new_clients  # noqa: E402
+from plumber.torch.cachestore import UnsafeCacheFolderError  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -388,3 +390,97 @@ def test_a_client_made_inside_two_caching_contexts_reads_through_the_outer_ones_
         assert read(s3, bucket, "obj") == read(s3, bucket, "obj") == b"nested"
     assert (outer.hits, outer.misses) == (1, 1)
     assert (inner.hits, inner.misses) == (0, 0)
+
+
+def entry_files(folder: Path) -> set[Path]:
+    return set(folder.glob("*.entry"))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a folder to another user needs root")
+def test_a_cache_folder_owned_by_another_user_is_refused(tmp_path):
+    import pwd
+
+    folder = tmp_path / "theirs"
+    folder.mkdir(mode=0o700)
+    os.chown(folder, pwd.getpwnam("nobody").pw_uid, -1)
+    with pytest.raises(UnsafeCacheFolderError, match=f"{folder}.*owned by"):
+        ObjectCache(str(folder))
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o770, 0o1777])
+def test_a_cache_folder_others_can_write_is_refused(tmp_path, mode):
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    folder.chmod(mode)
+    with pytest.raises(UnsafeCacheFolderError, match=f"{folder}.*writable by"):
+        cache_object_reads(boto3.client("s3", region_name="us-east-1"), location=str(folder))
+
+
+def test_a_new_cache_folder_and_the_parents_plumber_makes_are_private(tmp_path):
+    ObjectCache(str(tmp_path / "made" / "cache"))
+    assert (tmp_path / "made").stat().st_mode & 0o777 == 0o700
+    assert (tmp_path / "made" / "cache").stat().st_mode & 0o777 == 0o700
+
+
+def test_a_folder_made_writable_by_others_after_the_cache_opened_it_is_refused(server, tmp_path):
+    bucket = bucket_with(server, obj=b"kept")
+    s3 = cache_object_reads(client(server), location=str(tmp_path))
+    assert read(s3, bucket, "obj") == b"kept"
+    tmp_path.chmod(0o777)
+    with pytest.raises(UnsafeCacheFolderError, match="writable by"):
+        read(s3, bucket, "obj")
+
+
+def _planted_same_length(entry: bytes, data: bytes) -> bytes:
+    """The entry with its object's bytes replaced by others of the same length."""
+    return entry[:len(entry) - len(data)] + b"X" * len(data)
+
+
+def _planted_in_the_old_format(entry: bytes, data: bytes) -> bytes:
+    """A header as the cache wrote it before entries were verified, over other bytes."""
+    header = json.loads(entry[:entry.index(b"\n")])
+    header = {name: header[name] for name in ("fields", "datetimes", "status", "headers")}
+    return json.dumps(header).encode() + b"\n" + b"X" * len(data)
+
+
+@pytest.mark.parametrize("plant", [_planted_same_length, _planted_in_the_old_format])
+def test_a_planted_entry_is_not_served_but_read_again_and_replaced(server, tmp_path, plant):
+    data = random.Random(5).randbytes(5000)
+    bucket = bucket_with(server, obj=data)
+    s3 = cache_object_reads(client(server), location=str(tmp_path))
+    assert read(s3, bucket, "obj") == data
+    (entry,) = entry_files(tmp_path)
+    entry.write_bytes(plant(entry.read_bytes(), data))
+
+    served, gets = gets_during(server, lambda: read(s3, bucket, "obj"))
+    assert (served, gets) == (data, 1)
+    served, gets = gets_during(server, lambda: read(s3, bucket, "obj"))
+    assert (served, gets) == (data, 0)
+
+
+def test_an_entry_copied_to_another_objects_name_is_not_served(server, tmp_path):
+    wanted, other = random.Random(6).randbytes(3000), random.Random(7).randbytes(3000)
+    bucket = bucket_with(server, wanted=wanted, other=other)
+    s3 = cache_object_reads(client(server), location=str(tmp_path))
+    read(s3, bucket, "wanted")
+    (wanted_entry,) = entry_files(tmp_path)
+    read(s3, bucket, "other")
+    (other_entry,) = entry_files(tmp_path) - {wanted_entry}
+    wanted_entry.write_bytes(other_entry.read_bytes())
+
+    served, gets = gets_during(server, lambda: read(s3, bucket, "wanted"))
+    assert (served, gets) == (wanted, 1)
+
+
+def test_an_entry_holds_the_size_validators_and_digest_of_its_response(server, tmp_path):
+    data = random.Random(8).randbytes(2000)
+    bucket = bucket_with(server, obj=data)
+    s3 = cache_object_reads(client(server), location=str(tmp_path))
+    response = s3.get_object(Bucket=bucket, Key="obj")
+    response["Body"].read()
+    (entry,) = entry_files(tmp_path)
+    header = json.loads(entry.read_bytes().split(b"\n", 1)[0])
+    assert header["size"] == len(data)
+    assert header["etag"] == response["ETag"]
+    assert header["last_modified"] == response["LastModified"].isoformat()
+    assert len(header["sha256"]) == 64
