@@ -26,7 +26,7 @@ class RunCommand:
 
     def run(self, args: argparse.Namespace) -> int:
         from plumber.scriptrun import run_script
-        from plumber.tuner.plan import Plan, PlanError
+        from plumber.tuner.plan import Plan, PlanError, made_for_another_script
 
         if script_unusable(args.script):
             return exitcodes.USAGE
@@ -35,6 +35,9 @@ class RunCommand:
         except PlanError as exc:
             print(f"plumber: error: {exc}", file=sys.stderr)
             return exitcodes.USAGE
+        warning = made_for_another_script(plan, args.script)
+        if warning is not None:
+            say(f"warning: {warning}")
         from plumber.tuner.appliers import applying
 
         with applying(plan, args.script) as appliers:

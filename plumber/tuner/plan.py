@@ -28,16 +28,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from plumber.cachedir import data_cache_dir
 from plumber.files import write_text_atomically
 from plumber.record import SourceLocation
+from plumber.tuner import planchecks
+from plumber.tuner.planchecks import PlanError, finite_or_none
 
 #: 2 added ``object_cache``; plans of version 1 still load.
 PLAN_SCHEMA_VERSION = 2
 PLAN_KIND = "plumber-plan"
-
-
-class PlanError(ValueError):
-    """A plan file that cannot be used: unreadable, malformed or too new."""
 
 
 @dataclass(frozen=True)
@@ -113,7 +112,8 @@ class Plan:
         return {s.stage: s for p in self.pipelines for s in p.settings}
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=1)
+        """The plan as JSON; an unbounded (infinite) rate is written as null."""
+        return json.dumps(_finite(asdict(self)), indent=1, allow_nan=False)
 
     def save(self, path: str | Path) -> Path:
         """Write the plan atomically and return its path."""
@@ -121,48 +121,104 @@ class Plan:
 
     @classmethod
     def load(cls, path: str | Path) -> Plan:
+        """Read and check a plan file; a :class:`PlanError` names the file and the reason."""
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise PlanError(f"no such plan: {path}") from None
         except (OSError, ValueError) as exc:
             raise PlanError(f"{path} is not a readable JSON plan ({exc})") from None
-        return cls.from_dict(data)
+        try:
+            return cls.from_dict(data)
+        except RecursionError:
+            raise PlanError(f"{path}: malformed plan: nested too deeply") from None
+        except PlanError as exc:
+            raise PlanError(f"{path}: {exc}") from None
 
     @classmethod
     def from_dict(cls, data: Any) -> Plan:
+        """A plan from parsed JSON, every value checked (:mod:`plumber.tuner.planchecks`).
+
+        Relative cache paths come back resolved inside plumber's data cache folder.
+        """
         if not isinstance(data, dict) or data.get("kind") != PLAN_KIND:
             raise PlanError("not a plumber plan (no \"kind\": \"plumber-plan\")")
         version = data.get("schema_version")
-        if not isinstance(version, int) or version < 1:
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
             raise PlanError(f"unknown plan schema version {version!r}")
         if version > PLAN_SCHEMA_VERSION:
             raise PlanError(
                 f"plan schema version {version} is newer than this plumber understands "
                 f"({PLAN_SCHEMA_VERSION}); upgrade plumber"
             )
-        try:
-            return cls(script=str(data["script"]),
-                       pipelines=tuple(_pipeline(p) for p in data.get("pipelines", [])),
-                       notes=tuple(data.get("notes", ())),
-                       rejected=tuple(_pipeline(p) for p in data.get("rejected", [])))
-        except (KeyError, TypeError) as exc:
-            raise PlanError(f"malformed plan: {exc}") from None
+        if "script" not in data:
+            raise PlanError("malformed plan: no script")
+        reader = _Reader(os.cpu_count() or 1, data_cache_dir())
+        return cls(
+            script=planchecks.text(data["script"], "script"),
+            pipelines=reader.pipelines(data.get("pipelines", []), "pipelines"),
+            notes=planchecks.texts(data.get("notes", []), "notes"),
+            rejected=reader.pipelines(data.get("rejected", []), "rejected"),
+        )
 
 
-def _pipeline(data: dict[str, Any]) -> PipelinePlan:
-    return PipelinePlan(
-        root=StageRef(**data["root"]),
-        settings=tuple(
-            StageSetting(**{**s, "stage": StageRef(**s["stage"])}) for s in data["settings"]
-        ),
-        observed_rate=data.get("observed_rate"),
-        predicted_rate=data.get("predicted_rate"),
-        measured_rate_before=data.get("measured_rate_before"),
-        measured_rate_after=data.get("measured_rate_after"),
-        measured_rates_before=tuple(data.get("measured_rates_before", ())),
-        measured_rates_after=tuple(data.get("measured_rates_after", ())),
-    )
+def made_for_another_script(plan: Plan, script: Path) -> str | None:
+    """A warning when ``plan`` was made for a script of another name, else None.
+
+    Only the file name is compared: a CI checkout or another working folder
+    holds the same script under another path.
+    """
+    planned = Path(plan.script).name
+    if planned == script.name:
+        return None
+    return (f"the plan was made for {planned}, not {script.name}; only stages at the same "
+            f"file and line get its settings")
+
+
+@dataclass(frozen=True)
+class _Reader:
+    """Builds a plan's pipelines from JSON, checking each value against this machine."""
+
+    cores: int
+    cache_folder: Path
+
+    def pipelines(self, data: Any, where: str) -> tuple[PipelinePlan, ...]:
+        return tuple(self.pipeline(p, f"{where}[{i}]")
+                     for i, p in enumerate(planchecks.items(data, where)))
+
+    def pipeline(self, data: Any, where: str) -> PipelinePlan:
+        if not isinstance(data, dict) or "root" not in data or "settings" not in data:
+            raise PlanError(f"malformed plan: {where} must be an object with root and settings")
+        settings = planchecks.items(data["settings"], f"{where}.settings")
+        rates = {name: planchecks.number(data.get(name), f"{where}: {name}") for name in (
+            "observed_rate", "predicted_rate", "measured_rate_before", "measured_rate_after")}
+        return PipelinePlan(
+            root=StageRef(**planchecks.stage_ref_values(data["root"], f"{where}.root")),
+            settings=tuple(self.setting(s, f"{where}.settings[{i}]")
+                           for i, s in enumerate(settings)),
+            measured_rates_before=planchecks.numbers(
+                data.get("measured_rates_before", []), f"{where}: measured_rates_before"),
+            measured_rates_after=planchecks.numbers(
+                data.get("measured_rates_after", []), f"{where}: measured_rates_after"),
+            **rates,
+        )
+
+    def setting(self, data: Any, where: str) -> StageSetting:
+        planchecks.check_setting_keys(data, where)
+        stage = StageRef(**planchecks.stage_ref_values(data["stage"], f"{where}.stage"))
+        values = planchecks.setting_values(data, stage, self.cores, self.cache_folder)
+        return StageSetting(stage=stage, **values)
+
+
+def _finite(value: Any) -> Any:
+    """``value`` (parsed-JSON shaped) with every infinite or NaN float replaced by None."""
+    if isinstance(value, float):
+        return finite_or_none(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def portable_path(file: str, script_dir: Path) -> str:
