@@ -484,3 +484,20 @@ def test_an_entry_holds_the_size_validators_and_digest_of_its_response(server, t
     assert header["etag"] == response["ETag"]
     assert header["last_modified"] == response["LastModified"].isoformat()
     assert len(header["sha256"]) == 64
+
+
+def test_an_entry_that_is_a_link_is_not_followed(server, tmp_path):
+    data = random.Random(9).randbytes(3000)
+    bucket = bucket_with(server, obj=data)
+    folder = tmp_path / "cache"
+    s3 = cache_object_reads(client(server), location=str(folder))
+    read(s3, bucket, "obj")
+    (entry,) = entry_files(folder)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_bytes(entry.read_bytes())
+    entry.unlink()
+    entry.symlink_to(elsewhere)
+
+    served, gets = gets_during(server, lambda: read(s3, bucket, "obj"))
+    assert (served, gets) == (data, 1)
+    assert not entry.is_symlink()

@@ -16,6 +16,7 @@ torch = pytest.importorskip("torch")
 
 from torch.utils.data import Dataset  # noqa: E402
 
+from plumber.torch import samplecodec  # noqa: E402
 from plumber.torch.cache import CachedDataset  # noqa: E402
 from plumber.torch.cachestore import UnsafeCacheFolderError  # noqa: E402
 
@@ -145,3 +146,36 @@ def test_an_entry_owned_by_another_user_is_not_read(tmp_path, monkeypatch):
     monkeypatch.setattr(pickle, "loads", no_pickle)
     assert cached[0].value == 0
     assert dataset.fetched == 2
+
+
+def entry_of(cached: CachedDataset, index: int) -> Path:
+    return Path(cached.directory) / f"{index}.entry"
+
+
+def test_tensor_samples_are_stored_plain_and_other_samples_pickled(tmp_path):
+    plain = CachedDataset(Samples(nested), location=tmp_path)
+    plain[0]
+    opaque = CachedDataset(Samples(lambda i: Opaque(i)), location=tmp_path)
+    opaque[0]
+    assert entry_of(plain, 0).read_bytes().startswith(samplecodec.PLAIN)
+    assert entry_of(opaque, 0).read_bytes().startswith(samplecodec.PICKLED)
+
+
+def test_a_damaged_entry_is_computed_again_not_served(tmp_path):
+    dataset = Samples(nested)
+    cached = CachedDataset(dataset, location=tmp_path)
+    cached[1]
+    entry = entry_of(cached, 1)
+    entry.write_bytes(entry.read_bytes()[:-5])
+    assert_same(cached[1], nested(1))
+    assert dataset.fetched == 2
+    assert_same(cached[1], nested(1))
+    assert dataset.fetched == 2  # stored anew
+
+
+def test_a_plain_entry_cannot_name_an_object_dtype():
+    payload = samplecodec.dumps(np.array([1, 2], dtype=np.int64))
+    forged = payload.replace(b'"<i8"', b'"|O8"')
+    assert forged != payload
+    with pytest.raises(ValueError, match="not a plain numpy dtype"):
+        samplecodec.loads(forged)
