@@ -43,14 +43,22 @@ class RunCommand:
         with applying(plan, args.script) as appliers:
             outcome = run_script(args.script, script_arguments(args.script_args),
                                  lambda exc: False)
+        if outcome.exit_status != 0:
+            say(f"the script failed ({outcome.error or f'exit status {outcome.exit_status}'}) "
+                f"with the plan's settings below in force")
         for applier in appliers:
-            report_application(applier)
+            report_application(applier, succeeded=outcome.exit_status == 0)
         return outcome.exit_status
 
 
-def report_application(applier: Any) -> None:
-    """Say, stage by stage, what the plan changed and what it could not find."""
+def report_application(applier: Any, succeeded: bool = True) -> None:
+    """Say, stage by stage, what the plan changed and what it could not find.
+
+    A run that failed is not reported as the plan applied: the settings were
+    in force, but the run may have failed because of them.
+    """
+    verb = "plan applied" if succeeded else "plan in force"
     for ref, applied in applier.applied.items():
-        say(f"plan applied at {ref}: {'; '.join(applied.changes) or 'no change'}")
+        say(f"{verb} at {ref}: {'; '.join(applied.changes) or 'no change'}")
     for setting in applier.unmatched():
         say(f"plan stage not found, left as written: {setting.stage} ({setting.stage_id})")

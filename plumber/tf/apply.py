@@ -18,7 +18,6 @@ exit.
 from __future__ import annotations
 
 import inspect
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,8 +116,8 @@ class PlanApplier:
         """Add the plan's cache and prefetch after the stage, uncounted."""
         with self.counter.suppressed():
             if setting.cache is not None:
-                result = result.cache(_cache_file(setting.cache))
-                applied.changes.append(f"cache ({setting.cache}) after it")
+                result, where = cached(result, setting.cache)
+                applied.changes.append(f"cache ({where}) after it")
             if setting.prefetch is not None:
                 result = result.prefetch(setting.prefetch)
                 depth = "AUTOTUNE" if setting.prefetch == -1 else setting.prefetch
@@ -137,13 +136,16 @@ def _changes_the_pipeline(setting: StageSetting) -> bool:
                (setting.parallelism, setting.cache, setting.prefetch, setting.threads))
 
 
-def _cache_file(cache: str) -> str:
-    """TF's ``cache()`` argument: "" for memory, else the file prefix, its folder made.
+def cached(dataset: Any, cache: str) -> tuple[Any, str]:
+    """``dataset`` with the plan's cache after it, and where that cache is.
 
-    tf.data writes ``PREFIX.index`` and ``PREFIX.data-*`` once a pass completes
-    and reads them in later passes and later runs; its folder must exist.
+    A file cache goes in the folder the plan names, keyed by the pipeline
+    below it and the files it reads (:mod:`plumber.tf.filecache`), so a run
+    never reads a cache that another pipeline or other data wrote.
     """
     if cache == "memory":
-        return ""
-    os.makedirs(os.path.dirname(os.path.abspath(cache)), exist_ok=True)
-    return cache
+        return dataset.cache(""), "memory"
+    from plumber.tf.filecache import placed_file_cache
+
+    placed = placed_file_cache(dataset, cache)
+    return dataset.cache(placed.prefix), placed.note
