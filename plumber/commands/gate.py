@@ -26,9 +26,20 @@ if TYPE_CHECKING:
 
 
 def tolerance(text: str) -> float:
-    """argparse type: a percentage (``10%`` or ``10``) as a fraction, 0 to under 100."""
+    """argparse type: a percentage with its sign (``10%``) as a fraction, 0 to under 100.
+
+    A bare number is refused: ``0.1`` could mean 10% (a fraction, as
+    :func:`plumber.gate.assert_throughput` takes it) or 0.1%, and guessing
+    wrong loosens or tightens the gate a hundredfold.
+    """
+    stripped = text.strip()
+    if not stripped.endswith("%"):
+        raise argparse.ArgumentTypeError(
+            f"--tolerance needs a % sign (write 10% to allow a 10% drop), got {text!r}: a bare "
+            f"number could be a fraction or a percentage"
+        )
     try:
-        value = float(text.strip().removesuffix("%"))
+        value = float(stripped.removesuffix("%"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a percentage: {text!r}") from None
     if not 0 <= value < 100:

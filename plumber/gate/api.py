@@ -24,6 +24,20 @@ class NothingToRecord(ValueError):
     """The run showed no input pipeline, so a baseline would gate nothing."""
 
 
+def check_tolerance(tolerance: object) -> float:
+    """``tolerance`` if it is a fraction from 0 to under 1; a ValueError saying so if not.
+
+    Checked before anything is read or run: ``tolerance=10`` meant as 10%
+    must not cost a whole measurement before it is refused.
+    """
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not (
+        0 <= tolerance < 1
+    ):
+        raise ValueError(f"tolerance is a fraction (0.1 allows 10% below the expectation), "
+                         f"got {tolerance!r}")
+    return float(tolerance)
+
+
 def _quiet(message: str) -> None:
     """Progress messages are dropped unless a caller asks for them."""
 
@@ -74,6 +88,7 @@ def check(
     Raises :class:`~plumber.gate.baseline.BaselineError` for an unusable
     baseline and :class:`~plumber.gate.runner.ScriptFailed` when the script fails.
     """
+    tolerance = check_tolerance(tolerance)
     expected = load_baseline(baseline)
     measured = measure(target, script_args, options, notify)
     return compare(expected, measured, tolerance)
@@ -94,7 +109,8 @@ def assert_throughput(
 
     ``target`` is a script (run ``repeats`` times, as ``plumber gate`` does,
     each run bounded by ``steps``/``duration_s`` when given) or a saved
-    ``profile.json``; ``tolerance`` is a fraction (0.1 is 10%).
+    ``profile.json``; ``tolerance`` is a fraction (0.1 is 10%; ``plumber
+    gate --tolerance`` takes the same as ``10%``), and 1 or more is refused.
     Raises AssertionError with the gate's Markdown summary on a regression or
     a new bottleneck, and returns the result when the pipeline passes.
     """

@@ -204,48 +204,71 @@ def baseline_from_dict(data: Any, name: str = "baseline") -> Measurement:
 
 
 def _measurement(data: Mapping[str, Any]) -> Measurement:
+    """The baseline's fields, each checked so that no value can switch the gate off."""
     calibration = data["calibration"]
     machine = data["machine"]
     pipelines = data["pipelines"]
     if not isinstance(pipelines, Mapping):
         raise TypeError("pipelines must be an object")
+    if not pipelines:
+        raise ValueError("it holds no pipeline, so it gates nothing (re-record with --update)")
+    repeats = data["repeats"]
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
     return Measurement(
         pipelines=tuple(_pipeline(key, p) for key, p in pipelines.items()),
         calibration=_calibration(calibration),
         machine=MachineInfo(
             cpu=str(machine["cpu"]),
             cores_logical=int(machine["cores_logical"]),
-            cores_usable=_number(machine["cores_usable"]),
+            cores_usable=_positive(machine["cores_usable"], "machine cores_usable"),
             system=str(machine["system"]),
             python=str(machine["python"]),
         ),
         command=tuple(str(c) for c in data["command"]),
-        repeats=int(data["repeats"]),
+        repeats=repeats,
         created_at=str(data["created_at"]),
         plumber_version=str(data["plumber_version"]),
     )
 
 
 def _calibration(data: Mapping[str, Any]) -> Calibration:
-    """The stored speed is the one compared against; it must be positive to divide by."""
-    speed = _number(data["speed"])
-    if not speed > 0:
-        raise ValueError(f"calibration speed must be positive, got {speed}")
-    return Calibration(speed=speed, samples=tuple(_number(s) for s in data["samples"]))
+    """The stored speed is the one compared against; it must be finite and positive to divide by."""
+    speed = _positive(data["speed"], "calibration speed")
+    samples = data["samples"]
+    if not isinstance(samples, Sequence) or isinstance(samples, str):
+        raise TypeError("calibration samples must be a list")
+    values = tuple(_number(s) for s in samples)
+    if not all(math.isfinite(v) and v > 0 for v in values):
+        raise ValueError(f"calibration samples must be positive numbers, got {list(values)}")
+    return Calibration(speed=speed, samples=values)
 
 
 def _pipeline(key: str, data: Mapping[str, Any]) -> PipelineThroughput:
+    """One pipeline's expectation: a positive rate, or null (unmeasured) with a bottleneck.
+
+    A rate of NaN, 0, below 0 or infinite would pass every run, so it is
+    refused; so is an entry that has neither a rate nor a bottleneck.
+    """
     rates = data["rates"]
-    if not isinstance(rates, Sequence):
+    if not isinstance(rates, Sequence) or isinstance(rates, str):
         raise TypeError(f"pipeline {key}: rates must be a list")
+    runs = tuple(math.nan if r is None else _number(r) for r in rates)
+    if not all(math.isnan(r) or math.isfinite(r) and r >= 0 for r in runs):
+        raise ValueError(f"pipeline {key}: rates must be numbers of 0 or more (or null), "
+                         f"got {list(runs)}")
     rate = data["rate"]
+    bottleneck = data["bottleneck"]
+    if rate is None and bottleneck is None:
+        raise ValueError(f"pipeline {key} has neither a rate nor a bottleneck, so it gates "
+                         f"nothing (re-record with --update)")
     return PipelineThroughput(
         key=key,
         pipeline_id=str(data["pipeline_id"]),
         root=str(data["root"]),
-        rate=math.nan if rate is None else _number(rate),
-        rates=tuple(math.nan if r is None else _number(r) for r in rates),
-        bottlenecks=() if data["bottleneck"] is None else (_bottleneck(data["bottleneck"]),),
+        rate=math.nan if rate is None else _positive(rate, f"pipeline {key}: rate"),
+        rates=runs,
+        bottlenecks=() if bottleneck is None else (_bottleneck(bottleneck),),
     )
 
 
@@ -256,6 +279,14 @@ def _bottleneck(data: Mapping[str, Any]) -> Bottleneck:
         input_bound=bool(data["input_bound"]),
         source=None if data.get("source") is None else str(data["source"]),
     )
+
+
+def _positive(value: Any, what: str) -> float:
+    """``value`` if it is a finite number above 0; a one-line ValueError naming ``what`` if not."""
+    number = _number(value)
+    if not (math.isfinite(number) and number > 0):
+        raise ValueError(f"{what} must be a positive number, got {value!r}")
+    return number
 
 
 def _number(value: Any) -> float:

@@ -114,5 +114,5 @@ def test_stored_calibration_speed_is_the_one_compared_and_must_be_positive(tmp_p
     data["calibration"]["speed"] = 50.0
     assert load_baseline(saved(tmp_path, data)).calibration.speed == 50.0
     data["calibration"]["speed"] = 0
-    with pytest.raises(BaselineError, match="calibration speed must be positive, got 0"):
+    with pytest.raises(BaselineError, match="calibration speed must be a positive number, got 0"):
         load_baseline(saved(tmp_path, data))

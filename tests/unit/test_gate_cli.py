@@ -57,7 +57,7 @@ def gate(capsys, *args) -> tuple[int, str, str]:
     return code, out, err
 
 
-@pytest.mark.parametrize(("text", "value"), [("10%", 0.10), ("25", 0.25), (" 0% ", 0.0)])
+@pytest.mark.parametrize(("text", "value"), [("10%", 0.10), ("25%", 0.25), (" 0% ", 0.0)])
 def test_tolerance_is_a_percentage(text: str, value: float) -> None:
     assert tolerance(text) == pytest.approx(value)
 
