@@ -152,10 +152,14 @@ class EntryStore:
         """The entry's bytes, or None when it was never written or is not this user's.
 
         Refuses (:class:`UnsafeCacheFolderError`) a directory that is no
-        longer private. An entry file another user owns, that others may
-        write or that is not a plain file is removed, not read.
+        longer private (None when it is gone). An entry file another user
+        owns, that others may write or that is not a plain file is removed,
+        not read.
         """
-        check_private(self.directory)
+        try:
+            check_private(self.directory)
+        except FileNotFoundError:
+            return None
         path = self.directory / f"{name}{_SUFFIX}"
         try:
             descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)

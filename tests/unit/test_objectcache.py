@@ -11,6 +11,7 @@ import io
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -501,3 +502,13 @@ def test_an_entry_that_is_a_link_is_not_followed(server, tmp_path):
     served, gets = gets_during(server, lambda: read(s3, bucket, "obj"))
     assert (served, gets) == (data, 1)
     assert not entry.is_symlink()
+
+
+def test_a_cache_folder_removed_during_the_run_leaves_reads_served(server, tmp_path):
+    bucket = bucket_with(server, obj=b"still here")
+    folder = tmp_path / "cache"
+    s3 = cache_object_reads(client(server), location=str(folder))
+    read(s3, bucket, "obj")
+    shutil.rmtree(folder)
+    served, gets = gets_during(server, lambda: read(s3, bucket, "obj"))
+    assert (served, gets) == (b"still here", 1)
