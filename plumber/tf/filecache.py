@@ -159,7 +159,11 @@ def named_files(graph: Any) -> list[tuple[str, int, int]] | None:
         scanned += 1
         if scanned > MAX_SCANNED_STRINGS:
             return None
-        for path in _paths_named(text):
+        try:
+            paths = _paths_named(text)
+        except OSError:  # a folder that cannot be listed: what it holds is unknown
+            return None
+        for path in paths:
             if path not in found:
                 try:
                     info = os.stat(path)
