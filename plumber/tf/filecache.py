@@ -115,10 +115,8 @@ def graph_fingerprint(graph: Any) -> str | None:
     from tensorflow.core.framework import graph_pb2
 
     functions = {f.signature.name: f for f in graph.library.function}
-    names: dict[str, str] = {}
-    pending = [_called(node, functions) for node in graph.node]
-    order: list[str] = []
-    queue = deque(name for called in pending for name in called)
+    names: dict[str, str] = {}  # in the order first called
+    queue = deque(name for node in graph.node for name in _called(node, functions))
     while queue:
         name = queue.popleft()
         if name in names:
@@ -126,7 +124,6 @@ def graph_fingerprint(graph: Any) -> str | None:
         if name not in functions:
             return None
         names[name] = f"f{len(names)}"
-        order.append(name)
         for inner in functions[name].node_def:
             queue.extend(_called(inner, functions))
     canonical = graph_pb2.GraphDef()
@@ -135,7 +132,7 @@ def graph_fingerprint(graph: Any) -> str | None:
     del canonical.library.gradient[:]
     for node in canonical.node:
         _rename(node, names)
-    for name in order:
+    for name in names:
         function = canonical.library.function.add()
         function.CopyFrom(functions[name])
         function.signature.name = names[name]
@@ -303,12 +300,13 @@ def _live_owners(folder: Path, key: str, forget_dead: bool = False) -> set[int]:
     live = set()
     for record in folder.glob(f"{key}{_OWNER}*"):
         try:
-            host, pid, started = record.read_text().split()
-            alive = host != socket.gethostname() or _alive(int(pid), started)
+            host, number, started = record.read_text().split()
+            pid = int(number)
+            alive = 0 < pid < 2**31 and (host != socket.gethostname() or _alive(pid, started))
         except (OSError, ValueError):
             alive = False
         if alive:
-            live.add(int(pid))
+            live.add(pid)
         elif forget_dead:
             record.unlink(missing_ok=True)
     return live
