@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from plumber.record import Profile
@@ -44,12 +44,13 @@ def plumber(*args: str) -> subprocess.CompletedProcess:
                           text=True, env=ENV, check=False)
 
 
-def measure(script: Path, plan: Path | None) -> float:
+def measure(script: Path, plan: Path | None, script_args: Sequence[str] = ()) -> float:
+    """The ``THROUGHPUT`` the script prints, run plainly (no plan) or by ``plumber run``."""
     if plan is None:
-        proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                              env=ENV, check=False)
+        proc = subprocess.run([sys.executable, str(script), *script_args], capture_output=True,
+                              text=True, env=ENV, check=False)
     else:
-        proc = plumber("run", "--plan", str(plan), str(script))
+        proc = plumber("run", "--plan", str(plan), str(script), "--", *script_args)
     match = THROUGHPUT.search(proc.stdout)
     if proc.returncode != 0 or match is None:
         raise RuntimeError(f"{script} with {plan} failed:\n{proc.stderr[-2000:]}")
@@ -99,11 +100,16 @@ def grid_plans(work: Path, script: Path, written):
             work, f"grid-{p}-{cache}", script, root, settings)
 
 
-def tune(work: Path, script: Path, name: str, *extra: str) -> tuple[Path, float, float | None]:
-    """(plan path, tuning seconds, prediction error) of one plumber tune run."""
+def tune(work: Path, script: Path, name: str, *extra: str,
+         script_args: Sequence[str] = ()) -> tuple[Path, float, float | None]:
+    """(plan path, tuning seconds, prediction error) of one plumber tune run.
+
+    tune writes the profile it made beside the plan (``work/profile.json``).
+    """
     path = work / f"{name}.json"
     start = time.perf_counter()
-    proc = plumber("tune", "-o", str(path), "--rounds", "1", *extra, str(script))
+    proc = plumber("tune", "-o", str(path), "--rounds", "1", *extra, str(script), "--",
+                   *script_args)
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-2000:])
