@@ -179,6 +179,8 @@ def load_baseline(path: str | Path) -> Measurement:
         raise BaselineError(
             f"baseline {path} is not valid JSON ({exc.msg}, line {exc.lineno})"
         ) from None
+    except RecursionError:
+        raise BaselineError(f"baseline {path} is not valid JSON (nested too deeply)") from None
     return baseline_from_dict(data, str(path))
 
 

@@ -128,10 +128,10 @@ class Plan:
             raise PlanError(f"no such plan: {path}") from None
         except (OSError, ValueError) as exc:
             raise PlanError(f"{path} is not a readable JSON plan ({exc})") from None
+        except RecursionError:
+            raise PlanError(f"{path} is not a readable JSON plan (nested too deeply)") from None
         try:
             return cls.from_dict(data)
-        except RecursionError:
-            raise PlanError(f"{path}: malformed plan: nested too deeply") from None
         except PlanError as exc:
             raise PlanError(f"{path}: {exc}") from None
 

@@ -31,8 +31,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from plumber.analyzers.topology import POOL
-
 #: tf.data.AUTOTUNE, as the plan writes it.
 AUTOTUNE = -1
 #: The cache location that keeps data in memory (tf.data's ``cache("")``).
@@ -81,14 +79,17 @@ def setting_values(
 ) -> dict[str, Any]:
     """A stage setting's knobs from JSON, checked; ``stage`` is its already checked ref.
 
-    A DataLoader's ``workers`` stage takes ``parallelism`` as ``num_workers``
-    (0 or more); a tf.data stage takes ``num_parallel_calls`` (AUTOTUNE or 1
-    or more). Relative cache paths come back inside ``cache_folder``.
+    A DataLoader's own stages (``workers``, ``pin_memory``) take
+    ``parallelism`` as ``num_workers`` (0 or more); a tf.data stage takes
+    ``num_parallel_calls`` (AUTOTUNE or 1 or more). Relative cache paths
+    come back inside ``cache_folder``.
     """
+    from plumber.torch.settings import LOADER_STAGES
+
     stage_id = text(data.get("stage_id"), f"{stage}: stage_id")
     where = f"{stage} ({stage_id})"
     limit = parallelism_limit(cores)
-    pool = stage.kind == POOL
+    pool = stage_id in LOADER_STAGES
     return {
         "stage_id": stage_id,
         "parallelism": integer(data.get("parallelism"), f"{where}: parallelism",

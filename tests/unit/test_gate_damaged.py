@@ -85,6 +85,14 @@ def test_assert_throughput_on_a_damaged_baseline_is_an_error(baseline, saved_pro
         assert_throughput(saved_profile, baseline)
 
 
+def test_a_baseline_nested_too_deeply_exits_12(capsys, baseline, saved_profile) -> None:
+    baseline.write_text("[" * 100_000)
+    code, _, err = gate(capsys, "--baseline", baseline, saved_profile)
+    assert code == exitcodes.GATE_BAD_BASELINE
+    assert err.strip() == (f"plumber: error: baseline {baseline} is not valid JSON "
+                           f"(nested too deeply)")
+
+
 def test_an_unmeasured_rate_with_its_bottleneck_still_loads(baseline) -> None:
     rewrite(baseline, set_rate(None))
     (expected,) = load_baseline(baseline).pipelines

@@ -43,11 +43,12 @@ def plan_file(tmp_path: Path, *settings: dict, root: dict | None = None) -> Path
     return path
 
 
-def loader_plan_file(tmp_path: Path, **knobs) -> Path:
+def loader_plan_file(tmp_path: Path, stage_id: str = "workers", **knobs) -> Path:
     data = json.loads(Plan(script="train.py").to_json())
+    ref = {**vars(LOADER_REF), "kind": stage_id}
     data["pipelines"] = [{
-        "root": vars(LOADER_REF),
-        "settings": [{"stage": vars(LOADER_REF), "stage_id": "workers", **knobs}],
+        "root": ref,
+        "settings": [{"stage": ref, "stage_id": stage_id, **knobs}],
     }]
     path = tmp_path / "plan.json"
     path.write_text(json.dumps(data))
@@ -103,8 +104,16 @@ def test_each_bad_stage_value_is_refused_with_one_line_naming_it(tmp_path, knobs
         ({"parallelism": 64 * CORES + 1}, f"from 0 to {64 * CORES}"),
     ],
 )
-def test_a_loader_s_num_workers_is_zero_or_more_and_bounded(tmp_path, knobs, reason):
-    assert reason in refused(loader_plan_file(tmp_path, **knobs))
+@pytest.mark.parametrize("stage_id", ["workers", "pin_memory"])
+def test_a_loader_s_num_workers_is_zero_or_more_and_bounded(tmp_path, knobs, reason, stage_id):
+    assert reason in refused(loader_plan_file(tmp_path, stage_id, **knobs))
+
+
+def test_a_plan_nested_too_deeply_is_refused_in_one_line(tmp_path):
+    path = tmp_path / "plan.json"
+    path.write_text("[" * 100_000)
+    with pytest.raises(PlanError, match="not a readable JSON plan \\(nested too deeply\\)"):
+        Plan.load(path)
 
 
 def test_values_within_the_limits_load(tmp_path):
