@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from plumber.tf.apply import _cache_file
+from plumber.tf.apply import cached
 from plumber.tf.written import WrittenStage, dataset_kind, read_written
 from plumber.tuner.plan import StageSetting
 
@@ -126,7 +126,7 @@ def _remake(stage_id: str, old: Any, inputs: list[Any], parallelism: int | None)
 def _append(dataset: Any, setting: StageSetting) -> Any:
     """The plan's cache, prefetch and thread pool after the stage, as ``plumber run`` adds them."""
     if setting.cache is not None:
-        dataset = dataset.cache(_cache_file(setting.cache))
+        dataset, _ = cached(dataset, setting.cache)
     if setting.prefetch is not None:
         dataset = dataset.prefetch(setting.prefetch)
     if setting.threads is not None:

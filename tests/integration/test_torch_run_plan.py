@@ -50,8 +50,10 @@ def test_run_with_a_plan_builds_the_tuned_loader_and_passes_the_script_through(p
     assert "num_workers=2 dataset=CachedDataset" in tuned.stderr
     assert "fetched 8 samples" in tuned.stderr and "fetched 16 samples" in plain.stderr
     where = f"of the DataLoader at {NAME}:{LOADER_LINE}"
-    assert f"plan applied at workers {where}: num_workers=0 -> num_workers=2" in tuned.stderr
-    assert f"plan applied at transform_1 {where}: cache (memory: /" in tuned.stderr
+    assert "the script failed (exit status 3)" in tuned.stderr
+    assert "plan applied" not in tuned.stderr, "a run that failed is not reported as applied"
+    assert f"plan in force at workers {where}: num_workers=0 -> num_workers=2" in tuned.stderr
+    assert f"plan in force at transform_1 {where}: cache (memory: /" in tuned.stderr
     assert (f"plan stage not found, left as written: map at {NAME}:{LOADER_LINE} "
             f"(transform_7)") in tuned.stderr
 
