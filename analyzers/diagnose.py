@@ -44,6 +44,10 @@ from plumber.record import Pipeline, Profile
 #: Reads at this share of the measured cold bandwidth mean the disk is the limit.
 DISK_BUSY = 0.8
 
+#: A steady window shorter than this (steps, seconds) is too short to measure a rate.
+STEADY_STEPS = 20
+STEADY_S = 2.0
+
 #: Predicted and observed rates further apart than this share get a warning.
 GAP_WARNING = 0.3
 
@@ -77,6 +81,7 @@ def diagnose(profile: Profile, pipeline: Pipeline | None = None) -> Diagnosis:
     what_ifs.sort(key=lambda w: (not w.feasible, -w.predicted_rate))
     predicted = scene.predicted_rate
     _check_gap(predicted, scene.observed_rate, warnings)
+    _check_steady(pipeline, warnings)
     return Diagnosis(
         pipeline_id=pipeline.id,
         observed_rate=scene.observed_rate,
@@ -204,6 +209,21 @@ def _note_missing(analyses: tuple[StageAnalysis, ...], warnings: list[str]) -> N
             f"CPU time was not measured for {', '.join(guessed)}: their wall time stands in "
             f"for CPU demand, which overstates it for stages that wait, so the CPU bound is "
             f"pessimistic and waiting (latency) cannot be told apart from computing."
+        )
+
+
+def _check_steady(pipeline: Pipeline, warnings: list[str]) -> None:
+    """Say when the run was too short for its steady rate to mean much."""
+    consumer = pipeline.consumer
+    if consumer is None or consumer.steady_s is None:
+        return
+    steps, seconds = consumer.steady_steps or 0, consumer.steady_s
+    if steps < STEADY_STEPS or seconds < STEADY_S:
+        warnings.append(
+            f"The run was too short to measure a steady state: {steps} step(s) in "
+            f"{seconds:.1f} s after start-up (at least {STEADY_STEPS} steps over "
+            f"{STEADY_S:g} s are needed), so the observed rate and every prediction "
+            f"compared with it are rough; run longer (more steps or epochs)."
         )
 
 

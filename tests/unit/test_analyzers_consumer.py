@@ -147,3 +147,16 @@ def test_the_report_publishes_the_models_error_for_the_pipeline_as_it_ran():
     error = abs(diagnosis.predicted_rate - diagnosis.observed_rate) / diagnosis.observed_rate
     assert diagnosis.prediction_error == pytest.approx(error)
     assert f"(prediction error {error:.0%})" in render_html(profile, (diagnosis,))
+
+
+@pytest.mark.parametrize(("steps", "seconds", "short"), [(5, 3.0, True), (99, 0.5, True),
+                                                         (99, 3.0, False)])
+def test_a_run_too_short_for_a_steady_state_says_so(steps, seconds, short):
+    profile = _cpu_bound_profile()
+    pipeline = profile.pipelines[0]
+    consumer = dataclasses.replace(pipeline.consumer, steady_steps=steps, steady_s=seconds)
+    profile = dataclasses.replace(
+        profile, pipelines=(dataclasses.replace(pipeline, consumer=consumer),)
+    )
+    warned = any("too short to measure a steady state" in w for w in diagnose(profile).warnings)
+    assert warned is short
