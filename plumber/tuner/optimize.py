@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import inspect
+import json
 import sys
 import warnings
 from collections.abc import Callable
@@ -85,7 +86,12 @@ def optimize(
 
 
 def _loaded(plan: Plan | str | Path | None) -> Plan | None:
-    return plan if plan is None or isinstance(plan, Plan) else Plan.load(plan)
+    """The plan, checked as a plan file is: a Plan built in code passes the same checks."""
+    if plan is None:
+        return None
+    if isinstance(plan, Plan):
+        return Plan.from_dict(json.loads(plan.to_json()))
+    return Plan.load(plan)
 
 
 def apply_plan(make_dataset: Callable[[], Any], plan: Plan, source: Path) -> Any:

@@ -211,6 +211,16 @@ def test_optimize_refuses_a_bad_plan_file_with_the_same_message(tmp_path):
     assert str(caught.value) == refused(path)
 
 
+
+def test_optimize_checks_a_plan_built_in_code_as_it_checks_a_file():
+    import plumber
+
+    plan = Plan(script="train.py", pipelines=(PipelinePlan(
+        root=TF_REF, settings=(StageSetting(stage=TF_REF, stage_id="map-0", threads=10**6),),
+    ),))
+    with pytest.raises(PlanError, match="threads must be an integer from 0 to"):
+        plumber.optimize(lambda: None, plan=plan)
+
 MARKER_SCRIPT = """\
 from pathlib import Path
 Path(__file__).with_name("ran").write_text("the script ran")
