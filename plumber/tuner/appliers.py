@@ -68,6 +68,7 @@ class ObjectCacheApplier:
     def __init__(self, setting: StageSetting) -> None:
         self.setting = setting
         self.cache: Any = None
+        self.refused: str | None = None
         self._active: contextlib.ExitStack | None = None
 
     def __enter__(self) -> ObjectCacheApplier:
@@ -75,7 +76,12 @@ class ObjectCacheApplier:
 
         self._active = contextlib.ExitStack()
         assert self.setting.object_cache is not None
-        self.cache = self._active.enter_context(caching_new_clients(self.setting.object_cache))
+        try:
+            self.cache = self._active.enter_context(
+                caching_new_clients(self.setting.object_cache)
+            )
+        except OSError as exc:  # an unsafe or unusable folder: the script runs without it
+            self.refused = str(exc)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -85,6 +91,8 @@ class ObjectCacheApplier:
 
     @property
     def applied(self) -> dict[StageRef, _Applied]:
+        if self.refused is not None:
+            return {self.setting.stage: _Applied((f"object cache not placed: {self.refused}",))}
         described = self.cache.describe() if self.cache is not None else "not entered"
         return {self.setting.stage: _Applied((f"objects read from S3 kept ({described})",))}
 

@@ -512,3 +512,22 @@ def test_a_cache_folder_removed_during_the_run_leaves_reads_served(server, tmp_p
     shutil.rmtree(folder)
     served, gets = gets_during(server, lambda: read(s3, bucket, "obj"))
     assert (served, gets) == (b"still here", 1)
+
+
+def test_a_plan_naming_an_unsafe_folder_runs_without_the_object_cache(tmp_path):
+    from plumber.tuner.appliers import ObjectCacheApplier
+    from plumber.tuner.plan import StageRef, StageSetting
+
+    # GIVEN a plan whose object cache names a folder anyone may write
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    ref = StageRef("train.py", 12, "map")
+    applier = ObjectCacheApplier(StageSetting(stage=ref, stage_id="map-0",
+                                              object_cache=str(shared)))
+    # WHEN the plan is applied, THEN the script runs on and the report says why
+    with applier:
+        pass
+    (changes,) = [a.changes for a in applier.applied.values()]
+    assert changes[0].startswith("object cache not placed: ")
+    assert str(shared) in changes[0]
