@@ -324,18 +324,22 @@ class TorchHooks:
             self._pin_threads[thread.ident] = watch
 
     def _wrap_pin(self, original: Any) -> Any:
+        """Time each batch's ``pin_memory`` once: torch's calls itself for every part of a batch."""
         hooks = self
+        inside = threading.local()
 
         def pin_memory(data: Any, *args: Any, **kwargs: Any) -> Any:
             watch = hooks._pin_threads.get(threading.get_ident()) or getattr(
                 hooks._consuming, "loader", None
             )
-            if watch is None:
+            if watch is None or getattr(inside, "batch", False):
                 return original(data, *args, **kwargs)
+            inside.batch = True
             wall0, cpu0 = time.perf_counter(), time.thread_time()
             try:
                 return original(data, *args, **kwargs)
             finally:
+                inside.batch = False
                 watch.pin[0] += 1
                 watch.pin[1] += time.perf_counter() - wall0
                 watch.pin[2] += time.thread_time() - cpu0

@@ -144,6 +144,23 @@ def test_pinning_is_timed_as_its_own_stage_when_the_loader_pins(monkeypatch):
     assert pipeline.stage("workers").knobs["pin_memory"] is True
 
 
+def test_a_batch_is_pinned_once_although_pin_memory_recurses_into_its_parts(monkeypatch):
+    # torch's pin_memory calls itself for each part of a (images, labels) batch.
+    def recursive_pin(data, device=None):
+        if isinstance(data, (tuple, list)):
+            return type(data)(pin_memory_module.pin_memory(part, device) for part in data)
+        return data
+
+    monkeypatch.setattr(torch.accelerator, "is_available", lambda: True)
+    monkeypatch.setattr(pin_memory_module, "pin_memory", recursive_pin)
+    pairs = [(torch.tensor(float(i)), i % 2) for i in range(16)]
+    with TorchHooks() as hooks:
+        batches = list(DataLoader(pairs, batch_size=4, pin_memory=True))
+    (pipeline,) = hooks.pipelines()
+    assert len(batches) == 4
+    assert pipeline.stage("pin_memory").stats.elements == 4
+
+
 def test_each_pass_over_a_loader_is_counted_and_a_break_leaves_it_partial():
     with TorchHooks() as hooks:
         loader = DataLoader(Squares(), batch_size=4)
