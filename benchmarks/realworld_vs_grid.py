@@ -62,14 +62,16 @@ class Workload:
         return [a.replace("{data}", str(data / self.script)) for a in self.args]
 
 
-#: Sizes chosen so that the whole benchmark takes some 20-25 minutes on 2 cores.
+#: The tests' data sizes, with epochs enough for some 2-5 s of training per run as
+#: written (startup takes longer), so that the whole benchmark takes some 15-25 minutes
+#: on 2 cores.
 WORKLOADS = {
     w.script: w for w in (
-        Workload("tf_imagenet_input", ("--data-dir", "{data}", "--epochs", "3")),
-        Workload("keras_image_classification", ("--data-dir", "{data}", "--epochs", "3")),
-        Workload("tf_custom_epoch_loop", ("--data-dir", "{data}", "--epochs", "3")),
-        Workload("torchvision_classification", ("--data-path", "{data}", "--epochs", "2")),
-        Workload("torch_text_classification", ("--epochs", "3")),
+        Workload("tf_imagenet_input", ("--data-dir", "{data}", "--epochs", "10")),
+        Workload("keras_image_classification", ("--data-dir", "{data}", "--epochs", "8")),
+        Workload("tf_custom_epoch_loop", ("--data-dir", "{data}", "--epochs", "10")),
+        Workload("torchvision_classification", ("--data-path", "{data}", "--epochs", "4")),
+        Workload("torch_text_classification", ("--epochs", "20")),
     )
 }
 
