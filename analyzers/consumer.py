@@ -8,6 +8,11 @@ over the steady window (``ConsumerStats.cpu_s``); the part the pipeline's
 stages that ran in that process account for is taken off, and the rest, per
 root element, is the consumer's CPU demand, which the CPU bound charges next
 to the pipeline's (``cores / (pipeline CPU + consumer CPU per root element)``).
+The step cannot use more than every core for as long as it lasts, so the
+charge is at most ``cores x step time``: what the process used beyond that
+is the pipeline's own work on threads its stages' timers do not see (torch
+ops running on intra-op threads with ``num_workers=0``, for instance), not
+the step's.
 
 The same window says how many cores the run kept busy while it iterated
 (:func:`steady_busy_share`), the measurement a CPU verdict is checked against:
@@ -22,12 +27,13 @@ from plumber.analyzers.topology import POOL, pool_of
 from plumber.record import Pipeline, Stage
 
 
-def consumer_cpu_per_root(pipeline: Pipeline, roots: int) -> float | None:
+def consumer_cpu_per_root(pipeline: Pipeline, roots: int, cores: float) -> float | None:
     """CPU-seconds the consumer spends per root element, beyond the pipeline's own stages.
 
-    None when the consumer's CPU was not measured, or when a stage that ran
-    in the consumer's process has no CPU time of its own to take off (its
-    share could not be told from the training step's).
+    At most ``cores`` times the step's own time per step. None when the
+    consumer's CPU was not measured, or when a stage that ran in the
+    consumer's process has no CPU time of its own to take off (its share
+    could not be told from the training step's).
     """
     consumer = pipeline.consumer
     if (
@@ -41,7 +47,9 @@ def consumer_cpu_per_root(pipeline: Pipeline, roots: int) -> float | None:
     stages = in_process_cpu(pipeline)
     if stages is None:
         return None
-    return max(consumer.cpu_s / consumer.steady_steps - stages / roots, 0.0)
+    beyond = max(consumer.cpu_s / consumer.steady_steps - stages / roots, 0.0)
+    step_time = consumer.step_s / consumer.steps if consumer.steps > 0 else 0.0
+    return min(beyond, cores * step_time)
 
 
 def in_process_cpu(pipeline: Pipeline) -> float | None:

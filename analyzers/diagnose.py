@@ -123,7 +123,7 @@ def _scene(profile: Profile, pipeline: Pipeline, warnings: list[str]) -> Scene:
     if roots is None:
         warnings.append("No root elements were recorded, so no stage could be modelled.")
     else:
-        step_cpu = consumer_cpu_per_root(pipeline, roots)
+        step_cpu = consumer_cpu_per_root(pipeline, roots, cores)
         busy = (cpu_seconds_per_root(pipeline, roots) + (step_cpu or 0.0)) * observed / cores
         in_window = steady_busy_share(pipeline, cores, roots)
         measured = in_window if in_window is not None else cpu_busy_share(profile)

@@ -116,14 +116,36 @@ def judge(scene: Scene, warnings: list[str]) -> Verdict:
             f"keep up with the step: start-up (filling buffers) or an unmeasured stage "
             f"may be the cause."
         )
+    step_first = _step_takes_most_cpu(scene, bound)
     return Verdict(
         bound=bound,
-        kind=bound.kind,
-        stage_id=bound.stage_id or _heaviest(scene, bound.kind),
-        input_bound=bound is not consumer,
+        kind="consumer" if step_first else bound.kind,
+        stage_id=None if step_first else bound.stage_id or _heaviest(scene, bound.kind),
+        input_bound=bound is not consumer and not step_first,
         rate_if_fixed=_rate_if_fixed(bounds, bound),
         uncertain=too_close_to_call(scene) is not None,
     )
+
+
+def _pipeline_cpu(scene: Scene) -> float:
+    """The pipeline's CPU per root element (a pool's members counted through the pool)."""
+    return sum(
+        cpu_demand(a) or 0.0
+        for a in scene.analyses
+        if a.resource != "unmeasured" and a.pool is None
+    )
+
+
+def _step_takes_most_cpu(scene: Scene, bound: Bound) -> bool:
+    """The shared cores bind, and the training step uses more of them than the pipeline.
+
+    Then the step, not the input pipeline, is what holds the loop back: a
+    pipeline twice as cheap would free less than the step takes.
+    """
+    step = scene.limits.consumer_cpu_per_root or 0.0
+    if bound.kind != "cpu" or bound.stage_id is not None or not step > 0:
+        return False
+    return step > _pipeline_cpu(scene)
 
 
 def _rate_if_fixed(bounds: Sequence[Bound], bound: Bound) -> float:
@@ -189,10 +211,17 @@ def summarise(scene: Scene, verdict: Verdict) -> str:
             if stall is not None
             else "the time it waited for data was not measured"
         )
+        share = (
+            f" (it takes {text.ms(scene.limits.consumer_cpu_per_root or 0.0)} of the CPU "
+            f"per root element the {scene.limits.cores:g} usable cores share, the pipeline "
+            f"{text.ms(_pipeline_cpu(scene))})"
+            if verdict.bound.kind == "cpu"
+            else ""
+        )
         return (
-            f"The input pipeline is not the bottleneck: the training step limits the rate "
-            f"to {text.rate(verdict.bound.rate)} and {waited}. The pipeline alone could "
-            f"deliver about {fixed}."
+            f"The input pipeline is not the bottleneck: the training step{share} limits "
+            f"the rate to {text.rate(verdict.bound.rate)} and {waited}. The pipeline alone "
+            f"could deliver about {fixed}."
         )
     analysis = next((a for a in scene.analyses if a.stage_id == verdict.stage_id), None)
     stage = scene.pipeline.stage(verdict.stage_id) if verdict.stage_id is not None else None
@@ -261,11 +290,7 @@ def _inside_pool(scene: Scene, stage_id: str | None) -> str:
 
 def _cpu_summary(scene: Scene, heaviest: StageAnalysis | None, who: str, outcome: str) -> str:
     """The pipeline's CPU demand, the stage that takes most of it, and the cores measured busy."""
-    total = sum(
-        cpu_demand(a) or 0.0
-        for a in scene.analyses
-        if a.resource != "unmeasured" and a.pool is None
-    )
+    total = _pipeline_cpu(scene)
     step = scene.limits.consumer_cpu_per_root or 0.0
     shared = f", and the training step {text.ms(step)} on the same cores" if step > 0 else ""
     first = (

@@ -21,29 +21,37 @@ def _with_consumer_cpu(profile, cpu_s, steady_steps):
     )
 
 
-def _cpu_bound_profile():
+def _cpu_bound_profile(step_s=0.5):
     # 100 batches, a map of 10 ms CPU per batch, parallelism 2 on 2 cores.
     return make_profile(
         stage("source-0", "source", 3200, 0.01),
         stage("map-0", "map", 3200, 1.0, parallelism=2),
         stage("batch-0", "batch", 100, 0.01),
-        wait_s=0.5, step_s=0.5, steps=100,
+        wait_s=0.5, step_s=step_s, steps=100,
     )
 
 
 def test_consumer_cpu_is_what_the_process_used_beyond_its_stages():
     # GIVEN a process that used 3.02 s of CPU over 100 steady steps, of which the
     # stages account for 1.02 s over the run's 100 root elements
-    profile = _with_consumer_cpu(_cpu_bound_profile(), cpu_s=3.02, steady_steps=100)
+    # and a 15 ms step
+    profile = _with_consumer_cpu(_cpu_bound_profile(1.5), cpu_s=3.02, steady_steps=100)
     pipeline = profile.pipelines[0]
     # THEN the training step took 20 ms of CPU per root element
     assert in_process_cpu(pipeline) == pytest.approx(1.02)
-    assert consumer_cpu_per_root(pipeline, 100) == pytest.approx(0.02)
+    assert consumer_cpu_per_root(pipeline, 100, 2.0) == pytest.approx(0.02)
+
+
+def test_the_step_is_charged_no_more_than_every_core_for_as_long_as_it_lasts():
+    # GIVEN the same process CPU but a 5 ms step: 2 cores x 5 ms is the most it can use;
+    # the rest ran the pipeline on threads its stage timers do not see
+    profile = _with_consumer_cpu(_cpu_bound_profile(0.5), cpu_s=3.02, steady_steps=100)
+    assert consumer_cpu_per_root(profile.pipelines[0], 100, 2.0) == pytest.approx(0.01)
 
 
 def test_the_cpu_bound_charges_the_training_step_on_the_same_cores():
-    plain = diagnose(_cpu_bound_profile())
-    shared = diagnose(_with_consumer_cpu(_cpu_bound_profile(), cpu_s=3.02, steady_steps=100))
+    plain = diagnose(_cpu_bound_profile(1.5))
+    shared = diagnose(_with_consumer_cpu(_cpu_bound_profile(1.5), cpu_s=3.02, steady_steps=100))
     cpu = next(b for b in plain.bounds if b.kind == "cpu")
     cpu_shared = next(b for b in shared.bounds if b.kind == "cpu")
     # 2 cores / 10.2 ms alone; 2 cores / (10.2 + 20) ms with the step's CPU
@@ -54,7 +62,7 @@ def test_the_cpu_bound_charges_the_training_step_on_the_same_cores():
 
 
 def test_no_charge_when_the_consumer_cpu_was_not_measured():
-    assert consumer_cpu_per_root(_cpu_bound_profile().pipelines[0], 100) is None
+    assert consumer_cpu_per_root(_cpu_bound_profile().pipelines[0], 100, 2.0) is None
 
 
 def test_no_charge_when_an_in_process_stage_has_no_cpu_time():
@@ -64,7 +72,7 @@ def test_no_charge_when_an_in_process_stage_has_no_cpu_time():
         wait_s=0.5, step_s=0.5,
     )
     profile = _with_consumer_cpu(profile, cpu_s=3.0, steady_steps=100)
-    assert consumer_cpu_per_root(profile.pipelines[0], 100) is None
+    assert consumer_cpu_per_root(profile.pipelines[0], 100, 2.0) is None
 
 
 def test_worker_processes_are_not_taken_off_the_main_process_cpu():
@@ -76,19 +84,19 @@ def test_worker_processes_are_not_taken_off_the_main_process_cpu():
     pipeline = profile.pipelines[0]
     # THEN none of the workers' CPU is taken off: the main process ran no stage
     assert in_process_cpu(pipeline) == 0.0
-    assert consumer_cpu_per_root(pipeline, 100) == pytest.approx(0.01)
+    assert consumer_cpu_per_root(pipeline, 100, 2.0) == pytest.approx(0.01)
 
 
 def test_a_pool_without_workers_ran_in_the_main_process():
     # GIVEN num_workers=0: fetch and transforms ran in the main process
     profile = loader_profile((0.004, 0.004), (("Resize", 0.002, 0.002, False),),
-                             num_workers=0, wait_s=0.5, step_s=0.5)
+                             num_workers=0, wait_s=0.5, step_s=1.0)
     profile = _with_consumer_cpu(profile, cpu_s=6.0, steady_steps=100)
     pipeline = profile.pipelines[0]
     # THEN the pool's CPU (8 samples x 6 ms + collate, per batch) is taken off
     stages = in_process_cpu(pipeline)
     assert stages == pytest.approx(100 * (8 * 0.006 + 0.01 * 0.004 * 8))
-    assert consumer_cpu_per_root(pipeline, 100) == pytest.approx(0.06 - stages / 100)
+    assert consumer_cpu_per_root(pipeline, 100, 2.0) == pytest.approx(0.06 - stages / 100)
 
 
 def _with_window(profile, cpu_s, steady_s):
@@ -120,8 +128,9 @@ def test_a_cpu_verdict_never_claims_busy_cores_the_measurement_did_not_see():
 
 
 def test_a_cpu_verdict_names_the_training_steps_share():
-    diagnosis = diagnose(_with_window(_cpu_bound_profile(), cpu_s=3.02, steady_s=1.6))
-    assert "and the training step 20 ms on the same cores" in diagnosis.summary
+    # 3 ms of CPU per step beyond the stages, within what a 2 ms step on 2 cores can use
+    diagnosis = diagnose(_with_window(_cpu_bound_profile(), cpu_s=1.32, steady_s=1.6))
+    assert "and the training step 3 ms on the same cores" in diagnosis.summary
 
 
 def test_the_observed_rate_is_the_steady_one_and_start_up_is_reported_apart():
@@ -160,3 +169,16 @@ def test_a_run_too_short_for_a_steady_state_says_so(steps, seconds, short):
     )
     warned = any("too short to measure a steady state" in w for w in diagnose(profile).warnings)
     assert warned is short
+
+
+def test_a_step_that_takes_most_of_the_shared_cores_is_the_bottleneck_not_the_pipeline():
+    # GIVEN a 10.2 ms pipeline and a 25 ms step of CPU per batch on the same 2 cores
+    # (the step lasts 15 ms, so it can use up to 30 ms of CPU)
+    profile = _with_consumer_cpu(_cpu_bound_profile(1.5), cpu_s=3.52, steady_steps=100)
+    diagnosis = diagnose(profile)
+    # THEN the shared cores bind, and the step, which takes most of them, is blamed
+    assert diagnosis.bottleneck.kind == "cpu"
+    assert not diagnosis.input_bound
+    assert diagnosis.bottleneck_kind == "consumer"
+    assert "the training step (it takes 25 ms of the CPU" in diagnosis.summary
+    assert diagnosis.recommendations == ()
