@@ -113,8 +113,11 @@ def test_spawned_persistent_workers_read_an_iterable_dataset_defined_in_the_scri
     assert pool.knobs["start_method"] == "spawn" and pool.knobs["persistent_workers"]
     assert not pool.knobs["map_style"] and "cardinality" not in pool.knobs
     assert pipeline.stage("fetch").op == "__iter__"
-    assert [pipeline.stage(f"transform_{i}").op for i in (0, 1)] == ["HalfSize", "ToFloatTensor"]
-    assert pipeline.stage("transform_1").stats.elements == 96
+    # A container of the script's own is one stage: only torchvision's Compose is known to
+    # apply its list in order, and a cache replaying its parts could drop its own logic.
+    assert pipeline.stage("transform_0").op == "Pipeline"
+    assert not any(s.id == "transform_1" for s in pipeline.stages)
+    assert pipeline.stage("transform_0").stats.elements == 96
     assert pipeline.stage("fetch").stats.bytes_produced == 96 * 64 * 64 * 3
     assert len(pipeline.workers) == 2
     assert len(list((tmp_path / "markers").iterdir())) == 2  # persistent: started once

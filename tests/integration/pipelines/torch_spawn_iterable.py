@@ -1,8 +1,9 @@
 """An IterableDataset and its transforms defined in this script, read by spawned workers.
 
 Spawned workers re-import this script to unpickle ``ShardedPngs`` and its
-``Pipeline`` of transforms (a Compose-like class of the script's own; no
-torchvision, so the workers start fast); each worker reads its own shard
+``Pipeline`` of transforms (a Compose-like class of the script's own, which
+plumber times as one transform; no torchvision, so the workers start fast);
+each worker reads its own shard
 (``get_worker_info``). The loader keeps its workers across two epochs.
 """
 
