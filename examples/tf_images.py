@@ -4,7 +4,7 @@ It builds a small set of synthetic JPEG photos on first use (in
 ``examples/.data/``), then trains a small Keras model on them from a typical
 tf.data pipeline: list files, read and decode, resize, augment, batch,
 prefetch. Run it plain (``python examples/tf_images.py``) or under plumber
-(``plumber profile examples/tf_images.py -- --epochs 3``).
+(``plumber profile examples/tf_images.py -- --epochs 5``).
 """
 
 from __future__ import annotations
