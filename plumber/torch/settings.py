@@ -25,7 +25,9 @@ ROOT_KINDS = frozenset({"workers", "pin_memory"})
 #: Stages whose settings are the loader's own arguments.
 LOADER_STAGES = ("workers", "pin_memory")
 
-_TRANSFORM = re.compile(r"transform_(\d+)")
+#: Stages a sample cache can follow (``CachedDataset(upto=...)``): the fetch
+#: (``upto=-1``) or a transform (its index).
+CACHE_POINTS = re.compile(r"fetch|transform_(\d+)")
 
 
 @dataclass
@@ -91,11 +93,11 @@ def tune_arguments(arguments: dict[str, Any], pipeline: PipelinePlan) -> Tuned:
 
 def _cache_point(stage_id: str, dataset: Any) -> int | None:
     """``upto`` for a cache after ``stage_id``; None when the dataset has no such stage."""
-    if stage_id == "fetch":
-        return -1
-    match = _TRANSFORM.fullmatch(stage_id)
+    match = CACHE_POINTS.fullmatch(stage_id)
     if match is None:
         return None
+    if match.group(1) is None:
+        return -1
     from plumber.torch.cache import transform_count
 
     index = int(match.group(1))

@@ -16,11 +16,9 @@ torch only when used).
 
 from __future__ import annotations
 
-import re
-
 from plumber.analyzers.topology import POOL
 from plumber.record import Pipeline, Stage
-from plumber.torch.settings import LOADER_STAGES
+from plumber.torch.settings import CACHE_POINTS, LOADER_STAGES
 
 #: The tf.data ``Dataset`` methods the applier intercepts: the kind of stage
 #: each builds and the argument that sets its parallelism (None: it has none).
@@ -44,11 +42,6 @@ TF_METHODS: dict[str, tuple[str, str | None]] = {
 #: The tf.data stage kinds a plan can change.
 TF_KINDS = frozenset(kind for kind, _ in TF_METHODS.values())
 
-#: DataLoader stages a sample cache can follow (``CachedDataset(upto=...)``), as
-#: :func:`plumber.torch.settings.tune_arguments` finds them; the loader's own
-#: knobs sit on :data:`~plumber.torch.settings.LOADER_STAGES`.
-LOADER_CACHE_POINTS = re.compile(r"fetch|transform_\d+")
-
 
 def appliable(pipeline: Pipeline, stage: Stage) -> bool:
     """Whether a plan setting at ``stage`` of ``pipeline`` finds its stage where applied.
@@ -60,5 +53,5 @@ def appliable(pipeline: Pipeline, stage: Stage) -> bool:
     if stage.source is None or not stage.written:
         return False
     if any(s.kind == POOL for s in pipeline.stages):
-        return stage.id in LOADER_STAGES or LOADER_CACHE_POINTS.fullmatch(stage.id) is not None
+        return stage.id in LOADER_STAGES or CACHE_POINTS.fullmatch(stage.id) is not None
     return stage.kind in TF_KINDS
