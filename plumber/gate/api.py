@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from plumber.gate.baseline import Measurement, load_baseline, save_baseline
-from plumber.gate.compare import GateResult, compare
+from plumber.gate.compare import GateResult, check_tolerance, compare
 from plumber.gate.markdown import gate_summary
 from plumber.gate.runner import RunOptions, measure_profile, measure_script
 
@@ -22,20 +22,6 @@ DEFAULT_TOLERANCE = 0.10
 
 class NothingToRecord(ValueError):
     """The run showed no input pipeline, so a baseline would gate nothing."""
-
-
-def check_tolerance(tolerance: object) -> float:
-    """``tolerance`` if it is a fraction from 0 to under 1; a ValueError saying so if not.
-
-    Checked before anything is read or run: ``tolerance=10`` meant as 10%
-    must not cost a whole measurement before it is refused.
-    """
-    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not (
-        0 <= tolerance < 1
-    ):
-        raise ValueError(f"tolerance is a fraction (0.1 allows 10% below the expectation), "
-                         f"got {tolerance!r}")
-    return float(tolerance)
 
 
 def _quiet(message: str) -> None:

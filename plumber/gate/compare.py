@@ -96,10 +96,23 @@ def scale_for(baseline: PipelineThroughput, speed_ratio: float) -> float:
     return speed_ratio if cpu_bound else min(speed_ratio, 1.0)
 
 
+def check_tolerance(tolerance: object) -> float:
+    """``tolerance`` if it is a fraction from 0 to under 1; a ValueError saying so if not.
+
+    Checked before anything is read or run: ``tolerance=10`` meant as 10%
+    must not cost a whole measurement before it is refused.
+    """
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not (
+        0 <= tolerance < 1
+    ):
+        raise ValueError(f"tolerance is a fraction (0.1 allows 10% below the expectation), "
+                         f"got {tolerance!r}")
+    return float(tolerance)
+
+
 def compare(baseline: Measurement, measured: Measurement, tolerance: float) -> GateResult:
     """Judge every pipeline of ``measured`` against ``baseline`` (tolerance: 0.1 is 10%)."""
-    if not 0 <= tolerance < 1:
-        raise ValueError(f"tolerance must be in [0, 1), got {tolerance}")
+    check_tolerance(tolerance)
     ratio = measured.calibration.speed / baseline.calibration.speed
     same_cores = baseline.machine.cores_usable == measured.machine.cores_usable
     unmatched = {p.key: p for p in measured.pipelines}
