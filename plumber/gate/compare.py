@@ -14,9 +14,11 @@ Rules, per pipeline of the baseline:
 - An input-bound pipeline whose bottleneck (stage or kind) differs from the
   baseline's is a new bottleneck. When repeats disagree and tie, the
   baseline's bottleneck among the tied ones counts as unchanged. On a
-  machine with a different number of usable cores, the same stage turning
-  from ``parallelism`` to ``cpu`` (or back) is expected, not new: whether
-  cores sit idle at a given parallelism depends on how many there are.
+  machine with a different number of usable cores, or one whose calibrated
+  speed differs from the baseline's by more than the tolerance (a busier or
+  another machine), the same stage turning from ``parallelism`` to ``cpu``
+  (or back) is expected, not new: whether cores sit idle at a given
+  parallelism depends on how many there are and how much of them is free.
 """
 
 from __future__ import annotations
@@ -114,14 +116,16 @@ def compare(baseline: Measurement, measured: Measurement, tolerance: float) -> G
     """Judge every pipeline of ``measured`` against ``baseline`` (tolerance: 0.1 is 10%)."""
     check_tolerance(tolerance)
     ratio = measured.calibration.speed / baseline.calibration.speed
-    same_cores = baseline.machine.cores_usable == measured.machine.cores_usable
+    same_capacity = baseline.machine.cores_usable == measured.machine.cores_usable and (
+        abs(ratio - 1.0) <= tolerance
+    )
     unmatched = {p.key: p for p in measured.pipelines}
     rows = []
     for expected in baseline.pipelines:
         found = _match(expected, unmatched)
         if found is not None:
             del unmatched[found.key]
-        rows.append(_judge(expected, found, scale_for(expected, ratio), tolerance, same_cores))
+        rows.append(_judge(expected, found, scale_for(expected, ratio), tolerance, same_capacity))
     for extra in unmatched.values():
         rows.append(Row(extra.key, None, extra, 1.0, math.nan, NOT_GATED,
                         "not in the baseline, so not gated (record it with --update)"))
@@ -149,7 +153,7 @@ def _judge(
     measured: PipelineThroughput | None,
     scale: float,
     tolerance: float,
-    same_cores: bool,
+    same_capacity: bool,
 ) -> Row:
     expected_rate = expected.rate * scale
     if measured is None:
@@ -168,7 +172,7 @@ def _judge(
             f"{1.0 - measured.rate / expected_rate:.0%} below the calibrated expectation "
             f"(tolerance {tolerance:.0%})"
         )
-    moved = _new_bottleneck(expected, measured, same_cores)
+    moved = _new_bottleneck(expected, measured, same_capacity)
     if moved:
         verdict = NEW_BOTTLENECK if verdict == PASS else verdict
         problems.append(moved)
@@ -179,7 +183,7 @@ def _judge(
 
 
 def _new_bottleneck(
-    expected: PipelineThroughput, measured: PipelineThroughput, same_cores: bool
+    expected: PipelineThroughput, measured: PipelineThroughput, same_capacity: bool
 ) -> str | None:
     """Why the bottleneck counts as new, or None when it does not."""
     before = expected.bottleneck
@@ -188,7 +192,7 @@ def _new_bottleneck(
     if not all(b.input_bound for b in measured.bottlenecks):
         return None
     identities = {b.identity for b in measured.bottlenecks}
-    if not same_cores and before.kind in CPU_KINDS:
+    if not same_capacity and before.kind in CPU_KINDS:
         identities |= {(stage, kind) for stage, after in identities if after in CPU_KINDS
                        for kind in CPU_KINDS}
     if before.identity in identities:

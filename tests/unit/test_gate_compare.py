@@ -122,6 +122,14 @@ def test_parallelism_turning_cpu_on_a_machine_with_other_core_count_is_expected(
     assert row.verdict == PASS
 
 
+def test_parallelism_turning_cpu_on_a_machine_running_at_another_speed_is_expected() -> None:
+    baseline = measurement(pipeline(100.0))
+    _, row = judge(baseline, measurement(pipeline(60.0, MAP_CPU), speed=50.0))
+    assert row.verdict == PASS
+    _, row = judge(baseline, measurement(pipeline(100.0, MAP_CPU), speed=95.0))
+    assert row.verdict == NEW_BOTTLENECK
+
+
 def test_tied_repeats_give_the_baseline_bottleneck_the_benefit_of_the_doubt() -> None:
     tied = pipeline(100.0, READ_LATENCY, MAP_PARALLELISM)
     _, row = judge(measurement(pipeline(100.0)), measurement(tied))
