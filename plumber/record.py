@@ -146,6 +146,21 @@ class Stage:
 
 
 @dataclass(frozen=True)
+class SteadySpan:
+    """One iterator's steady window, placed on the resource samples' clock.
+
+    ``start_s`` and ``end_s`` are the moments of the iterator's first and last
+    delivered step, in seconds on the clock of :attr:`TimeSeries.t`, so the
+    report can shade the window on its resource charts and state their means
+    over it. ``steps`` is how many steps it delivered after the first.
+    """
+
+    start_s: float
+    end_s: float
+    steps: int
+
+
+@dataclass(frozen=True)
 class ConsumerStats:
     """The training loop's side: time blocked waiting for data vs. stepping.
 
@@ -165,6 +180,8 @@ class ConsumerStats:
     ``steady_steps`` steps in ``steady_s`` seconds, during which the
     consumer's process (its own threads, not DataLoader worker processes)
     used ``cpu_s`` seconds of CPU. All three are None where not measured.
+    ``steady_spans`` places each iterator's window on the resource samples'
+    clock; empty where not recorded.
     """
 
     source: str
@@ -177,6 +194,7 @@ class ConsumerStats:
     steady_steps: int | None = None
     steady_s: float | None = None
     cpu_s: float | None = None
+    steady_spans: tuple[SteadySpan, ...] = ()
 
     @property
     def stall_share(self) -> float:

@@ -170,6 +170,16 @@ class ResourceSampler:
         self._children: dict[int, psutil.Process] = {}
         self._samples_taken = 0
         self._nvml = _Nvml()
+        self._start = time.monotonic()
+
+    @property
+    def clock_origin(self) -> float:
+        """The ``time.monotonic()`` reading at time 0 of the samples (set on entering).
+
+        A sample's ``t`` is seconds since then, so a moment read with
+        ``time.monotonic()`` lies at ``moment - clock_origin`` on the charts' axis.
+        """
+        return self._start
 
     @property
     def gpu_status(self) -> str:

@@ -7,6 +7,11 @@ between its first and last mark gives the steps, the seconds and the CPU
 time of this process (``time.process_time()``: every thread of this process,
 not DataLoader worker processes) that the analysis compares the model with
 (``ConsumerStats.steady_steps``, ``steady_s``, ``cpu_s``).
+
+Each mark also reads ``time.monotonic()``, the resource sampler's clock, so
+the window can be placed on the samples' time axis
+(``ConsumerStats.steady_spans``): the report shades it on its resource charts
+and states their means over it, whatever clock the hook times steps with.
 """
 
 from __future__ import annotations
@@ -15,24 +20,30 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from plumber.record import SteadySpan
+
 
 @dataclass
 class SteadyWindow:
-    """First and last mark of one iterator: (clock, steps delivered, process CPU)."""
+    """First and last mark of one iterator: (clock, steps delivered, process CPU, monotonic)."""
 
     first_at: float | None = None
     first_steps: int = 0
     first_cpu: float = 0.0
+    first_monotonic: float = 0.0
     last_at: float = 0.0
     last_steps: int = 0
     last_cpu: float = 0.0
+    last_monotonic: float = 0.0
 
     def mark(self, steps: int, now: float) -> None:
         """The iterator has delivered ``steps`` steps at ``now`` (one clock per window)."""
-        cpu = time.process_time()
+        cpu, monotonic = time.process_time(), time.monotonic()
         if self.first_at is None:
             self.first_at, self.first_steps, self.first_cpu = now, steps, cpu
+            self.first_monotonic = monotonic
         self.last_at, self.last_steps, self.last_cpu = now, steps, cpu
+        self.last_monotonic = monotonic
 
     def step(self, now: float) -> None:
         """One more step delivered at ``now``."""
@@ -46,20 +57,42 @@ class SteadyWindow:
 
 @dataclass(frozen=True)
 class Steady:
-    """Steps, seconds and process CPU seconds over the steady windows of a pipeline."""
+    """Steps, seconds and process CPU seconds over the steady windows of a pipeline.
+
+    ``spans`` places each window on the resource samples' clock; empty when
+    that clock's origin was not given.
+    """
 
     steps: int
     seconds: float
     cpu_s: float
+    spans: tuple[SteadySpan, ...] = ()
 
 
-def steady_of(windows: Iterable[SteadyWindow]) -> Steady | None:
-    """The windows' totals; None when no window holds a step after its first."""
-    spans = [w for w in windows if w.steps > 0 and w.first_at is not None]
-    if not spans:
+def steady_of(
+    windows: Iterable[SteadyWindow], clock_origin: float | None = None
+) -> Steady | None:
+    """The windows' totals; None when no window holds a step after its first.
+
+    ``clock_origin`` is the ``time.monotonic()`` reading at the resource
+    samples' time 0 (:attr:`plumber.sampler.ResourceSampler.clock_origin`);
+    with it each window becomes a :class:`~plumber.record.SteadySpan` in
+    seconds on that axis, in the order the windows opened.
+    """
+    held = [w for w in windows if w.steps > 0 and w.first_at is not None]
+    if not held:
         return None
+    placed = () if clock_origin is None else tuple(
+        SteadySpan(
+            start_s=w.first_monotonic - clock_origin,
+            end_s=w.last_monotonic - clock_origin,
+            steps=w.steps,
+        )
+        for w in sorted(held, key=lambda w: w.first_monotonic)
+    )
     return Steady(
-        steps=sum(w.steps for w in spans),
-        seconds=sum(w.last_at - w.first_at for w in spans if w.first_at is not None),
-        cpu_s=sum(w.last_cpu - w.first_cpu for w in spans),
+        steps=sum(w.steps for w in held),
+        seconds=sum(w.last_at - w.first_at for w in held if w.first_at is not None),
+        cpu_s=sum(w.last_cpu - w.first_cpu for w in held),
+        spans=placed,
     )

@@ -58,3 +58,28 @@ def test_no_window_without_a_second_step():
     window.step(1.0)
     assert steady_of([window]) is None
     assert steady_of([]) is None
+
+
+def test_windows_are_placed_on_the_samples_clock_in_the_order_they_opened():
+    origin = time.monotonic()
+    early, late = SteadyWindow(), SteadyWindow()
+    early.step(0.0)
+    late.step(0.0)
+    early.step(1.0)
+    late.step(1.0)
+    late.step(2.0)
+    after = time.monotonic() - origin
+    steady = steady_of([late, early], clock_origin=origin)
+    assert steady is not None
+    assert [span.steps for span in steady.spans] == [1, 2]
+    for span in steady.spans:
+        assert 0.0 <= span.start_s <= span.end_s <= after
+    assert steady.spans[0].start_s <= steady.spans[1].start_s
+
+
+def test_without_the_samples_clock_no_window_is_placed():
+    window = SteadyWindow()
+    window.step(1.0)
+    window.step(2.0)
+    steady = steady_of([window])
+    assert steady is not None and steady.spans == ()
