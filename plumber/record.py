@@ -439,10 +439,23 @@ class Profile:
             )
         if version < 1:
             raise ProfileVersionError(f"unknown profile schema version {version}")
+        from plumber.recordload import build
+
         try:
-            return _build(cls, data)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ProfileFormatError(f"malformed profile: {exc}") from exc
+            profile = build(cls, data, "")
+        except KeyError as exc:
+            raise ProfileFormatError(f"malformed profile: {exc.args[0]}") from None
+        except (TypeError, ValueError) as exc:
+            raise ProfileFormatError(f"malformed profile: {exc}") from None
+        except RecursionError:
+            raise ProfileFormatError("malformed profile: nested too deeply") from None
+        for index, pipeline in enumerate(profile.pipelines):
+            if all(stage.id != pipeline.root for stage in pipeline.stages):
+                raise ProfileFormatError(
+                    f"malformed profile: pipelines[{index}].root {pipeline.root!r} names "
+                    f"none of its stages"
+                )
+        return profile
 
     @classmethod
     def load(cls, path: str | Path) -> Profile:
@@ -460,6 +473,8 @@ class Profile:
             raise ProfileFormatError(
                 f"{path} is not valid JSON ({exc.msg}, line {exc.lineno})"
             ) from None
+        except RecursionError:
+            raise ProfileFormatError(f"{path} is not valid JSON (nested too deeply)") from None
         return cls.from_dict(data)
 
 
@@ -471,73 +486,4 @@ def _to_jsonable(value: Any) -> Any:
         return [_to_jsonable(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         return None
-    return value
-
-
-def _build(tp: Any, data: Any) -> Any:
-    """Rebuild a dataclass tree from JSON data, following the type hints."""
-    hints = _hints(tp)
-    kwargs = {}
-    for f in dataclasses.fields(tp):
-        if f.name not in data:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise KeyError(f"{tp.__name__}.{f.name} is missing")
-            continue
-        kwargs[f.name] = _convert(hints[f.name], data[f.name], f"{tp.__name__}.{f.name}")
-    return tp(**kwargs)
-
-
-_HINT_CACHE: dict[type, dict[str, Any]] = {}
-
-
-def _hints(tp: type) -> dict[str, Any]:
-    import typing
-
-    if tp not in _HINT_CACHE:
-        _HINT_CACHE[tp] = typing.get_type_hints(tp)
-    return _HINT_CACHE[tp]
-
-
-def _convert(hint: Any, value: Any, where: str) -> Any:
-    import types
-    import typing
-
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _convert(inner, value, where)
-    if dataclasses.is_dataclass(hint):
-        if not isinstance(value, Mapping):
-            raise TypeError(f"{where} must be an object")
-        return _build(hint, value)
-    if origin is tuple:
-        if not isinstance(value, list):
-            raise TypeError(f"{where} must be a list")
-        inner = args[0] if args else Any
-        return tuple(_convert(inner, v, where) for v in value)
-    if origin in (Mapping, dict) or hint is Mapping:
-        if not isinstance(value, Mapping):
-            raise TypeError(f"{where} must be an object")
-        return dict(value)
-    if hint is float:
-        if value is None:
-            return math.nan
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise TypeError(f"{where} must be a number")
-        return float(value)
-    if hint is int:
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise TypeError(f"{where} must be an integer")
-        return value
-    if hint is str:
-        if not isinstance(value, str):
-            raise TypeError(f"{where} must be a string")
-        return value
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise TypeError(f"{where} must be true or false")
-        return value
     return value
