@@ -34,8 +34,10 @@ from typing import Any
 
 import psutil
 
+import plumber
 from plumber.cachedir import data_cache_dir, default_cache_dir, free_bytes
 from plumber.record import Machine
+from plumber.recordload import MAX_MAGNITUDE
 from plumber.sampler import probe_gpus
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -257,14 +259,44 @@ def cached_read_bandwidth(path: str | Path, cache_dir: str | Path | None = None)
     prefix = _machine_prefix()
     key = f"{prefix}dev{os.stat(path).st_dev}"
     entries = _read_cache(store)
-    entry = entries.get(key)
-    if isinstance(entry, dict) and isinstance(entry.get("disk_read_bps"), (int, float)):
-        return float(entry["disk_read_bps"])
+    cached = _valid_bandwidth(entries.get(key))
+    if cached is not None:
+        return cached
     bandwidth = measure_read_bandwidth(path)
     entries = {k: v for k, v in entries.items() if not _same_host_other_boot(k, prefix)}
-    entries[key] = {"disk_read_bps": bandwidth, "measured_at": time.time(), "path": str(path)}
+    entries[key] = {"disk_read_bps": bandwidth, "measured_at": time.time(), "path": str(path),
+                    "plumber_version": plumber.__version__}
     _write_cache(store, entries)
     return bandwidth
+
+
+#: The keys of a cache entry, as :func:`cached_read_bandwidth` writes them.
+_ENTRY_KEYS = frozenset({"disk_read_bps", "measured_at", "path", "plumber_version"})
+
+
+def _valid_bandwidth(entry: Any) -> float | None:
+    """The cached bandwidth when ``entry`` is exactly what this plumber writes, else None.
+
+    The cache is a file that may be edited or damaged: a ``true`` once
+    read as 1 B/s made the disk the diagnosed bottleneck. So an entry is
+    used only with its known keys, written by this plumber version, its
+    bandwidth a finite number above zero (not a bool) and its time of
+    measurement in the past; anything else is measured again.
+    """
+    if not isinstance(entry, dict) or set(entry) != _ENTRY_KEYS:
+        return None
+    bandwidth, measured_at = entry["disk_read_bps"], entry["measured_at"]
+    if entry["plumber_version"] != plumber.__version__ or not isinstance(entry["path"], str):
+        return None
+    if not all(_finite_positive(v) for v in (bandwidth, measured_at)):
+        return None
+    return float(bandwidth) if measured_at <= time.time() else None
+
+
+def _finite_positive(value: Any) -> bool:
+    """A JSON number (not a bool) above zero and small enough for a profile (NaN is not)."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and 0 < value <= MAX_MAGNITUDE)
 
 
 def _same_host_other_boot(key: str, prefix: str) -> bool:

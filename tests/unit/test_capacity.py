@@ -229,3 +229,41 @@ def test_machine_takes_the_first_existing_path_and_gpu_facts_from_the_sampler(
     assert machine.disk_probe_path == str(data_file)
     assert machine.gpu_status == "present"
     assert machine.gpus == ({"name": "Fake", "memory_total_bytes": 1},)
+
+
+@pytest.mark.parametrize("bad", [
+    {"disk_read_bps": True},
+    {"disk_read_bps": 0},
+    {"disk_read_bps": -5.0},
+    {"disk_read_bps": "fast"},
+    {"disk_read_bps": 10**400},
+    {"disk_read_bps": None},
+    {"disk_read_bps": [1]},
+    {"plumber_version": "0.0.1"},
+    {"measured_at": 4e18},
+    {"extra": 1},
+], ids=lambda bad: "-".join(f"{k}={str(v)[:8]}" for k, v in bad.items()))
+def test_a_bad_cache_entry_is_never_trusted_but_measured_again_and_rewritten(
+    tmp_path, counted_measure, data_file, bad
+):
+    """GIVEN this machine's cache entry with one bad field (``true`` once read as 1 B/s)."""
+    cache = tmp_path / "cache"
+    capacity.cached_read_bandwidth(data_file, cache)
+    store = cache / "capacity.json"
+    (key, entry), = json.loads(store.read_text()).items()
+    store.write_text(json.dumps({key: {**entry, **bad}}))
+    assert capacity.cached_read_bandwidth(data_file, cache) == 123e6
+    assert len(counted_measure) == 2
+    rewritten = json.loads(store.read_text())[key]
+    assert rewritten["disk_read_bps"] == 123e6 and set(rewritten) == set(entry)
+
+
+def test_a_valid_cache_entry_nan_written_as_a_literal_is_measured_again(
+    tmp_path, counted_measure, data_file
+):
+    cache = tmp_path / "cache"
+    capacity.cached_read_bandwidth(data_file, cache)
+    store = cache / "capacity.json"
+    store.write_text(store.read_text().replace("123000000.0", "NaN"))
+    assert capacity.cached_read_bandwidth(data_file, cache) == 123e6
+    assert len(counted_measure) == 2
