@@ -4,6 +4,10 @@ Long runs sample resources thousands of times; a chart a few hundred
 pixels wide cannot show more than a few hundred points, so series are
 down-sampled to at most :data:`MAX_POINTS` (keeping each bucket's minimum
 and maximum, so short spikes survive) and the report stays small.
+
+The timelines shade the pipelines' steady windows, and the charts of
+quantities the verdict uses state their mean over those windows beside the
+whole run's (:mod:`plumber.reports.steady`).
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ from dataclasses import dataclass
 from markupsafe import Markup
 
 from plumber.analyzers.results import Bound
-from plumber.record import TimeSeries
+from plumber.record import SteadySpan, TimeSeries
 from plumber.reports import format as fmt
+from plumber.reports.steady import SteadyWindows, window_mean
 from plumber.reports.svg import element, fit, nice_ceiling, num, svg, text, title
 
 MAX_POINTS = 600
@@ -179,11 +184,13 @@ def line_chart(
     unit: Callable[[float], str],
     label: str,
     y_max: float | None = None,
+    windows: Sequence[SteadyWindows] = (),
 ) -> Markup:
     """A timeline of one or more series over run time ``t`` (seconds).
 
     ``unit`` formats the y ticks; ``y_max`` fixes the axis (100 for
-    percentages of the machine) instead of fitting it to the data.
+    percentages of the machine) instead of fitting it to the data. The
+    spans of ``windows`` are shaded under the lines.
     """
     lines = [(s.label, downsample(t, s.values)) for s in series]
     t_end = max((p[0] for _, pts in lines for p in pts), default=0.0) or 1.0
@@ -198,6 +205,10 @@ def line_chart(
         return f"{num(x)},{num(y)}"
 
     parts = [_line_grid(y_axis, t_end, unit)]
+    named = sum(1 for w in windows if w.spans) > 1
+    for window in windows:
+        whose = f" of {window.pipeline_id}" if named else ""
+        parts.extend(_shade(span, whose, t_end) for span in window.spans)
     for i, (name, points) in enumerate(lines):
         cls = f"line s{i}"
         if points:
@@ -209,6 +220,28 @@ def line_chart(
             )
             parts.append(text(x + 16, 11, fit(name, 120, 11), "legend"))
     return svg(_LINE_W, _LINE_H, label, *parts, cls="timeline")
+
+
+def _shade(span: SteadySpan, whose: str, t_end: float) -> Markup:
+    """A band over the plot's height from the span's start to its end, cut at the axis."""
+    plot_w = _LINE_W - _LINE_LEFT - _LINE_RIGHT
+    start = min(max(span.start_s / t_end, 0.0), 1.0)
+    end = min(max(span.end_s / t_end, start), 1.0)
+    band = {
+        "x": _LINE_LEFT + start * plot_w,
+        "y": _LINE_TOP,
+        "width": (end - start) * plot_w,
+        "height": _LINE_H - _LINE_TOP - _LINE_BOTTOM,
+        "class": "steady",
+    }
+    return element(
+        "rect",
+        band,
+        title(
+            f"steady window{whose}: {fmt.seconds(span.start_s)} to {fmt.seconds(span.end_s)}, "
+            f"{fmt.count(span.steps)} steps after the first"
+        ),
+    )
 
 
 def _line_grid(y_axis: float, t_end: float, unit: Callable[[float], str]) -> Markup:
@@ -246,43 +279,86 @@ def _time_step(t_end: float) -> float:
     return next((s for s in steps if t_end / s <= 6), nice_ceiling(t_end / 6))
 
 
-def timelines(resources: TimeSeries) -> tuple[Chart, ...]:
-    """Resource charts for the sensors that recorded samples (empty ones are skipped)."""
-    specs: list[tuple[str, list[Series], str, float | None]] = [
-        ("Machine CPU", [Series("CPU", resources.cpu_percent)], "percent", 100.0),
+def timelines(
+    resources: TimeSeries, windows: Sequence[SteadyWindows] = ()
+) -> tuple[Chart, ...]:
+    """Resource charts for the sensors that recorded samples (empty ones are skipped).
+
+    Each shades the steady ``windows``. Machine CPU (other processes
+    crowding the cores), process CPU (the cores the run kept busy) and disk
+    reads (a busy disk) are quantities the verdict uses, so their captions
+    give the mean over the steady window too, or say there is none.
+    """
+    specs: list[tuple[str, list[Series], str, float | None, bool]] = [
+        ("Machine CPU", [Series("CPU", resources.cpu_percent)], "percent", 100.0, True),
         (
             "Process CPU (100% = one core)",
             [Series("process", resources.process_cpu_percent)],
             "percent",
             None,
+            True,
         ),
-        ("Disk reads", [Series("read", resources.disk_read_bps)], "bandwidth", None),
+        ("Disk reads", [Series("read", resources.disk_read_bps)], "bandwidth", None, True),
         (
             "Network",
             [Series("received", resources.net_recv_bps), Series("sent", resources.net_sent_bps)],
             "bandwidth",
             None,
+            False,
         ),
-        ("Process memory (RSS)", [Series("RSS", resources.process_rss_bytes)], "size", None),
-        ("GPU utilisation", [Series("GPU", resources.gpu_util_percent)], "percent", 100.0),
-        ("GPU memory", [Series("used", resources.gpu_memory_used_bytes)], "size", None),
+        ("Process memory (RSS)", [Series("RSS", resources.process_rss_bytes)], "size", None,
+         False),
+        ("GPU utilisation", [Series("GPU", resources.gpu_util_percent)], "percent", 100.0, False),
+        ("GPU memory", [Series("used", resources.gpu_memory_used_bytes)], "size", None, False),
     ]
     units = {"percent": fmt.percent, "bandwidth": fmt.bandwidth, "size": fmt.size}
     charts = []
-    for name, series, unit, y_max in specs:
+    for name, series, unit, y_max, verdict in specs:
         present = [s for s in series if s.values]
         if not present or not resources.t:
             continue
-        caption = "; ".join(_series_caption(s, units[unit]) for s in present)
-        svg = line_chart(resources.t, present, units[unit], name, y_max)
+        steady = windows if verdict else None
+        caption = "; ".join(
+            _series_caption(s, units[unit], resources.t, steady) for s in present
+        )
+        svg = line_chart(resources.t, present, units[unit], name, y_max, windows)
         charts.append(Chart(name, caption, svg))
     return tuple(charts)
 
 
-def _series_caption(series: Series, unit: Callable[[float], str]) -> str:
-    """Mean and peak of a series, in the chart's unit."""
+def _series_caption(
+    series: Series,
+    unit: Callable[[float], str],
+    t: Sequence[float],
+    windows: Sequence[SteadyWindows] | None,
+) -> str:
+    """Mean and peak of a series, in the chart's unit; with ``windows``, its steady mean too."""
     values = [v for v in series.values if fmt.is_number(v)]
     if not values:
         return f"{series.label}: no finite samples"
     mean = sum(values) / len(values)
-    return f"{series.label}: mean {unit(mean)}, peak {unit(max(values))}"
+    peak = f"peak {unit(max(values))}"
+    if windows is None:
+        return f"{series.label}: mean {unit(mean)}, {peak}"
+    steady = _steady_means(series, unit, t, windows)
+    return f"{series.label}: mean {unit(mean)} over the run, {steady}, {peak}"
+
+
+def _steady_means(
+    series: Series, unit: Callable[[float], str], t: Sequence[float],
+    windows: Sequence[SteadyWindows],
+) -> str:
+    """``71% over the steady window (shaded)``, one per pipeline when several have one."""
+    placed = [w for w in windows if w.spans]
+    if not placed:
+        return "no steady window found"
+    parts = []
+    for window in placed:
+        whose = (
+            "the steady window" if len(windows) == 1 else f"{window.pipeline_id}'s steady window"
+        )
+        mean = window_mean(t, series.values, window.spans)
+        parts.append(
+            f"{unit(mean)} over {whose}" if mean is not None else f"no sample inside {whose}"
+        )
+    return ", ".join(parts) + " (shaded)"

@@ -26,6 +26,7 @@ from plumber.reports.paths import full_source, short_source, shorten_paths
 from plumber.reports.plan import PlanView, plan_view, plans_by_pipeline
 from plumber.reports.pool import member_shares, pool_members
 from plumber.reports.stage_table import StageRows
+from plumber.reports.steady import steady_note, steady_windows
 from plumber.reports.threads import ThreadRow, profiler_overhead, thread_rows
 from plumber.reports.view import (
     analyses_by_stage,
@@ -88,7 +89,11 @@ class PipelineView:
 
 @dataclass(frozen=True)
 class ReportView:
-    """The whole page: run status, pipelines, resource timelines, run info."""
+    """The whole page: run status, pipelines, resource timelines, run info.
+
+    ``steady_note`` says what the timelines shade (the steady windows) or why
+    nothing is shaded.
+    """
 
     title: str
     command: str
@@ -98,6 +103,7 @@ class ReportView:
     pipelines: tuple[PipelineView, ...]
     network: NetworkView | None
     timelines: tuple[Chart, ...]
+    steady_note: str
     run: tuple[tuple[str, str], ...]
     machine: tuple[tuple[str, str], ...]
     error: str | None
@@ -118,6 +124,7 @@ def report_view(
     plans = plans_by_pipeline(plan, profile)
     script_dir = Path(plan.script).resolve().parent if plan is not None else Path()
     command = shlex.join(run.command)
+    windows = steady_windows(profile)
     status = "interrupted" if run.interrupted else f"exit status {run.exit_status}"
     return ReportView(
         title=f"plumber: {command}" if command else "plumber report",
@@ -131,7 +138,8 @@ def report_view(
             for i, p in enumerate(profile.pipelines)
         ),
         network=network_view(profile),
-        timelines=timelines(profile.resources),
+        timelines=timelines(profile.resources, windows),
+        steady_note=steady_note(windows),
         run=_run_rows(profile),
         machine=_machine_rows(profile),
         error=run.error,
