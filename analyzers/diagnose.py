@@ -111,7 +111,11 @@ def scene(profile: Profile, pipeline: Pipeline) -> Scene:
 def _scene(profile: Profile, pipeline: Pipeline, warnings: list[str]) -> Scene:
     """Measure everything the model needs for ``pipeline`` and compute its bounds."""
     machine = profile.machine
-    cores = machine.cores_usable if machine.cores_usable > 0 else float(machine.cores_logical)
+    cores = machine.cores_usable
+    if not cores > 0:
+        cores = float(max(machine.cores_logical, 1))
+        warnings.append(f"The usable cores were not recorded; the machine's {cores:g} logical "
+                        f"cores stand in for them.")
     consumer = pipeline.consumer
     steady = steady_rate(pipeline)
     observed = steady if steady is not None else observed_rate(pipeline)

@@ -430,7 +430,7 @@ class Profile:
         if not isinstance(data, Mapping) or "schema_version" not in data:
             raise ProfileFormatError("not a plumber profile (no schema_version)")
         version = data["schema_version"]
-        if not isinstance(version, int):
+        if not isinstance(version, int) or isinstance(version, bool):
             raise ProfileFormatError(f"schema_version must be an integer, got {version!r}")
         if version > SCHEMA_VERSION:
             raise ProfileVersionError(
