@@ -9,8 +9,9 @@ from a broken baseline or a crashing script.
 OK = 0
 #: Bad input: missing script, unreadable/corrupt/incompatible profile, bad flags.
 USAGE = 2
-#: plumber itself failed (a bug): the traceback is printed, the profile kept.
-INTERNAL = 3
+#: plumber itself failed (a bug): the traceback is printed, the profile kept. sysexits'
+#: EX_SOFTWARE, outside the small codes scripts use for themselves (``os._exit(3)``).
+INTERNAL = 70
 #: gate: a pipeline's throughput fell below its calibrated baseline beyond the tolerance.
 GATE_REGRESSION = 10
 #: gate: an input-bound pipeline has a different bottleneck (stage or kind) than its baseline.

@@ -1,13 +1,16 @@
-"""How much of a script's iteration is profiled, and the signal that stops it.
+"""How much of a script's iteration is profiled, and the signals that stop it.
 
 Shared by every framework's hooks (tf.data, torch): the same ``--steps`` and
-``--duration`` bounds apply whatever the script iterates.
+``--duration`` bounds apply whatever the script iterates. Ctrl-C, SIGTERM and
+SIGHUP (a cancelled CI job, ``timeout``) stop the script the same way, so the
+profile of what ran is still written.
 """
 
 from __future__ import annotations
 
 import _thread
 import contextlib
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -30,6 +33,27 @@ class BoundReached(BaseException):  # noqa: N818 - it is a signal, not an error
     """
 
 
+class Terminated(BaseException):  # noqa: N818 - it is a signal, not an error
+    """Raised into the script when plumber's process gets SIGTERM or SIGHUP.
+
+    A BaseException, as KeyboardInterrupt is, so that a script's ``except
+    Exception`` does not swallow it; its ``finally`` blocks still run.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def exit_status(self) -> int:
+        """The shell's status for a process ended by this signal: 128 + its number."""
+        return 128 + self.signum
+
+
+#: Signals that end a run from outside (besides Ctrl-C), handled like Ctrl-C.
+TERMINATING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
 class ScriptStopper:
     """Stops the profiled script once a bound is reached, from whichever thread noticed.
 
@@ -43,8 +67,8 @@ class ScriptStopper:
     that interrupt does nothing at all in a process that ignores SIGINT (a
     background job of a non-interactive shell). So the hooks call
     :meth:`reraise_lost` at every step of the loop: a reached
-    bound is raised again there, and so, once, is a Ctrl-C that
-    :func:`remembering_interrupts` saw.
+    bound is raised again there, and so, once, is a Ctrl-C, SIGTERM or
+    SIGHUP that :func:`remembering_interrupts` saw.
     """
 
     def __init__(self) -> None:
@@ -62,20 +86,24 @@ class ScriptStopper:
 
     def reraise_lost(self) -> None:
         """In the main thread, raise a stop that was asked for and may have been lost."""
-        if self.bound is None and not _INTERRUPT.pending:
+        if self.bound is None and _INTERRUPT.pending is None:
             return
         if threading.current_thread() is not threading.main_thread():
             return
         if self.bound is not None:
             raise BoundReached(self.bound)
-        _INTERRUPT.pending = False
-        raise KeyboardInterrupt
+        signum, _INTERRUPT.pending = _INTERRUPT.pending, None
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise Terminated(signum)
 
 
 class _Interrupt:
-    """Whether the user pressed Ctrl-C and the script may not have stopped yet."""
+    """The signal (Ctrl-C, SIGTERM, SIGHUP) received while the script may not have stopped."""
 
-    pending = False
+    pending: int | None = None
+    #: Plumber's termination handlers in place: signal -> the handler they replaced.
+    replaced: dict[int, Any] = {}
 
 
 _INTERRUPT = _Interrupt()
@@ -83,23 +111,52 @@ _INTERRUPT = _Interrupt()
 
 @contextlib.contextmanager
 def remembering_interrupts() -> Iterator[None]:
-    """While active (in the main thread), a Ctrl-C is remembered as well as raised.
+    """While active (in the main thread), a Ctrl-C, SIGTERM or SIGHUP stops the script.
 
-    Only Python's default handler is replaced (a script's own is left alone),
-    and it is put back on exit.
+    Ctrl-C raises KeyboardInterrupt as Python's own handler does; SIGTERM and
+    SIGHUP raise :class:`Terminated`; each is remembered too, so a stop lost
+    in a ``__del__`` is raised again. Only default handlers are replaced: a
+    script's or host's own handler, or a signal ignored by the parent
+    (``nohup``), is left alone. The previous handlers are put back on exit.
     """
     in_main = threading.current_thread() is threading.main_thread()
-    if not in_main or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+    if not in_main:
         yield
         return
-
-    def remember(signum: int, frame: Any) -> None:
-        _INTERRUPT.pending = True
-        signal.default_int_handler(signum, frame)
-
-    signal.signal(signal.SIGINT, remember)
+    replaced: dict[int, Any] = {}
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        replaced[signal.SIGINT] = signal.signal(signal.SIGINT, _remember_interrupt)
+    for signum in TERMINATING_SIGNALS:
+        if signal.getsignal(signum) is signal.SIG_DFL:
+            replaced[signum] = signal.signal(signum, _terminate)
+    _INTERRUPT.replaced = {s: h for s, h in replaced.items() if s != signal.SIGINT}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        _INTERRUPT.pending = False
+        _INTERRUPT.replaced = {}
+        for signum, previous in replaced.items():
+            signal.signal(signum, previous)
+        _INTERRUPT.pending = None
+
+
+def _remember_interrupt(signum: int, frame: Any) -> None:
+    _INTERRUPT.pending = signum
+    signal.default_int_handler(signum, frame)
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    _INTERRUPT.pending = signum
+    raise Terminated(signum)
+
+
+def _default_termination_in_child() -> None:
+    """A forked child (a DataLoader worker, the script's own ``os.fork()``) dies of
+    SIGTERM/SIGHUP as it would without plumber, instead of inheriting its handler."""
+    for signum, previous in _INTERRUPT.replaced.items():
+        with contextlib.suppress(ValueError):  # not the child's main thread: nothing to undo
+            signal.signal(signum, previous)
+    _INTERRUPT.replaced = {}
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_default_termination_in_child)

@@ -2,10 +2,16 @@
 
 The script runs as ``__main__`` with its own ``sys.argv`` and its directory
 first on ``sys.path``. However it ends (normally, ``sys.exit``, an exception,
-Ctrl-C, or plumber's own step/duration bound) the outcome is returned, never
-raised, so the profile of what ran is always written afterwards. A Ctrl-C
-that Python loses (in a ``__del__``) is raised again at the loop's next step
+Ctrl-C, SIGTERM or SIGHUP, or plumber's own step/duration bound) the outcome
+is returned, never raised, so the profile of what ran is always written
+afterwards. A Ctrl-C or termination signal that Python loses (in a
+``__del__``) is raised again at the loop's next step
 (:class:`plumber.runbounds.ScriptStopper`), so one is always enough.
+
+A process the script forks (``os.fork()``) that leaves the script ends there
+with the script's status, as ``python SCRIPT`` would: only the process that
+started the script writes the profile, prints the summary or runs a plan's
+end-of-run steps.
 """
 
 from __future__ import annotations
@@ -15,12 +21,15 @@ import runpy
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from plumber.runbounds import remembering_interrupts
+from plumber.runbounds import Terminated, remembering_interrupts
+from plumber.stdio import discard_output, flushed
 
 EXIT_INTERRUPTED = 130
+#: Python's status when the script's output could not be written at its end (stdout closed).
+EXIT_OUTPUT_LOST = 120
 
 
 @dataclass(frozen=True)
@@ -38,10 +47,26 @@ def run_script(
     args: Sequence[str],
     is_bound_stop: Callable[[BaseException], bool],
 ) -> ScriptOutcome:
-    """Run ``script`` with ``args``; ``is_bound_stop`` recognises plumber's own stop."""
+    """Run ``script`` with ``args``; ``is_bound_stop`` recognises plumber's own stop.
+
+    In a child the script forked, this does not return: the child exits
+    with the script's status.
+    """
+    starter = os.getpid()
     saved_argv, saved_path = sys.argv[:], sys.path[:]
     sys.argv = [str(script), *args]
     sys.path.insert(0, str(script.resolve().parent))
+    try:
+        outcome = _run(script, is_bound_stop)
+    finally:
+        sys.argv, sys.path[:] = saved_argv, saved_path
+    outcome = _with_output_written(outcome)
+    if os.getpid() != starter:
+        os._exit(outcome.exit_status)
+    return outcome
+
+
+def _run(script: Path, is_bound_stop: Callable[[BaseException], bool]) -> ScriptOutcome:
     try:
         with remembering_interrupts():
             runpy.run_path(str(script), run_name="__main__")
@@ -53,12 +78,11 @@ def run_script(
             return ScriptOutcome(exit_status=0, bounded=True)
         if isinstance(exc, KeyboardInterrupt):
             return ScriptOutcome(EXIT_INTERRUPTED, error="interrupted (Ctrl-C)", interrupted=True)
-        traceback.print_exc()
+        if isinstance(exc, Terminated):
+            return ScriptOutcome(exc.exit_status, error=f"terminated ({exc})", interrupted=True)
+        _print_error(traceback.format_exc())
         summary = f"{type(exc).__name__}: {exc}".strip()
         return ScriptOutcome(exit_status=1, error=summary.splitlines()[0][:500])
-    finally:
-        sys.argv, sys.path[:] = saved_argv, saved_path
-        sys.stdout.flush()
 
 
 def _from_exit(exc: SystemExit) -> ScriptOutcome:
@@ -67,8 +91,31 @@ def _from_exit(exc: SystemExit) -> ScriptOutcome:
         return ScriptOutcome(exit_status=0)
     if isinstance(code, int):
         return ScriptOutcome(exit_status=code, error=None if code == 0 else f"exit status {code}")
-    print(code, file=sys.stderr)
+    _print_error(f"{code}\n")
     return ScriptOutcome(exit_status=1, error=str(code)[:500])
+
+
+def _print_error(text: str) -> None:
+    """The script's error on stderr, as Python prints it; dropped if stderr's reader has gone."""
+    try:
+        sys.stderr.write(text)
+    except BrokenPipeError:
+        discard_output(sys.stderr)
+
+
+def _with_output_written(outcome: ScriptOutcome) -> ScriptOutcome:
+    """Write out what the script left buffered; if its reader has gone, end as Python does.
+
+    ``python SCRIPT | head -1`` exits 120 when the script's last output cannot
+    be written; the output is dropped and the run reported with that status.
+    """
+    written = [flushed(stream) for stream in (sys.stdout, sys.stderr)]
+    if all(written):
+        return outcome
+    return replace(
+        outcome, exit_status=EXIT_OUTPUT_LOST,
+        error=outcome.error or "the script's output could not be written (its reader had gone)",
+    )
 
 
 def check_script(script: Path) -> str | None:
