@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Protocol
 
+from plumber.stdio import write_now
+
 
 class Command(Protocol):
     """A subcommand: its name, help text, arguments and ``run`` returning an exit code."""
@@ -22,7 +24,7 @@ class Command(Protocol):
 
 def say(message: str) -> None:
     """A progress or status line for the user, on stderr so script output stays clean."""
-    print(f"plumber: {message}", file=sys.stderr, flush=True)
+    write_now(sys.stderr, f"plumber: {message}\n")
 
 
 def add_script_arguments(parser: argparse.ArgumentParser, verb: str = "run") -> None:

@@ -20,6 +20,7 @@ from plumber.commands.base import (
     say,
     script_arguments,
 )
+from plumber.stdio import write_now
 
 if TYPE_CHECKING:
     from plumber.gate.runner import RunOptions
@@ -119,7 +120,7 @@ class GateCommand:
         from plumber.gate.junit import gate_junit
         from plumber.gate.markdown import gate_summary
 
-        print(gate_summary(result), end="", flush=True)
+        write_now(sys.stdout, gate_summary(result))
         if args.junit_xml is not None:
             _write(args.junit_xml, gate_junit(result))
         return result.exit_code
@@ -131,7 +132,7 @@ def _update(args: argparse.Namespace, script_args: list[str], options: RunOption
     from plumber.gate.markdown import recorded_summary
 
     measured = api.record(args.target, args.baseline, script_args, options, say)
-    print(recorded_summary(measured, str(args.baseline)), end="", flush=True)
+    write_now(sys.stdout, recorded_summary(measured, str(args.baseline)))
     return exitcodes.OK
 
 

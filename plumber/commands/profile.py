@@ -16,6 +16,7 @@ from plumber.commands.base import (
     script_arguments,
     script_unusable,
 )
+from plumber.stdio import write_now
 
 
 def default_output_dir(script: Path) -> Path:
@@ -66,5 +67,5 @@ class ProfileCommand:
             traceback.print_exc()
             say(f"error: the report could not be written; the profile is saved at {profile_path}")
             return result.outcome.exit_status or exitcodes.INTERNAL
-        print(rendered.summary, file=sys.stderr, flush=True)
+        write_now(sys.stderr, rendered.summary + "\n")
         return result.outcome.exit_status

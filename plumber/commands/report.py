@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from plumber import exitcodes
+from plumber.stdio import write_now
 
 
 class ReportCommand:
@@ -32,5 +33,5 @@ class ReportCommand:
             return exitcodes.USAGE
         report_path = args.output or args.profile.with_name("report.html")
         rendered = render(profile, report_path, args.profile)
-        print(rendered.summary)
+        write_now(sys.stdout, rendered.summary + "\n")
         return exitcodes.OK

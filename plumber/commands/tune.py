@@ -19,6 +19,7 @@ from plumber.commands.base import (
     script_unusable,
 )
 from plumber.commands.profile import default_output_dir
+from plumber.stdio import write_now
 from plumber.tuner.speedup import DEFAULT_ROUNDS, MAX_ROUNDS, Comparison, runs_of, spread_text
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ class TuneCommand:
         profile_path = result.profile.save(out_dir / "profile.json")
         rendered = render(result.profile, out_dir / "report.html", profile_path)
         # The verdict the plan follows from, in the words ``plumber profile`` prints.
-        print(rendered.summary, file=sys.stderr, flush=True)
+        write_now(sys.stderr, rendered.summary + "\n")
         if result.outcome.exit_status != 0:
             say("the script failed while profiling; no plan derived")
             return result.outcome.exit_status
