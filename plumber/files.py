@@ -1,19 +1,106 @@
-"""Writing plumber's own files so a crash never leaves a half-written one."""
+"""Writing plumber's own files: checked before a run, never left half-written.
+
+A command's output paths are resolved against the working folder plumber
+started in (a script that changes folder must not move them), and checked
+before the script runs: an output may not be a folder, overwrite one of the
+command's inputs or another output, and its folder must take a small file
+(an unwritable or full folder is found before a long run, not after).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Mapping
+from itertools import combinations
 from pathlib import Path
+
+#: Bytes the writability probe writes (a page: a full filesystem refuses it).
+PROBE_BYTES = 4096
+
+
+class OutputError(ValueError):
+    """An output path that cannot be written, with a one-line reason."""
 
 
 def write_text_atomically(path: str | Path, text: str) -> Path:
     """Write ``text`` to ``path`` through a temporary file and a rename; return the path.
 
     The folder is created when missing. A reader sees the old file or the new
-    one, never a truncated one (profiles are written also when a run fails).
+    one, never a truncated one (profiles are written also when a run fails);
+    a temporary file a full disk cut short is removed.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
+
+
+def checked_outputs(outputs: Mapping[str, str | Path],
+                    inputs: Mapping[str, str | Path] | None = None) -> dict[str, Path]:
+    """``outputs`` (by what they hold) as absolute paths, checked; raise :class:`OutputError`.
+
+    An output must not be an existing folder, nor the same file as one of
+    ``inputs`` or another output (a symbolic or hard link counts as the same
+    file); its folder is created and must take a small file. Relative paths
+    are taken from the working folder now, before a script can change it.
+    """
+    resolved = {what: Path(os.path.abspath(path)) for what, path in outputs.items()}
+    for what, output in resolved.items():
+        if output.is_dir():
+            raise OutputError(f"the {what} would be written to {output}, which is a folder; "
+                              f"give a file name")
+        for given, path in (inputs or {}).items():
+            if same_file(output, Path(path)):
+                raise OutputError(f"the {what} would overwrite the {given} {path}")
+    for (first, one), (second, other) in combinations(resolved.items(), 2):
+        if same_file(one, other):
+            raise OutputError(f"the {first} and the {second} would both be written to {one}")
+    for folder in dict.fromkeys(output.parent for output in resolved.values()):
+        check_writable_folder(folder)
+    return resolved
+
+
+def checked_output_folder(folder: str | Path, files: Mapping[str, str],
+                          inputs: Mapping[str, str | Path] | None = None) -> Path:
+    """``folder`` as an absolute path, checked to take ``files`` (see :func:`checked_outputs`)."""
+    absolute = Path(os.path.abspath(folder))
+    if absolute.exists() and not absolute.is_dir():
+        raise OutputError(f"the output folder {absolute} exists and is not a folder")
+    if files:
+        checked_outputs({what: absolute / name for what, name in files.items()}, inputs)
+    else:
+        check_writable_folder(absolute)
+    return absolute
+
+
+def check_writable_folder(folder: Path) -> None:
+    """Create ``folder`` and write and remove a small file there; raise :class:`OutputError`."""
+    probe = folder / f".plumber-write-probe-{os.getpid()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(probe, "wb") as handle:
+            handle.write(b"\0" * PROBE_BYTES)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        raise OutputError(f"cannot write to {folder}: {exc.strerror or exc}") from None
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink(missing_ok=True)
+
+
+def same_file(first: Path, second: Path) -> bool:
+    """Whether two paths name one file: the same path once links resolve, or one inode."""
+    if os.path.realpath(first) == os.path.realpath(second):
+        return True
+    try:
+        return os.path.samefile(first, second)
+    except OSError:
+        return False

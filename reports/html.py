@@ -16,6 +16,7 @@ from pathlib import Path
 import jinja2
 
 from plumber.analyzers.results import Diagnosis
+from plumber.files import write_text_atomically
 from plumber.record import Profile
 from plumber.reports.context import report_view
 from plumber.tuner.plan import Plan
@@ -51,8 +52,5 @@ def render_html(
 def write_html(
     path: str | Path, profile: Profile, diagnoses: Sequence[Diagnosis], plan: Plan | None = None
 ) -> Path:
-    """Render the report and write it to ``path`` (parents created); return the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_html(profile, diagnoses, plan), encoding="utf-8")
-    return path
+    """Render the report and write it to ``path`` atomically (parents created); return the path."""
+    return write_text_atomically(path, render_html(profile, diagnoses, plan))

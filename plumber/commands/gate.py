@@ -92,7 +92,7 @@ class GateCommand:
         from plumber.gate.runner import RunOptions, ScriptFailed
         from plumber.record import ProfileFormatError, ProfileVersionError
 
-        problem = _check_target(args)
+        problem = _check_target(args) or _check_outputs(args)
         if problem is not None:
             return _error(problem, exitcodes.USAGE)
         defaults = RunOptions()
@@ -155,6 +155,49 @@ def _check_target(args: argparse.Namespace) -> str | None:
     return None
 
 
+def _check_outputs(args: argparse.Namespace) -> str | None:
+    """A one-line reason why an output cannot be written, or None; outputs made absolute.
+
+    The baseline is an output with ``--update`` (and may then replace only a
+    baseline), else an input; no output may overwrite the target or the
+    baseline read, and ``--output`` must be a folder that takes files.
+    """
+    from plumber.files import OutputError, checked_output_folder, checked_outputs
+    from plumber.gate.api import is_profile
+
+    outputs = {"JUnit XML report": args.junit_xml} if args.junit_xml is not None else {}
+    inputs = {"profile" if is_profile(args.target) else "script": args.target}
+    if args.update:
+        outputs["baseline"] = args.baseline
+        if args.baseline.is_file() and not _is_baseline(args.baseline):
+            return (f"--update would replace {args.baseline}, which is not a plumber gate "
+                    f"baseline; give a new file name or remove it first")
+    else:
+        inputs["baseline"] = args.baseline
+    try:
+        written = checked_outputs(outputs, inputs)
+        if args.output is not None:
+            args.output = checked_output_folder(args.output, {})
+    except OutputError as exc:
+        return str(exc)
+    args.junit_xml = written.get("JUnit XML report")
+    args.baseline = written.get("baseline", args.baseline)
+    return None
+
+
+def _is_baseline(path: Path) -> bool:
+    """Whether ``path`` holds a plumber gate baseline (any version, even a damaged one)."""
+    import json
+
+    from plumber.gate.baseline import FORMAT
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return False
+    return isinstance(data, dict) and data.get("format") == FORMAT
+
+
 def _error(reason: str, code: int, junit: Path | None = None, name: str = "") -> int:
     """Print the one-line reason, write it as a JUnit error when asked, return ``code``."""
     print(f"plumber: error: {reason}", file=sys.stderr, flush=True)
@@ -166,5 +209,6 @@ def _error(reason: str, code: int, junit: Path | None = None, name: str = "") ->
 
 
 def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    from plumber.files import write_text_atomically
+
+    write_text_atomically(path, text)

@@ -23,15 +23,23 @@ class ReportCommand:
         )
 
     def run(self, args: argparse.Namespace) -> int:
+        from plumber.files import OutputError, checked_outputs
         from plumber.outputs import render
         from plumber.record import Profile, ProfileFormatError, ProfileVersionError
 
         try:
             profile = Profile.load(args.profile)
-        except (ProfileFormatError, ProfileVersionError) as exc:
+            report_path = checked_outputs(
+                {"report": args.output or args.profile.with_name("report.html")},
+                {"profile": args.profile},
+            )["report"]
+        except (ProfileFormatError, ProfileVersionError, OutputError) as exc:
             print(f"plumber: error: {exc}", file=sys.stderr)
             return exitcodes.USAGE
-        report_path = args.output or args.profile.with_name("report.html")
-        rendered = render(profile, report_path, args.profile)
+        try:
+            rendered = render(profile, report_path, args.profile)
+        except OSError as exc:
+            print(f"plumber: error: the report could not be written: {exc}", file=sys.stderr)
+            return exitcodes.USAGE
         write_now(sys.stdout, rendered.summary + "\n")
         return exitcodes.OK

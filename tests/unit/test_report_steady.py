@@ -11,7 +11,7 @@ import dataclasses
 import re
 
 from plumber.analyzers.diagnose import diagnose_all
-from plumber.record import ConsumerStats, Pipeline, Profile, SteadySpan, TimeSeries
+from plumber.record import Pipeline, Profile, SteadySpan, TimeSeries
 from plumber.reports.charts import timelines
 from plumber.reports.html import render_html
 from plumber.reports.steady import steady_note, steady_windows, window_mean
@@ -133,7 +133,3 @@ def test_several_pipelines_each_get_their_own_steady_mean():
     note = steady_note(steady_windows(profile))
     assert "steady window of pipeline-0, pipeline-1" in note
     assert "No steady window for pipeline-2: the training loop was not observed." in note
-
-
-def test_consumer_stats_default_to_no_spans():
-    assert ConsumerStats("python_next", 1, 0.0, 0.0).steady_spans == ()
