@@ -24,6 +24,7 @@ import plumber
 from plumber.capacity import probe_machine
 from plumber.nettrace import RequestTracer
 from plumber.record import Machine, Pipeline, Profile, RunInfo, ThreadCpu
+from plumber.redact import redact_arguments, redact_message, secret_values
 from plumber.sampler import ResourceSampler
 from plumber.scriptrun import ScriptOutcome, run_script
 from plumber.threadcpu import ThreadCpuTracker
@@ -45,6 +46,9 @@ class SessionOptions:
     #: Entered around the script, inside the instrumentation: how ``tune``
     #: builds the script's pipelines with a plan while measuring them.
     around_script: Callable[[], contextlib.AbstractContextManager[Any]] | None = None
+    #: Record the command line as given: by default the values of secret-looking
+    #: arguments and URL credentials are redacted (:mod:`plumber.redact`).
+    keep_secrets: bool = False
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,8 @@ def assemble(
 
     ``subject`` names what ran (``the script``) in the note written when no
     pipeline was iterated; ``bounded_by`` is the bound that stopped it, if any.
+    Unless ``options.keep_secrets``, the command, the error and the notes are
+    recorded with secrets redacted (:mod:`plumber.redact`).
     """
     notes = capture.notes
     pipelines, framework, framework_version, data_paths = _collect(capture.hooks, options, notes)
@@ -133,6 +139,12 @@ def assemble(
     network = _network(capture, options, notes)
     if not pipelines:
         notes.append(f"no tf.data pipeline or torch DataLoader was iterated by {subject}")
+    error = outcome.error
+    if not options.keep_secrets:
+        known = secret_values(command)
+        command = redact_arguments(command)
+        error = None if error is None else redact_message(error, known)
+        notes = [redact_message(note, known) for note in notes]
     run = RunInfo(
         command=tuple(command),
         started_at=capture.started_at,
@@ -142,7 +154,7 @@ def assemble(
         framework_version=framework_version,
         python_version=platform.python_version(),
         plumber_version=plumber.__version__,
-        error=outcome.error,
+        error=error,
         interrupted=outcome.interrupted,
         bounded_by=bounded_by,
         notes=tuple(notes),

@@ -18,6 +18,9 @@ from plumber.commands.base import (
 )
 from plumber.stdio import write_now
 
+#: The files a profiling run writes to its output folder, by what they hold.
+RUN_FILES = {"profile": "profile.json", "report": "report.html"}
+
 
 def default_output_dir(script: Path) -> Path:
     """``./plumber-out/<script>-<YYYYmmdd-HHMMSS>``: one folder per run, never overwritten."""
@@ -51,7 +54,14 @@ class ProfileCommand:
         if script_unusable(args.script):
             return exitcodes.USAGE
         script_args = script_arguments(args.script_args)
-        out_dir = args.output or default_output_dir(args.script)
+        from plumber.files import OutputError, checked_output_folder
+
+        try:
+            out_dir = checked_output_folder(args.output or default_output_dir(args.script),
+                                            RUN_FILES, {"script": args.script})
+        except OutputError as exc:
+            say(f"error: {exc}")
+            return exitcodes.USAGE
         from plumber.outputs import render
         from plumber.session import SessionOptions, profile_script
 
@@ -60,9 +70,17 @@ class ProfileCommand:
         )
         say(f"profiling {args.script}")
         result = profile_script(args.script, script_args, options)
-        profile_path = result.profile.save(out_dir / "profile.json")
         try:
-            rendered = render(result.profile, out_dir / "report.html", profile_path)
+            profile_path = result.profile.save(out_dir / RUN_FILES["profile"])
+        except OSError as exc:
+            say(f"error: the profile could not be written: {exc}")
+            return result.outcome.exit_status or exitcodes.INTERNAL
+        try:
+            rendered = render(result.profile, out_dir / RUN_FILES["report"], profile_path)
+        except OSError as exc:
+            say(f"error: the report could not be written ({exc}); the profile is saved at "
+                f"{profile_path}")
+            return result.outcome.exit_status or exitcodes.INTERNAL
         except Exception:  # noqa: BLE001 - the saved profile must still be announced
             traceback.print_exc()
             say(f"error: the report could not be written; the profile is saved at {profile_path}")

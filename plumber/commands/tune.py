@@ -18,7 +18,7 @@ from plumber.commands.base import (
     script_arguments,
     script_unusable,
 )
-from plumber.commands.profile import default_output_dir
+from plumber.commands.profile import RUN_FILES, default_output_dir
 from plumber.stdio import write_now
 from plumber.tuner.speedup import DEFAULT_ROUNDS, MAX_ROUNDS, Comparison, runs_of, spread_text
 
@@ -59,14 +59,25 @@ class TuneCommand:
         from plumber.tuner.verify import verify
 
         script_args = script_arguments(args.script_args)
+        from plumber.files import OutputError, checked_outputs
+
         out_dir = args.output.parent if args.output else default_output_dir(args.script)
-        plan_path = args.output or out_dir / "plan.json"
+        try:
+            outputs = checked_outputs(
+                {"plan": args.output or out_dir / "plan.json",
+                 **{what: out_dir / name for what, name in RUN_FILES.items()}},
+                {"script": args.script},
+            )
+        except OutputError as exc:
+            say(f"error: {exc}")
+            return exitcodes.USAGE
+        plan_path = outputs["plan"]
         options = SessionOptions(steps=args.steps, duration_s=args.duration,
                                  cpu_probe_s=args.cpu_probe, notify=say)
         say(f"profiling {args.script}")
         result = profile_script(args.script, script_args, options)
-        profile_path = result.profile.save(out_dir / "profile.json")
-        rendered = render(result.profile, out_dir / "report.html", profile_path)
+        profile_path = result.profile.save(outputs["profile"])
+        rendered = render(result.profile, outputs["report"], profile_path)
         # The verdict the plan follows from, in the words ``plumber profile`` prints.
         write_now(sys.stderr, rendered.summary + "\n")
         if result.outcome.exit_status != 0:
