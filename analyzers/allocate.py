@@ -40,8 +40,9 @@ from plumber.analyzers import network, text
 from plumber.analyzers.bounds import compute_bounds, rate_of
 from plumber.analyzers.results import StageAnalysis, WhatIf
 from plumber.analyzers.stages import oversubscribed, without_core_wait
-from plumber.analyzers.topology import POOL, parallelism_owner
+from plumber.analyzers.topology import parallelism_owner
 from plumber.analyzers.whatif import Scene
+from plumber.kinds import AUTOTUNE, POOL
 from plumber.record import NetworkRequests
 
 #: Never put more calls than this in flight at one stage.
@@ -49,8 +50,6 @@ MAX_IN_FLIGHT = 64
 
 #: Headroom over Little's law, so a latency stage is not the bottleneck again.
 LATENCY_HEADROOM = 1.25
-
-AUTOTUNE = -1
 
 #: Oversubscribed stages keep no call for less than this fraction of one.
 SPARE_CALL = 0.1

@@ -29,8 +29,9 @@ from plumber.analyzers import text
 from plumber.analyzers.bounds import compute_bounds, rate_of
 from plumber.analyzers.results import WhatIf
 from plumber.analyzers.stages import cpu_demand, without
-from plumber.analyzers.topology import POOL, above, below, is_random, pool_of
+from plumber.analyzers.topology import above, below, is_random, pool_of
 from plumber.analyzers.whatif import WORTH_LISTING, Scene
+from plumber.kinds import POOL
 from plumber.record import Pipeline, Stage
 
 #: Share of the available memory a cache may take.

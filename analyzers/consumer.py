@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import math
 
-from plumber.analyzers.topology import POOL, pool_of
+from plumber.analyzers.topology import pool_of
+from plumber.kinds import POOL
 from plumber.record import Pipeline, Stage
 
 

@@ -33,8 +33,8 @@ from plumber.analyzers import text
 from plumber.analyzers.bounds import compute_bounds, rate_of
 from plumber.analyzers.cache import MIN_PASSES, average_rate
 from plumber.analyzers.results import StageAnalysis, WhatIf
-from plumber.analyzers.topology import POOL
 from plumber.analyzers.whatif import WORTH_LISTING, Scene
+from plumber.kinds import POOL
 
 KNOB = "object_cache"
 

@@ -23,9 +23,10 @@ from plumber.analyzers.objectcache import KNOB as OBJECT_CACHE
 from plumber.analyzers.objectcache import client_code
 from plumber.analyzers.results import Recommendation, WhatIf
 from plumber.analyzers.text import parallel_knob
-from plumber.analyzers.topology import POOL, pool_of
+from plumber.analyzers.topology import pool_of
 from plumber.analyzers.verdict import too_close_to_call
 from plumber.analyzers.whatif import Scene
+from plumber.kinds import POOL
 from plumber.record import Stage
 
 #: The knobs that cache: at most one cache is recommended, a stage's or the objects'.

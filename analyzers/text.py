@@ -8,13 +8,20 @@ from __future__ import annotations
 
 import math
 
+from plumber.kinds import AUTOTUNE, POOL
 from plumber.record import Stage
+
+#: A rate that limits nothing (a pass-through stage, a bound with no demand).
+UNBOUNDED = "unbounded"
 
 
 def rate(value: float) -> str:
-    """``1.23/s``, ``123/s``, ``12,345/s``; an unknown rate is ``?/s``."""
+    """``1.23/s``, ``123/s``, ``12,345/s``; an unknown rate is ``?/s``.
+
+    The one wording of a rate: the reports and the plan's outcomes use it too.
+    """
     if not math.isfinite(value):
-        return "?/s" if math.isnan(value) else "unbounded"
+        return "?/s" if math.isnan(value) else UNBOUNDED
     return f"{value:,.0f}/s" if value >= 1000 else f"{value:.3g}/s"
 
 
@@ -44,7 +51,8 @@ def parallel_knob(stage: Stage) -> tuple[str, str]:
     A worker pool's is ``num_workers`` (0 runs the work in the main process);
     elsewhere ``parallelism``, unset (``None``) or AUTOTUNE (``-1``).
     """
-    if stage.kind == "workers":
+    if stage.kind == POOL:
         return "num_workers", str(stage.knobs.get("num_workers", stage.knobs.get("parallelism")))
     value = stage.knobs.get("parallelism")
-    return "parallelism", "None" if value is None else "AUTOTUNE" if value == -1 else str(value)
+    written = "None" if value is None else "AUTOTUNE" if value == AUTOTUNE else str(value)
+    return "parallelism", written

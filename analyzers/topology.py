@@ -9,14 +9,12 @@ a cache would hold), and which stage's knob sets a stage's parallelism
 
 from __future__ import annotations
 
+from plumber.kinds import POOL
 from plumber.record import Pipeline, Stage
 
 #: Kinds whose parallelism the user can set (``num_parallel_calls`` in tf.data,
 #: ``num_workers`` for a torch DataLoader's worker pool).
-PARALLEL_KINDS = frozenset({"map", "interleave", "batch", "parallel_batch", "workers"})
-
-#: A pool of workers that each run the stages nested in it one after another.
-POOL = "workers"
+PARALLEL_KINDS = frozenset({"map", "interleave", "batch", "parallel_batch", POOL})
 
 
 def is_random(stage: Stage) -> bool:

@@ -22,6 +22,7 @@ from plumber.analyzers.bounds import (
 )
 from plumber.analyzers.results import Bound, StageAnalysis, WhatIf
 from plumber.analyzers.topology import parallelism, parallelism_owner
+from plumber.kinds import POOL
 from plumber.record import NetworkRequests, Pipeline, RunInfo, Stage
 
 #: A consumer that waits more than this share of its time is visibly stalled.
@@ -136,7 +137,7 @@ def _parallelism(
     predicted = rate_of(bounds)
     new_binding = binding(bounds)
     knob, current = text.parallel_knob(owner)
-    if owner.kind != "workers":
+    if owner.kind != POOL:
         current = f"{parallelism(scene.pipeline, owner):g}"
     return WhatIf(
         stage_id=owner.id,
@@ -181,7 +182,7 @@ def prefetch_what_if(scene: Scene) -> WhatIf | None:
     if not (math.isfinite(predicted) and predicted > CLEARLY_ABOVE * scene.observed_rate):
         return None
     root = _buffering_root(scene.pipeline)
-    if root is None or any(s.kind == "workers" for s in scene.pipeline.stages):
+    if root is None or any(s.kind == POOL for s in scene.pipeline.stages):
         # A DataLoader's workers already run ahead (``prefetch_factor`` batches each).
         return None
     if root.kind == "prefetch":

@@ -1,7 +1,9 @@
 """Numbers with units, formatted the same way in every report.
 
-Reports show three significant digits and an SI prefix (``1.23 k/s``,
-``12.3 ms``, ``45 MB/s``) so a reader compares magnitudes at a glance. A
+Reports show three significant digits and an SI prefix (``12.3 ms``,
+``45 MB/s``) so a reader compares magnitudes at a glance. Rates are worded
+as the analysis words them (:func:`plumber.analyzers.text.rate`:
+``45.6/s``, ``12,345/s``), as its sentences sit beside them on one page. A
 value that was not measured is ``None`` (or NaN after a JSON round trip)
 and prints as an em dash: absence is shown, never a made-up zero.
 """
@@ -11,8 +13,11 @@ from __future__ import annotations
 import math
 from typing import TypeGuard
 
+from plumber.analyzers import text
+
 MISSING = "\u2014"
-UNBOUNDED = "unbounded"
+#: A rate that limits nothing (shown by the charts as well as by :func:`rate`).
+UNBOUNDED = text.UNBOUNDED
 _SI_PREFIXES = ("", "k", "M", "G", "T", "P")
 
 
@@ -25,10 +30,10 @@ def _sig(value: float) -> str:
     """Three significant digits, no exponent for the range reports use."""
     if value == 0:
         return "0"
-    text = f"{value:.3g}"
-    if "e" in text:
+    written = f"{value:.3g}"
+    if "e" in written:
         return f"{value:.2e}" if abs(value) < 1e-3 else f"{value:,.0f}"
-    return text
+    return written
 
 
 def _si(value: float | None, unit: str) -> str:
@@ -42,22 +47,19 @@ def _si(value: float | None, unit: str) -> str:
     while index < len(_SI_PREFIXES) - 1 and abs(float(f"{scaled:.3g}")) >= 1000:
         index += 1
         scaled = value / 1000**index
-    prefix = _SI_PREFIXES[index]
-    if unit.startswith("/") and not prefix:
-        return f"{_sig(scaled)}{unit}"
-    return f"{_sig(scaled)} {prefix}{unit}"
+    return f"{_sig(scaled)} {_SI_PREFIXES[index]}{unit}"
 
 
 def rate(value: float | None) -> str:
-    """Root elements (or items) per second: ``45.6/s``, ``1.23 k/s``.
+    """Root elements (or items) per second: ``45.6/s``, ``12,345/s``.
 
     An infinite rate is a stage or bound that limits nothing (a pass-through
     prefetch): it reads ``unbounded``, which a reader understands and
     an ``∞/s`` is not.
     """
-    if value is not None and value == math.inf:
-        return UNBOUNDED
-    return _si(value, "/s")
+    if value is None or math.isnan(value):
+        return MISSING
+    return text.rate(value)
 
 
 def size(value: float | None) -> str:

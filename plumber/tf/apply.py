@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from plumber.callsite import user_callsite
+from plumber.kinds import AUTOTUNE
 from plumber.tf.identity import StageCounter, stage_key
 from plumber.tuner.appliable import TF_METHODS
 from plumber.tuner.plan import Plan, StageRef, StageSetting, portable_path
@@ -120,7 +121,7 @@ class PlanApplier:
                 applied.changes.append(f"cache ({where}) after it")
             if setting.prefetch is not None:
                 result = result.prefetch(setting.prefetch)
-                depth = "AUTOTUNE" if setting.prefetch == -1 else setting.prefetch
+                depth = "AUTOTUNE" if setting.prefetch == AUTOTUNE else setting.prefetch
                 applied.changes.append(f"prefetch({depth}) after it")
             if setting.threads is not None:
                 options = type(result.options())()

@@ -22,16 +22,14 @@ from typing import Any
 
 from plumber.callsite import user_callsite
 from plumber.identity import StageCounter
+from plumber.kinds import POOL, is_loader_root
 from plumber.torch.settings import (
     AppliedSetting,
     LoaderStage,
-    is_loader_pipeline,
     same_loader,
     tune_arguments,
 )
 from plumber.tuner.plan import PipelinePlan, Plan, StageRef, StageSetting, portable_path
-
-KIND = "workers"
 
 
 class PlanApplier:
@@ -45,7 +43,7 @@ class PlanApplier:
     def __init__(self, plan: Plan, script: Path) -> None:
         self.plan = plan
         self.script_dir = script.resolve().parent
-        self.pipelines = [p for p in plan.pipelines if is_loader_pipeline(p)]
+        self.pipelines = [p for p in plan.pipelines if is_loader_root(p.root.kind)]
         self.applied: dict[LoaderStage, AppliedSetting] = {}
         self.counter = StageCounter()
         self._built: set[StageRef] = set()
@@ -85,11 +83,11 @@ class PlanApplier:
         def __init__(loader: Any, *args: Any, **kwargs: Any) -> None:
             location = user_callsite(skip=2)
             occurrence = (None if location is None else
-                          applier.counter.take((location.file, location.line, KIND)))
+                          applier.counter.take((location.file, location.line, POOL)))
             if location is None or occurrence is None:
                 return original(loader, *args, **kwargs)
             ref = StageRef(portable_path(location.file, applier.script_dir), location.line,
-                           KIND, occurrence)
+                           POOL, occurrence)
             pipeline = applier._pipeline_for(ref)
             if pipeline is None:
                 return original(loader, *args, **kwargs)

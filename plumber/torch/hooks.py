@@ -44,11 +44,12 @@ from typing import Any
 
 from plumber.callsite import user_callsite
 from plumber.identity import StageCounter
+from plumber.kinds import POOL
 from plumber.record import IteratorPass, Pipeline, SourceLocation
 from plumber.runbounds import RunBounds, ScriptStopper
 from plumber.steady import SteadyWindow, steady_of
 from plumber.threadcpu import name_os_thread
-from plumber.torch.pipelines import WORKERS, LoaderSummary, build_pipeline
+from plumber.torch.pipelines import LoaderSummary, build_pipeline
 from plumber.torch.randomness import DatasetRandomness, decide_randomness, randomness_key
 from plumber.torch.sizes import describe
 from plumber.torch.transforms import transform_op
@@ -186,7 +187,7 @@ class TorchHooks:
             location = user_callsite(skip=2)
             if location is None:
                 return
-            occurrence = hooks.counter.take((location.file, location.line, WORKERS))
+            occurrence = hooks.counter.take((location.file, location.line, POOL))
             if occurrence is None:
                 return
             location = dataclasses.replace(location, occurrence=occurrence)

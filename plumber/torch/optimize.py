@@ -24,8 +24,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from plumber.torch.settings import is_loader_pipeline, tune_arguments
-from plumber.tuner.plan import PipelinePlan, Plan
+from plumber.kinds import is_loader_root
+from plumber.torch.settings import tune_arguments
+from plumber.tuner.plan import PipelinePlan, Plan, warn_not_found
 
 #: Read back as they are: the loader keeps them under their argument's name.
 _KEPT = ("dataset", "num_workers", "collate_fn", "pin_memory", "timeout", "worker_init_fn",
@@ -61,11 +62,7 @@ def optimize_loader(loader: Any, plan: Plan | None) -> Any:
     if plan is None:
         raise TypeError(NEEDS_PLAN)
     tuned = tune_arguments(loader_arguments(loader), _loader_plan(plan))
-    for setting in tuned.unmatched:
-        warnings.warn(
-            f"plan stage not found, left as written: {setting.stage} ({setting.stage_id})",
-            stacklevel=3,
-        )
+    warn_not_found(tuned.unmatched, stacklevel=3)
     return type(loader)(**tuned.arguments)
 
 
@@ -94,7 +91,7 @@ def tune_loader(loader: Any, steps: int | None = None, duration: float | None = 
     script = Path(caller.file) if caller is not None else Path.cwd() / "<plumber.optimize>"
     before = profile(loader, steps=steps, duration=duration, cpu_probe=0.0)
     plan = derive_plan(before.profile, before.diagnoses, script)
-    if not any(is_loader_pipeline(p) for p in plan.pipelines):
+    if not any(is_loader_root(p.root.kind) for p in plan.pipelines):
         why = "; ".join(plan.notes) or "no DataLoader was iterated"
         warnings.warn(f"no change recommended, the loader is returned as written: {why}",
                       stacklevel=3)
@@ -144,7 +141,7 @@ def loader_arguments(loader: Any) -> dict[str, Any]:
 
 def _loader_plan(plan: Plan) -> PipelinePlan:
     """The plan's one DataLoader pipeline (a loader built elsewhere has no call site to match)."""
-    pipelines = [p for p in plan.pipelines if is_loader_pipeline(p)]
+    pipelines = [p for p in plan.pipelines if is_loader_root(p.root.kind)]
     if len(pipelines) != 1:
         found = ", ".join(str(p.root) for p in pipelines) or "none"
         raise ValueError(

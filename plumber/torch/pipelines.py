@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from plumber.kinds import PIN_MEMORY, POOL
 from plumber.record import (
     ConsumerStats,
     IteratorPass,
@@ -35,8 +36,6 @@ from plumber.torch.workerside import (
     WALL,
     transform_id,
 )
-
-WORKERS, PIN_MEMORY = "workers", "pin_memory"
 
 NOT_CALLED = (
     "not timed: the dataset did not call it through its transform attribute "
@@ -94,11 +93,11 @@ def build_pipeline(
                                   errors.get(stage_id)))
         previous = stage_id
     stages = [_workers_stage(summary, chain, totals, parallelism, snapshots), *chain]
-    root = WORKERS
+    root = POOL
     if summary.pin is not None and summary.pin[0] > 0:
         batches, wall, cpu = summary.pin
         stages.append(Stage(
-            id=PIN_MEMORY, kind=PIN_MEMORY, op=PIN_MEMORY, inputs=(WORKERS,),
+            id=PIN_MEMORY, kind=PIN_MEMORY, op=PIN_MEMORY, inputs=(POOL,),
             source=summary.source,
             stats=StageStats(elements=batches, wall_time_s=wall, cpu_time_s=cpu, parallelism=1),
         ))
@@ -111,6 +110,7 @@ def build_pipeline(
             steady_steps=steady.steps if steady is not None else None,
             steady_s=steady.seconds if steady is not None else None,
             cpu_s=steady.cpu_s if steady is not None else None,
+            steady_spans=steady.spans if steady is not None else (),
         )
     return Pipeline(
         id=pipeline_id,
@@ -205,7 +205,7 @@ def _chain_stage(
         inputs=(previous,) if previous else (),
         knobs=knobs,
         source=summary.source,
-        nested_in=WORKERS,
+        nested_in=POOL,
         stats=stats,
         unmeasured_reason=reason,
         error=error,
@@ -245,8 +245,8 @@ def _workers_stage(
             runqueue_time_s=_runqueue(snapshots),
         )
     return Stage(
-        id=WORKERS,
-        kind=WORKERS,
+        id=POOL,
+        kind=POOL,
         op="DataLoader",
         knobs=dict(summary.knobs),
         source=summary.source,

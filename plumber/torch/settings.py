@@ -17,13 +17,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from plumber.kinds import PIN_MEMORY, POOL
 from plumber.tuner.plan import PipelinePlan, StageRef, StageSetting
 
-#: Root kinds of a DataLoader pipeline: the plan of a torch script.
-ROOT_KINDS = frozenset({"workers", "pin_memory"})
-
 #: Stages whose settings are the loader's own arguments.
-LOADER_STAGES = ("workers", "pin_memory")
+LOADER_STAGES = (POOL, PIN_MEMORY)
 
 #: Stages a sample cache can follow (``CachedDataset(upto=...)``): the fetch
 #: (``upto=-1``) or a transform (its index).
@@ -57,11 +55,6 @@ class Tuned:
     arguments: dict[str, Any]
     applied: dict[LoaderStage, AppliedSetting]
     unmatched: list[StageSetting]
-
-
-def is_loader_pipeline(pipeline: PipelinePlan) -> bool:
-    """Whether ``pipeline`` tunes a DataLoader (rather than a tf.data pipeline)."""
-    return pipeline.root.kind in ROOT_KINDS
 
 
 def same_loader(a: StageRef, b: StageRef) -> bool:

@@ -16,7 +16,7 @@ torch only when used).
 
 from __future__ import annotations
 
-from plumber.analyzers.topology import POOL
+from plumber.kinds import POOL
 from plumber.record import Pipeline, Stage
 from plumber.torch.settings import CACHE_POINTS, LOADER_STAGES
 

@@ -15,15 +15,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from plumber.kinds import is_loader_root
 from plumber.tuner.plan import Plan, StageRef, StageSetting
 
 
 def plan_appliers(plan: Plan, script: Path) -> list[Any]:
     """An applier per framework the plan has pipelines for, not yet entered."""
-    from plumber.torch.settings import is_loader_pipeline
-
     appliers: list[Any] = []
-    tf_pipelines = tuple(p for p in plan.pipelines if not is_loader_pipeline(p))
+    tf_pipelines = tuple(p for p in plan.pipelines if not is_loader_root(p.root.kind))
     if tf_pipelines:
         from plumber.tf.apply import PlanApplier
 

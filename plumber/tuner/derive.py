@@ -37,16 +37,14 @@ from plumber.analyzers.objectcache import KNOB as OBJECT_CACHE
 from plumber.analyzers.objectcache import reads_per_object, steady_rate
 from plumber.analyzers.prefetch import PrefetchDepth, prefetch_depth_for
 from plumber.analyzers.results import Diagnosis, WhatIf
-from plumber.analyzers.topology import POOL
 from plumber.analyzers.verdict import too_close_to_call
+from plumber.kinds import AUTOTUNE, POOL
 from plumber.record import Pipeline, Profile, Stage
 from plumber.tuner.appliable import appliable
 from plumber.tuner.plan import PipelinePlan, Plan, StageRef, StageSetting
 
 #: A cache must beat the observed rate by this factor to be planned.
 CACHE_WORTH = 1.1
-
-AUTOTUNE = -1
 
 
 def derive_plan(profile: Profile, diagnoses: tuple[Diagnosis, ...], script: Path) -> Plan:

@@ -10,18 +10,17 @@ and the profile record, never the instrumentation.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from plumber.analyzers import text
 from plumber.analyzers.objectcache import client_code
 from plumber.analyzers.recommend import LIBRARY_KNOB
+from plumber.kinds import AUTOTUNE, is_loader_root
 from plumber.record import Pipeline, Profile, Stage, builder_name
 from plumber.tuner.plan import PipelinePlan, StageRef, StageSetting
-
-AUTOTUNE = -1
 
 #: How a DataLoader spells the settings a plan gives its ``workers`` stage.
 _LOADER_ARGUMENTS = {
@@ -152,8 +151,8 @@ def _tf_value(value: Any) -> str:
 
 
 def is_loader(pipeline: PipelinePlan) -> bool:
-    """The plan pipeline is a torch DataLoader (its root is the worker pool)."""
-    return pipeline.root.kind == "workers"
+    """The plan pipeline is a torch DataLoader (its root is the pool or, pinned, the pin thread)."""
+    return is_loader_root(pipeline.root.kind)
 
 
 def outcome(pipeline: PipelinePlan, kept: bool) -> str:
@@ -162,24 +161,20 @@ def outcome(pipeline: PipelinePlan, kept: bool) -> str:
     predicted = pipeline.predicted_rate
     if before is None or after is None:
         measured = "not measured"
-    elif before > 0:
-        measured = f"{_rate(before)} as written -> {_rate(after)} tuned ({after / before:.2f}x)"
     else:
-        measured = f"{_rate(before)} as written -> {_rate(after)} tuned"
+        measured = f"{text.rate(before)} as written -> {text.rate(after)} tuned"
+        if before > 0:
+            measured += f" ({after / before:.2f}x)"
     if predicted is not None and after:
         error = abs(predicted - after) / after
-        model = f"; the model predicted {_rate(predicted)} (prediction error {error:.0%})"
+        model = f"; the model predicted {text.rate(predicted)} (prediction error {error:.0%})"
     elif predicted is not None:
-        model = f"; the model predicted {_rate(predicted)}"
+        model = f"; the model predicted {text.rate(predicted)}"
     else:
         model = ""
     verdict = "" if kept else (
         "; not faster, so the plan is dropped and the pipeline kept as written")
     return f"measured {measured}{model}{verdict}"
-
-
-def _rate(rate: float) -> str:
-    return f"{rate:,.1f}/s" if math.isfinite(rate) else "unbounded"
 
 
 def profiled_pipeline(

@@ -37,7 +37,7 @@ from typing import Any
 
 from plumber.callsite import user_callsite
 from plumber.record import Profile, SourceLocation, Stage
-from plumber.tuner.plan import Plan, StageSetting
+from plumber.tuner.plan import Plan, StageSetting, warn_not_found
 
 _SUPPORTED = (
     "plumber.optimize() takes a tf.data.Dataset, a torch DataLoader, or a function with "
@@ -104,11 +104,7 @@ def apply_plan(make_dataset: Callable[[], Any], plan: Plan, source: Path) -> Any
         if objects is not None:
             active.enter_context(ObjectCacheApplier(objects))
         dataset = make_dataset()
-    for setting in applier.unmatched():
-        warnings.warn(
-            f"plan stage not found, left as written: {setting.stage} ({setting.stage_id})",
-            stacklevel=3,
-        )
+    warn_not_found(applier.unmatched(), stacklevel=3)
     return dataset
 
 
@@ -157,11 +153,7 @@ def rewrite_dataset(dataset: Any, settings: tuple[StageSetting, ...]) -> Any:
     except RebuildRefused as exc:
         warnings.warn(f"the dataset is returned unchanged: {exc}", stacklevel=3)
         return dataset
-    for setting in rebuilt.unmatched:
-        warnings.warn(
-            f"plan stage not found, left as written: {setting.stage} ({setting.stage_id})",
-            stacklevel=3,
-        )
+    warn_not_found(rebuilt.unmatched, stacklevel=3)
     for text in rebuilt.not_applied:
         warnings.warn(f"plan setting not applied: {text}", stacklevel=3)
     for setting in settings:
@@ -224,7 +216,7 @@ def measured_faster(
     rounds until :func:`~plumber.tuner.speedup.compare_rounds` decides.
     """
     from plumber.notebook.run import profile
-    from plumber.tuner.speedup import DEFAULT_ROUNDS, Comparison, compare_rounds, spread_text
+    from plumber.tuner.speedup import DEFAULT_ROUNDS, Comparison, compare_rounds
     from plumber.tuner.verify import pipeline_rates
 
     def rates(target: Any) -> tuple[float, ...]:
@@ -236,10 +228,6 @@ def measured_faster(
     check = compared[0] if compared else Comparison((), ())
     if check.faster:
         return True
-    warnings.warn(
-        f"the tuned {what} measured {check.median_after:.1f}/s against "
-        f"{check.median_before:.1f}/s as written: not faster ({check.why_not()}; "
-        f"{spread_text(check.before, check.after)}), so it is returned as written",
-        stacklevel=4,
-    )
+    warnings.warn(f"the tuned {what}: {check.refusal('it is returned as written')}",
+                  stacklevel=4)
     return False

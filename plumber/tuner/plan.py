@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,6 +74,16 @@ class StageSetting:
     object_cache: str | None = None
     reason: str = ""
     predicted_rate: float | None = None
+
+    def not_found(self) -> str:
+        """What to say when the script builds no stage this setting names: it is left as written."""
+        return f"plan stage not found, left as written: {self.stage} ({self.stage_id})"
+
+
+def warn_not_found(settings: Iterable[StageSetting], stacklevel: int = 2) -> None:
+    """A warning per setting that found no stage (``stacklevel`` as in the caller's ``warn``)."""
+    for setting in settings:
+        warnings.warn(setting.not_found(), stacklevel=stacklevel + 1)
 
 
 @dataclass(frozen=True)

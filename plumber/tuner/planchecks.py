@@ -31,8 +31,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-#: tf.data.AUTOTUNE, as the plan writes it.
-AUTOTUNE = -1
+from plumber.kinds import AUTOTUNE
+
 #: The cache location that keeps data in memory (tf.data's ``cache("")``).
 MEMORY = "memory"
 #: Calls in flight (parallelism, workers, threads) allowed per logical core.

@@ -97,6 +97,16 @@ class Comparison:
             return "nothing was measured as written"
         return f"the medians differ by {self.gain:.2f}x, less than the {MIN_GAIN:g}x needed"
 
+    def refusal(self, instead: str) -> str:
+        """The one wording of a tuned version dropped as not faster, with its runs.
+
+        ``instead`` says what the caller keeps (``keeping the pipeline as
+        written``, ``it is returned as written``).
+        """
+        return (f"with the plan {_rate(self.median_after)} against {_rate(self.median_before)} "
+                f"as written is not faster; {instead} ({self.why_not()}; "
+                f"{spread_text(self.before, self.after)})")
+
 
 def spread_text(before: Sequence[float], after: Sequence[float]) -> str:
     """The runs behind a verdict: range and median of both sides, the ratio of the medians."""
@@ -125,7 +135,9 @@ def _range(rates: Sequence[float]) -> str:
 
 
 def _rate(rate: float) -> str:
-    return f"{rate:,.1f}/s"
+    from plumber.analyzers.text import rate as worded  # loads the record: not at CLI start
+
+    return worded(rate)
 
 
 def rank_test_p(before: Sequence[float], after: Sequence[float]) -> float:

@@ -5,7 +5,8 @@ with the same bounds and no CPU probe, and takes each pipeline's rate (root
 elements per second over the time the consumer iterated). Pipelines are
 matched by the order in which the script first iterated them. Whether the
 plan is faster is decided by :mod:`plumber.tuner.speedup`, which runs more
-rounds while the result is within the noise.
+rounds while the result is within the noise; :func:`keep_faster` keeps in the
+plan only the pipelines it measured faster.
 """
 
 from __future__ import annotations
@@ -51,3 +52,29 @@ def verify(
         rounds,
         notify,
     )
+
+
+def keep_faster(plan: Plan, comparisons: Sequence[Comparison]) -> Plan:
+    """``plan`` with its measured rates; the pipelines not measured faster move to ``rejected``.
+
+    ``comparisons`` match the plan's pipelines by position. A pipeline the
+    verification runs did not see is rejected too: nothing says its plan
+    helps. Each rejection adds a note that says why, with its runs.
+    """
+    kept, rejected, notes = [], [], list(plan.notes)
+    for index, pipeline in enumerate(plan.pipelines):
+        check = comparisons[index] if index < len(comparisons) else Comparison((), ())
+        measured = dataclasses.replace(
+            pipeline,
+            measured_rate_before=check.median_before,
+            measured_rate_after=check.median_after,
+            measured_rates_before=check.before,
+            measured_rates_after=check.after,
+        )
+        if check.faster:
+            kept.append(measured)
+        else:
+            rejected.append(measured)
+            notes.append(f"pipeline {index}: {check.refusal('keeping the pipeline as written')}")
+    return dataclasses.replace(plan, pipelines=tuple(kept), notes=tuple(notes),
+                               rejected=plan.rejected + tuple(rejected))

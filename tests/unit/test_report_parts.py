@@ -13,7 +13,7 @@ from tests.report_samples import sample_pipeline
 
 
 def test_numbers_are_formatted_with_units_and_three_digits() -> None:
-    assert fmt.rate(1234) == "1.23 k/s"
+    assert fmt.rate(1234) == "1,234/s"
     assert fmt.rate(45.6) == "45.6/s"
     assert fmt.milliseconds(0.0123) == "12.3 ms"
     assert fmt.bandwidth(45e6) == "45 MB/s"

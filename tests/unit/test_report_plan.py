@@ -97,7 +97,7 @@ def test_report_and_terminal_show_the_spread_of_the_verification_runs(capsys):
     runs = dataclasses.replace(pipeline, measured_rates_before=(31.0, 33.2, 35.9),
                                measured_rates_after=(55.0, 58.1, 60.4))
     plan = dataclasses.replace(plan, pipelines=(runs,))
-    spread = ("as written 31.0/s-35.9/s (median 33.2/s), tuned 55.0/s-60.4/s "
+    spread = ("as written 31/s-35.9/s (median 33.2/s), tuned 55/s-60.4/s "
               "(median 58.1/s) over 3 interleaved rounds: 1.75x, rank test p = 0.05")
     assert spread in _plan_section(render_html(profile, diagnoses, plan))
     _print_plan(plan, profile)

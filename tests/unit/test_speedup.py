@@ -7,7 +7,7 @@ from itertools import combinations
 
 import pytest
 
-from plumber.tuner.plan import PipelinePlan, StageRef
+from plumber.tuner.plan import PipelinePlan, Plan, StageRef
 from plumber.tuner.speedup import (
     LEVEL,
     MAX_ROUNDS,
@@ -18,6 +18,7 @@ from plumber.tuner.speedup import (
     runs_of,
     spread_text,
 )
+from plumber.tuner.verify import keep_faster
 
 
 def brute_force_p(before: list[float], after: list[float]) -> float:
@@ -130,8 +131,8 @@ def test_a_clear_result_runs_only_the_rounds_asked_for():
 
 def test_spread_text_shows_both_ranges_the_medians_their_ratio_and_the_test():
     text = spread_text((92.0, 100.0, 112.0), (96.0, 107.0, 115.0))
-    assert "as written 92.0/s-112.0/s (median 100.0/s)" in text
-    assert "tuned 96.0/s-115.0/s (median 107.0/s)" in text
+    assert "as written 92/s-112/s (median 100/s)" in text
+    assert "tuned 96/s-115/s (median 107/s)" in text
     assert "3 interleaved rounds: 1.07x" in text
     assert "rank test p = " in text
 
@@ -140,5 +141,20 @@ def test_a_verified_pipeline_carries_its_runs_into_the_outcome_text():
     root = StageRef("train.py", 3, "prefetch")
     recorded = PipelinePlan(root=root, settings=(), measured_rates_before=(10.0, 11.0, 12.0),
                             measured_rates_after=(20.0, 21.0, 22.0))
-    assert runs_of(recorded).startswith("; runs: as written 10.0/s-12.0/s")
+    assert runs_of(recorded).startswith("; runs: as written 10/s-12/s")
     assert runs_of(PipelinePlan(root=root, settings=())) == ""
+
+
+def test_keep_faster_records_the_runs_and_rejects_what_was_not_measured_faster():
+    def pipeline(line: int) -> PipelinePlan:
+        return PipelinePlan(root=StageRef("train.py", line, "map"), settings=())
+
+    plan = Plan(script="train.py", pipelines=(pipeline(3), pipeline(9)))
+    checked = keep_faster(plan, (Comparison((10.0, 11.0, 10.5), (20.0, 21.0, 22.0)),))
+    assert [p.root.line for p in checked.pipelines] == [3]
+    assert checked.pipelines[0].measured_rates_after == (20.0, 21.0, 22.0)
+    assert [p.root.line for p in checked.rejected] == [9]
+    assert checked.notes == (
+        "pipeline 1: with the plan 0/s against 0/s as written is not faster; keeping the "
+        "pipeline as written (the pipeline was not measured both as written and tuned; "
+        "no runs recorded)",)

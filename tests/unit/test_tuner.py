@@ -15,6 +15,7 @@ from plumber.reports.html import render_html
 from plumber.reports.terminal import render_summary
 from plumber.tuner.appliable import TF_KINDS
 from plumber.tuner.derive import derive_plan
+from plumber.tuner.edits import is_loader, stage_edits
 from plumber.tuner.plan import (
     PLAN_SCHEMA_VERSION,
     PipelinePlan,
@@ -288,3 +289,14 @@ def test_the_headline_of_a_close_call_says_so_in_terminal_and_report():
     assert '<span class="verdict">too close to call</span>' in html
     (clear,) = diagnose_all(one_map_profile(2.0, 1.5))
     assert not clear.uncertain
+
+
+def test_a_pinned_loaders_workers_edit_is_worded_as_num_workers():
+    # GIVEN the plan of a DataLoader built with pin_memory=True: its root is the pin thread
+    workers = StageSetting(StageRef("train.py", 9, "workers"), "workers", parallelism=4)
+    pinned = PipelinePlan(root=StageRef("train.py", 9, "pin_memory"), settings=(workers,))
+    profiled = stage("workers", "workers", 100, 1.0, knobs={"num_workers": 1})
+    # WHEN its edit is worded THEN it names the loader's argument, not tf.data's
+    assert is_loader(pinned)
+    assert [str(e) for e in stage_edits(workers, profiled, is_loader(pinned))] == [
+        "num_workers=1 -> num_workers=4"]

@@ -1,0 +1,28 @@
+"""Constants of the Profile record that every layer reads: stage kinds and knob values.
+
+A stage's ``kind`` and a knob's value are written by the adapters (tf.data,
+torch), read by the analysis and the tuner, and shown by the reports; each
+is spelt once here so that the layers cannot disagree. Framework-free and
+import-free, so that the record and the analysis can use it.
+"""
+
+from __future__ import annotations
+
+#: ``tf.data.AUTOTUNE``, as a profile and a plan write it (TF's own value).
+AUTOTUNE = -1
+
+#: A pool of workers that each run the stages nested in it one after another:
+#: a torch DataLoader's worker processes (``num_workers``).
+POOL = "workers"
+
+#: A DataLoader's pin-memory thread; when the loader pins, it is the root above the pool.
+PIN_MEMORY = "pin_memory"
+
+#: The kinds a DataLoader pipeline's root can have: the pool, or the pin-memory
+#: thread above it.
+LOADER_ROOTS = frozenset({POOL, PIN_MEMORY})
+
+
+def is_loader_root(kind: str) -> bool:
+    """Whether a pipeline whose root stage has this ``kind`` is a torch DataLoader."""
+    return kind in LOADER_ROOTS
