@@ -17,7 +17,8 @@ objects the run read, how often, and their bytes counted once, which is what
 a cache of fetched objects would hold.
 
 The replay information snapshots carry (signed headers) is only ever passed
-to the probe; nothing of it reaches the :class:`NetworkRequests`.
+to the probe; nothing of it reaches the :class:`NetworkRequests`, and the
+failure message that does is redacted (:mod:`plumber.redact`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any
 from plumber.netprobe import NetworkProbe, probe_network
 from plumber.nettrace import FORMAT
 from plumber.record import NetworkRequests
+from plumber.redact import redact_message
 
 #: Statuses by which a server refuses a request for load (S3 ``SlowDown`` is 503).
 REFUSED = frozenset({429, 503})
@@ -213,9 +215,10 @@ def _in_flight_at(rows: list[_Row], moment: float) -> int:
 
 
 def _first_failure(failures: list[_Row], totals: list[Mapping[str, Any]]) -> str | None:
+    """The earliest failure's message, redacted again: workers' traces are read back from disk."""
     candidates = [(r.end, r.error or "unknown failure") for r in failures]
     for overflow in totals:
         first = overflow.get("first_failure")
         if isinstance(first, (list, tuple)) and len(first) == 2:
             candidates.append((float(first[0]), str(first[1])))
-    return min(candidates)[1] if candidates else None
+    return redact_message(min(candidates)[1]) if candidates else None

@@ -35,7 +35,8 @@ probe can replay it. Those headers carry signatures (S3 SigV4
 ``Authorization``) and URLs may carry presigned query strings: keep the
 snapshot in memory or in a private temporary file, and never copy
 ``"replay"`` into a Profile (:func:`plumber.netsummary.merge_traces` does not).
-Failure messages are stripped of query strings for the same reason.
+Failure messages are stripped of query strings and URL userinfo for the same
+reason (:mod:`plumber.redact`).
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
+
+from plumber.redact import redact_message
 
 #: Tags a snapshot, so a reader can tell a trace from other JSON.
 FORMAT = "plumber.nettrace/2"
@@ -236,14 +239,15 @@ def _declared_size(method: str, response: Any) -> int:
 def describe_failure(exc: BaseException) -> str:
     """``Type: message`` of a failed request, unwrapping urllib3's MaxRetryError.
 
-    Query strings are cut from the message (presigned URLs are credentials)
-    and so is the connection object's address, which only adds noise.
+    Query strings and URL userinfo are cut from the message (presigned URLs
+    are credentials; :func:`plumber.redact.redact_message`), and so is the
+    connection object's address, which only adds noise.
     """
     reason = getattr(exc, "reason", None)
     if type(exc).__name__ == "MaxRetryError" and isinstance(reason, BaseException):
         exc = reason
     message = re.sub(r"<[\w.]+ object at 0x[0-9a-fA-F]+>:\s*", "", str(exc))
-    message = re.sub(r"\?[^\s'\")]*", "?...", message)
+    message = redact_message(message)
     text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
     return text[:_MAX_MESSAGE]
 

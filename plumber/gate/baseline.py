@@ -10,6 +10,9 @@ Pipelines are keyed by pipeline id plus the root stage's source location
 (``pipeline-0@train.py:42``), so a re-run of the same script finds them. The
 file name only, not its path, goes into the key: a CI runner checks the code
 out somewhere else than the developer who recorded the baseline.
+
+The command is recorded with secrets redacted (:mod:`plumber.redact`): the
+file is committed, and a token given to the script must not be.
 """
 
 from __future__ import annotations
@@ -19,11 +22,12 @@ import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from plumber.files import write_text_atomically
 from plumber.gate.machine import Calibration, MachineInfo
+from plumber.redact import redact_arguments
 
 #: Bump on any incompatible change to the file's layout.
 SCHEMA_VERSION = 1
@@ -112,8 +116,9 @@ def most_common(bottlenecks: Sequence[Bottleneck]) -> tuple[Bottleneck, ...]:
 class Measurement:
     """Everything one gate run measured; saved as is, it is the baseline.
 
-    ``command`` is the script (file name) and its arguments, ``repeats`` how
-    many runs the medians are over (1 for a saved profile).
+    ``command`` is the script (file name) and its arguments as
+    :func:`recorded_command` gives them, ``repeats`` how many runs the
+    medians are over (1 for a saved profile).
     """
 
     pipelines: tuple[PipelineThroughput, ...]
@@ -140,6 +145,18 @@ class Measurement:
             "machine": vars(self.machine),
             "pipelines": {p.key: _pipeline_dict(p) for p in self.pipelines},
         }
+
+
+def recorded_command(command: Sequence[str]) -> tuple[str, ...]:
+    """The script's file name (not its path) and its arguments, secrets redacted.
+
+    Always redacted, whatever ``--keep-secrets`` did for the runs' profiles:
+    a baseline is meant to be committed. Comparing two recorded commands
+    therefore ignores a changed token, as it should.
+    """
+    if not command:
+        return ()
+    return redact_arguments((PurePath(command[0]).name, *command[1:]))
 
 
 def _pipeline_dict(p: PipelineThroughput) -> dict[str, Any]:
@@ -227,7 +244,7 @@ def _measurement(data: Mapping[str, Any]) -> Measurement:
             system=str(machine["system"]),
             python=str(machine["python"]),
         ),
-        command=tuple(str(c) for c in data["command"]),
+        command=recorded_command([str(c) for c in data["command"]]),
         repeats=repeats,
         created_at=str(data["created_at"]),
         plumber_version=str(data["plumber_version"]),

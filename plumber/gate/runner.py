@@ -16,10 +16,10 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path, PurePath
+from pathlib import Path
 
 import plumber
-from plumber.gate.baseline import Measurement
+from plumber.gate.baseline import Measurement, recorded_command
 from plumber.gate.machine import SAMPLES_PER_BURST, Calibration, describe_machine, sample_speeds
 from plumber.gate.measure import throughputs
 from plumber.record import Profile
@@ -112,7 +112,7 @@ def measurement(
         pipelines=throughputs(profiles),
         calibration=calibration,
         machine=describe_machine(machine.cores_logical, machine.cores_usable),
-        command=(PurePath(command[0]).name, *command[1:]) if command else (),
+        command=recorded_command(command),
         repeats=len(profiles),
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         plumber_version=plumber.__version__,
