@@ -213,9 +213,15 @@ class ResourceSampler:
         deadline = self._start
         while True:
             # Fixed-rate schedule, so the cost of a sample does not stretch
-            # the interval; after a stall (suspend, slow /proc) start afresh
-            # rather than catching up in a burst.
-            deadline = max(deadline + self.interval_s, time.monotonic())
+            # the interval; after a stall (suspend, slow /proc, a thread
+            # starved of the GIL) the late sample covers the stall and the
+            # next comes one interval after it: a sample taken at once would
+            # measure a millisecond, whose CPU percentages are noise that a
+            # mean over the samples would count like any other.
+            now = time.monotonic()
+            deadline += self.interval_s
+            if deadline < now:
+                deadline = now + self.interval_s
             if self._stop.wait(deadline - time.monotonic()):
                 return
             try:

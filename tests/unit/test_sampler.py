@@ -191,3 +191,26 @@ def test_a_driver_without_nvidia_ml_py_is_not_called_absent(monkeypatch):
     monkeypatch.setattr(sampler_module, "_nvidia_driver_present", lambda: True)
     status, _ = probe_gpus()
     assert status.startswith("nvml-unavailable") and "nvidia-ml-py" in status
+
+
+def test_after_a_stall_the_next_sample_comes_an_interval_later_not_at_once(monkeypatch, no_gpu):
+    """On a fake clock: the wait meant to end at 0.5 s wakes at 1.4 s (a starved thread)."""
+    clock = [0.0]
+    taken: list[float] = []
+    oversleep = {1: 0.9}  # the second wait wakes 0.9 s late
+
+    class Stop:
+        waits = 0
+
+        def wait(self, timeout: float) -> bool:
+            clock[0] += max(timeout, 0.0) + oversleep.get(self.waits, 0.0)
+            self.waits += 1
+            return len(taken) == 4
+
+    monkeypatch.setattr(sampler_module, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    monkeypatch.setattr(sampler_module, "name_os_thread", lambda name: None)
+    sampler = ResourceSampler(interval_s=0.25)
+    sampler._start, sampler._stop = 0.0, Stop()
+    monkeypatch.setattr(sampler, "_sample", lambda: taken.append(clock[0]))
+    sampler._run()
+    assert taken == pytest.approx([0.25, 1.4, 1.65, 1.9])
