@@ -1,8 +1,20 @@
-"""The ``plumber`` command: one small command object per subcommand."""
+"""The ``plumber`` command: one small command object per subcommand.
+
+Command-line convention (as pytest and py-spy have it): plumber's options
+may come anywhere before ``--``, before or after SCRIPT; everything after
+the first ``--`` goes to the script unchanged, and nothing else does. An
+option plumber does not know, or a bare word after SCRIPT, before ``--``
+is a one-line usage error (exit 2) that says to put the script's own
+arguments after ``--``: passing it on silently would run the script with an
+option plumber was meant to take, or drop one the script was meant to get.
+Options are never abbreviated (``--dur`` is not ``--duration``), so a
+script's option cannot be taken for one of plumber's by a prefix.
+"""
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Sequence
 
@@ -18,28 +30,79 @@ COMMANDS: tuple[Command, ...] = (
     ProfileCommand(), ReportCommand(), TuneCommand(), RunCommand(), GateCommand(),
 )
 
+#: What separates plumber's arguments from the script's.
+SEPARATOR = "--"
+
+
+class UsageError(ValueError):
+    """A command line plumber refuses; ``str()`` is the one-line reason."""
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="plumber",
         description="Find and remove the bottlenecks of ML input pipelines.",
+        allow_abbrev=False,
     )
     parser.add_argument("--version", action="version", version=f"plumber {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command in COMMANDS:
         command_parser = sub.add_parser(
-            command.name, help=command.help, description=command.description
+            command.name, help=command.help, description=command.description,
+            allow_abbrev=False,
         )
         command.add_arguments(command_parser)
         command_parser.set_defaults(handler=command)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def split_at_separator(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """plumber's arguments and the script's: what comes before and after the first ``--``."""
+    argv = list(argv)
+    if SEPARATOR not in argv:
+        return argv, []
+    at = argv.index(SEPARATOR)
+    return argv[:at], argv[at + 1:]
+
+
+def parse_command_line(argv: Sequence[str]) -> argparse.Namespace:
+    """The parsed command line, ``script_args`` being exactly what follows ``--``.
+
+    Raises :class:`UsageError` for an argument before ``--`` that plumber
+    does not take; argparse's own errors (a missing or malformed value)
+    exit with status 2 as usual.
+    """
+    ours, theirs = split_at_separator(argv)
+    args, unknown = build_parser().parse_known_args(ours)
     if getattr(args, "handler", None) is None:
-        parser.print_help(sys.stderr)
+        return args
+    command = f"plumber {args.command}"
+    if not hasattr(args, "script_args"):
+        if unknown or theirs:
+            extra = shlex.join([*unknown, *([SEPARATOR, *theirs] if theirs else [])])
+            raise UsageError(f"{command}: error: unrecognized arguments: {extra}")
+        return args
+    # The SCRIPT_ARGS positional only shows the syntax in --help; before the
+    # split, the words it caught were bare words after SCRIPT.
+    unrecognized = [*args.script_args, *unknown]
+    if unrecognized:
+        raise UsageError(
+            f"{command}: error: unrecognized arguments: {shlex.join(unrecognized)}; put the "
+            f"script's own arguments after --, as in: {command} [OPTIONS] SCRIPT -- "
+            f"{shlex.join([*unrecognized, *theirs])}"
+        )
+    args.script_args = theirs
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = parse_command_line(sys.argv[1:] if argv is None else argv)
+    except UsageError as exc:
+        print(exc, file=sys.stderr)
+        return exitcodes.USAGE
+    if getattr(args, "handler", None) is None:
+        build_parser().print_help(sys.stderr)
         return exitcodes.USAGE
     return args.handler.run(args)
 

@@ -29,9 +29,32 @@ def say(message: str) -> None:
 
 def add_script_arguments(parser: argparse.ArgumentParser, verb: str = "run") -> None:
     """SCRIPT and the script's own arguments (after ``--``)."""
-    parser.add_argument("script", type=Path, help=f"the Python script to {verb}")
+    parser.add_argument("script", type=Path, metavar="SCRIPT", help=f"the Python script to {verb}")
+    add_script_args_after_separator(parser)
+
+
+def add_script_args_after_separator(parser: argparse.ArgumentParser) -> None:
+    """``[-- SCRIPT_ARGS ...]``: the script's arguments, everything after the first ``--``.
+
+    :func:`plumber.cli.parse_command_line` splits the command line at ``--``
+    and sets ``script_args`` to what follows; this argument puts the syntax
+    in the usage line and ``--help``.
+    """
     parser.add_argument(
-        "script_args", nargs=argparse.REMAINDER, help="arguments for the script (after --)"
+        "script_args", nargs="*", metavar="-- SCRIPT_ARGS",
+        help="the script's own arguments: everything after --, passed on unchanged. "
+        "plumber's options go anywhere before --; an option plumber does not know, or a "
+        "word after SCRIPT, before -- is an error",
+    )
+
+
+def add_keep_secrets(parser: argparse.ArgumentParser) -> None:
+    """``--keep-secrets``: record secret-looking script arguments as given (see plumber.redact)."""
+    parser.add_argument(
+        "--keep-secrets", action="store_true",
+        help="record the script's arguments as given in profile.json and report.html; by "
+        "default the values of arguments named like secrets (--token, --api-key, "
+        "--password, ...) and URL credentials are replaced by REDACTED",
     )
 
 
@@ -59,11 +82,6 @@ def script_unusable(script: Path) -> bool:
     if problem is not None:
         print(f"plumber: error: {problem}", file=sys.stderr)
     return problem is not None
-
-
-def script_arguments(remainder: list[str]) -> list[str]:
-    """The script's own arguments: what follows SCRIPT, without a leading ``--``."""
-    return remainder[1:] if remainder[:1] == ["--"] else list(remainder)
 
 
 def positive_int(text: str) -> int:

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 
 from plumber import exitcodes
 from plumber.commands.base import (
+    add_script_args_after_separator,
     non_negative_float,
     positive_float,
     positive_int,
     say,
-    script_arguments,
 )
 from plumber.stdio import write_now
 
@@ -62,8 +62,7 @@ class GateCommand:
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("target", type=Path, metavar="SCRIPT|PROFILE.json",
                             help="a script to run, or a saved profile.json to gate")
-        parser.add_argument("script_args", nargs=argparse.REMAINDER,
-                            help="arguments for the script (after --)")
+        add_script_args_after_separator(parser)
         parser.add_argument("--baseline", type=Path, required=True,
                             help="the baseline JSON file (written by --update)")
         parser.add_argument("--tolerance", type=tolerance, default=0.10, metavar="PERCENT",
@@ -101,7 +100,7 @@ class GateCommand:
             cpu_probe_s=defaults.cpu_probe_s if args.cpu_probe is None else args.cpu_probe,
             output_dir=args.output,
         )
-        script_args = script_arguments(args.script_args)
+        script_args = args.script_args
         try:
             if args.update:
                 return _update(args, script_args, options)
@@ -146,7 +145,7 @@ def _check_target(args: argparse.Namespace) -> str | None:
     if not args.target.is_file():
         return f"no such profile: {args.target}"
     script_only = [flag for flag, value in (
-        ("SCRIPT_ARGS", script_arguments(args.script_args)), ("--repeats", args.repeats),
+        ("SCRIPT_ARGS", args.script_args), ("--repeats", args.repeats),
         ("--steps", args.steps), ("--duration", args.duration),
         ("--cpu-probe", args.cpu_probe), ("--output", args.output),
     ) if value not in (None, [])]

@@ -10,10 +10,10 @@ from pathlib import Path
 
 from plumber import exitcodes
 from plumber.commands.base import (
+    add_keep_secrets,
     add_run_bounds,
     add_script_arguments,
     say,
-    script_arguments,
     script_unusable,
 )
 from plumber.stdio import write_now
@@ -49,11 +49,12 @@ class ProfileCommand:
             help="output folder (default: ./plumber-out/SCRIPT-TIMESTAMP)",
         )
         add_run_bounds(parser)
+        add_keep_secrets(parser)
 
     def run(self, args: argparse.Namespace) -> int:
         if script_unusable(args.script):
             return exitcodes.USAGE
-        script_args = script_arguments(args.script_args)
+        script_args = args.script_args
         from plumber.files import OutputError, checked_output_folder
 
         try:
@@ -66,7 +67,8 @@ class ProfileCommand:
         from plumber.session import SessionOptions, profile_script
 
         options = SessionOptions(
-            steps=args.steps, duration_s=args.duration, cpu_probe_s=args.cpu_probe, notify=say
+            steps=args.steps, duration_s=args.duration, cpu_probe_s=args.cpu_probe, notify=say,
+            keep_secrets=args.keep_secrets,
         )
         say(f"profiling {args.script}")
         result = profile_script(args.script, script_args, options)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from plumber import exitcodes
-from plumber.commands.base import add_script_arguments, say, script_arguments, script_unusable
+from plumber.commands.base import add_script_arguments, say, script_unusable
 
 
 class RunCommand:
@@ -41,8 +41,7 @@ class RunCommand:
         from plumber.tuner.appliers import applying
 
         with applying(plan, args.script) as appliers:
-            outcome = run_script(args.script, script_arguments(args.script_args),
-                                 lambda exc: False)
+            outcome = run_script(args.script, args.script_args, lambda exc: False)
         if outcome.exit_status != 0:
             say(f"the script failed ({outcome.error or f'exit status {outcome.exit_status}'}) "
                 f"with the plan's settings below in force")

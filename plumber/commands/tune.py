@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING
 
 from plumber import exitcodes
 from plumber.commands.base import (
+    add_keep_secrets,
     add_run_bounds,
     add_script_arguments,
     non_negative_int,
     positive_int,
     say,
-    script_arguments,
     script_unusable,
 )
 from plumber.commands.profile import RUN_FILES, default_output_dir
@@ -48,6 +48,7 @@ class TuneCommand:
                             help=f"interleaved verification rounds (default {DEFAULT_ROUNDS}); "
                             f"a result within the noise gets more, up to {MAX_ROUNDS}")
         add_run_bounds(parser)
+        add_keep_secrets(parser)
 
     def run(self, args: argparse.Namespace) -> int:
         if script_unusable(args.script):
@@ -58,7 +59,7 @@ class TuneCommand:
         from plumber.tuner.derive import derive_plan
         from plumber.tuner.verify import verify
 
-        script_args = script_arguments(args.script_args)
+        script_args = args.script_args
         from plumber.files import OutputError, checked_outputs
 
         out_dir = args.output.parent if args.output else default_output_dir(args.script)
@@ -73,7 +74,8 @@ class TuneCommand:
             return exitcodes.USAGE
         plan_path = outputs["plan"]
         options = SessionOptions(steps=args.steps, duration_s=args.duration,
-                                 cpu_probe_s=args.cpu_probe, notify=say)
+                                 cpu_probe_s=args.cpu_probe, notify=say,
+                                 keep_secrets=args.keep_secrets)
         say(f"profiling {args.script}")
         result = profile_script(args.script, script_args, options)
         profile_path = result.profile.save(outputs["profile"])
