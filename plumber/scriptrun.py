@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import runpy
+import signal
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -40,6 +41,8 @@ class ScriptOutcome:
     error: str | None = None
     interrupted: bool = False
     bounded: bool = False
+    #: The signal that stopped the script from outside (SIGINT for Ctrl-C, SIGTERM, SIGHUP).
+    stop_signal: int | None = None
 
 
 def run_script(
@@ -77,12 +80,27 @@ def _run(script: Path, is_bound_stop: Callable[[BaseException], bool]) -> Script
         if is_bound_stop(exc):
             return ScriptOutcome(exit_status=0, bounded=True)
         if isinstance(exc, KeyboardInterrupt):
-            return ScriptOutcome(EXIT_INTERRUPTED, error="interrupted (Ctrl-C)", interrupted=True)
+            return ScriptOutcome(EXIT_INTERRUPTED, error="interrupted (Ctrl-C)", interrupted=True,
+                                 stop_signal=signal.SIGINT)
         if isinstance(exc, Terminated):
-            return ScriptOutcome(exc.exit_status, error=f"terminated ({exc})", interrupted=True)
+            return ScriptOutcome(exc.exit_status, error=f"terminated ({exc})", interrupted=True,
+                                 stop_signal=exc.signum)
         _print_error(traceback.format_exc())
         summary = f"{type(exc).__name__}: {exc}".strip()
         return ScriptOutcome(exit_status=1, error=summary.splitlines()[0][:500])
+
+
+def stop_again(outcome: ScriptOutcome) -> None:
+    """Raise again the Ctrl-C, SIGTERM or SIGHUP that stopped the script, if one did.
+
+    For callers that run the script many times (tune's verification and
+    search): a stop from outside ends them all, and the rate of a run cut
+    short is never taken as a measurement.
+    """
+    if outcome.stop_signal == signal.SIGINT:
+        raise KeyboardInterrupt
+    if outcome.stop_signal is not None:
+        raise Terminated(outcome.stop_signal)
 
 
 def _from_exit(exc: SystemExit) -> ScriptOutcome:

@@ -19,11 +19,13 @@ from plumber.commands.base import (
     script_unusable,
 )
 from plumber.commands.profile import RUN_FILES, default_output_dir
+from plumber.runbounds import Terminated
 from plumber.stdio import write_now
 from plumber.tuner.speedup import DEFAULT_ROUNDS, MAX_ROUNDS, Comparison, runs_of, spread_text
 
 if TYPE_CHECKING:
     from plumber.record import Profile
+    from plumber.session import SessionOptions
     from plumber.tuner.plan import Plan
 
 
@@ -57,8 +59,6 @@ class TuneCommand:
         from plumber.reports.html import write_html
         from plumber.session import SessionOptions, profile_script
         from plumber.tuner.derive import derive_plan
-        from plumber.tuner.verify import verify
-
         script_args = args.script_args
         from plumber.files import OutputError, checked_outputs
 
@@ -88,23 +88,39 @@ class TuneCommand:
         plan = derive_plan(result.profile, rendered.diagnoses, args.script)
         for note in plan.notes:
             say(note)
-        if plan.pipelines and args.search:
-            from plumber.tuner.search import search_plan
-
-            plan, best = search_plan(args.script, script_args, plan, args.search, options, say)
-            say(f"search: best plan measured {best:.1f}/s")
-        if plan.pipelines:
-            check = verify(args.script, script_args, plan, args.rounds, options, say)
-            noted = len(plan.notes)
-            plan = _keep_verified(plan, check)
-            for note in plan.notes[noted:]:
-                say(note)
+        try:
+            plan = _measured(plan, args, options)
+        except (KeyboardInterrupt, Terminated) as stop:
+            say("stopped while measuring the plan; no plan written")
+            return stop.exit_status if isinstance(stop, Terminated) else exitcodes.INTERRUPTED
         plan.save(plan_path)
         write_html(rendered.report_path, result.profile, rendered.diagnoses, plan)
         _print_plan(plan, result.profile)
         say(f"plan: {plan_path}")
         say(f"report: {rendered.report_path}")
         return exitcodes.OK
+
+
+def _measured(plan: Plan, args: argparse.Namespace, options: SessionOptions) -> Plan:
+    """The plan after the optional search and the verification runs, keeping what is faster.
+
+    Ctrl-C, SIGTERM or SIGHUP during one of the runs is raised again from
+    here (:func:`plumber.tuner.verify.measured_rates`), so tune stops.
+    """
+    from plumber.tuner.verify import verify
+
+    if plan.pipelines and args.search:
+        from plumber.tuner.search import search_plan
+
+        plan, best = search_plan(args.script, args.script_args, plan, args.search, options, say)
+        say(f"search: best plan measured {best:.1f}/s")
+    if plan.pipelines:
+        check = verify(args.script, args.script_args, plan, args.rounds, options, say)
+        noted = len(plan.notes)
+        plan = _keep_verified(plan, check)
+        for note in plan.notes[noted:]:
+            say(note)
+    return plan
 
 
 def _keep_verified(plan: Plan, comparisons: tuple[Comparison, ...]) -> Plan:

@@ -17,9 +17,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from plumber.session import SessionOptions, profile_script
+from plumber.session import SessionOptions
 from plumber.tuner.plan import Plan, StageSetting
-from plumber.tuner.verify import pipeline_rates
+from plumber.tuner.verify import measured_rates
 
 
 def search_plan(
@@ -50,7 +50,7 @@ def search_plan(
         candidate = _suggest(plan, space, trial)
         tuned = dataclasses.replace(measuring,
                                     around_script=lambda: applying(candidate, script))
-        rate = sum(pipeline_rates(profile_script(script, args, tuned).profile))
+        rate = sum(measured_rates(script, args, tuned))
         notify(f"search: trial {trial.number + 1} of {trials}: {rate:.1f}/s")
         return rate
 

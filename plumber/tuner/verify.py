@@ -33,6 +33,20 @@ def pipeline_rates(profile: Profile) -> tuple[float, ...]:
     return tuple(rates)
 
 
+def measured_rates(script: Path, args: Sequence[str], options: SessionOptions) -> tuple[float, ...]:
+    """:func:`pipeline_rates` of one profiled run; a run stopped from outside stops the caller.
+
+    Ctrl-C, SIGTERM or SIGHUP during a measuring run is raised again here
+    (:func:`plumber.scriptrun.stop_again`): the run's partial rate is no
+    measurement, and the user asked for the whole command to stop.
+    """
+    from plumber.scriptrun import stop_again
+
+    result = profile_script(script, args, options)
+    stop_again(result.outcome)
+    return pipeline_rates(result.profile)
+
+
 def verify(
     script: Path,
     args: Sequence[str],
@@ -47,8 +61,8 @@ def verify(
     measuring = dataclasses.replace(options, cpu_probe_s=0.0, notify=lambda message: None)
     tuned = dataclasses.replace(measuring, around_script=lambda: applying(plan, script))
     return compare_rounds(
-        lambda: pipeline_rates(profile_script(script, args, measuring).profile),
-        lambda: pipeline_rates(profile_script(script, args, tuned).profile),
+        lambda: measured_rates(script, args, measuring),
+        lambda: measured_rates(script, args, tuned),
         rounds,
         notify,
     )

@@ -118,3 +118,23 @@ def test_plumbers_internal_failure_code_is_not_one_a_script_uses(tmp_path, monke
     assert code == exitcodes.INTERNAL == 70
     assert (tmp_path / "out" / "profile.json").is_file()
     assert "the profile is saved at" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("default_termination")
+@pytest.mark.parametrize(("ending", "stop"), [
+    ("os.kill(os.getpid(), signal.SIGTERM); time.sleep(30)", Terminated),
+    ("raise KeyboardInterrupt", KeyboardInterrupt),
+])
+def test_a_measuring_run_stopped_from_outside_stops_the_measuring(tmp_path, ending, stop):
+    """tune's verification and search: a stopped run is no measurement, and tune must end."""
+    from plumber.session import SessionOptions
+    from plumber.tuner.verify import measured_rates
+
+    options = SessionOptions(cpu_probe_s=0, net_probe_s=0, capacity_cache_dir=str(tmp_path))
+    finished = tmp_path / "finished.py"
+    finished.write_text("pass\n")
+    assert measured_rates(finished, [], options) == ()
+    stopped = tmp_path / "stopped.py"
+    stopped.write_text(f"import os, signal, time\n{ending}\n")
+    with pytest.raises(stop):
+        measured_rates(stopped, [], options)
