@@ -45,14 +45,15 @@ MIN_KNOWN_LENGTH = 4
 
 _WORD_SPLIT = re.compile(r"[^a-z0-9]+")
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
-_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+#: A URL with its scheme. The scheme is bounded (RFC 3986 sets no limit, real ones
+#: are short) so that a long word is scanned in linear time, not once per letter.
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,31}://[^\s'\"<>]+")
 #: ``name=value`` as a bare argument (``db.password=x``, Hydra's ``+api_key=x``).
 _ASSIGNMENT = re.compile(r"^(?P<name>[+~]*[A-Za-z_][\w.-]*)=(?P<value>.*)$", re.DOTALL)
-#: A query string in free text, with or without the URL's scheme and host; punctuation
-#: that ends a sentence or clause after it is left.
-_QUERY_IN_TEXT = re.compile(
-    r"\?[^\s'\"<>()?]*=[^\s'\"<>()]*?(?=[.,;:!]*(?:[\s'\"<>()]|$))"
-)
+#: A query string in free text, with or without the URL's scheme and host.
+_QUERY_IN_TEXT = re.compile(r"\?[^\s'\"<>()?]*=[^\s'\"<>()]*")
+#: Punctuation that ends a sentence or clause after a query string, kept when it is cut.
+_TRAILING_PUNCTUATION = ".,;:!"
 
 
 def looks_secret(name: str) -> bool:
@@ -112,7 +113,7 @@ def redact_message(text: str, known: Iterable[str] = ()) -> str:
         if len(value) >= MIN_KNOWN_LENGTH:
             text = text.replace(value, MARK)
     text = _URL.sub(lambda match: _without_userinfo(match[0]), text)
-    return _QUERY_IN_TEXT.sub("?...", text)
+    return _QUERY_IN_TEXT.sub(_cut_query, text)
 
 
 def _redacted(args: Sequence[str]) -> Iterator[tuple[str, tuple[str, ...]]]:
@@ -140,6 +141,12 @@ def _redacted(args: Sequence[str]) -> Iterator[tuple[str, tuple[str, ...]]]:
             shown = shown[:match.start()] + url + shown[match.end():]
             hidden.extend(secrets)
         yield shown, tuple(hidden)
+
+
+def _cut_query(match: re.Match[str]) -> str:
+    """``?...`` in place of a query string, with the punctuation that followed it."""
+    query = match[0]
+    return "?..." + query[len(query.rstrip(_TRAILING_PUNCTUATION)):]
 
 
 def _option_name(arg: str) -> str | None:

@@ -144,3 +144,12 @@ def test_a_baseline_recorded_before_redaction_is_read_redacted(tmp_path):
                            ("train.py",))
     data = {**measured.to_dict(), "command": ["train.py", "--token=old-secret"]}
     assert baseline_from_dict(data).command == ("train.py", f"--token={MARK}")
+
+
+@pytest.mark.parametrize("hostile", ["x" * 200_000, "a." * 100_000, "?a=" + "." * 200_000,
+                                     "https://" + "u:" * 100_000 + "@h/"])
+def test_a_huge_argument_or_message_is_redacted_in_one_pass(hostile):
+    # A pattern that rescanned the rest of a long word from each letter would not finish.
+    assert len(redact_message(hostile)) <= len(hostile) + 4
+    (shown,) = redact_arguments([hostile])
+    assert len(shown) <= len(hostile) + 4
