@@ -134,10 +134,10 @@ def assemble(
     recorded with secrets redacted (:mod:`plumber.redact`).
     """
     notes = capture.notes
-    pipelines, framework, framework_version, data_paths = _collect(capture.hooks, options, notes)
-    machine = _machine(data_paths, options, capture.sampler, notes)
+    collected = _collect(capture.hooks, options, notes)
+    machine = _machine(collected.data_paths, options, capture.sampler, notes)
     network = _network(capture, options, notes)
-    if not pipelines:
+    if not collected.pipelines:
         notes.append(f"no tf.data pipeline or torch DataLoader was iterated by {subject}")
     error = outcome.error
     if not options.keep_secrets:
@@ -150,8 +150,8 @@ def assemble(
         started_at=capture.started_at,
         duration_s=capture.duration_s,
         exit_status=outcome.exit_status,
-        framework=framework,
-        framework_version=framework_version,
+        framework=collected.framework,
+        framework_version=collected.framework_version,
         python_version=platform.python_version(),
         plumber_version=plumber.__version__,
         error=error,
@@ -162,7 +162,7 @@ def assemble(
     return Profile(
         run=run,
         machine=machine,
-        pipelines=pipelines,
+        pipelines=collected.pipelines,
         resources=capture.sampler.series(),
         threads=capture.threads,
         network=network,
@@ -260,9 +260,23 @@ def _bound_stop_check(hooks: Any) -> Callable[[BaseException], bool]:
     return is_bound_stop
 
 
+@dataclass(frozen=True)
+class Collected:
+    """What framework hooks collected: pipelines, framework name and version, data files read.
+
+    One per framework (:func:`_collect_tf`, :func:`_collect_torch`), and one
+    joining them (:func:`_collect`).
+    """
+
+    pipelines: tuple[Pipeline, ...] = ()
+    framework: str = ""
+    framework_version: str = ""
+    data_paths: tuple[str, ...] = ()
+
+
 def _collect(
     hooks: FrameworkHooks | None, options: SessionOptions, notes: list[str]
-) -> tuple[tuple[Pipeline, ...], str, str, list[str]]:
+) -> Collected:
     """Pipelines, framework name(s)/version(s) and data files; failures become notes.
 
     The framework is the one whose pipelines ran; when both did it reads
@@ -270,21 +284,24 @@ def _collect(
     neither did, the ones the code imported.
     """
     if hooks is None:
-        return (), "", "", []
+        return Collected()
     tf_part = _collect_tf(hooks.tf, options, notes) if hooks.tf is not None else None
     torch_part = None
     if hooks.torch is not None:
-        torch_part = _collect_torch(hooks.torch, len(tf_part[0]) if tf_part else 0, notes)
+        torch_part = _collect_torch(hooks.torch, len(tf_part.pipelines) if tf_part else 0, notes)
     parts = [p for p in (tf_part, torch_part) if p is not None]
-    ran = [p for p in parts if p[0]] or parts
-    pipelines = tuple(pipeline for part in parts for pipeline in part[0])
-    paths = tf_part[3] if tf_part is not None else []
-    return (pipelines, "+".join(p[1] for p in ran), " + ".join(p[2] for p in ran), paths)
+    ran = [p for p in parts if p.pipelines] or parts
+    return Collected(
+        pipelines=tuple(pipeline for part in parts for pipeline in part.pipelines),
+        framework="+".join(p.framework for p in ran),
+        framework_version=" + ".join(p.framework_version for p in ran),
+        data_paths=tuple(path for part in parts for path in part.data_paths),
+    )
 
 
 def _collect_torch(
     hooks: Any, first_index: int, notes: list[str]
-) -> tuple[tuple[Pipeline, ...], str, str, list[str]]:
+) -> Collected:
     import torch
 
     try:
@@ -293,12 +310,12 @@ def _collect_torch(
         traceback.print_exc(file=sys.stderr)
         notes.append("plumber failed to assemble the DataLoader statistics (see stderr)")
         pipelines = ()
-    return pipelines, "torch", str(torch.__version__), []
+    return Collected(pipelines, "torch", str(torch.__version__))
 
 
 def _collect_tf(
     hooks: Any, options: SessionOptions, notes: list[str]
-) -> tuple[tuple[Pipeline, ...], str, str, list[str]]:
+) -> Collected:
     import tensorflow as tf
 
     from plumber.tf.pipelines import build_pipelines
@@ -316,11 +333,11 @@ def _collect_tf(
     for watched in hooks.pipelines.values():
         with contextlib.suppress(Exception):
             paths.extend(p for p in data_files(watched.dataset) if p not in paths)
-    return pipelines, "tensorflow", tf.__version__, paths
+    return Collected(pipelines, "tensorflow", tf.__version__, tuple(paths))
 
 
 def _machine(
-    data_paths: list[str], options: SessionOptions, sampler: Any, notes: list[str]
+    data_paths: Sequence[str], options: SessionOptions, sampler: Any, notes: list[str]
 ) -> Machine:
     if data_paths:
         options.notify("probing machine capacity (cached per machine)")

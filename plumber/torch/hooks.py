@@ -55,7 +55,9 @@ from plumber.torch.sizes import describe
 from plumber.torch.transforms import transform_op
 from plumber.torch.workerside import (
     Replaced,
+    StageCounts,
     StageRecorder,
+    WorkerSnapshot,
     WorkerStart,
     instrument_fetcher,
     wrap_transforms,
@@ -88,8 +90,8 @@ class WatchedLoader:
     element_spec: str = ""
     recorder: StageRecorder | None = None
     worker_iterators: list[Any] = field(default_factory=list)
-    pin: list[float] = field(default_factory=lambda: [0, 0.0, 0.0])
-    snapshots: list[dict[str, Any]] = field(default_factory=list)
+    pin: StageCounts = StageCounts()
+    snapshots: list[WorkerSnapshot] = field(default_factory=list)
     passes: list[PassCount] = field(default_factory=list)
     windows: list[SteadyWindow] = field(default_factory=list)
 
@@ -341,9 +343,8 @@ class TorchHooks:
                 return original(data, *args, **kwargs)
             finally:
                 inside.batch = False
-                watch.pin[0] += 1
-                watch.pin[1] += time.perf_counter() - wall0
-                watch.pin[2] += time.thread_time() - cpu0
+                pinned = StageCounts(1, time.perf_counter() - wall0, time.thread_time() - cpu0)
+                watch.pin = watch.pin.plus(pinned)
 
         return pin_memory
 
@@ -384,7 +385,8 @@ class TorchHooks:
         for (serial, *_), path in sorted(files):
             with contextlib.suppress(OSError, ValueError):
                 if serial < len(self.loaders):
-                    self.loaders[serial].snapshots.append(json.loads(path.read_text("utf-8")))
+                    data = json.loads(path.read_text("utf-8"))
+                    self.loaders[serial].snapshots.append(WorkerSnapshot.from_json(data))
         shutil.rmtree(self._stats_dir, ignore_errors=True)
         self._stats_dir = None
 
@@ -393,9 +395,9 @@ class TorchHooks:
         latest: dict[int, dict[str, Any]] = {}
         for watch in self.loaders:
             for snapshot in watch.snapshots:
-                trace = snapshot.get("network")
+                trace = snapshot.network
                 if trace:
-                    latest[snapshot.get("pid", id(trace))] = trace
+                    latest[snapshot.pid or id(trace)] = trace
         return list(latest.values())
 
     def pipelines(self, first_index: int = 0) -> tuple[Pipeline, ...]:
@@ -405,7 +407,7 @@ class TorchHooks:
             snapshots = list(watch.snapshots)
             if watch.recorder is not None:
                 snapshots.append(watch.recorder.snapshot())
-            tried = any(s.get("batches") or s.get("errors") for s in snapshots)
+            tried = any(s.batches or s.errors for s in snapshots)
             if watch.steps == 0 and not tried:
                 continue
             pipeline_id = f"pipeline-{first_index + len(records)}"
@@ -417,7 +419,6 @@ def _summary(watch: WatchedLoader) -> LoaderSummary:
     notes = []
     if watch.source is None:
         notes.append("the DataLoader was constructed before profiling started: no source line")
-    batches, wall, cpu = watch.pin
     randomness = watch.randomness
     return LoaderSummary(
         source=watch.source,
@@ -431,7 +432,7 @@ def _summary(watch: WatchedLoader) -> LoaderSummary:
         wait_s=watch.wait_s,
         step_s=watch.step_s,
         element_spec=watch.element_spec,
-        pin=(int(batches), wall, cpu) if batches else None,
+        pin=watch.pin if watch.pin.elements else None,
         notes=tuple(notes),
         passes=tuple(IteratorPass(p.batches, p.complete) for p in watch.passes),
         steady=steady_of(watch.windows),

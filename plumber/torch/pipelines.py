@@ -27,13 +27,10 @@ from plumber.record import (
 from plumber.steady import Steady
 from plumber.torch.randomness import TransformInfo
 from plumber.torch.workerside import (
-    BYTES_IN,
-    BYTES_OUT,
     COLLATE,
-    CPU,
-    ELEMENTS,
     FETCH,
-    WALL,
+    StageCounts,
+    WorkerSnapshot,
     transform_id,
 )
 
@@ -54,8 +51,8 @@ class LoaderSummary:
 
     ``transforms`` is (op, random, note) per transform as found on the
     dataset and decided there (:mod:`plumber.torch.randomness`), and
-    ``fetch_random``/``fetch_note`` the same for the fetch; ``pin`` is
-    (batches, wall seconds, CPU seconds) of the pin-memory step when it ran;
+    ``fetch_random``/``fetch_note`` the same for the fetch; ``pin`` counts
+    the pin-memory step (batches pinned, their wall and CPU time) when it ran;
     ``passes`` the batches each pass over the data delivered; ``steady`` the
     steps, seconds and main-process CPU after each iterator's first batch.
     """
@@ -71,14 +68,14 @@ class LoaderSummary:
     wait_s: float = 0.0
     step_s: float = 0.0
     element_spec: str = ""
-    pin: tuple[int, float, float] | None = None
+    pin: StageCounts | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
     passes: tuple[IteratorPass, ...] = ()
     steady: Steady | None = None
 
 
 def build_pipeline(
-    pipeline_id: str, summary: LoaderSummary, snapshots: Sequence[Mapping[str, Any]]
+    pipeline_id: str, summary: LoaderSummary, snapshots: Sequence[WorkerSnapshot]
 ) -> Pipeline:
     """The Pipeline record of one DataLoader."""
     parallelism = max(int(summary.knobs.get("num_workers") or 0), 1)
@@ -94,12 +91,13 @@ def build_pipeline(
         previous = stage_id
     stages = [_workers_stage(summary, chain, totals, parallelism, snapshots), *chain]
     root = POOL
-    if summary.pin is not None and summary.pin[0] > 0:
-        batches, wall, cpu = summary.pin
+    pin = summary.pin
+    if pin is not None and pin.elements > 0:
         stages.append(Stage(
             id=PIN_MEMORY, kind=PIN_MEMORY, op=PIN_MEMORY, inputs=(POOL,),
             source=summary.source,
-            stats=StageStats(elements=batches, wall_time_s=wall, cpu_time_s=cpu, parallelism=1),
+            stats=StageStats(elements=pin.elements, wall_time_s=pin.wall_s, cpu_time_s=pin.cpu_s,
+                             parallelism=1),
         ))
         root = PIN_MEMORY
     consumer = None
@@ -125,26 +123,24 @@ def build_pipeline(
     )
 
 
-def _sum_stages(snapshots: Sequence[Mapping[str, Any]]) -> dict[str, list[float]]:
-    totals: dict[str, list[float]] = {}
+def _sum_stages(snapshots: Sequence[WorkerSnapshot]) -> dict[str, StageCounts]:
+    totals: dict[str, StageCounts] = {}
     for snapshot in snapshots:
-        for stage_id, row in snapshot.get("stages", {}).items():
-            total = totals.setdefault(stage_id, [0, 0.0, 0.0, 0, 0])
-            for i, value in enumerate(row[: len(total)]):
-                total[i] += value
+        for stage_id, counts in snapshot.stages.items():
+            totals[stage_id] = totals.get(stage_id, StageCounts()).plus(counts)
     return totals
 
 
-def _errors(snapshots: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+def _errors(snapshots: Sequence[WorkerSnapshot]) -> dict[str, str]:
     errors: dict[str, str] = {}
     for snapshot in snapshots:
-        for stage_id, message in snapshot.get("errors", {}).items():
+        for stage_id, message in snapshot.errors.items():
             errors.setdefault(stage_id, message)
     return errors
 
 
 def _transforms(
-    summary: LoaderSummary, snapshots: Sequence[Mapping[str, Any]]
+    summary: LoaderSummary, snapshots: Sequence[WorkerSnapshot]
 ) -> list[TransformInfo]:
     """The main process's view of the transforms, completed by what workers found.
 
@@ -153,7 +149,7 @@ def _transforms(
     """
     found = [TransformInfo(*t) for t in summary.transforms]
     for snapshot in snapshots:
-        theirs = [str(op) for op, *_ in snapshot.get("transforms", [])]
+        theirs = [op for op, _ in snapshot.transforms]
         if len(theirs) > len(found):
             found += [TransformInfo(op, True, WORKERS_ONLY) for op in theirs[len(found):]]
     return found
@@ -164,7 +160,7 @@ def _chain_stage(
     previous: str | None,
     summary: LoaderSummary,
     transforms: list[TransformInfo],
-    totals: dict[str, list[float]],
+    totals: dict[str, StageCounts],
     parallelism: int,
     error: str | None,
 ) -> Stage:
@@ -186,16 +182,16 @@ def _chain_stage(
     stats, reason = None, None
     if FETCH not in totals:
         reason = NO_STATS
-    elif stage_id not in (FETCH, COLLATE) and (row is None or row[ELEMENTS] == 0) and not error:
+    elif stage_id not in (FETCH, COLLATE) and (row is None or row.elements == 0) and not error:
         reason = NOT_CALLED
     else:
-        row = row or [0, 0.0, 0.0, 0, 0]
+        row = row or StageCounts()
         stats = StageStats(
-            elements=int(row[ELEMENTS]),
-            wall_time_s=row[WALL],
-            cpu_time_s=row[CPU],
+            elements=int(row.elements),
+            wall_time_s=row.wall_s,
+            cpu_time_s=row.cpu_s,
             bytes_produced=int(_bytes_produced(stage_id, row, totals, len(transforms))),
-            bytes_consumed=int(row[BYTES_IN]),
+            bytes_consumed=int(row.bytes_in),
             parallelism=parallelism,
         )
     return Stage(
@@ -213,34 +209,34 @@ def _chain_stage(
 
 
 def _bytes_produced(
-    stage_id: str, row: list[float], totals: dict[str, list[float]], transforms: int
+    stage_id: str, row: StageCounts, totals: dict[str, StageCounts], transforms: int
 ) -> float:
     """Fetch's output is what its first consumer (transform_0 or collate) took in."""
     if stage_id != FETCH:
-        return row[BYTES_OUT]
+        return row.bytes_out
     first = totals.get(transform_id(0)) if transforms else None
-    if first is not None and first[ELEMENTS] > 0:
-        return first[BYTES_IN]
+    if first is not None and first.elements > 0:
+        return first.bytes_in
     collate = totals.get(COLLATE)
-    return collate[BYTES_IN] if collate is not None else 0
+    return collate.bytes_in if collate is not None else 0
 
 
 def _workers_stage(
     summary: LoaderSummary,
     chain: list[Stage],
-    totals: dict[str, list[float]],
+    totals: dict[str, StageCounts],
     parallelism: int,
-    snapshots: Sequence[Mapping[str, Any]],
+    snapshots: Sequence[WorkerSnapshot],
 ) -> Stage:
     measured = [s.stats for s in chain if s.stats is not None]
     stats = None
     if measured:
         collate = totals.get(COLLATE)
         stats = StageStats(
-            elements=sum(int(s.get("batches", 0)) for s in snapshots),
+            elements=sum(s.batches for s in snapshots),
             wall_time_s=sum(s.wall_time_s for s in measured),
             cpu_time_s=sum(s.cpu_time_s or 0.0 for s in measured),
-            bytes_produced=int(collate[BYTES_OUT]) if collate is not None else 0,
+            bytes_produced=int(collate.bytes_out) if collate is not None else 0,
             parallelism=parallelism,
             runqueue_time_s=_runqueue(snapshots),
         )
@@ -255,38 +251,38 @@ def _workers_stage(
     )
 
 
-def _runqueue(snapshots: Sequence[Mapping[str, Any]]) -> float | None:
+def _runqueue(snapshots: Sequence[WorkerSnapshot]) -> float | None:
     """Seconds the chain's processes waited for a core in fetch calls (None if one did not say)."""
-    waits = [s.get("runqueue_s") for s in snapshots]
-    if not waits or any(not isinstance(w, (int, float)) for w in waits):
+    waits = [s.runqueue_s for s in snapshots]
+    if not waits or any(w is None for w in waits):
         return None
-    return float(sum(waits))
+    return float(sum(w for w in waits if w is not None))
 
 
-def _workers(snapshots: Sequence[Mapping[str, Any]]) -> tuple[WorkerStats, ...]:
+def _workers(snapshots: Sequence[WorkerSnapshot]) -> tuple[WorkerStats, ...]:
     return tuple(
         WorkerStats(
-            worker=int(s["worker"]),
-            pid=int(s.get("pid", 0)),
-            elements=int(s.get("samples", 0)),
-            rss_start_bytes=int(s["rss"][0]),
-            rss_peak_bytes=int(s["rss"][1]),
-            rss_end_bytes=int(s["rss"][2]),
+            worker=s.worker,
+            pid=s.pid,
+            elements=s.samples,
+            rss_start_bytes=int(s.rss.start),
+            rss_peak_bytes=int(s.rss.peak),
+            rss_end_bytes=int(s.rss.end),
         )
         for s in snapshots
-        if int(s.get("worker", -1)) >= 0
+        if s.worker >= 0
     )
 
 
-def _notes(snapshots: Sequence[Mapping[str, Any]]) -> list[str]:
+def _notes(snapshots: Sequence[WorkerSnapshot]) -> list[str]:
     notes: list[str] = []
     for s in snapshots:
         where = (
-            f"worker {s['worker']} (pid {s.get('pid')})" if int(s.get("worker", -1)) >= 0
+            f"worker {s.worker} (pid {s.pid})" if s.worker >= 0
             else "the main process (num_workers=0)"
         )
-        for stage_id, message in s.get("errors", {}).items():
+        for stage_id, message in s.errors.items():
             notes.append(f"{where} raised in {stage_id}: {message}")
-        if s.get("problem"):
-            notes.append(f"{where}: {s['problem']}")
+        if s.problem:
+            notes.append(f"{where}: {s.problem}")
     return notes

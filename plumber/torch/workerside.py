@@ -31,10 +31,10 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from plumber.files import write_text_atomically
 from plumber.threadcpu import name_os_thread, thread_runqueue_s
@@ -44,8 +44,100 @@ from plumber.torch.transforms import find_transforms
 
 FETCH, COLLATE = "fetch", "collate"
 
-#: Position of each counter in a stage's row of :attr:`StageRecorder.stages`.
-ELEMENTS, WALL, CPU, BYTES_OUT, BYTES_IN = range(5)
+
+
+class StageCounts(NamedTuple):
+    """One stage's counters in one process (or summed over processes).
+
+    A tuple, so a stats file holds it as a short JSON list, read back with
+    :meth:`of` (cheap to write every flush, and to pickle).
+    """
+
+    elements: int = 0
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    bytes_out: int = 0
+    bytes_in: int = 0
+
+    @classmethod
+    def of(cls, row: Sequence[float]) -> StageCounts:
+        """The counters of a stats file's row (a shorter row leaves the rest at zero)."""
+        return cls(*row[: len(cls._fields)])
+
+    def plus(self, other: StageCounts) -> StageCounts:
+        return StageCounts(*(mine + theirs for mine, theirs in zip(self, other, strict=True)))
+
+
+class RssBytes(NamedTuple):
+    """A process's resident memory: at its start, its peak and its latest reading."""
+
+    start: int = 0
+    peak: int = 0
+    end: int = 0
+
+
+@dataclass(frozen=True)
+class WorkerSnapshot:
+    """The counters of one process that ran a DataLoader's chain, at one moment.
+
+    ``worker`` is the DataLoader's worker id, or -1 for the main process;
+    ``final`` says the process wrote it as it exited. A worker writes it to
+    its stats file as JSON (:meth:`to_json`: plain lists and numbers, cheap
+    to write at every flush), and the main process reads it back with
+    :meth:`from_json`, which takes what a worker that died early left out as
+    not counted.
+    """
+
+    worker: int
+    pid: int = 0
+    final: bool = False
+    batches: int = 0
+    samples: int = 0
+    stages: Mapping[str, StageCounts] = field(default_factory=dict)
+    errors: Mapping[str, str] = field(default_factory=dict)
+    #: (op, random) of each transform the process found on its dataset.
+    transforms: tuple[tuple[str, bool], ...] = ()
+    rss: RssBytes = RssBytes()
+    problem: str | None = None
+    #: Seconds the fetching thread waited for a core; None when not measured.
+    runqueue_s: float | None = None
+    #: The process's HTTP request trace (:meth:`plumber.nettrace.RequestTracer.snapshot`).
+    network: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "worker": self.worker,
+            "pid": self.pid,
+            "final": self.final,
+            "batches": self.batches,
+            "samples": self.samples,
+            "stages": {k: list(v) for k, v in self.stages.items()},
+            "errors": dict(self.errors),
+            "transforms": [list(t) for t in self.transforms],
+            "rss": list(self.rss),
+            "problem": self.problem,
+            "runqueue_s": self.runqueue_s,
+            "network": self.network,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> WorkerSnapshot:
+        runqueue = data.get("runqueue_s")
+        return cls(
+            worker=int(data.get("worker", -1)),
+            pid=int(data.get("pid", 0)),
+            final=bool(data.get("final", False)),
+            batches=int(data.get("batches", 0)),
+            samples=int(data.get("samples", 0)),
+            stages={k: StageCounts.of(row) for k, row in data.get("stages", {}).items()},
+            errors={str(k): str(v) for k, v in data.get("errors", {}).items()},
+            transforms=tuple((str(t[0]), bool(t[1]) if len(t) > 1 else True)
+                             for t in data.get("transforms", [])),
+            rss=RssBytes(*data.get("rss", ())),
+            problem=data.get("problem"),
+            runqueue_s=float(runqueue) if isinstance(runqueue, (int, float)) else None,
+            network=data.get("network"),
+        )
 
 #: The recorder of the fetch running on this thread; transforms report to it.
 _current = threading.local()
@@ -73,7 +165,7 @@ class StageRecorder:
     def __init__(self, worker: int, pid: int, rss_start: int = 0) -> None:
         self.worker = worker
         self.pid = pid
-        self.stages: dict[str, list[float]] = {}
+        self.stages: dict[str, StageCounts] = {}
         self.errors: dict[str, str] = {}
         self.transforms: tuple[tuple[str, bool], ...] = ()
         self.batches = 0
@@ -83,7 +175,7 @@ class StageRecorder:
         #: Seconds the fetching thread waited for a core during fetch calls;
         #: None once a read of ``schedstat`` failed (not measured).
         self.runqueue_s: float | None = 0.0
-        self.rss = [rss_start, rss_start, rss_start]
+        self.rss = RssBytes(rss_start, rss_start, rss_start)
         self.problem: str | None = None
         self.dirty = False
         self.on_error: Callable[[], None] | None = None
@@ -96,14 +188,8 @@ class StageRecorder:
             bytes_out: int = 0, bytes_in: int = 0, nested: bool = True) -> None:
         """Count one call of ``stage``; ``nested`` calls run inside a fetch."""
         with self._lock:
-            row = self.stages.get(stage)
-            if row is None:
-                row = self.stages[stage] = [0, 0.0, 0.0, 0, 0]
-            row[ELEMENTS] += elements
-            row[WALL] += wall
-            row[CPU] += cpu
-            row[BYTES_OUT] += bytes_out
-            row[BYTES_IN] += bytes_in
+            counted = StageCounts(elements, wall, cpu, bytes_out, bytes_in)
+            self.stages[stage] = self.stages.get(stage, StageCounts()).plus(counted)
             if nested:
                 self.nested_wall += wall
                 self.nested_cpu += cpu
@@ -134,27 +220,26 @@ class StageRecorder:
         if failed and self.on_error is not None:
             self.on_error()
 
-    def snapshot(self, final: bool = False, rss: int | None = None) -> dict[str, Any]:
-        """The counters as JSON-ready data (``rss`` updates peak and end)."""
+    def snapshot(self, final: bool = False, rss: int | None = None) -> WorkerSnapshot:
+        """The counters now (``rss`` updates peak and end)."""
         with self._lock:
             if rss is not None:
-                self.rss[1] = max(self.rss[1], rss)
-                self.rss[2] = rss
+                self.rss = RssBytes(self.rss.start, max(self.rss.peak, rss), rss)
             self.dirty = False
-            return {
-                "worker": self.worker,
-                "pid": self.pid,
-                "final": final,
-                "batches": self.batches,
-                "samples": self.samples,
-                "stages": {k: list(v) for k, v in self.stages.items()},
-                "errors": dict(self.errors),
-                "transforms": [list(t) for t in self.transforms],
-                "rss": list(self.rss),
-                "problem": self.problem,
-                "runqueue_s": self.runqueue_s,
-                "network": self.requests.snapshot() if self.requests is not None else None,
-            }
+            return WorkerSnapshot(
+                worker=self.worker,
+                pid=self.pid,
+                final=final,
+                batches=self.batches,
+                samples=self.samples,
+                stages=dict(self.stages),
+                errors=dict(self.errors),
+                transforms=self.transforms,
+                rss=self.rss,
+                problem=self.problem,
+                runqueue_s=self.runqueue_s,
+                network=self.requests.snapshot() if self.requests is not None else None,
+            )
 
 
 class TimedTransform:
@@ -337,7 +422,7 @@ class StatsWriter:
 
     def write(self, final: bool = False) -> None:
         with self._lock:
-            data = self.recorder.snapshot(final=final, rss=self._process.rss())
+            data = self.recorder.snapshot(final=final, rss=self._process.rss()).to_json()
             try:
                 write_text_atomically(self.path, json.dumps(data))
             except OSError:  # the session ended and removed the folder: nobody reads it

@@ -6,6 +6,7 @@ import math
 
 from plumber.record import Profile, SourceLocation
 from plumber.torch.pipelines import NO_STATS, NOT_CALLED, LoaderSummary, build_pipeline
+from plumber.torch.workerside import StageCounts, WorkerSnapshot
 
 SOURCE = SourceLocation("/work/train.py", 12, "main", 0)
 KNOBS = {"num_workers": 2, "parallelism": 2, "start_method": "fork"}
@@ -21,8 +22,9 @@ def summary(**changes) -> LoaderSummary:
     return LoaderSummary(**fields)
 
 
-def worker(index: int, *, fetch=(40, 1.0, 0.1, 0, 0), crop=(40, 2.0, 1.5, 400, 4000),
-           tensor=(40, 0.5, 0.4, 1600, 400), collate=(5, 0.1, 0.1, 1700, 1600), **extra):
+def worker_file(index: int, *, fetch=(40, 1.0, 0.1, 0, 0), crop=(40, 2.0, 1.5, 400, 4000),
+                tensor=(40, 0.5, 0.4, 1600, 400), collate=(5, 0.1, 0.1, 1700, 1600), **extra):
+    """A worker's stats file as JSON data (what :class:`StatsWriter` writes)."""
     snapshot = {
         "worker": index, "pid": 100 + index, "final": True, "batches": 5, "samples": 40,
         "stages": {"fetch": list(fetch), "transform_0": list(crop),
@@ -32,6 +34,11 @@ def worker(index: int, *, fetch=(40, 1.0, 0.1, 0, 0), crop=(40, 2.0, 1.5, 400, 4
     }
     snapshot.update(extra)
     return snapshot
+
+
+def worker(index: int, **changes) -> WorkerSnapshot:
+    """A worker's stats, as the main process reads them back from its file."""
+    return WorkerSnapshot.from_json(worker_file(index, **changes))
 
 
 def test_stages_are_chained_and_nested_in_the_worker_pool():
@@ -69,10 +76,11 @@ def test_fetch_produces_what_the_first_transform_consumed():
 
 
 def test_without_transforms_fetch_produces_what_collate_consumed():
-    snapshot = worker(0)
+    snapshot = worker_file(0)
     del snapshot["stages"]["transform_0"], snapshot["stages"]["transform_1"]
     snapshot["transforms"] = []
-    pipeline = build_pipeline("pipeline-0", summary(transforms=()), [snapshot])
+    pipeline = build_pipeline("pipeline-0", summary(transforms=()),
+                              [WorkerSnapshot.from_json(snapshot)])
     assert [s.id for s in pipeline.stages] == ["workers", "fetch", "collate"]
     assert pipeline.stage("collate").inputs == ("fetch",)
     assert pipeline.stage("fetch").stats.bytes_produced == 1600
@@ -134,9 +142,9 @@ def test_main_process_stats_give_no_worker_entries():
 
 
 def test_a_transform_never_called_through_the_attribute_is_unmeasured_not_zero():
-    snapshot = worker(0)
+    snapshot = worker_file(0)
     del snapshot["stages"]["transform_1"]
-    pipeline = build_pipeline("pipeline-0", summary(), [snapshot])
+    pipeline = build_pipeline("pipeline-0", summary(), [WorkerSnapshot.from_json(snapshot)])
     tensor = pipeline.stage("transform_1")
     assert tensor.stats is None and tensor.unmeasured_reason == NOT_CALLED
 
@@ -153,7 +161,7 @@ def test_transforms_only_workers_found_are_added():
 
 
 def test_pinned_memory_becomes_the_root():
-    pipeline = build_pipeline("pipeline-0", summary(pin=(10, 0.2, 0.1)), [worker(0)])
+    pipeline = build_pipeline("pipeline-0", summary(pin=StageCounts(10, 0.2, 0.1)), [worker(0)])
     assert pipeline.root == "pin_memory"
     pin = pipeline.stage("pin_memory")
     assert pin.inputs == ("workers",) and pin.kind == "pin_memory" and pin.nested_in is None

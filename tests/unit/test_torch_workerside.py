@@ -13,6 +13,7 @@ from plumber.torch.workerside import (
     StageRecorder,
     StatsWriter,
     TimedTransform,
+    WorkerSnapshot,
     instrument_fetcher,
     wrap_transforms,
 )
@@ -166,3 +167,12 @@ def test_the_stats_file_holds_a_json_snapshot(tmp_path):
     assert data["worker"] == 1 and data["final"] and data["stages"]["fetch"][:2] == [3, 0.5]
     assert data["rss"][0] == 100 and data["rss"][1] >= data["rss"][2] > 0
     assert not recorder.dirty
+
+
+def test_a_snapshot_reads_back_from_its_json_as_it_was_taken():
+    recorder = StageRecorder(0, 42, rss_start=100)
+    recorder.add("fetch", 3, 0.5, 0.1, bytes_out=10, bytes_in=20)
+    recorder.fail("fetch", ValueError("bad sample 7"))
+    taken = recorder.snapshot(final=True, rss=300)
+    assert WorkerSnapshot.from_json(json.loads(json.dumps(taken.to_json()))) == taken
+    assert taken.stages["fetch"].bytes_in == 20 and taken.rss == (100, 300, 300)
