@@ -1,4 +1,4 @@
-"""The operational analysis of input pipelines (DESIGN.md section 4).
+"""The operational analysis of input pipelines (README.md, How it works, step 5).
 
 Pure functions of a :class:`plumber.record.Profile`: no I/O, no framework
 imports. Entry points are :func:`plumber.analyzers.diagnose.diagnose` and

@@ -1,4 +1,4 @@
-"""Joint parallelism allocation across stages (DESIGN.md section 4, "Allocation").
+"""Joint parallelism allocation across stages (README.md, ``tune``: rates made equal).
 
 What-ifs change one stage at a time; a plan changes them together. A stage
 delivers ``p / W`` root elements per second with ``p`` calls in flight and
@@ -158,9 +158,6 @@ def fewer_calls_what_ifs(scene: Scene) -> list[WhatIf]:
         if p is None or p >= a.parallelism or not oversubscribed(a, scene.limits.cores):
             continue
         stage = scene.pipeline.stage(a.stage_id)
-        knob, current = text.parallel_knob(stage)
-        if stage.kind != POOL:
-            current = f"{a.parallelism:g}"
         changed = with_parallelism(scene.analyses, {a.stage_id: p},
                                    {a.stage_id: without_core_wait(a) or 0.0})
         predicted = rate_of(compute_bounds(changed, scene.limits))
@@ -169,7 +166,7 @@ def fewer_calls_what_ifs(scene: Scene) -> list[WhatIf]:
             stage_id=a.stage_id,
             knob="parallelism",
             value=str(p),
-            change=f"{knob} {current} -> {p} at {text.where(stage)}",
+            change=text.parallelism_change(stage, a.parallelism, p),
             predicted_rate=predicted,
             speedup=scene.speedup(predicted),
             reason=f"{reason[0].upper()}{reason[1:]}.",

@@ -77,12 +77,7 @@ def compute_bounds(analyses: Sequence[StageAnalysis], limits: Limits) -> tuple[B
                   f"{limits.cores:g} usable cores / {text.ms(demand + step)} of CPU per root "
                   f"element{shared}")
         )
-    disk = _disk_bound(limits)
-    if disk is not None:
-        bounds.append(disk)
-    network = _network_bound(limits)
-    if network is not None:
-        bounds.append(network)
+    bounds.extend(b for b in (_disk_bound(limits), _network_bound(limits)) if b is not None)
     for a in analyses:
         if a.resource in STAGE_RESOURCES and a.max_rate is not None and math.isfinite(a.max_rate):
             bounds.append(_stage_bound(a, cpu_rate, limits.cores))
@@ -95,25 +90,24 @@ def compute_bounds(analyses: Sequence[StageAnalysis], limits: Limits) -> tuple[B
 
 
 def _disk_bound(limits: Limits) -> Bound | None:
-    bandwidth, per_root = limits.disk_read_bps, limits.disk_bytes_per_root
-    if bandwidth is None or not bandwidth > 0 or per_root is None or not per_root > 0:
-        return None
-    return Bound(
-        "disk", "disk", bandwidth / per_root,
-        f"{text.size(bandwidth)}/s cold read bandwidth / {text.size(per_root)} read per "
-        f"root element ({limits.disk_basis})",
-    )
+    return _bandwidth_bound("disk", limits.disk_read_bps, "cold read bandwidth",
+                            limits.disk_bytes_per_root, f"read per root element "
+                            f"({limits.disk_basis})")
 
 
 def _network_bound(limits: Limits) -> Bound | None:
-    bandwidth, per_root = limits.network_bps, limits.network_bytes_per_root
+    return _bandwidth_bound("network", limits.network_bps, "available bandwidth (probed)",
+                            limits.network_bytes_per_root, "fetched per root element")
+
+
+def _bandwidth_bound(
+    name: str, bandwidth: float | None, what: str, per_root: float | None, per: str
+) -> Bound | None:
+    """``bandwidth / bytes per root element``; None unless both were measured and are positive."""
     if bandwidth is None or not bandwidth > 0 or per_root is None or not per_root > 0:
         return None
-    return Bound(
-        "network", "network", bandwidth / per_root,
-        f"{text.size(bandwidth)}/s available bandwidth (probed) / {text.size(per_root)} "
-        f"fetched per root element",
-    )
+    return Bound(name, name, bandwidth / per_root,
+                 f"{text.size(bandwidth)}/s {what} / {text.size(per_root)} {per}")
 
 
 def _stage_bound(a: StageAnalysis, cpu_rate: float, cores: float) -> Bound:

@@ -2,8 +2,8 @@
 
 A cache after stage s replays s's output from the second epoch on, so the
 demand of s and everything below it disappears in steady state; the
-predicted rate is the minimum of the bounds that remain (DESIGN.md section
-4). Its size is bytes per element x the stream's cardinality. It goes in
+predicted rate is the minimum of the bounds that remain (README.md, How it
+works, step 5). Its size is bytes per element x the stream's cardinality. It goes in
 memory when it fits a share of the available memory, else in a file when it
 fits a share of the free space where file caches go (replaying it then
 costs disk reads, which the prediction counts). A cache never goes after a

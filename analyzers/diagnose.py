@@ -1,7 +1,7 @@
 """Entry point of the analysis: a Profile in, one Diagnosis per pipeline out.
 
 Pure: no I/O, no framework imports, so it runs on a saved profile and on
-synthetic profiles in tests. The steps follow DESIGN.md section 4: per-stage
+synthetic profiles in tests. The steps follow README.md (How it works, step 5): per-stage
 quantities, bounds, the binding bound and its kind, what-ifs, and the
 recommendations that follow, with warnings wherever a measurement is
 missing or the model and the measurements disagree.

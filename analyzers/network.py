@@ -1,7 +1,7 @@
 """What the run's HTTP requests say about the network: its bound and its refusals.
 
 A pipeline reading from object storage pays a round trip per request. Two
-limits follow (DESIGN.md section 4): bandwidth, ``available bytes/s / bytes
+limits follow (README.md, How it works, step 5): bandwidth, ``available bytes/s / bytes
 fetched per root element``, a bound like the disk's; and the server's
 tolerance for requests in flight: once it refused one (HTTP 503 SlowDown or
 429), a plan must not put more in flight than were outstanding then.

@@ -5,7 +5,7 @@ observed and the currently predicted rate by a clear margin, so a model
 that is optimistic about the run as it is cannot recommend a no-op. Per
 stage and knob the smallest change that gets (nearly) the best rate wins:
 parallelism 4 is not advised where 2 does as well. Of caches that do
-(nearly) equally well, the latest in the chain wins, as DESIGN.md asks.
+(nearly) equally well, the latest in the chain wins: it spares the most work.
 Caches come after the other changes: they pay only from the second epoch
 on, and a profile cannot tell how many epochs the training runs. Nothing is
 recommended when whether the pipeline or the step binds is too close to

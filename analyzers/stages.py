@@ -1,4 +1,4 @@
-"""Per-stage quantities of the operational model (DESIGN.md section 4).
+"""Per-stage quantities of the operational model (README.md, How it works, step 5).
 
 The unit of work is one root element (what the consumer receives). For each
 stage: its visit ratio (elements per root element), its CPU and wall demand

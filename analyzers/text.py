@@ -56,3 +56,16 @@ def parallel_knob(stage: Stage) -> tuple[str, str]:
     value = stage.knobs.get("parallelism")
     written = "None" if value is None else "AUTOTUNE" if value == AUTOTUNE else str(value)
     return "parallelism", written
+
+
+
+def parallelism_change(stage: Stage, running: float, value: int) -> str:
+    """``num_parallel_calls 2 -> 4 at train.py:12``: a what-if's parallelism change.
+
+    A worker pool shows ``num_workers`` as written; any other stage the
+    parallelism it ran with (``running``: autotuned, or inherited when nested).
+    """
+    knob, current = parallel_knob(stage)
+    if stage.kind != POOL:
+        current = f"{running:g}"
+    return f"{knob} {current} -> {value} at {where(stage)}"

@@ -136,14 +136,11 @@ def _parallelism(
     bounds = compute_bounds(changed, scene.limits)
     predicted = rate_of(bounds)
     new_binding = binding(bounds)
-    knob, current = text.parallel_knob(owner)
-    if owner.kind != POOL:
-        current = f"{parallelism(scene.pipeline, owner):g}"
     return WhatIf(
         stage_id=owner.id,
         knob="parallelism",
         value=str(value),
-        change=f"{knob} {current} -> {value} at {text.where(owner)}",
+        change=text.parallelism_change(owner, parallelism(scene.pipeline, owner), value),
         predicted_rate=predicted,
         speedup=scene.speedup(predicted),
         reason=f"{why[0].upper()}{why[1:]}; the pipeline would then be bound by "
