@@ -217,7 +217,7 @@ def baseline_from_dict(data: Any, name: str = "baseline") -> Measurement:
         raise BaselineError(f"{name} has unknown baseline schema version {version}")
     try:
         return _measurement(data)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
         detail = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         raise BaselineError(f"{name} is malformed: {detail}") from None
 

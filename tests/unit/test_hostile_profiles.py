@@ -208,3 +208,40 @@ def test_every_field_set_to_every_hostile_value_is_refused_or_analysed(profile):
             except Exception as exc:  # noqa: BLE001 - collected to name every crash at once
                 crashes.append(f"{'.'.join(map(str, path))}={name}: {type(exc).__name__}: {exc}")
     assert crashes == []
+
+
+def containers(data: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Paths to every object and list inside ``data`` (the first two items of each list)."""
+    if isinstance(data, dict):
+        return [*([path] if path else []),
+                *(p for k, v in data.items() for p in containers(v, (*path, k)))]
+    if isinstance(data, list):
+        return [path, *(p for i, v in enumerate(data[:2]) for p in containers(v, (*path, i)))]
+    return []
+
+
+def test_every_baseline_field_set_to_every_hostile_value_is_refused_or_gated(tmp_path):
+    """The campaign on a gate baseline: a BaselineError (exit 12) or a verdict, no traceback.
+
+    A 400-digit integer for the calibration speed raised OverflowError.
+    """
+    from plumber.gate import api
+    from plumber.gate.baseline import BaselineError, load_baseline
+    from plumber.gate.compare import compare
+    from plumber.gate.markdown import gate_summary
+
+    profile = tf_profile().save(tmp_path / "p.json")
+    measured = api.record(profile, tmp_path / "b.json")
+    data = json.loads((tmp_path / "b.json").read_text())
+    crashes = []
+    for path in [*leaves(data), *containers(data)]:
+        for name, value in HOSTILE_VALUES.items():
+            damaged = tmp_path / "damaged.json"
+            damaged.write_text(json.dumps(replaced(data, path, value)))
+            try:
+                gate_summary(compare(load_baseline(damaged), measured, 0.1))
+            except BaselineError:
+                continue
+            except Exception as exc:  # noqa: BLE001 - collected to name every crash at once
+                crashes.append(f"{'.'.join(map(str, path))}={name}: {type(exc).__name__}: {exc}")
+    assert crashes == []
