@@ -185,14 +185,14 @@ def replaced(data: dict[str, Any], path: tuple[Any, ...], value: Any) -> dict[st
 
 @pytest.mark.parametrize("profile", [tf_profile(), torch_profile()], ids=["tf", "torch"])
 def test_every_field_set_to_every_hostile_value_is_refused_or_analysed(profile):
-    """The campaign: each scalar of a profile set to each hostile value, one at a time.
+    """The campaign: each scalar, object and list of a profile set to each hostile value.
 
     Each result is either a ProfileFormatError or a profile that the analysis,
     both renderers and the tuner take without an exception.
     """
     data = profile.to_dict()
     crashes = []
-    for path in leaves(data):
+    for path in [*leaves(data), *containers(data)]:
         for name, value in HOSTILE_VALUES.items():
             text = json.dumps(replaced(data, path, value))
             try:
