@@ -76,13 +76,13 @@ class ProfileCommand:
             profile_path = result.profile.save(out_dir / RUN_FILES["profile"])
         except OSError as exc:
             say(f"error: the profile could not be written: {exc}")
-            return result.outcome.exit_status or exitcodes.INTERNAL
+            return result.outcome.exit_status or exitcodes.USAGE
         try:
             rendered = render(result.profile, out_dir / RUN_FILES["report"], profile_path)
         except OSError as exc:
             say(f"error: the report could not be written ({exc}); the profile is saved at "
                 f"{profile_path}")
-            return result.outcome.exit_status or exitcodes.INTERNAL
+            return result.outcome.exit_status or exitcodes.USAGE
         except Exception:  # noqa: BLE001 - the saved profile must still be announced
             traceback.print_exc()
             say(f"error: the report could not be written; the profile is saved at {profile_path}")
