@@ -112,7 +112,7 @@ def _scene(profile: Profile, pipeline: Pipeline, warnings: list[str]) -> Scene:
     """Measure everything the model needs for ``pipeline`` and compute its bounds."""
     machine = profile.machine
     cores = machine.cores_usable
-    if not cores > 0:
+    if not 0 < cores < math.inf:
         cores = float(max(machine.cores_logical, 1))
         warnings.append(f"The usable cores were not recorded; the machine's {cores:g} logical "
                         f"cores stand in for them.")

@@ -11,7 +11,9 @@ with a warning.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +149,18 @@ def test_unknown_usable_cores_are_analysed_with_a_warning(tmp_path):
     (diagnosis,) = diagnose_all(profile)
     assert any("usable cores were not recorded" in w for w in diagnosis.warnings)
     assert diagnosis.bottleneck_stage == "map-0"
+
+
+@pytest.mark.parametrize("cores", [0.0, -1.0, math.nan, math.inf])
+def test_a_profile_built_in_code_with_unusable_cores_is_analysed_with_a_warning(cores):
+    """Profiles built in code (the notebook API) skip loading's checks: Infinity overflowed."""
+    profile = tf_profile()
+    profile = dataclasses.replace(
+        profile, machine=dataclasses.replace(profile.machine, cores_usable=cores))
+    (diagnosis,) = diagnoses = tuple(diagnose_all(profile))
+    assert any("usable cores were not recorded" in w for w in diagnosis.warnings)
+    render_html(profile, diagnoses)
+    derive_plan(profile, diagnoses, Path("train.py"))
 
 
 @pytest.mark.parametrize("raw", ["NaN", "Infinity", "0", "1e999"])
