@@ -18,7 +18,9 @@ probe overstates a truly cold read by up to 3-4x; reading the user's own
 large data file in place is the better figure when there is one.
 
 Disk results are cached per machine and filesystem (host name, boot id and
-device number), so the probe does not run on every profile.
+device number), so the probe does not run on every profile. A cached entry
+is used only when every field is what this plumber version writes; any
+other is measured again and rewritten.
 """
 
 from __future__ import annotations
