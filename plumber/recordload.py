@@ -34,6 +34,9 @@ MAX_MAGNITUDE = 2**63 - 1
 LOWEST: dict[str, float] = {
     # A script may exit with any status (``sys.exit(-1)``).
     "RunInfo.exit_status": -MAX_MAGNITUDE,
+    # Moments on the samples' clock, not durations: before its origin is not impossible.
+    "SteadySpan.start_s": -MAX_MAGNITUDE,
+    "SteadySpan.end_s": -MAX_MAGNITUDE,
     # -1 is tf.data's AUTOTUNE, as knobs write it.
     "StageStats.parallelism": -1,
     "StageStats.buffer_size": -1,
