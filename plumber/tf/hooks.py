@@ -34,12 +34,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from plumber.callsite import user_callsite
+from plumber.poller import Poller
 from plumber.record import SourceLocation
 from plumber.runbounds import RunBounds, ScriptStopper
 from plumber.steady import SteadyWindow
 from plumber.tf.identity import StageCounter, stage_key
 from plumber.tf.modelstats import ModelAccumulator
-from plumber.threadcpu import name_os_thread
 
 
 @dataclass
@@ -102,8 +102,7 @@ class TfHooks:
         self.started_at = 0.0
         self._watches: dict[int, IteratorWatch] = {}
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._poller: threading.Thread | None = None
+        self._poller: Poller | None = None
         self._restore: list[tuple[Any, str, Any]] = []
         self._stopper = ScriptStopper()
         self._end_of_data: type[BaseException] = StopIteration
@@ -121,14 +120,13 @@ class TfHooks:
         self._patch(iterator_ops.OwnedIterator, "_next_internal", self._wrap_next)
         self._patch(polymorphic_function.Function, "__call__", self._wrap_function_call)
         self._add_finalizer(iterator_ops.OwnedIterator)
-        self._poller = threading.Thread(target=self._poll_loop, name="plumber-tf-poll", daemon=True)
+        self._poller = Poller("plumber-tf-poll", self.poll_interval_s, self._poll)
         self._poller.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
         if self._poller is not None:
-            self._poller.join(timeout=5)
+            self._poller.stop()
         for owner, name, original in reversed(self._restore):
             if original is _ABSENT:
                 delattr(owner, name)
@@ -155,7 +153,9 @@ class TfHooks:
 
         def __del__(it: Any) -> None:
             watch = hooks._watches.get(id(it))
-            if watch is not None and watch.ref() is it and not hooks._stop.is_set():
+            poller = hooks._poller
+            if (watch is not None and watch.ref() is it
+                    and (poller is None or not poller.stopped)):
                 hooks._poll_one(watch, iterator=it)
             if previous is not _ABSENT:
                 previous(it)
@@ -318,12 +318,11 @@ class TfHooks:
             if watch.python_calls == 0:  # a compiled loop: progress is only seen here
                 watch.steady.mark(watch.model.root_elements, watch.last_progress_at)
 
-    def _poll_loop(self) -> None:
-        name_os_thread("plumber-tf-poll")
-        while not self._stop.wait(self.poll_interval_s):
-            self.poll_all()
-            self._check_steps()
-            self._check_duration()
+    def _poll(self) -> None:
+        """One tick of the poller: read TF's model, then check the run's bounds."""
+        self.poll_all()
+        self._check_steps()
+        self._check_duration()
 
     # -- bounds ------------------------------------------------------------
     def delivered(self) -> int:

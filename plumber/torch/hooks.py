@@ -45,10 +45,10 @@ from typing import Any
 from plumber.callsite import user_callsite
 from plumber.identity import StageCounter
 from plumber.kinds import POOL
+from plumber.poller import Poller
 from plumber.record import IteratorPass, Pipeline, SourceLocation
 from plumber.runbounds import RunBounds, ScriptStopper
 from plumber.steady import SteadyWindow, steady_of
-from plumber.threadcpu import name_os_thread
 from plumber.torch.pipelines import LoaderSummary, build_pipeline
 from plumber.torch.randomness import DatasetRandomness, decide_randomness, randomness_key
 from plumber.torch.sizes import describe
@@ -137,8 +137,7 @@ class TorchHooks:
         self._stats_dir: str | None = None
         self._pin_threads: dict[int, WatchedLoader] = {}
         self._consuming = threading.local()
-        self._stop = threading.Event()
-        self._poller: threading.Thread | None = None
+        self._poller: Poller | None = None
         self._stopper = ScriptStopper()
 
     # -- context -----------------------------------------------------------
@@ -152,16 +151,13 @@ class TorchHooks:
         self._patch(dataloader._BaseDataLoaderIter, "__next__", self._wrap_next)
         limit = self.bounds.duration_s
         if limit is not None and limit != float("inf"):
-            self._poller = threading.Thread(
-                target=self._poll_loop, name="plumber-torch-poll", daemon=True
-            )
+            self._poller = Poller("plumber-torch-poll", self.poll_interval_s, self._check_bounds)
             self._poller.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
         if self._poller is not None:
-            self._poller.join(timeout=5)
+            self._poller.stop()
         for owner, name, original, replacement in reversed(self._restore):
             # Put back only what is still ours: a patch stacked on top of ours
             # and removed out of order must not be resurrected.
@@ -362,11 +358,6 @@ class TorchHooks:
     def bound_reached(self) -> str | None:
         """The bound that stopped the script (``steps``, ``duration``), once one did."""
         return self._stopper.bound
-
-    def _poll_loop(self) -> None:
-        name_os_thread("plumber-torch-poll")
-        while not self._stop.wait(self.poll_interval_s):
-            self._check_bounds()
 
     # -- collection --------------------------------------------------------
     def _collect_worker_stats(self) -> None:
