@@ -134,7 +134,7 @@ def assemble(
     recorded with secrets redacted (:mod:`plumber.redact`).
     """
     notes = capture.notes
-    collected = _collect(capture.hooks, options, notes)
+    collected = _collect(capture.hooks, options, notes, capture.sampler.clock_origin)
     machine = _machine(collected.data_paths, options, capture.sampler, notes)
     network = _network(capture, options, notes)
     if not collected.pipelines:
@@ -275,9 +275,12 @@ class Collected:
 
 
 def _collect(
-    hooks: FrameworkHooks | None, options: SessionOptions, notes: list[str]
+    hooks: FrameworkHooks | None, options: SessionOptions, notes: list[str], clock_origin: float
 ) -> Collected:
     """Pipelines, framework name(s)/version(s) and data files; failures become notes.
+
+    ``clock_origin`` is the resource samples' time 0, on which the pipelines'
+    steady windows are placed.
 
     The framework is the one whose pipelines ran; when both did it reads
     ``tensorflow+torch`` (versions likewise joined by `` + ``); when
@@ -285,10 +288,13 @@ def _collect(
     """
     if hooks is None:
         return Collected()
-    tf_part = _collect_tf(hooks.tf, options, notes) if hooks.tf is not None else None
+    tf_part = None
+    if hooks.tf is not None:
+        tf_part = _collect_tf(hooks.tf, options, notes, clock_origin)
     torch_part = None
     if hooks.torch is not None:
-        torch_part = _collect_torch(hooks.torch, len(tf_part.pipelines) if tf_part else 0, notes)
+        first_index = len(tf_part.pipelines) if tf_part else 0
+        torch_part = _collect_torch(hooks.torch, first_index, notes, clock_origin)
     parts = [p for p in (tf_part, torch_part) if p is not None]
     ran = [p for p in parts if p.pipelines] or parts
     return Collected(
@@ -300,12 +306,12 @@ def _collect(
 
 
 def _collect_torch(
-    hooks: Any, first_index: int, notes: list[str]
+    hooks: Any, first_index: int, notes: list[str], clock_origin: float
 ) -> Collected:
     import torch
 
     try:
-        pipelines = hooks.pipelines(first_index)
+        pipelines = hooks.pipelines(first_index, clock_origin)
     except Exception:  # noqa: BLE001 - the run's other data is still worth saving
         traceback.print_exc(file=sys.stderr)
         notes.append("plumber failed to assemble the DataLoader statistics (see stderr)")
@@ -314,7 +320,7 @@ def _collect_torch(
 
 
 def _collect_tf(
-    hooks: Any, options: SessionOptions, notes: list[str]
+    hooks: Any, options: SessionOptions, notes: list[str], clock_origin: float
 ) -> Collected:
     import tensorflow as tf
 
@@ -324,7 +330,7 @@ def _collect_tf(
     try:
         if options.cpu_probe_s > 0 and hooks.pipelines:
             options.notify(f"measuring per-stage CPU time (about {options.cpu_probe_s:g} s)")
-        pipelines = build_pipelines(hooks, options.cpu_probe_s)
+        pipelines = build_pipelines(hooks, options.cpu_probe_s, clock_origin)
     except Exception:  # noqa: BLE001 - the run's other data is still worth saving
         traceback.print_exc(file=sys.stderr)
         notes.append("plumber failed to assemble the pipeline statistics (see stderr)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from statistics import fmean
+from typing import Any
 
 from plumber.record import ConsumerStats, IteratorPass, Pipeline, Stage, StageStats
 from plumber.steady import steady_of
@@ -25,13 +26,19 @@ from plumber.tf.written import NESTING_KINDS, WrittenStage, read_written
 def build_pipelines(
     hooks: TfHooks,
     cpu_probe_s: float,
+    clock_origin: float | None = None,
 ) -> tuple[Pipeline, ...]:
-    """Pipeline records for every watched dataset whose iterators produced data."""
+    """Pipeline records for every watched dataset whose iterators produced data.
+
+    ``clock_origin`` (the resource samples' time 0 on ``time.monotonic()``)
+    places the iterators' steady windows on the samples' clock; without it
+    they are not placed.
+    """
     productive = [p for p in hooks.pipelines.values() if _productive(p)]
     budget = cpu_probe_s / max(len(productive), 1)
     check_s = DETERMINISM_BUDGET_S / max(len(productive), 1)
     return tuple(
-        _build_one(f"pipeline-{i}", watched, hooks, budget, check_s)
+        _build_one(f"pipeline-{i}", watched, hooks, budget, check_s, clock_origin)
         for i, watched in enumerate(productive)
     )
 
@@ -46,6 +53,7 @@ def _build_one(
     hooks: TfHooks,
     cpu_probe_s: float,
     check_s: float,
+    clock_origin: float | None,
 ) -> Pipeline:
     written = read_written(watched.dataset, hooks.source_of)
     iterators = [w for w in watched.iterators if w.model.root_elements > 0]
@@ -85,7 +93,7 @@ def _build_one(
     records = tuple(
         _stage_record(run, by_id.get(sid), cpu.get(sid)) for sid, run in stages.items()
     )
-    consumer, duration = _consumer(watched.iterators)
+    consumer, duration = _consumer(watched.iterators, clock_origin)
     if watched.infinite:
         notes.append("the pipeline is infinite (repeat()); statistics cover the profiled part")
     return Pipeline(
@@ -187,7 +195,9 @@ def _stage_record(run: RunStage, w: WrittenStage | None, cpu_s: float | None) ->
     )
 
 
-def _consumer(iterators: list[IteratorWatch]) -> tuple[ConsumerStats | None, float]:
+def _consumer(
+    iterators: list[IteratorWatch], clock_origin: float | None
+) -> tuple[ConsumerStats | None, float]:
     """The consumer's wait vs step time, and the iteration's duration."""
     timed = [w for w in iterators if w.python_calls > 0]
     if timed:
@@ -202,7 +212,7 @@ def _consumer(iterators: list[IteratorWatch]) -> tuple[ConsumerStats | None, flo
                              sum(w.step_sq for w in timed)),
         }
         return ConsumerStats("python_next", calls, wait, step, **spread,
-                             **_steady(timed)), wait + step
+                             **_steady(timed, clock_origin)), wait + step
     modelled = [w for w in iterators if w.model.root_elements > 0]
     if not modelled:
         return None, 0.0
@@ -217,16 +227,17 @@ def _consumer(iterators: list[IteratorWatch]) -> tuple[ConsumerStats | None, flo
     step = steps * fmean(gaps) * 1e-6 if gaps else 0.0
     wait = max(active - step, 0.0)
     return ConsumerStats(
-        "tf_model_gaps", steps, wait, min(step, active), True, **_steady(modelled)
+        "tf_model_gaps", steps, wait, min(step, active), True, **_steady(modelled, clock_origin)
     ), active
 
 
-def _steady(iterators: list[IteratorWatch]) -> dict[str, float | int | None]:
+def _steady(iterators: list[IteratorWatch], clock_origin: float | None) -> dict[str, Any]:
     """The steady window's fields of ConsumerStats (start-up excluded), None where unseen."""
-    steady = steady_of(w.steady for w in iterators)
+    steady = steady_of((w.steady for w in iterators), clock_origin)
     if steady is None:
         return {"steady_steps": None, "steady_s": None, "cpu_s": None}
-    return {"steady_steps": steady.steps, "steady_s": steady.seconds, "cpu_s": steady.cpu_s}
+    return {"steady_steps": steady.steps, "steady_s": steady.seconds, "cpu_s": steady.cpu_s,
+            "steady_spans": steady.spans}
 
 
 def _passes(iterators: list[IteratorWatch], cardinality: object) -> tuple[IteratorPass, ...]:

@@ -391,8 +391,14 @@ class TorchHooks:
                     latest[snapshot.pid or id(trace)] = trace
         return list(latest.values())
 
-    def pipelines(self, first_index: int = 0) -> tuple[Pipeline, ...]:
-        """Pipeline records of the loaders that delivered or tried to deliver batches."""
+    def pipelines(
+        self, first_index: int = 0, clock_origin: float | None = None
+    ) -> tuple[Pipeline, ...]:
+        """Pipeline records of the loaders that delivered or tried to deliver batches.
+
+        ``clock_origin`` (the resource samples' time 0 on ``time.monotonic()``)
+        places the iterators' steady windows on the samples' clock.
+        """
         records = []
         for watch in self.loaders:
             snapshots = list(watch.snapshots)
@@ -402,11 +408,11 @@ class TorchHooks:
             if watch.steps == 0 and not tried:
                 continue
             pipeline_id = f"pipeline-{first_index + len(records)}"
-            records.append(build_pipeline(pipeline_id, _summary(watch), snapshots))
+            records.append(build_pipeline(pipeline_id, _summary(watch, clock_origin), snapshots))
         return tuple(records)
 
 
-def _summary(watch: WatchedLoader) -> LoaderSummary:
+def _summary(watch: WatchedLoader, clock_origin: float | None = None) -> LoaderSummary:
     notes = []
     if watch.source is None:
         notes.append("the DataLoader was constructed before profiling started: no source line")
@@ -426,7 +432,7 @@ def _summary(watch: WatchedLoader) -> LoaderSummary:
         pin=watch.pin if watch.pin.elements else None,
         notes=tuple(notes),
         passes=tuple(IteratorPass(p.batches, p.complete) for p in watch.passes),
-        steady=steady_of(watch.windows),
+        steady=steady_of(watch.windows, clock_origin),
     )
 
 
