@@ -60,4 +60,4 @@ def report_application(applier: Any, succeeded: bool = True) -> None:
     for ref, applied in applier.applied.items():
         say(f"{verb} at {ref}: {'; '.join(applied.changes) or 'no change'}")
     for setting in applier.unmatched():
-        say(f"plan stage not found, left as written: {setting.stage} ({setting.stage_id})")
+        say(setting.not_found())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,7 +20,7 @@ from plumber.commands.base import (
 from plumber.commands.profile import RUN_FILES, default_output_dir
 from plumber.runbounds import Terminated
 from plumber.stdio import write_now
-from plumber.tuner.speedup import DEFAULT_ROUNDS, MAX_ROUNDS, Comparison, runs_of, spread_text
+from plumber.tuner.speedup import DEFAULT_ROUNDS, MAX_ROUNDS, runs_of
 
 if TYPE_CHECKING:
     from plumber.record import Profile
@@ -107,7 +106,7 @@ def _measured(plan: Plan, args: argparse.Namespace, options: SessionOptions) -> 
     Ctrl-C, SIGTERM or SIGHUP during one of the runs is raised again from
     here (:func:`plumber.tuner.verify.measured_rates`), so tune stops.
     """
-    from plumber.tuner.verify import verify
+    from plumber.tuner.verify import keep_faster, verify
 
     if plan.pipelines and args.search:
         from plumber.tuner.search import search_plan
@@ -117,39 +116,10 @@ def _measured(plan: Plan, args: argparse.Namespace, options: SessionOptions) -> 
     if plan.pipelines:
         check = verify(args.script, args.script_args, plan, args.rounds, options, say)
         noted = len(plan.notes)
-        plan = _keep_verified(plan, check)
+        plan = keep_faster(plan, check)
         for note in plan.notes[noted:]:
             say(note)
     return plan
-
-
-def _keep_verified(plan: Plan, comparisons: tuple[Comparison, ...]) -> Plan:
-    """Record the measured rates; move pipelines not measured faster to ``rejected``.
-
-    A pipeline the verification runs did not see is rejected too: nothing
-    says its plan helps.
-    """
-    kept, rejected, notes = [], [], list(plan.notes)
-    for index, pipeline in enumerate(plan.pipelines):
-        check = comparisons[index] if index < len(comparisons) else Comparison((), ())
-        measured = dataclasses.replace(
-            pipeline,
-            measured_rate_before=check.median_before,
-            measured_rate_after=check.median_after,
-            measured_rates_before=check.before,
-            measured_rates_after=check.after,
-        )
-        if check.faster:
-            kept.append(measured)
-        else:
-            rejected.append(measured)
-            notes.append(
-                f"pipeline {index}: with the plan {check.median_after:.1f}/s against "
-                f"{check.median_before:.1f}/s as written is not faster; keeping the pipeline "
-                f"as written ({check.why_not()}; {spread_text(check.before, check.after)})"
-            )
-    return dataclasses.replace(plan, pipelines=tuple(kept), notes=tuple(notes),
-                               rejected=plan.rejected + tuple(rejected))
 
 
 def _print_plan(plan: Plan, profile: Profile) -> None:
