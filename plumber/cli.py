@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+import traceback
 from collections.abc import Sequence
 
 from plumber import __version__, exitcodes
@@ -104,7 +105,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "handler", None) is None:
         build_parser().print_help(sys.stderr)
         return exitcodes.USAGE
-    return args.handler.run(args)
+    return run_command(args)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """The command's exit status; an exception out of plumber is a bug, exit 70.
+
+    The script's own exceptions never get here (the commands record them as
+    its outcome), so what does is plumber's: its traceback is printed for a
+    bug report and the status is :data:`plumber.exitcodes.INTERNAL`, which a
+    script's small codes and Python's 1 for an uncaught exception cannot
+    be taken for.
+    """
+    try:
+        return args.handler.run(args)
+    except Exception:  # noqa: BLE001 - every failure of plumber itself ends the same way
+        traceback.print_exc()
+        print(f"plumber: internal error in 'plumber {args.command}' (a bug in plumber; the "
+              f"traceback is above)", file=sys.stderr)
+        return exitcodes.INTERNAL
 
 
 if __name__ == "__main__":
