@@ -42,8 +42,8 @@ from plumber.analyzers.results import StageAnalysis, WhatIf
 from plumber.analyzers.stages import oversubscribed, without_core_wait
 from plumber.analyzers.topology import parallelism_owner
 from plumber.analyzers.whatif import Scene
-from plumber.kinds import AUTOTUNE, POOL
-from plumber.record import NetworkRequests
+from plumber.records.kinds import AUTOTUNE, POOL
+from plumber.records.profile import NetworkRequests
 
 #: Never put more calls than this in flight at one stage.
 MAX_IN_FLIGHT = 64

@@ -31,8 +31,8 @@ from plumber.analyzers.results import WhatIf
 from plumber.analyzers.stages import cpu_demand, without
 from plumber.analyzers.topology import above, below, is_random, pool_of
 from plumber.analyzers.whatif import WORTH_LISTING, Scene
-from plumber.kinds import POOL
-from plumber.record import Pipeline, Stage
+from plumber.records.kinds import POOL
+from plumber.records.profile import Pipeline, Stage
 
 #: Share of the available memory a cache may take.
 MEMORY_BUDGET = 0.5

@@ -24,8 +24,8 @@ from __future__ import annotations
 import math
 
 from plumber.analyzers.topology import pool_of
-from plumber.kinds import POOL
-from plumber.record import Pipeline, Stage
+from plumber.records.kinds import POOL
+from plumber.records.profile import Pipeline, Stage
 
 
 def consumer_cpu_per_root(pipeline: Pipeline, roots: int, cores: float) -> float | None:

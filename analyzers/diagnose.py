@@ -39,7 +39,7 @@ from plumber.analyzers.stages import (
 )
 from plumber.analyzers.verdict import judge, summarise
 from plumber.analyzers.whatif import Scene, parallelism_what_ifs, prefetch_what_if
-from plumber.record import Pipeline, Profile
+from plumber.records.profile import Pipeline, Profile
 
 #: Reads at this share of the measured cold bandwidth mean the disk is the limit.
 DISK_BUSY = 0.8

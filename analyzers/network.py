@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 
 from plumber.analyzers import text
-from plumber.record import NetworkRequests, Pipeline, Profile
+from plumber.records.profile import NetworkRequests, Pipeline, Profile
 
 
 def bytes_per_root(profile: Profile, roots: int) -> float | None:

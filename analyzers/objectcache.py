@@ -10,7 +10,7 @@ does its CPU work; what goes is the stages' wait on the network (their wall
 time beyond their CPU time) and the network bound.
 
 How often the run read each object comes from the requests themselves
-(``object_reads / objects_read`` of :class:`plumber.record.NetworkRequests`),
+(``object_reads / objects_read`` of :class:`plumber.records.profile.NetworkRequests`),
 not from the pipeline's structure, so it holds for an endless stream too.
 The cache is proposed when the run read its objects at least
 :data:`MIN_PASSES` times, only one pipeline made the requests, a stage waits
@@ -34,7 +34,7 @@ from plumber.analyzers.bounds import compute_bounds, rate_of
 from plumber.analyzers.cache import MIN_PASSES, average_rate
 from plumber.analyzers.results import StageAnalysis, WhatIf
 from plumber.analyzers.whatif import WORTH_LISTING, Scene
-from plumber.kinds import POOL
+from plumber.records.kinds import POOL
 
 KNOB = "object_cache"
 

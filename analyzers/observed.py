@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 from statistics import fmean
 
-from plumber.record import Pipeline, Profile
+from plumber.records.profile import Pipeline, Profile
 
 #: Source ops that read files; their bytes produced approximate bytes read.
 FILE_READERS = ("TFRecord", "TextLine", "FixedLengthRecord")

@@ -42,7 +42,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from plumber.record import Pipeline
+from plumber.records.profile import Pipeline
 
 #: The stall probability per step the depth is sized for.
 STALL_PROBABILITY = 0.01

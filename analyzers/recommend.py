@@ -26,8 +26,8 @@ from plumber.analyzers.text import parallel_knob
 from plumber.analyzers.topology import pool_of
 from plumber.analyzers.verdict import too_close_to_call
 from plumber.analyzers.whatif import Scene
-from plumber.kinds import POOL
-from plumber.record import Stage
+from plumber.records.kinds import POOL
+from plumber.records.profile import Stage
 
 #: The knobs that cache: at most one cache is recommended, a stage's or the objects'.
 CACHES = frozenset({"cache", OBJECT_CACHE})

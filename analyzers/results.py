@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from plumber.record import SourceLocation
+from plumber.records.profile import SourceLocation
 
 #: Kinds a bottleneck can have. ``cpu``: computation bound by cores;
 #: ``disk``: bound by storage read bandwidth; ``network``: bound by network

@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from plumber.analyzers import text
 from plumber.analyzers.results import StageAnalysis
 from plumber.analyzers.topology import parallelism, pool_of
-from plumber.kinds import POOL
-from plumber.record import Pipeline, Stage, StageStats, ThreadCpu
+from plumber.records.kinds import POOL
+from plumber.records.profile import Pipeline, Stage, StageStats, ThreadCpu
 
 #: A stage whose own time is below this share of the pipeline's total is
 #: negligible: never a bottleneck.

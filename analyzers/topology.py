@@ -9,8 +9,8 @@ a cache would hold), and which stage's knob sets a stage's parallelism
 
 from __future__ import annotations
 
-from plumber.kinds import POOL
-from plumber.record import Pipeline, Stage
+from plumber.records.kinds import POOL
+from plumber.records.profile import Pipeline, Stage
 
 #: Kinds whose parallelism the user can set (``num_parallel_calls`` in tf.data,
 #: ``num_workers`` for a torch DataLoader's worker pool).

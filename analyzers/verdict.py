@@ -25,7 +25,7 @@ from plumber.analyzers.bounds import binding, next_rate
 from plumber.analyzers.results import Bound, StageAnalysis
 from plumber.analyzers.stages import SATURATED, cpu_demand, oversubscribed
 from plumber.analyzers.whatif import STALLED, Scene
-from plumber.kinds import POOL
+from plumber.records.kinds import POOL
 
 #: The share of time waiting on input above which a job is input-bound
 #: (the TensorBoard input-pipeline analyzer's threshold).

@@ -22,8 +22,8 @@ from plumber.analyzers.bounds import (
 )
 from plumber.analyzers.results import Bound, StageAnalysis, WhatIf
 from plumber.analyzers.topology import parallelism, parallelism_owner
-from plumber.kinds import POOL
-from plumber.record import NetworkRequests, Pipeline, RunInfo, Stage
+from plumber.records.kinds import POOL
+from plumber.records.profile import NetworkRequests, Pipeline, RunInfo, Stage
 
 #: A consumer that waits more than this share of its time is visibly stalled.
 STALLED = 0.1

@@ -12,7 +12,7 @@ for ``--epochs`` passes over ``--images`` images:
 - tf.data (``tf_s3_images.py``): as written (the fetching map sequential),
   AUTOTUNE on every knob, a grid over the map's parallelism (with a thread
   pool to match) x keeping the fetched objects in memory or not
-  (:mod:`plumber.objectcache`), and ``plumber tune``.
+  (:mod:`plumber.caching.objectcache`), and ``plumber tune``.
 
 The final round interleaves the configurations ``--repeats`` times; the
 table gives medians (images/s) and ratios to the grid's best.
@@ -41,8 +41,8 @@ import tune_vs_grid  # noqa: E402
 from server import S3ServerProcess, parse_duration  # noqa: E402
 from tune_vs_grid import final_rounds, say  # noqa: E402
 
-from plumber.record import Profile  # noqa: E402
-from plumber.tuner.plan import Plan  # noqa: E402
+from plumber.records.plan import Plan  # noqa: E402
+from plumber.records.profile import Profile  # noqa: E402
 
 RATE = re.compile(r"^done: .*\(([0-9.]+) images/s\)$", re.MULTILINE)
 TORCH_WORKERS = (2, 4, 8, 16, 32, 64)

@@ -35,11 +35,11 @@ import torch_vs_grid
 import tune_vs_grid
 from tune_vs_grid import final_rounds, measure, say, tune
 
+from plumber.analyzers.edits import profiled_pipeline
 from plumber.analyzers.topology import POOL, below, is_random
-from plumber.record import Pipeline, Profile, Stage
-from plumber.tuner.appliable import appliable
-from plumber.tuner.edits import profiled_pipeline
-from plumber.tuner.plan import Plan, StageSetting
+from plumber.records.appliable import appliable
+from plumber.records.plan import Plan, StageSetting
+from plumber.records.profile import Pipeline, Profile, Stage
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS = HERE.parent / "tests" / "realworld"

@@ -28,8 +28,8 @@ from pathlib import Path
 
 from tune_vs_grid import final_rounds, measure, plumber, ref, say, tune
 
-from plumber.record import Pipeline, Profile, Stage
-from plumber.tuner.plan import PipelinePlan, Plan, StageSetting
+from plumber.records.plan import PipelinePlan, Plan, StageSetting
+from plumber.records.profile import Pipeline, Profile, Stage
 
 HERE = Path(__file__).resolve().parent
 WORKLOADS = HERE / "torch"

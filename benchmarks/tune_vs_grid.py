@@ -29,8 +29,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from plumber.record import Profile
-from plumber.tuner.plan import PipelinePlan, Plan, StageRef, StageSetting
+from plumber.records.plan import PipelinePlan, Plan, StageRef, StageSetting
+from plumber.records.profile import Profile
 
 HERE = Path(__file__).resolve().parent
 WORKLOADS = HERE / "tuning"

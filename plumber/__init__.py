@@ -9,7 +9,7 @@ registers the ``%%plumber`` cell magic.
 
 from typing import Any
 
-__version__ = "0.1.0"
+from plumber.records.version import __version__
 
 #: Attributes loaded from :mod:`plumber.notebook` on first access.
 _NOTEBOOK_API = ("profile", "ProfileResult")

@@ -19,13 +19,14 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from plumber import __version__, exitcodes
 from plumber.commands.base import Command
 from plumber.commands.gate import GateCommand
 from plumber.commands.profile import ProfileCommand
 from plumber.commands.report import ReportCommand
 from plumber.commands.run import RunCommand
 from plumber.commands.tune import TuneCommand
+from plumber.records import exitcodes
+from plumber.records.version import __version__
 
 COMMANDS: tuple[Command, ...] = (
     ProfileCommand(), ReportCommand(), TuneCommand(), RunCommand(), GateCommand(),
@@ -113,7 +114,7 @@ def run_command(args: argparse.Namespace) -> int:
 
     The script's own exceptions never get here (the commands record them as
     its outcome), so what does is plumber's: its traceback is printed for a
-    bug report and the status is :data:`plumber.exitcodes.INTERNAL`, which a
+    bug report and the status is :data:`plumber.records.exitcodes.INTERNAL`, which a
     script's small codes and Python's 1 for an uncaught exception cannot
     be taken for.
     """

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from markupsafe import Markup
 
 from plumber.analyzers.results import Bound
-from plumber.record import SteadySpan, TimeSeries
+from plumber.records.profile import SteadySpan, TimeSeries
 from plumber.reports import format as fmt
 from plumber.reports.steady import SteadyWindows, window_mean
 from plumber.reports.svg import element, fit, nice_ceiling, num, svg, text, title

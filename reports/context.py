@@ -17,7 +17,8 @@ from pathlib import Path
 from markupsafe import Markup, escape
 
 from plumber.analyzers.results import Bound, Diagnosis, WhatIf
-from plumber.record import Pipeline, Profile, SourceLocation
+from plumber.records.plan import PipelinePlan, Plan
+from plumber.records.profile import Pipeline, Profile, SourceLocation
 from plumber.reports import format as fmt
 from plumber.reports.charts import Chart, bounds_chart, timelines
 from plumber.reports.graph import layout, pipeline_graph
@@ -40,7 +41,6 @@ from plumber.reports.view import (
     startup_text,
 )
 from plumber.reports.workers import WorkersView, workers_view
-from plumber.tuner.plan import PipelinePlan, Plan
 
 #: Data-stall share above which the headline flags it, the threshold the
 #: TensorBoard input-pipeline analyzer uses to call a job input-bound.

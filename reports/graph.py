@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from markupsafe import Markup
 
 from plumber.analyzers.results import StageAnalysis
-from plumber.record import Pipeline, Stage
+from plumber.records.profile import Pipeline, Stage
 from plumber.reports import format as fmt
 from plumber.reports.paths import full_source, short_source
 from plumber.reports.pool import Share, member_shares, pool_caption, pool_members

@@ -16,10 +16,10 @@ from pathlib import Path
 import jinja2
 
 from plumber.analyzers.results import Diagnosis
-from plumber.files import write_text_atomically
-from plumber.record import Profile
+from plumber.records.files import write_text_atomically
+from plumber.records.plan import Plan
+from plumber.records.profile import Profile
 from plumber.reports.context import report_view
-from plumber.tuner.plan import Plan
 
 
 @cache

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from plumber.analyzers.network import describe
-from plumber.record import NetworkRequests, Pipeline, Profile
+from plumber.records.profile import NetworkRequests, Pipeline, Profile
 from plumber.reports import format as fmt
 
 

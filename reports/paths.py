@@ -17,7 +17,7 @@ from collections.abc import Iterable
 
 from markupsafe import Markup, escape
 
-from plumber.record import SourceLocation
+from plumber.records.profile import SourceLocation
 from plumber.reports.svg import element
 
 

@@ -2,7 +2,7 @@
 
 ``plumber tune`` derives a plan, measures it against the script as written
 and keeps it only when it is faster. The report shows it as the edits a
-user could make by hand (wording from :mod:`plumber.tuner.edits`, shared
+user could make by hand (wording from :mod:`plumber.analyzers.edits`, shared
 with the terminal), each at its source line (short path, full path on
 hover) with the model's reason and predicted rate, and above them what the
 verification measured: the medians, their ratio and the spread of the runs.
@@ -18,12 +18,12 @@ from pathlib import Path
 
 from markupsafe import Markup
 
-from plumber.record import Pipeline, Profile, SourceLocation
+from plumber.analyzers.edits import is_loader, outcome, profiled_pipeline, stage_edits
+from plumber.analyzers.speedup import runs_of
+from plumber.records.plan import PipelinePlan, Plan, resolve_path
+from plumber.records.profile import Pipeline, Profile, SourceLocation
 from plumber.reports import format as fmt
 from plumber.reports.paths import full_source, short_source
-from plumber.tuner.edits import is_loader, outcome, profiled_pipeline, stage_edits
-from plumber.tuner.plan import PipelinePlan, Plan, resolve_path
-from plumber.tuner.speedup import runs_of
 
 
 @dataclass(frozen=True)

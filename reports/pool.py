@@ -15,7 +15,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from plumber.record import Pipeline, Stage
+from plumber.records.profile import Pipeline, Stage
 from plumber.reports import format as fmt
 
 #: The stage kind of a pool of worker processes.

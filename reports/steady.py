@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import fmean
 
-from plumber.record import Profile, SteadySpan
+from plumber.records.profile import Profile, SteadySpan
 from plumber.reports import format as fmt
 
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from plumber.analyzers.results import Diagnosis
-from plumber.record import Pipeline, Profile
+from plumber.records.profile import Pipeline, Profile
 from plumber.reports import format as fmt
 from plumber.reports.network import network_line
 from plumber.reports.view import (

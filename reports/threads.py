@@ -1,6 +1,6 @@
 """The "CPU by thread group" table: what each group of threads is, and what plumber cost.
 
-Thread groups come from the main process (:mod:`plumber.threadcpu`), each with
+Thread groups come from the main process (:mod:`plumber.measure.threadcpu`), each with
 a role: the script's main thread, plumber's own threads (the profiler's
 overhead), threads that kept the name they inherited from the process (the
 frameworks' pools: TensorFlow's tf.data threads carry no name of their own,
@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from plumber.record import ThreadCpu
+from plumber.records.profile import ThreadCpu
 from plumber.reports import format as fmt
 
 

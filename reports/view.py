@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from plumber.analyzers.results import Diagnosis, StageAnalysis
-from plumber.record import Pipeline, RunInfo, SourceLocation, Stage
+from plumber.records.profile import Pipeline, RunInfo, SourceLocation, Stage
 
 #: ``-1`` in a knob means tf.data's AUTOTUNE.
 AUTOTUNE = -1

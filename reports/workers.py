@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from plumber.record import Pipeline, WorkerStats
+from plumber.records.profile import Pipeline, WorkerStats
 from plumber.reports import format as fmt
 
 #: Growth (peak over start) above this share of the starting RSS is flagged.

@@ -15,7 +15,8 @@ import dataclasses
 import math
 
 from plumber.analyzers.results import Bound, Diagnosis, Recommendation, StageAnalysis, WhatIf
-from plumber.record import (
+from plumber.records.plan import PipelinePlan, Plan, StageRef, StageSetting
+from plumber.records.profile import (
     ConsumerStats,
     Machine,
     NetworkRequests,
@@ -29,7 +30,6 @@ from plumber.record import (
     TimeSeries,
     WorkerStats,
 )
-from plumber.tuner.plan import PipelinePlan, Plan, StageRef, StageSetting
 from tests.unit.synthetic_profiles import loader_profile
 
 #: A user string that must never become markup.

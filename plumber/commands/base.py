@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Protocol
 
-from plumber.stdio import write_now
+from plumber.capture.stdio import write_now
 
 
 class Command(Protocol):
@@ -49,7 +49,7 @@ def add_script_args_after_separator(parser: argparse.ArgumentParser) -> None:
 
 
 def add_keep_secrets(parser: argparse.ArgumentParser) -> None:
-    """``--keep-secrets``: record secret-looking script arguments as given (see plumber.redact)."""
+    """``--keep-secrets``: record secret-looking script arguments as given (records.redact)."""
     parser.add_argument(
         "--keep-secrets", action="store_true",
         help="record the script's arguments as given in profile.json and report.html; by "
@@ -76,7 +76,7 @@ def add_run_bounds(parser: argparse.ArgumentParser) -> None:
 
 def script_unusable(script: Path) -> bool:
     """Print the one-line reason and return True when ``script`` cannot be run."""
-    from plumber.scriptrun import check_script
+    from plumber.capture.scriptrun import check_script
 
     problem = check_script(script)
     if problem is not None:

@@ -2,7 +2,7 @@
 
 Prints a Markdown summary on stdout (for the job log or a job summary page)
 and progress on stderr; exits 0 on a pass and with a gate code otherwise
-(see :mod:`plumber.exitcodes`). ``--update`` records the baseline instead.
+(see :mod:`plumber.records.exitcodes`). ``--update`` records the baseline instead.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from plumber import exitcodes
+from plumber.capture.stdio import write_now
 from plumber.commands.base import (
     add_script_args_after_separator,
     non_negative_float,
@@ -20,7 +20,7 @@ from plumber.commands.base import (
     positive_int,
     say,
 )
-from plumber.stdio import write_now
+from plumber.records import exitcodes
 
 if TYPE_CHECKING:
     from plumber.gate.runner import RunOptions
@@ -89,7 +89,7 @@ class GateCommand:
         from plumber.gate.baseline import BaselineError
         from plumber.gate.machine import CalibrationUnavailable
         from plumber.gate.runner import RunOptions, ScriptFailed
-        from plumber.record import ProfileFormatError, ProfileVersionError
+        from plumber.records.profile import ProfileFormatError, ProfileVersionError
 
         problem = _check_target(args) or _check_outputs(args)
         if problem is not None:
@@ -137,8 +137,8 @@ def _update(args: argparse.Namespace, script_args: list[str], options: RunOption
 
 def _check_target(args: argparse.Namespace) -> str | None:
     """A one-line reason why the target or the flags cannot work together, or None."""
+    from plumber.capture.scriptrun import check_script
     from plumber.gate.api import is_profile
-    from plumber.scriptrun import check_script
 
     if not is_profile(args.target):
         return check_script(args.target)
@@ -161,8 +161,8 @@ def _check_outputs(args: argparse.Namespace) -> str | None:
     baseline), else an input; no output may overwrite the target or the
     baseline read, and ``--output`` must be a folder that takes files.
     """
-    from plumber.files import OutputError, checked_output_folder, checked_outputs
     from plumber.gate.api import is_profile
+    from plumber.records.files import OutputError, checked_output_folder, checked_outputs
 
     outputs = {"JUnit XML report": args.junit_xml} if args.junit_xml is not None else {}
     inputs = {"profile" if is_profile(args.target) else "script": args.target}
@@ -208,6 +208,6 @@ def _error(reason: str, code: int, junit: Path | None = None, name: str = "") ->
 
 
 def _write(path: Path, text: str) -> None:
-    from plumber.files import write_text_atomically
+    from plumber.records.files import write_text_atomically
 
     write_text_atomically(path, text)

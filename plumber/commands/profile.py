@@ -8,7 +8,7 @@ import time
 import traceback
 from pathlib import Path
 
-from plumber import exitcodes
+from plumber.capture.stdio import write_now
 from plumber.commands.base import (
     add_keep_secrets,
     add_run_bounds,
@@ -16,7 +16,7 @@ from plumber.commands.base import (
     say,
     script_unusable,
 )
-from plumber.stdio import write_now
+from plumber.records import exitcodes
 
 #: The files a profiling run writes to its output folder, by what they hold.
 RUN_FILES = {"profile": "profile.json", "report": "report.html"}
@@ -55,7 +55,7 @@ class ProfileCommand:
         if script_unusable(args.script):
             return exitcodes.USAGE
         script_args = args.script_args
-        from plumber.files import OutputError, checked_output_folder
+        from plumber.records.files import OutputError, checked_output_folder
 
         try:
             out_dir = checked_output_folder(args.output or default_output_dir(args.script),
@@ -63,8 +63,8 @@ class ProfileCommand:
         except OutputError as exc:
             say(f"error: {exc}")
             return exitcodes.USAGE
-        from plumber.outputs import render
-        from plumber.session import SessionOptions, profile_script
+        from plumber.capture.session import SessionOptions, profile_script
+        from plumber.reports.outputs import render
 
         options = SessionOptions(
             steps=args.steps, duration_s=args.duration, cpu_probe_s=args.cpu_probe, notify=say,

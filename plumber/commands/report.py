@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from plumber import exitcodes
-from plumber.stdio import write_now
+from plumber.capture.stdio import write_now
+from plumber.records import exitcodes
 
 
 class ReportCommand:
@@ -23,9 +23,9 @@ class ReportCommand:
         )
 
     def run(self, args: argparse.Namespace) -> int:
-        from plumber.files import OutputError, checked_outputs
-        from plumber.outputs import render
-        from plumber.record import Profile, ProfileFormatError, ProfileVersionError
+        from plumber.records.files import OutputError, checked_outputs
+        from plumber.records.profile import Profile, ProfileFormatError, ProfileVersionError
+        from plumber.reports.outputs import render
 
         try:
             profile = Profile.load(args.profile)

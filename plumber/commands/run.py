@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from plumber import exitcodes
 from plumber.commands.base import add_script_arguments, say, script_unusable
+from plumber.records import exitcodes
 
 
 class RunCommand:
@@ -25,8 +25,8 @@ class RunCommand:
         add_script_arguments(parser)
 
     def run(self, args: argparse.Namespace) -> int:
-        from plumber.scriptrun import run_script
-        from plumber.tuner.plan import Plan, PlanError, made_for_another_script
+        from plumber.capture.scriptrun import run_script
+        from plumber.records.plan import Plan, PlanError, made_for_another_script
 
         if script_unusable(args.script):
             return exitcodes.USAGE

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from plumber import exitcodes
+from plumber.analyzers.speedup import DEFAULT_ROUNDS, MAX_ROUNDS, runs_of
+from plumber.capture.stdio import write_now
 from plumber.commands.base import (
     add_keep_secrets,
     add_run_bounds,
@@ -18,14 +19,13 @@ from plumber.commands.base import (
     script_unusable,
 )
 from plumber.commands.profile import RUN_FILES, default_output_dir
-from plumber.runbounds import Terminated
-from plumber.stdio import write_now
-from plumber.tuner.speedup import DEFAULT_ROUNDS, MAX_ROUNDS, runs_of
+from plumber.measure.runbounds import Terminated
+from plumber.records import exitcodes
 
 if TYPE_CHECKING:
-    from plumber.record import Profile
-    from plumber.session import SessionOptions
-    from plumber.tuner.plan import Plan
+    from plumber.capture.session import SessionOptions
+    from plumber.records.plan import Plan
+    from plumber.records.profile import Profile
 
 
 class TuneCommand:
@@ -54,12 +54,12 @@ class TuneCommand:
     def run(self, args: argparse.Namespace) -> int:
         if script_unusable(args.script):
             return exitcodes.USAGE
-        from plumber.outputs import render
+        from plumber.capture.session import SessionOptions, profile_script
         from plumber.reports.html import write_html
-        from plumber.session import SessionOptions, profile_script
+        from plumber.reports.outputs import render
         from plumber.tuner.derive import derive_plan
         script_args = args.script_args
-        from plumber.files import OutputError, checked_outputs
+        from plumber.records.files import OutputError, checked_outputs
 
         out_dir = args.output.parent if args.output else default_output_dir(args.script)
         try:
@@ -124,7 +124,7 @@ def _measured(plan: Plan, args: argparse.Namespace, options: SessionOptions) -> 
 
 def _print_plan(plan: Plan, profile: Profile) -> None:
     """Each kept pipeline's measured outcome and its edits, worded as the report words them."""
-    from plumber.tuner.edits import is_loader, outcome, profiled_pipeline, stage_edits
+    from plumber.analyzers.edits import is_loader, outcome, profiled_pipeline, stage_edits
 
     if not plan.pipelines:
         say("no change recommended")

@@ -11,7 +11,7 @@ Pipelines are keyed by pipeline id plus the root stage's source location
 file name only, not its path, goes into the key: a CI runner checks the code
 out somewhere else than the developer who recorded the baseline.
 
-The command is recorded with secrets redacted (:mod:`plumber.redact`): the
+The command is recorded with secrets redacted (:mod:`plumber.records.redact`): the
 file is committed, and a token given to the script must not be.
 """
 
@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any
 
-from plumber.files import write_text_atomically
 from plumber.gate.machine import Calibration, MachineInfo
-from plumber.redact import redact_arguments
+from plumber.records.files import write_text_atomically
+from plumber.records.redact import redact_arguments
 
 #: Bump on any incompatible change to the file's layout.
 SCHEMA_VERSION = 1
@@ -231,21 +231,18 @@ def _measurement(data: Mapping[str, Any]) -> Measurement:
         raise TypeError("pipelines must be an object")
     if not pipelines:
         raise ValueError("it holds no pipeline, so it gates nothing (re-record with --update)")
-    repeats = data["repeats"]
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
     return Measurement(
         pipelines=tuple(_pipeline(key, p) for key, p in pipelines.items()),
         calibration=_calibration(calibration),
         machine=MachineInfo(
             cpu=str(machine["cpu"]),
-            cores_logical=int(machine["cores_logical"]),
+            cores_logical=_positive_int(machine["cores_logical"], "machine cores_logical"),
             cores_usable=_positive(machine["cores_usable"], "machine cores_usable"),
             system=str(machine["system"]),
             python=str(machine["python"]),
         ),
         command=recorded_command([str(c) for c in data["command"]]),
-        repeats=repeats,
+        repeats=_positive_int(data["repeats"], "repeats"),
         created_at=str(data["created_at"]),
         plumber_version=str(data["plumber_version"]),
     )
@@ -306,6 +303,13 @@ def _positive(value: Any, what: str) -> float:
     if not (math.isfinite(number) and number > 0):
         raise ValueError(f"{what} must be a positive number, got {value!r}")
     return number
+
+
+def _positive_int(value: Any, what: str) -> int:
+    """``value`` if it is an integer above 0 (not true, not 2.5); a ValueError naming ``what``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{what} must be a positive integer, got {value!r}")
+    return value
 
 
 def _number(value: Any) -> float:

@@ -26,8 +26,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from plumber import exitcodes
 from plumber.gate.baseline import Measurement, PipelineThroughput
+from plumber.records import exitcodes
 
 #: Bottleneck kinds whose rate follows the machine's compute speed.
 CPU_KINDS = frozenset({"cpu", "parallelism"})

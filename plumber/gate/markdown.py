@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import math
 
-from plumber import exitcodes
 from plumber.analyzers import text
 from plumber.gate.baseline import Measurement, PipelineThroughput
 from plumber.gate.compare import CPU_KINDS, GateResult, Row
+from plumber.records import exitcodes
 
 HEADLINES = {
     exitcodes.OK: "PASS",

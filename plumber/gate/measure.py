@@ -15,7 +15,7 @@ from pathlib import PurePath
 from plumber.analyzers.diagnose import diagnose_all
 from plumber.analyzers.results import Diagnosis
 from plumber.gate.baseline import Bottleneck, PipelineThroughput, median_rate, most_common
-from plumber.record import Pipeline, Profile, SourceLocation
+from plumber.records.profile import Pipeline, Profile, SourceLocation
 
 
 def location(source: SourceLocation | None) -> str | None:

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-import plumber
 from plumber.gate.baseline import Measurement, recorded_command
 from plumber.gate.machine import SAMPLES_PER_BURST, Calibration, describe_machine, sample_speeds
 from plumber.gate.measure import throughputs
-from plumber.record import Profile
+from plumber.records.profile import Profile
+from plumber.records.version import __version__
 
 #: Lines of a failing run's output shown with the error.
 OUTPUT_TAIL_LINES = 30
@@ -115,5 +115,5 @@ def measurement(
         command=recorded_command(command),
         repeats=len(profiles),
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        plumber_version=plumber.__version__,
+        plumber_version=__version__,
     )

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from plumber.analyzers.results import Diagnosis
 from plumber.notebook._optional import require
-from plumber.record import Profile
+from plumber.records.profile import Profile
 from plumber.reports import format as fmt
 
 require("matplotlib", "plumber's charts")

@@ -20,9 +20,9 @@ from IPython.core.magic import Magics, cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
 
+from plumber.capture.scriptrun import EXIT_INTERRUPTED, ScriptOutcome
+from plumber.capture.session import SessionOptions, assemble, instrumented
 from plumber.notebook.result import ProfileResult
-from plumber.scriptrun import EXIT_INTERRUPTED, ScriptOutcome
-from plumber.session import SessionOptions, assemble, instrumented
 
 
 def load_ipython_extension(ipython: Any) -> None:
@@ -86,7 +86,7 @@ class PlumberMagics(Magics):
 def _ending(exc: BaseException, hooks: Any) -> tuple[ScriptOutcome, BaseException | None]:
     """How the cell ended, and the exception to raise again (None for plumber's own stop)."""
     if hooks is not None and hooks.bound_reached is not None:
-        from plumber.runbounds import BoundReached
+        from plumber.measure.runbounds import BoundReached
 
         # The bound stops the cell by raising BoundReached on the cell's thread,
         # or KeyboardInterrupt when the poller interrupts it (duration).

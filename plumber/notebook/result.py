@@ -1,6 +1,6 @@
 """The object a notebook gets back: a Profile with its analysis, ready to look at.
 
-The :class:`~plumber.record.Profile` stays the plain immutable record that
+The :class:`~plumber.records.profile.Profile` stays the plain immutable record that
 every layer shares; :class:`ProfileResult` wraps it with the diagnoses and
 the notebook conveniences: a rich display, DataFrames, charts, and saving.
 pandas and matplotlib are imported only by the methods that need them.
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from plumber.analyzers.diagnose import diagnose_all
 from plumber.analyzers.results import Diagnosis, Recommendation
 from plumber.notebook.summary import recommendations_html, result_html
-from plumber.record import Profile
+from plumber.records.profile import Profile
 from plumber.reports import format as fmt
 from plumber.reports.terminal import render_summary
 from plumber.reports.view import describe_bottleneck, diagnosis_for
@@ -120,6 +120,6 @@ class ProfileResult:
 
     def report(self, path: str | Path) -> Path:
         """Write the self-contained HTML report; returns its path."""
-        from plumber.outputs import render
+        from plumber.reports.outputs import render
 
         return render(self.profile, Path(path), profile_path=None).report_path

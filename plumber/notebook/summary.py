@@ -15,7 +15,7 @@ import html
 from collections.abc import Sequence
 
 from plumber.analyzers.results import Diagnosis, Recommendation
-from plumber.record import Pipeline, Profile
+from plumber.records.profile import Pipeline, Profile
 from plumber.reports import format as fmt
 from plumber.reports.view import (
     analyses_by_stage,

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from plumber.analyzers.results import Diagnosis
 from plumber.notebook._optional import require
-from plumber.record import Profile, TimeSeries
+from plumber.records.profile import Profile, TimeSeries
 from plumber.reports.view import (
     analyses_by_stage,
     bottleneck_stage_id,

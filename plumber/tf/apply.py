@@ -4,7 +4,7 @@ The script runs unchanged. While a :class:`PlanApplier` is active, the
 construction calls (``map``, ``interleave``, ``batch``, ``prefetch``, and the
 others a plan may put a cache, prefetch or thread pool after: ``take``,
 ``repeat``, ``shuffle``, ``with_options``...: the table
-:data:`plumber.tuner.appliable.TF_METHODS`, which ``derive`` also consults)
+:data:`plumber.records.appliable.TF_METHODS`, which ``derive`` also consults)
 look up the stage being built by its identity (file, line, kind,
 occurrence: see :mod:`plumber.tf.identity`) in the plan; a match gets the
 plan's parallelism, and a cache or prefetch placed right after it. Stages the plan
@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from plumber.callsite import user_callsite
-from plumber.kinds import AUTOTUNE
+from plumber.measure.callsite import user_callsite
+from plumber.records.appliable import TF_METHODS
+from plumber.records.kinds import AUTOTUNE
+from plumber.records.plan import Plan, StageRef, StageSetting, portable_path
 from plumber.tf.identity import StageCounter, stage_key
-from plumber.tuner.appliable import TF_METHODS
-from plumber.tuner.plan import Plan, StageRef, StageSetting, portable_path
 
 
 @dataclass

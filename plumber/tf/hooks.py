@@ -33,11 +33,11 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
-from plumber.callsite import user_callsite
-from plumber.poller import Poller
-from plumber.record import SourceLocation
-from plumber.runbounds import RunBounds, ScriptStopper
-from plumber.steady import SteadyWindow
+from plumber.measure.callsite import user_callsite
+from plumber.measure.poller import Poller
+from plumber.measure.runbounds import RunBounds, ScriptStopper
+from plumber.measure.steady import SteadyWindow
+from plumber.records.profile import SourceLocation
 from plumber.tf.identity import StageCounter, stage_key
 from plumber.tf.modelstats import ModelAccumulator
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from plumber.identity import StageCounter, StageKey
+from plumber.records.identity import StageCounter, StageKey
 from plumber.tf.written import dataset_kind
 
 __all__ = ["StageCounter", "StageKey", "stage_key"]

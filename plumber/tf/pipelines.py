@@ -13,8 +13,8 @@ import math
 from statistics import fmean
 from typing import Any
 
-from plumber.record import ConsumerStats, IteratorPass, Pipeline, Stage, StageStats
-from plumber.steady import steady_of
+from plumber.measure.steady import steady_of
+from plumber.records.profile import ConsumerStats, IteratorPass, Pipeline, Stage, StageStats
 from plumber.tf.align import RunStage, align
 from plumber.tf.cpuprobe import measure_prefixes, own_cpu_per_root
 from plumber.tf.determinism import BUDGET_S as DETERMINISM_BUDGET_S

@@ -34,9 +34,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from plumber.records.plan import StageSetting
 from plumber.tf.apply import cached
 from plumber.tf.written import WrittenStage, dataset_kind, read_written
-from plumber.tuner.plan import StageSetting
 
 #: Makes a stage again on new inputs, with new parallelism (None: as it was).
 Rebuilder = Callable[[Any, list[Any], int | None], Any]

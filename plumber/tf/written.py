@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from plumber.record import SourceLocation
+from plumber.records.profile import SourceLocation
 
 #: Op-name prefixes (without "Dataset") to framework-neutral stage kinds,
 #: longest prefixes first so ``ParallelMap`` wins over ``Map``.

@@ -5,6 +5,7 @@ Nothing here imports torch at package import; each module does when used.
 hand) is loaded on first access.
 """
 
+import sys
 from typing import Any
 
 
@@ -14,3 +15,12 @@ def __getattr__(name: str) -> Any:
 
         return CachedDataset
     raise AttributeError(f"module 'plumber.torch' has no attribute {name!r}")
+
+
+def is_loader(candidate: Any) -> bool:
+    """Whether ``candidate`` is a torch DataLoader (without importing torch)."""
+    if "torch" not in sys.modules:
+        return False
+    from torch.utils.data import DataLoader
+
+    return isinstance(candidate, DataLoader)

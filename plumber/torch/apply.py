@@ -2,7 +2,7 @@
 
 The script runs unchanged. While a :class:`PlanApplier` is active,
 ``DataLoader.__init__`` identifies the loader being built by where the user
-wrote it (:func:`plumber.callsite.user_callsite`) and its occurrence at that
+wrote it (:func:`plumber.measure.callsite.user_callsite`) and its occurrence at that
 line (kind ``workers``), exactly as the profiler names it, and looks for
 the plan's pipeline with that root. A match is built with the plan's
 settings (:mod:`plumber.torch.settings`); every other argument is the one
@@ -20,16 +20,16 @@ import inspect
 from pathlib import Path
 from typing import Any
 
-from plumber.callsite import user_callsite
-from plumber.identity import StageCounter
-from plumber.kinds import POOL, is_loader_root
+from plumber.measure.callsite import user_callsite
+from plumber.records.identity import StageCounter
+from plumber.records.kinds import POOL, is_loader_root
+from plumber.records.plan import PipelinePlan, Plan, StageRef, StageSetting, portable_path
 from plumber.torch.settings import (
     AppliedSetting,
     LoaderStage,
     same_loader,
     tune_arguments,
 )
-from plumber.tuner.plan import PipelinePlan, Plan, StageRef, StageSetting, portable_path
 
 
 class PlanApplier:

@@ -20,7 +20,7 @@ returned structure (tuple, list, dict, nested), and their positions are
 cached with the sample. Replaying applies the remaining transforms at those
 positions. The dataset the user holds is never modified.
 
-Entries live in a directory, one file per index (:mod:`plumber.torch.cachestore`),
+Entries live in a directory, one file per index (:mod:`plumber.caching.entrystore`),
 so every worker process, forked or spawned, shares them, and they outlive
 each epoch. The directory is private: made 0700 by plumber in a folder no
 one else can replace it in, and checked to be this user's and writable by
@@ -51,13 +51,13 @@ from typing import Any
 
 from torch.utils.data import Dataset, IterableDataset
 
-from plumber.torch import samplecodec
-from plumber.torch.cachestore import (
+from plumber.caching.entrystore import (
     EntryStore,
     check_private,
     check_shared_parent,
     make_missing_folders,
 )
+from plumber.torch import samplecodec
 from plumber.torch.transforms import applies_in_order
 
 SHARED_MEMORY = Path("/dev/shm")
@@ -297,7 +297,7 @@ def _make_directory(location: str) -> tuple[Path, bool]:
     """A new private directory for one cache, and whether it is RAM-backed.
 
     It is made 0700 by ``mkdtemp`` in a folder that others cannot replace it
-    in (:func:`plumber.torch.cachestore.check_shared_parent`); missing
+    in (:func:`plumber.caching.entrystore.check_shared_parent`); missing
     folders on the way are made 0700.
     """
     in_memory = location == "memory"

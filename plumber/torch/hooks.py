@@ -14,7 +14,7 @@ While a :class:`TorchHooks` context is active:
   call versus time between calls), counts the batches of each pass over the
   data (a pass is complete when it ends in ``StopIteration``; persistent
   workers reuse one iterator for every pass) and enforces the step/duration bounds by
-  raising :class:`~plumber.runbounds.BoundReached`, like the tf.data hooks
+  raising :class:`~plumber.measure.runbounds.BoundReached`, like the tf.data hooks
   (the duration counts from when the hooks were installed, i.e. from the
   script's ``import torch``, as tf.data's counts from ``import tensorflow``);
 - with pinned memory on an accelerator, ``pin_memory`` is timed.
@@ -42,13 +42,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from plumber.callsite import user_callsite
-from plumber.identity import StageCounter
-from plumber.kinds import POOL
-from plumber.poller import Poller
-from plumber.record import IteratorPass, Pipeline, SourceLocation
-from plumber.runbounds import RunBounds, ScriptStopper
-from plumber.steady import SteadyWindow, steady_of
+from plumber.measure.callsite import user_callsite
+from plumber.measure.poller import Poller
+from plumber.measure.runbounds import RunBounds, ScriptStopper
+from plumber.measure.steady import SteadyWindow, steady_of
+from plumber.records.identity import StageCounter
+from plumber.records.kinds import POOL
+from plumber.records.profile import IteratorPass, Pipeline, SourceLocation
 from plumber.torch.pipelines import LoaderSummary, build_pipeline
 from plumber.torch.randomness import DatasetRandomness, decide_randomness, randomness_key
 from plumber.torch.sizes import describe

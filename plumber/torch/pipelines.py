@@ -14,8 +14,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from plumber.kinds import PIN_MEMORY, POOL
-from plumber.record import (
+from plumber.measure.steady import Steady
+from plumber.records.kinds import PIN_MEMORY, POOL
+from plumber.records.profile import (
     ConsumerStats,
     IteratorPass,
     Pipeline,
@@ -24,7 +25,6 @@ from plumber.record import (
     StageStats,
     WorkerStats,
 )
-from plumber.steady import Steady
 from plumber.torch.randomness import TransformInfo
 from plumber.torch.workerside import (
     COLLATE,

@@ -10,7 +10,7 @@ structure, then the raw bytes of its arrays. Plain types are torch tensors
 named tuple, an ``OrderedDict`` or a subclass is not plain). Any other
 sample (a PIL image, a named tuple, a class of the user's) is pickled; the
 caller reads those only from a folder it checked is private
-(:mod:`plumber.torch.cachestore`).
+(:mod:`plumber.caching.entrystore`).
 
 Read back, a sample has the same types, dtypes, shapes and values; what
 pickle would also keep and this does not: a tensor's or array's strides

@@ -13,19 +13,11 @@ construction and by ``plumber.optimize(loader)`` on a rebuild.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from plumber.kinds import PIN_MEMORY, POOL
-from plumber.tuner.plan import PipelinePlan, StageRef, StageSetting
-
-#: Stages whose settings are the loader's own arguments.
-LOADER_STAGES = (POOL, PIN_MEMORY)
-
-#: Stages a sample cache can follow (``CachedDataset(upto=...)``): the fetch
-#: (``upto=-1``) or a transform (its index).
-CACHE_POINTS = re.compile(r"fetch|transform_(\d+)")
+from plumber.records.kinds import CACHE_POINTS, LOADER_ROOTS
+from plumber.records.plan import PipelinePlan, StageRef, StageSetting
 
 
 @dataclass
@@ -68,12 +60,12 @@ def tune_arguments(arguments: dict[str, Any], pipeline: PipelinePlan) -> Tuned:
     caches: list[tuple[int, AppliedSetting]] = []
     for setting in pipeline.settings:
         cache_point = _cache_point(setting.stage_id, tuned.arguments["dataset"])
-        if setting.stage_id not in LOADER_STAGES and cache_point is None:
+        if setting.stage_id not in LOADER_ROOTS and cache_point is None:
             tuned.unmatched.append(setting)
             continue
         applied = AppliedSetting(setting)
         tuned.applied[LoaderStage(pipeline.root, setting.stage_id)] = applied
-        if setting.stage_id in LOADER_STAGES:
+        if setting.stage_id in LOADER_ROOTS:
             applied.changes += _loader_knobs(tuned.arguments, setting)
         else:
             applied.changes += _ignored(setting, "parallelism", "prefetch", "threads",

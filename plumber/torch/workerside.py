@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from plumber.files import write_text_atomically
-from plumber.threadcpu import name_os_thread, thread_runqueue_s
+from plumber.measure.threadcpu import name_os_thread, thread_runqueue_s
+from plumber.records.files import write_text_atomically
 from plumber.torch.determinism import describe_transforms
 from plumber.torch.sizes import nbytes_of
 from plumber.torch.transforms import find_transforms
@@ -101,7 +101,7 @@ class WorkerSnapshot:
     problem: str | None = None
     #: Seconds the fetching thread waited for a core; None when not measured.
     runqueue_s: float | None = None
-    #: The process's HTTP request trace (:meth:`plumber.nettrace.RequestTracer.snapshot`).
+    #: The process's HTTP request trace (:meth:`plumber.measure.nettrace.RequestTracer.snapshot`).
     network: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -179,7 +179,7 @@ class StageRecorder:
         self.problem: str | None = None
         self.dirty = False
         self.on_error: Callable[[], None] | None = None
-        #: The worker's HTTP request tracer (``plumber.nettrace``), when it runs in a worker.
+        #: The HTTP request tracer (``plumber.measure.nettrace``) when this runs in a worker.
         self.requests: Any = None
         self._blamed: int | None = None
         self._lock = threading.Lock()
@@ -482,7 +482,7 @@ def _trace_requests() -> Any:
     the main process can probe the network with the largest GET; the stats
     folder is private to the user (``mkdtemp``) and removed once read.
     """
-    from plumber.nettrace import RequestTracer
+    from plumber.measure.nettrace import RequestTracer
 
     tracer = RequestTracer()
     tracer.__enter__()

@@ -15,8 +15,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from plumber.kinds import is_loader_root
-from plumber.tuner.plan import Plan, StageRef, StageSetting
+from plumber.records.kinds import is_loader_root
+from plumber.records.plan import Plan, StageRef, StageSetting
 
 
 def plan_appliers(plan: Plan, script: Path) -> list[Any]:
@@ -71,7 +71,7 @@ class ObjectCacheApplier:
         self._active: contextlib.ExitStack | None = None
 
     def __enter__(self) -> ObjectCacheApplier:
-        from plumber.objectcache import caching_new_clients
+        from plumber.caching.objectcache import caching_new_clients
 
         self._active = contextlib.ExitStack()
         assert self.setting.object_cache is not None

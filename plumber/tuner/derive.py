@@ -17,7 +17,7 @@ the noise: :func:`plumber.analyzers.verdict.too_close_to_call`); the note
 says why in the verdict's own words, the ones ``plumber profile`` prints.
 
 Every setting is placed at a stage the appliers can find
-(:func:`plumber.tuner.appliable.appliable`): a cache the analysis would put
+(:func:`plumber.records.appliable.appliable`): a cache the analysis would put
 after a zip or a source is not planned, and a pipeline that ends in a stage
 no plan can extend (a ``zip``) gets no prefetch or thread pool there, with a
 note saying to add one by hand.
@@ -38,10 +38,10 @@ from plumber.analyzers.objectcache import reads_per_object, steady_rate
 from plumber.analyzers.prefetch import PrefetchDepth, prefetch_depth_for
 from plumber.analyzers.results import Diagnosis, WhatIf
 from plumber.analyzers.verdict import too_close_to_call
-from plumber.kinds import AUTOTUNE, POOL
-from plumber.record import Pipeline, Profile, Stage
-from plumber.tuner.appliable import appliable
-from plumber.tuner.plan import PipelinePlan, Plan, StageRef, StageSetting
+from plumber.records.appliable import appliable
+from plumber.records.kinds import AUTOTUNE, POOL
+from plumber.records.plan import PipelinePlan, Plan, StageRef, StageSetting
+from plumber.records.profile import Pipeline, Profile, Stage
 
 #: A cache must beat the observed rate by this factor to be planned.
 CACHE_WORTH = 1.1

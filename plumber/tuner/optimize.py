@@ -13,11 +13,11 @@ hidden inside its functions: a warning says how to wrap it). Without a plan,
 the pipeline is profiled briefly from plumber's own loop, a plan is derived
 from the model, and the tuned pipeline is measured against it the same way,
 in interleaved rounds (:func:`measured_faster`): if it is not faster beyond
-the noise (:mod:`plumber.tuner.speedup`), the pipeline is returned as
+the noise (:mod:`plumber.analyzers.speedup`), the pipeline is returned as
 written, with a warning saying so.
 
 A PyTorch DataLoader is rebuilt from its own attributes with the plan's
-settings (:mod:`plumber.torch.optimize`). Without a plan, the loader is
+settings (:mod:`plumber.tuner.loader`). Without a plan, the loader is
 profiled the same way (plumber's loop iterating it), and the rebuilt loader
 is measured against it: the original object comes back, with a warning,
 unless the rebuilt one is faster.
@@ -35,9 +35,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from plumber.callsite import user_callsite
-from plumber.record import Profile, SourceLocation, Stage
-from plumber.tuner.plan import Plan, StageSetting, warn_not_found
+from plumber.measure.callsite import user_callsite
+from plumber.records.plan import Plan, StageSetting, warn_not_found
+from plumber.records.profile import Profile, SourceLocation, Stage
 
 _SUPPORTED = (
     "plumber.optimize() takes a tf.data.Dataset, a torch DataLoader, or a function with "
@@ -67,7 +67,8 @@ def optimize(
     given: the profile the plan is derived from, then the interleaved rounds
     (as written, tuned) that decide whether it is kept.
     """
-    from plumber.torch.optimize import is_loader, optimize_loader, tune_loader
+    from plumber.torch import is_loader
+    from plumber.tuner.loader import optimize_loader, tune_loader
 
     if is_loader(make_dataset):
         if plan is None:
@@ -111,11 +112,12 @@ def apply_plan(make_dataset: Callable[[], Any], plan: Plan, source: Path) -> Any
 def _tune_and_verify(
     make_dataset: Callable[[], Any], source: Path, steps: int | None, duration: float | None
 ) -> Any:
-    from plumber.notebook.run import profile
+    from plumber.analyzers.diagnose import diagnose_all
+    from plumber.capture.inprocess import profile_pipeline
     from plumber.tuner.derive import derive_plan
 
-    before = profile(make_dataset, steps=steps, duration=duration)
-    plan = derive_plan(before.profile, before.diagnoses, source)
+    before = profile_pipeline(make_dataset, steps=steps, duration=duration)
+    plan = derive_plan(before, diagnose_all(before), source)
     if not plan.pipelines:
         warnings.warn(f"no change recommended: {'; '.join(plan.notes)}", stacklevel=3)
         return make_dataset()
@@ -170,12 +172,13 @@ def rewrite_dataset(dataset: Any, settings: tuple[StageSetting, ...]) -> Any:
 
 def _tune_dataset(dataset: Any, steps: int | None, duration: float | None) -> Any:
     """Profile the built dataset, rebuild it with the derived plan, keep it if faster."""
-    from plumber.notebook.run import profile
+    from plumber.analyzers.diagnose import diagnose_all
+    from plumber.capture.inprocess import profile_pipeline
     from plumber.tuner.derive import derive_plan
 
     caller = user_callsite() or SourceLocation(file="<dataset>", line=0)
-    before = profile(dataset, steps=steps, duration=duration)
-    plan = derive_plan(_named(before.profile, caller), before.diagnoses, Path(caller.file))
+    before = profile_pipeline(dataset, steps=steps, duration=duration)
+    plan = derive_plan(_named(before, caller), diagnose_all(before), Path(caller.file))
     if not plan.pipelines:
         warnings.warn(f"no change recommended: {'; '.join(plan.notes)}", stacklevel=3)
         return dataset
@@ -213,15 +216,15 @@ def measured_faster(
 
     Both are measured by plumber's own loop (``plumber.profile``, no CPU
     probe), each run bounded by ``steps``/``duration``, in interleaved
-    rounds until :func:`~plumber.tuner.speedup.compare_rounds` decides.
+    rounds until :func:`~plumber.analyzers.speedup.compare_rounds` decides.
     """
-    from plumber.notebook.run import profile
-    from plumber.tuner.speedup import DEFAULT_ROUNDS, Comparison, compare_rounds
+    from plumber.analyzers.speedup import DEFAULT_ROUNDS, Comparison, compare_rounds
+    from plumber.capture.inprocess import profile_pipeline
     from plumber.tuner.verify import pipeline_rates
 
     def rates(target: Any) -> tuple[float, ...]:
-        return pipeline_rates(profile(target, steps=steps, duration=duration,
-                                      cpu_probe=0.0).profile)
+        return pipeline_rates(profile_pipeline(target, steps=steps, duration=duration,
+                                               cpu_probe=0.0))
 
     compared = compare_rounds(lambda: rates(as_written), lambda: rates(tuned), DEFAULT_ROUNDS,
                               lambda message: None)

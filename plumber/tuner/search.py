@@ -17,8 +17,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from plumber.session import SessionOptions
-from plumber.tuner.plan import Plan, StageSetting
+from plumber.capture.session import SessionOptions
+from plumber.records.plan import Plan, StageSetting
 from plumber.tuner.verify import measured_rates
 
 

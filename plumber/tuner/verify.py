@@ -4,7 +4,7 @@ Each round runs the script as written, then with the plan applied (A B A B),
 with the same bounds and no CPU probe, and takes each pipeline's rate (root
 elements per second over the time the consumer iterated). Pipelines are
 matched by the order in which the script first iterated them. Whether the
-plan is faster is decided by :mod:`plumber.tuner.speedup`, which runs more
+plan is faster is decided by :mod:`plumber.analyzers.speedup`, which runs more
 rounds while the result is within the noise; :func:`keep_faster` keeps in the
 plan only the pipelines it measured faster.
 """
@@ -15,10 +15,10 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from plumber.record import Profile
-from plumber.session import SessionOptions, profile_script
-from plumber.tuner.plan import Plan
-from plumber.tuner.speedup import Comparison, compare_rounds
+from plumber.analyzers.speedup import Comparison, compare_rounds
+from plumber.capture.session import SessionOptions, profile_script
+from plumber.records.plan import Plan
+from plumber.records.profile import Profile
 
 
 def pipeline_rates(profile: Profile) -> tuple[float, ...]:
@@ -37,10 +37,10 @@ def measured_rates(script: Path, args: Sequence[str], options: SessionOptions) -
     """:func:`pipeline_rates` of one profiled run; a run stopped from outside stops the caller.
 
     Ctrl-C, SIGTERM or SIGHUP during a measuring run is raised again here
-    (:func:`plumber.scriptrun.stop_again`): the run's partial rate is no
+    (:func:`plumber.capture.scriptrun.stop_again`): the run's partial rate is no
     measurement, and the user asked for the whole command to stop.
     """
-    from plumber.scriptrun import stop_again
+    from plumber.capture.scriptrun import stop_again
 
     result = profile_script(script, args, options)
     stop_again(result.outcome)

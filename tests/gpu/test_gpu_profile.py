@@ -16,7 +16,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from plumber.analyzers.diagnose import diagnose  # noqa: E402
-from plumber.record import Profile  # noqa: E402
+from plumber.records.profile import Profile  # noqa: E402
 
 pytestmark = [
     pytest.mark.slow,

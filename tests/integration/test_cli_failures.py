@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from plumber.record import SCHEMA_VERSION, Profile
+from plumber.records.profile import SCHEMA_VERSION, Profile
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ import pytest
 from conftest import PIPELINES
 
 from plumber.analyzers.diagnose import diagnose
-from plumber.record import Profile
+from plumber.records.profile import Profile
 from plumber.tuner.derive import derive_plan
 
 pytestmark = pytest.mark.slow

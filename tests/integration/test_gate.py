@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from conftest import PIPELINES, REPO
 
-from plumber import exitcodes
 from plumber.gate import assert_throughput
 from plumber.gate.baseline import SCHEMA_VERSION
+from plumber.records import exitcodes
 
 pytestmark = pytest.mark.slow
 

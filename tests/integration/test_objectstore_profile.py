@@ -13,8 +13,8 @@ import pytest
 from conftest import REPO
 
 from plumber.analyzers.diagnose import diagnose_all
-from plumber.record import Profile
-from plumber.tuner.plan import Plan
+from plumber.records.plan import Plan
+from plumber.records.profile import Profile
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 
 import plumber  # noqa: E402
-from plumber.tuner.plan import PipelinePlan, Plan, StageRef, StageSetting  # noqa: E402
+from plumber.records.plan import PipelinePlan, Plan, StageRef, StageSetting  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

@@ -28,7 +28,7 @@ DRIVER = '''
 import contextlib, json, sys
 from pathlib import Path
 from plumber.analyzers.diagnose import diagnose_all
-from plumber.session import SessionOptions, profile_script
+from plumber.capture.session import SessionOptions, profile_script
 from plumber.tuner.appliers import applying
 from plumber.tuner.derive import derive_plan
 

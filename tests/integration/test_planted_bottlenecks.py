@@ -7,7 +7,7 @@ import pytest
 from conftest import PIPELINES, REPO
 
 from plumber.analyzers.diagnose import diagnose_all
-from plumber.record import Profile
+from plumber.records.profile import Profile
 
 pytestmark = pytest.mark.slow
 

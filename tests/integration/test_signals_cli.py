@@ -16,7 +16,7 @@ import textwrap
 import pytest
 from conftest import run_plumber
 
-from plumber.record import Profile
+from plumber.records.profile import Profile
 
 #: The script forks; the child leaves the script only after plumber's process has exited,
 #: so anything it wrote would replace what plumber wrote.

@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from plumber.record import Profile
+from plumber.records.profile import Profile
 
 pytestmark = [
     pytest.mark.slow,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import plumber
-from plumber.tuner.plan import PipelinePlan, Plan, StageRef, StageSetting
+from plumber.records.plan import PipelinePlan, Plan, StageRef, StageSetting
 
 pytestmark = pytest.mark.slow
 tf = pytest.importorskip("tensorflow")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import run_plumber
 
-from plumber.tuner.plan import PipelinePlan, Plan, StageRef, StageSetting
+from plumber.records.plan import PipelinePlan, Plan, StageRef, StageSetting
 
 pytestmark = pytest.mark.slow
 

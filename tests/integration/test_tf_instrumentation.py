@@ -10,8 +10,8 @@ from conftest import PIPELINES
 tf = pytest.importorskip("tensorflow")
 
 from plumber.analyzers.diagnose import diagnose_all  # noqa: E402
-from plumber.record import Profile  # noqa: E402
-from plumber.runbounds import RunBounds  # noqa: E402
+from plumber.measure.runbounds import RunBounds  # noqa: E402
+from plumber.records.profile import Profile  # noqa: E402
 from plumber.tf.hooks import TfHooks  # noqa: E402
 from plumber.tf.pipelines import build_pipelines  # noqa: E402
 
@@ -81,7 +81,7 @@ def test_stage_source_lines_point_at_the_users_calls(tmp_path):
 
 
 def test_step_bound_stops_the_loop_with_a_signal_the_script_cannot_swallow():
-    from plumber.runbounds import BoundReached
+    from plumber.measure.runbounds import BoundReached
 
     seen = 0
     with pytest.raises(BoundReached), TfHooks(RunBounds(steps=25)):

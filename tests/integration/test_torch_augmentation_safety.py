@@ -16,7 +16,7 @@ import pytest
 from conftest import PIPELINES
 
 from plumber.analyzers.diagnose import diagnose_all
-from plumber.record import Profile
+from plumber.records.profile import Profile
 from plumber.tuner.derive import derive_plan
 
 pytestmark = pytest.mark.slow

@@ -14,7 +14,7 @@ from conftest import PIPELINES
 
 from plumber.analyzers.diagnose import diagnose_all
 from plumber.analyzers.stages import oversubscribed
-from plumber.record import Profile
+from plumber.records.profile import Profile
 from plumber.tuner.derive import derive_plan
 
 pytestmark = [

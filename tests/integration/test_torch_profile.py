@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import PIPELINES
 
-from plumber.record import Pipeline, Profile
+from plumber.records.profile import Pipeline, Profile
 
 # Checked without importing: torchvision imported into a process that holds
 # TensorFlow (the tf tests' modules) crashes it; the scripts run in their own.

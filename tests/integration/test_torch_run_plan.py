@@ -9,7 +9,7 @@ import sys
 import pytest
 from conftest import PIPELINES
 
-from plumber.tuner.plan import PLAN_SCHEMA_VERSION
+from plumber.records.plan import PLAN_SCHEMA_VERSION
 
 pytest.importorskip("torch")
 pytest.importorskip("torchvision")

@@ -11,9 +11,9 @@ import pytest
 from conftest import PIPELINES
 
 from plumber.analyzers.diagnose import diagnose_all
-from plumber.record import Profile
+from plumber.records.plan import Plan
+from plumber.records.profile import Profile
 from plumber.tuner.derive import derive_plan
-from plumber.tuner.plan import Plan
 
 pytestmark = pytest.mark.slow
 

@@ -16,13 +16,13 @@ import pytest
 from conftest import PIPELINES
 
 from plumber.analyzers.diagnose import diagnose_all
-from plumber.record import Profile
+from plumber.records.plan import Plan
+from plumber.records.profile import Profile
 from plumber.tuner.derive import derive_plan
-from plumber.tuner.plan import Plan
 
 pytestmark = pytest.mark.slow
 
-#: What tune prints after verifying: the outcome (plumber.tuner.edits.outcome), or the drop.
+#: What tune prints after verifying: the outcome (plumber.analyzers.edits.outcome), or the drop.
 VERIFIED = (" tuned (", "is not faster; keeping the pipeline as written")
 
 

@@ -27,11 +27,11 @@ from pathlib import Path
 import pytest
 
 from plumber.analyzers.diagnose import diagnose_all
+from plumber.analyzers.edits import profiled_pipeline, stage_edits
 from plumber.analyzers.results import Diagnosis
-from plumber.record import Pipeline, Profile, Stage
+from plumber.records.plan import PipelinePlan, Plan
+from plumber.records.profile import Pipeline, Profile, Stage
 from plumber.tuner.derive import derive_plan
-from plumber.tuner.edits import profiled_pipeline, stage_edits
-from plumber.tuner.plan import PipelinePlan, Plan
 from tests.integration.conftest import CliRun, run_plumber
 
 pytestmark = pytest.mark.slow

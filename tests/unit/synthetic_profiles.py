@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from plumber.record import (
+from plumber.records.profile import (
     ConsumerStats,
     IteratorPass,
     Machine,

@@ -15,7 +15,7 @@ import pytest
 from synthetic_profiles import make_profile, stage
 
 from plumber.analyzers.diagnose import diagnose, diagnose_all
-from plumber.record import (
+from plumber.records.profile import (
     Profile,
     SourceLocation,
     Stage,

@@ -11,7 +11,7 @@ import pytest
 from plumber.analyzers.allocate import allocate
 from plumber.analyzers.diagnose import diagnose, scene
 from plumber.analyzers.network import describe, latency_in_flight
-from plumber.record import NetworkRequests
+from plumber.records.profile import NetworkRequests
 from plumber.tuner.derive import derive_plan
 from tests.unit.synthetic_profiles import loader_profile
 

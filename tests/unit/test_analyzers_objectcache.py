@@ -9,9 +9,9 @@ import pytest
 
 from plumber.analyzers.allocate import whole_rounds
 from plumber.analyzers.diagnose import diagnose
-from plumber.record import NetworkRequests
+from plumber.analyzers.edits import setting_edits
+from plumber.records.profile import NetworkRequests
 from plumber.tuner.derive import derive_plan
-from plumber.tuner.edits import setting_edits
 from tests.unit.synthetic_profiles import loader_profile, make_profile, stage
 
 OBJECT = 12_000

@@ -10,7 +10,7 @@ import pytest
 
 from plumber.analyzers.diagnose import diagnose
 from plumber.analyzers.stages import core_wait_per_cpu, split_wall
-from plumber.record import Profile, ThreadCpu
+from plumber.records.profile import Profile, ThreadCpu
 from plumber.tuner.derive import derive_plan
 from tests.unit.synthetic_profiles import loader_profile, make_profile, stage
 

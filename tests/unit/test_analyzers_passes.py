@@ -19,7 +19,7 @@ from synthetic_profiles import loader_profile, make_profile, stage
 
 from plumber.analyzers.cache import average_rate, run_passes
 from plumber.analyzers.diagnose import diagnose
-from plumber.record import IteratorPass, Profile
+from plumber.records.profile import IteratorPass, Profile
 
 WHOLE = IteratorPass(100, True)
 

@@ -172,7 +172,7 @@ def test_a_loader_iterated_several_times_gets_persistent_workers():
 
 
 def test_a_machine_busy_with_other_processes_does_not_turn_waiting_into_computing():
-    from plumber.record import TimeSeries
+    from plumber.records.profile import TimeSeries
 
     busy_elsewhere = TimeSeries(t=(0, 1, 2), cpu_percent=(97, 98, 97),
                                 process_cpu_percent=(30, 30, 30))

@@ -16,7 +16,7 @@ from plumber.analyzers.prefetch import (
     prefetch_depth,
     prefetch_depth_for,
 )
-from plumber.record import Profile
+from plumber.records.profile import Profile
 
 MS = 1e-3
 

@@ -16,7 +16,7 @@ import pytest
 from synthetic_profiles import make_profile, stage
 
 from plumber.analyzers.diagnose import diagnose
-from plumber.record import Profile
+from plumber.records.profile import Profile
 
 
 def cached_pipeline(*above_shuffle: Any, map_knobs: dict[str, Any] | None = None,

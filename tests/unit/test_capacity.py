@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import psutil
 import pytest
 
-from plumber import capacity
+from plumber.measure import capacity
 
 GiB = 1 << 30
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from plumber import exitcodes
 from plumber.cli import COMMANDS, UsageError, main, parse_command_line
+from plumber.records import exitcodes
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -2,7 +2,8 @@
 
 import pytest
 
-from plumber import cli, exitcodes
+from plumber import cli
+from plumber.records import exitcodes
 from plumber.commands.report import ReportCommand
 
 

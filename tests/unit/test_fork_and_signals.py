@@ -8,9 +8,9 @@ import textwrap
 
 import pytest
 
-from plumber import exitcodes
-from plumber.runbounds import ScriptStopper, Terminated, remembering_interrupts
-from plumber.scriptrun import run_script
+from plumber.capture.scriptrun import run_script
+from plumber.measure.runbounds import ScriptStopper, Terminated, remembering_interrupts
+from plumber.records import exitcodes
 
 
 @pytest.fixture
@@ -104,14 +104,14 @@ def test_a_terminated_script_is_an_outcome_not_an_exception(tmp_path):
 
 def test_plumbers_internal_failure_code_is_not_one_a_script_uses(tmp_path, monkeypatch, capsys):
     """A failing report exits 70 (EX_SOFTWARE), which ``os._exit(3)`` in a script cannot mimic."""
-    import plumber.outputs
+    import plumber.reports.outputs
     from plumber.cli import main
 
     def failing_render(*args, **kwargs):
         raise RuntimeError("report bug")
 
     monkeypatch.setenv("PLUMBER_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(plumber.outputs, "render", failing_render)
+    monkeypatch.setattr(plumber.reports.outputs, "render", failing_render)
     script = tmp_path / "fine.py"
     script.write_text("pass\n")
     code = main(["profile", "--cpu-probe", "0", "-o", str(tmp_path / "out"), str(script)])
@@ -127,7 +127,7 @@ def test_plumbers_internal_failure_code_is_not_one_a_script_uses(tmp_path, monke
 ])
 def test_a_measuring_run_stopped_from_outside_stops_the_measuring(tmp_path, ending, stop):
     """tune's verification and search: a stopped run is no measurement, and tune must end."""
-    from plumber.session import SessionOptions
+    from plumber.capture.session import SessionOptions
     from plumber.tuner.verify import measured_rates
 
     options = SessionOptions(cpu_probe_s=0, net_probe_s=0, capacity_cache_dir=str(tmp_path))

@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 from test_gate_measure import consumer_bound, map_bound, profile
 
-from plumber import exitcodes
 from plumber.cli import main
 from plumber.commands.gate import tolerance
 from plumber.gate import BaselineError, RunOptions, assert_throughput
 from plumber.gate.machine import Calibration, CalibrationUnavailable, sample_speeds
 from plumber.gate.runner import profile_command
+from plumber.records import exitcodes
 
 SPEED = 100.0
 

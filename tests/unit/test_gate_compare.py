@@ -10,10 +10,10 @@ import math
 
 import pytest
 
-from plumber import exitcodes
 from plumber.gate.baseline import Bottleneck, Measurement, PipelineThroughput
 from plumber.gate.compare import MISSING, NEW_BOTTLENECK, NOT_GATED, PASS, REGRESSION, compare
 from plumber.gate.machine import Calibration, MachineInfo
+from plumber.records import exitcodes
 
 MAP_PARALLELISM = Bottleneck("map-0", "parallelism", True, "train.py:12")
 MAP_CPU = Bottleneck("map-0", "cpu", True, "train.py:12")

@@ -19,10 +19,10 @@ import pytest
 from test_gate_cli import SPEED, edit, fixed_machine_speed, gate  # noqa: F401
 from test_gate_measure import map_bound, profile
 
-from plumber import exitcodes
 from plumber.commands.gate import tolerance
 from plumber.gate import BaselineError, assert_throughput
 from plumber.gate.baseline import load_baseline
+from plumber.records import exitcodes
 
 KEY = "pipeline-0@train.py:30"
 
@@ -64,6 +64,10 @@ DAMAGE = [
     (lambda d: d.update(pipelines={}), "holds no pipeline, so it gates nothing"),
     (lambda d: d["machine"].update(cores_usable=math.nan), "cores_usable must be a positive"),
     (lambda d: d.update(repeats=0), "repeats must be a positive integer"),
+    (lambda d: d["machine"].update(cores_logical=True), "cores_logical must be a positive integer"),
+    (lambda d: d["machine"].update(cores_logical=2.5), "cores_logical must be a positive integer"),
+    (lambda d: d["machine"].update(cores_logical="8"), "cores_logical must be a positive integer"),
+    (lambda d: d["machine"].update(cores_logical=0), "cores_logical must be a positive integer"),
 ]
 
 

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from plumber.gate.measure import pipeline_key, throughputs
-from plumber.record import (
+from plumber.records.profile import (
     ConsumerStats,
     Machine,
     Pipeline,

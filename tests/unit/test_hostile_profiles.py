@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 from synthetic_profiles import loader_profile, make_profile, stage
 
-from plumber import exitcodes
 from plumber.analyzers.diagnose import diagnose_all
 from plumber.cli import main
-from plumber.record import Profile, ProfileFormatError, ProfileVersionError, TimeSeries
+from plumber.records import exitcodes
+from plumber.records.profile import Profile, ProfileFormatError, ProfileVersionError, TimeSeries
 from plumber.reports.html import render_html
 from plumber.reports.terminal import render_summary
 from plumber.tuner.derive import derive_plan

@@ -17,16 +17,16 @@ from pathlib import Path
 import pytest
 from synthetic_profiles import make_profile, stage
 
-from plumber import callsite
 from plumber.analyzers.diagnose import diagnose
-from plumber.record import Profile, SourceLocation
-from plumber.tuner.edits import setting_edits, stage_edits
-from plumber.tuner.plan import StageRef, StageSetting
+from plumber.analyzers.edits import setting_edits, stage_edits
+from plumber.measure import callsite
+from plumber.records.plan import StageRef, StageSetting
+from plumber.records.profile import Profile, SourceLocation
 
 KERAS_BUILDER = "keras.src.utils.image_dataset_utils.image_dataset_from_directory"
 
 LIBRARY_SOURCE = '''
-from plumber.callsite import user_callsite
+from plumber.measure.callsite import user_callsite
 
 
 def make_stage():

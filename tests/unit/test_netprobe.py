@@ -7,9 +7,9 @@ import json
 import pytest
 import urllib3
 
-from plumber.netprobe import probe_network
-from plumber.netsummary import largest_get, summarize_network
-from plumber.nettrace import RequestTracer
+from plumber.measure.netprobe import probe_network
+from plumber.measure.netsummary import largest_get, summarize_network
+from plumber.measure.nettrace import RequestTracer
 from tests.unit.loopback_http import LoopbackServer, closed_port
 
 

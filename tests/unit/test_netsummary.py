@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from plumber.netprobe import NetworkProbe
-from plumber.netsummary import largest_get, merge_traces, summarize_network, with_probe
-from plumber.nettrace import FORMAT
+from plumber.measure.netprobe import NetworkProbe
+from plumber.measure.netsummary import largest_get, merge_traces, summarize_network, with_probe
+from plumber.measure.nettrace import FORMAT
 
 
 def trace(*requests: tuple, pid: int = 1, overflow: dict | None = None, replay=None) -> dict:
@@ -89,9 +89,9 @@ def test_the_probe_fills_the_record_and_can_be_turned_off():
 
 
 def test_a_refusal_during_the_probe_limits_requests_in_flight_like_one_during_the_run():
-    from plumber.netprobe import NetworkProbe
-    from plumber.netsummary import with_probe
-    from plumber.record import NetworkRequests
+    from plumber.measure.netprobe import NetworkProbe
+    from plumber.measure.netsummary import with_probe
+    from plumber.records.profile import NetworkRequests
 
     quiet = NetworkRequests(10, 1000, 1.0, 0.02, 0.02, 0.03, 2)
     probed = with_probe(quiet, NetworkProbe(1e6, 0.02, "replayed", refused_in_flight=4))

@@ -15,8 +15,8 @@ from urllib3.connectionpool import HTTPConnectionPool
 from urllib3.response import HTTPResponse
 from urllib3.util.retry import Retry
 
-from plumber.netsummary import merge_traces
-from plumber.nettrace import FIELDS, RequestTracer
+from plumber.measure.netsummary import merge_traces
+from plumber.measure.nettrace import FIELDS, RequestTracer
 from tests.unit.loopback_http import LoopbackServer, closed_port
 
 
@@ -207,7 +207,8 @@ def test_signed_headers_stay_in_the_snapshot_replay_and_out_of_the_record():
 
 def test_importing_the_network_modules_does_not_load_urllib3():
     code = (
-        "import sys, plumber.nettrace, plumber.netsummary, plumber.netprobe; "
+        "import sys, plumber.measure.nettrace, plumber.measure.netsummary, "
+        "plumber.measure.netprobe; "
         "print([m for m in sys.modules if m.startswith('urllib3')])"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -217,7 +218,7 @@ def test_importing_the_network_modules_does_not_load_urllib3():
 def test_without_urllib3_the_tracer_records_nothing_and_does_not_fail():
     # A torch-only install has no urllib3 (TensorFlow brings it, torch does not).
     code = ("import sys; sys.modules['urllib3'] = None\n"
-            "from plumber.nettrace import RequestTracer\n"
+            "from plumber.measure.nettrace import RequestTracer\n"
             "with RequestTracer() as tracer: pass\n"
             "print(tracer.snapshot()['requests'])")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

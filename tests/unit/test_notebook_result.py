@@ -16,7 +16,7 @@ import pytest
 
 from plumber.notebook import ProfileResult
 from plumber.notebook.tables import BOUND_COLUMNS, STAGE_COLUMNS, WHAT_IF_COLUMNS
-from plumber.record import (
+from plumber.records.profile import (
     ConsumerStats,
     Machine,
     Pipeline,

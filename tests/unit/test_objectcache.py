@@ -32,8 +32,8 @@ from botocore.config import Config  # noqa: E402
 from botocore.exceptions import ClientError  # noqa: E402
 
 from examples.objectstore.server import S3Server  # noqa: E402
+from plumber.caching.entrystore import UnsafeCacheFolderError  # noqa: E402
 from plumber.objectcache import ObjectCache, cache_object_reads, caching_new_clients  # noqa: E402
-from plumber.torch.cachestore import UnsafeCacheFolderError  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -375,7 +375,7 @@ def test_a_process_forked_while_active_caches_its_new_clients(server):
 
 
 def test_importing_the_module_does_not_import_botocore():
-    code = ("import sys; sys.modules['botocore'] = None; import plumber.objectcache as m; "
+    code = ("import sys; sys.modules['botocore'] = None; import plumber.caching.objectcache as m; "
             "print(m.ObjectCache().describe())")
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                             text=True, timeout=60)
@@ -515,8 +515,8 @@ def test_a_cache_folder_removed_during_the_run_leaves_reads_served(server, tmp_p
 
 
 def test_a_plan_naming_an_unsafe_folder_runs_without_the_object_cache(tmp_path):
+    from plumber.records.plan import StageRef, StageSetting
     from plumber.tuner.appliers import ObjectCacheApplier
-    from plumber.tuner.plan import StageRef, StageSetting
 
     # GIVEN a plan whose object cache names a folder anyone may write
     shared = tmp_path / "shared"

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from synthetic_profiles import make_profile, stage
 
-from plumber import exitcodes
 from plumber.cli import main
-from plumber.files import write_text_atomically
+from plumber.records import exitcodes
+from plumber.records.files import write_text_atomically
 
 #: A script that leaves a mark when it runs and moves to another folder.
 MOVING_SCRIPT = """

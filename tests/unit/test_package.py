@@ -16,7 +16,7 @@ def test_core_analysis_and_reports_import_with_frameworks_unavailable():
         import sys
         sys.modules["tensorflow"] = None  # makes "import tensorflow" fail
         sys.modules["torch"] = None
-        import plumber, plumber.cli, plumber.outputs, plumber.session
+        import plumber, plumber.cli, plumber.reports.outputs, plumber.capture.session
         import plumber.analyzers.diagnose, plumber.reports.html
         print("ok")
     """)

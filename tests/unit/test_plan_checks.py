@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from plumber.tuner.plan import (
+from plumber.records.plan import (
     PipelinePlan,
     Plan,
     PlanError,
@@ -24,7 +24,7 @@ from plumber.tuner.plan import (
     StageSetting,
     made_for_another_script,
 )
-from plumber.tuner.planchecks import parallelism_limit, threads_limit
+from plumber.records.planchecks import parallelism_limit, threads_limit
 
 TF_REF = StageRef("train.py", 12, "map")
 LOADER_REF = StageRef("train.py", 20, "workers")

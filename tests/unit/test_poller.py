@@ -1,10 +1,10 @@
-"""The hooks' polling thread (plumber.poller): it ticks until stopped, then is gone."""
+"""The hooks' polling thread (plumber.measure.poller): it ticks until stopped, then is gone."""
 
 from __future__ import annotations
 
 import threading
 
-from plumber.poller import Poller
+from plumber.measure.poller import Poller
 
 
 def test_a_poller_ticks_on_its_named_thread_until_stopped():

@@ -1,4 +1,4 @@
-"""Secrets stay out of every artefact: the rule (plumber.redact) and the places that record text."""
+"""Secrets stay out of every artefact: the rule (records.redact) and where text is recorded."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ import json
 import pytest
 from test_gate_measure import map_bound, profile
 
+from plumber.capture.scriptrun import ScriptOutcome
+from plumber.capture.session import SessionOptions, assemble, instrumented
 from plumber.gate.baseline import baseline_from_dict, save_baseline
 from plumber.gate.machine import Calibration
 from plumber.gate.runner import measurement
-from plumber.netsummary import merge_traces
-from plumber.nettrace import FORMAT, describe_failure
-from plumber.redact import (
+from plumber.measure.netsummary import merge_traces
+from plumber.measure.nettrace import FORMAT, describe_failure
+from plumber.records.redact import (
     MARK,
     looks_secret,
     redact_arguments,
@@ -20,8 +22,6 @@ from plumber.redact import (
     redact_url,
     secret_values,
 )
-from plumber.scriptrun import ScriptOutcome
-from plumber.session import SessionOptions, assemble, instrumented
 
 
 @pytest.mark.parametrize("name", [

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from plumber.record import SourceLocation
+from plumber.records.profile import SourceLocation
 from plumber.reports.html import render_html, write_html
 from tests.report_samples import SCRIPT, consumer_bound_diagnosis, sample_diagnosis, sample_profile
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from plumber.record import Pipeline, Stage
+from plumber.records.profile import Pipeline, Stage
 from plumber.reports import format as fmt
 from plumber.reports.charts import downsample
 from plumber.reports.graph import layout

@@ -10,10 +10,10 @@ import dataclasses
 import re
 from pathlib import Path
 
+from plumber.analyzers.edits import outcome, setting_edits
 from plumber.commands.tune import _print_plan
+from plumber.records.plan import Plan, StageRef, StageSetting
 from plumber.reports.html import render_html
-from plumber.tuner.edits import outcome, setting_edits
-from plumber.tuner.plan import Plan, StageRef, StageSetting
 from tests.report_samples import IMG, LONG_FILE, SCRIPT, nested_case, planned_case
 
 REF = StageRef("train.py", 7, "map")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from plumber.record import SourceLocation
+from plumber.records.profile import SourceLocation
 from plumber.reports.html import render_html
 from plumber.reports.paths import shorten_paths
 from tests.report_samples import (

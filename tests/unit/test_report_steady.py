@@ -11,7 +11,7 @@ import dataclasses
 import re
 
 from plumber.analyzers.diagnose import diagnose_all
-from plumber.record import Pipeline, Profile, SteadySpan, TimeSeries
+from plumber.records.profile import Pipeline, Profile, SteadySpan, TimeSeries
 from plumber.reports.charts import timelines
 from plumber.reports.html import render_html
 from plumber.reports.steady import steady_note, steady_windows, window_mean

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from plumber.record import ThreadCpu
+from plumber.records.profile import ThreadCpu
 from plumber.reports.html import render_html
 from plumber.reports.threads import profiler_overhead, thread_rows
 from tests.report_samples import sample_diagnosis, sample_profile

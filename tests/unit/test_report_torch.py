@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from plumber.record import Stage, StageStats
+from plumber.records.profile import Stage, StageStats
 from plumber.reports.graph import NODE_H, layout
 from plumber.reports.html import render_html
 from plumber.reports.pool import member_shares, pool_members

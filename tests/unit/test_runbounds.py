@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from plumber.runbounds import BoundReached, ScriptStopper, remembering_interrupts
+from plumber.measure.runbounds import BoundReached, ScriptStopper, remembering_interrupts
 
 
 def swallowed(raise_into_main) -> None:

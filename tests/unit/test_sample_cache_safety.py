@@ -16,9 +16,9 @@ torch = pytest.importorskip("torch")
 
 from torch.utils.data import Dataset  # noqa: E402
 
+from plumber.caching.entrystore import UnsafeCacheFolderError  # noqa: E402
 from plumber.torch import samplecodec  # noqa: E402
 from plumber.torch.cache import CachedDataset  # noqa: E402
-from plumber.torch.cachestore import UnsafeCacheFolderError  # noqa: E402
 
 
 class Samples(Dataset):

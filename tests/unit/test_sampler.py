@@ -13,9 +13,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from plumber import sampler as sampler_module
-from plumber.record import TimeSeries
-from plumber.sampler import ResourceSampler, cpu_busy_percent, probe_gpus
+from plumber.measure import sampler as sampler_module
+from plumber.measure.sampler import ResourceSampler, cpu_busy_percent, probe_gpus
+from plumber.records.profile import TimeSeries
 
 _GPU_COLUMNS = ("gpu_util_percent", "gpu_memory_used_bytes")
 _HOST_COLUMNS = tuple(

@@ -1,4 +1,4 @@
-"""Keeping a plan only when it beats the run-to-run noise (plumber.tuner.speedup)."""
+"""Keeping a plan only when it beats the run-to-run noise (plumber.analyzers.speedup)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ from itertools import combinations
 
 import pytest
 
-from plumber.tuner.plan import PipelinePlan, Plan, StageRef
-from plumber.tuner.speedup import (
+from plumber.analyzers.speedup import (
     LEVEL,
     MAX_ROUNDS,
     Comparison,
@@ -18,6 +17,7 @@ from plumber.tuner.speedup import (
     runs_of,
     spread_text,
 )
+from plumber.records.plan import PipelinePlan, Plan, StageRef
 from plumber.tuner.verify import keep_faster
 
 

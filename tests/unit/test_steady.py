@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from plumber.steady import SteadyWindow, steady_of
+from plumber.measure.steady import SteadyWindow, steady_of
 
 
 def test_the_first_step_opens_the_window_and_is_not_counted():

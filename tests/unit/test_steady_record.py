@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from plumber.record import Profile, SteadySpan, TimeSeries
+from plumber.records.profile import Profile, SteadySpan, TimeSeries
 from tests.unit.synthetic_profiles import make_profile, stage
 
 SPANS = (SteadySpan(start_s=1.25, end_s=3.5, steps=40), SteadySpan(4.0, 6.75, 50))

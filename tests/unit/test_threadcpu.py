@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from plumber.threadcpu import (
+from plumber.measure.threadcpu import (
     ThreadCpuTracker,
     name_os_thread,
     parse_schedstat,

@@ -30,9 +30,9 @@ from torch.utils.data import BatchSampler, DataLoader, SequentialSampler  # noqa
 from torchvision import transforms as T  # noqa: E402
 
 import plumber  # noqa: E402
+from plumber.records.plan import PipelinePlan, Plan, StageRef, StageSetting  # noqa: E402
 from plumber.torch.apply import PlanApplier  # noqa: E402
 from plumber.torch.cache import CachedDataset  # noqa: E402
-from plumber.tuner.plan import PipelinePlan, Plan, StageRef, StageSetting  # noqa: E402
 
 HERE = Path(__file__).name
 KINDS = {"workers": "workers", "fetch": "source", "pin_memory": "pin_memory"}
@@ -220,7 +220,7 @@ def test_optimize_warns_about_stages_the_loader_does_not_have(pngs):
 
 
 def test_optimize_refuses_what_it_cannot_rebuild_with_clear_messages(pngs):
-    from plumber.torch.optimize import optimize_loader
+    from plumber.tuner.loader import optimize_loader
 
     loader = DataLoader(PngFolder(pngs))
     with pytest.raises(TypeError, match="needs a plan"):
@@ -238,7 +238,7 @@ def test_optimize_refuses_what_it_cannot_rebuild_with_clear_messages(pngs):
 
 def test_the_plan_modules_import_without_torch():
     code = ("import sys; import plumber.commands.run, plumber.torch.apply, "
-            "plumber.torch.settings, plumber.torch.optimize, plumber.tuner.optimize; "
+            "plumber.torch.settings, plumber.tuner.loader, plumber.tuner.optimize; "
             "print('torch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=60)

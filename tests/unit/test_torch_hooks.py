@@ -16,7 +16,7 @@ from torch.utils.data import dataloader as dataloader_module  # noqa: E402
 from torch.utils.data._utils import pin_memory as pin_memory_module  # noqa: E402
 from torchvision.transforms import Compose  # noqa: E402
 
-from plumber.runbounds import BoundReached, RunBounds  # noqa: E402
+from plumber.measure.runbounds import BoundReached, RunBounds  # noqa: E402
 from plumber.torch.hooks import TorchHooks  # noqa: E402
 
 
@@ -115,7 +115,7 @@ def test_loaders_iterated_outside_the_hooks_are_not_recorded():
 def test_instrumented_installs_torch_hooks_on_import_and_never_loads_tensorflow():
     code = textwrap.dedent("""
         import sys
-        from plumber.session import SessionOptions, instrumented
+        from plumber.capture.session import SessionOptions, instrumented
         meta_path = list(sys.meta_path)
         with instrumented(SessionOptions()) as capture:
             assert capture.hooks.torch is None

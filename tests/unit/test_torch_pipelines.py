@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from plumber.record import Profile, SourceLocation
+from plumber.records.profile import Profile, SourceLocation
 from plumber.torch.pipelines import NO_STATS, NOT_CALLED, LoaderSummary, build_pipeline
 from plumber.torch.workerside import StageCounts, WorkerSnapshot
 
@@ -168,7 +168,7 @@ def test_pinned_memory_becomes_the_root():
 
 
 def test_the_record_round_trips_through_json():
-    from plumber.record import Machine, RunInfo
+    from plumber.records.profile import Machine, RunInfo
 
     pipeline = build_pipeline(
         "pipeline-0", summary(), [worker(0, errors={"fetch": "ValueError: x"}), worker(1)]

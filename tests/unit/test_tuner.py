@@ -11,12 +11,9 @@ from synthetic_profiles import make_profile, stage
 
 from plumber.analyzers.allocate import allocate
 from plumber.analyzers.diagnose import diagnose_all, scene
-from plumber.reports.html import render_html
-from plumber.reports.terminal import render_summary
-from plumber.tuner.appliable import TF_KINDS
-from plumber.tuner.derive import derive_plan
-from plumber.tuner.edits import is_loader, stage_edits
-from plumber.tuner.plan import (
+from plumber.analyzers.edits import is_loader, stage_edits
+from plumber.records.appliable import TF_KINDS
+from plumber.records.plan import (
     PLAN_SCHEMA_VERSION,
     PipelinePlan,
     Plan,
@@ -26,6 +23,9 @@ from plumber.tuner.plan import (
     portable_path,
     resolve_path,
 )
+from plumber.reports.html import render_html
+from plumber.reports.terminal import render_summary
+from plumber.tuner.derive import derive_plan
 
 SCRIPT = Path("/work/project/train.py")
 

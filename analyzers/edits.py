@@ -18,9 +18,9 @@ from typing import Any
 from plumber.analyzers import text
 from plumber.analyzers.objectcache import client_code
 from plumber.analyzers.recommend import LIBRARY_KNOB
-from plumber.kinds import AUTOTUNE, is_loader_root
-from plumber.record import Pipeline, Profile, Stage, builder_name
-from plumber.tuner.plan import PipelinePlan, StageRef, StageSetting
+from plumber.records.kinds import AUTOTUNE, is_loader_root
+from plumber.records.plan import PipelinePlan, StageRef, StageSetting
+from plumber.records.profile import Pipeline, Profile, Stage, builder_name
 
 #: How a DataLoader spells the settings a plan gives its ``workers`` stage.
 _LOADER_ARGUMENTS = {
@@ -63,7 +63,7 @@ def setting_edits(
     "(as written)"). ``loader`` says the stage belongs to a torch DataLoader,
     which spells parallelism ``num_workers`` and prefetch ``prefetch_factor``.
     ``built_by`` names the library function that built the stage
-    (:attr:`plumber.record.SourceLocation.built_by`): the knobs then live
+    (:attr:`plumber.records.profile.SourceLocation.built_by`): the knobs then live
     inside the library, and no argument at the user's line sets them.
     """
     if built_by:

@@ -27,8 +27,8 @@ from typing import Any
 
 import psutil
 
-from plumber.record import TimeSeries
-from plumber.threadcpu import name_os_thread
+from plumber.measure.threadcpu import name_os_thread
+from plumber.records.profile import TimeSeries
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(TimeSeries))
 

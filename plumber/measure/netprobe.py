@@ -1,7 +1,7 @@
 """The network's available bandwidth and latency, by replaying the run's largest GET.
 
 Run after the script, like the disk probe. The largest successful GET the
-run made (:func:`plumber.netsummary.largest_get`) is sent again with the same
+run made (:func:`plumber.measure.netsummary.largest_get`) is sent again with the same
 URL and headers: GET is idempotent, and S3 SigV4 signatures stay valid for
 minutes, long enough for a probe right after the run. First one request at a
 time (the median time to headers of a few, on a warm connection: the latency
@@ -217,7 +217,7 @@ class _Prober:
 
 
 def _failure(exc: BaseException) -> str:
-    from plumber.nettrace import describe_failure
+    from plumber.measure.nettrace import describe_failure
 
     return describe_failure(exc)
 

@@ -16,7 +16,7 @@ stage together), a prefetch at most 4096 elements.
 
 Cache locations (``cache``, ``object_cache``) are ``"memory"`` or a path. A
 relative path is taken inside plumber's data cache folder
-(:func:`plumber.cachedir.data_cache_dir`) and may not leave it, so a plan
+(:func:`plumber.records.folders.data_cache_dir`) and may not leave it, so a plan
 cannot aim a cache at ``../../.ssh``; ``~`` is the user's home; an absolute
 path is used as written (tune writes absolute paths; a user may choose any
 folder they can write).
@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from plumber.kinds import AUTOTUNE
+from plumber.records.kinds import AUTOTUNE, LOADER_ROOTS
 
 #: The cache location that keeps data in memory (tf.data's ``cache("")``).
 MEMORY = "memory"
@@ -64,7 +64,7 @@ def threads_limit(cores: int) -> int:
 
 
 def stage_ref_values(data: Any, where: str) -> dict[str, Any]:
-    """A :class:`~plumber.tuner.plan.StageRef`'s fields from JSON, checked."""
+    """A :class:`~plumber.records.plan.StageRef`'s fields from JSON, checked."""
     _keys(data, where, {"file", "line", "kind", "occurrence"}, {"file", "line", "kind"})
     return {
         "file": text(data["file"], f"{where}: file"),
@@ -84,12 +84,10 @@ def setting_values(
     ``num_parallel_calls`` (AUTOTUNE or 1 or more). Relative cache paths
     come back inside ``cache_folder``.
     """
-    from plumber.torch.settings import LOADER_STAGES
-
     stage_id = text(data.get("stage_id"), f"{stage}: stage_id")
     where = f"{stage} ({stage_id})"
     limit = parallelism_limit(cores)
-    pool = stage_id in LOADER_STAGES
+    pool = stage_id in LOADER_ROOTS
     return {
         "stage_id": stage_id,
         "parallelism": integer(data.get("parallelism"), f"{where}: parallelism",

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the plan module loads the record; the CLI imports this module at start
-    from plumber.tuner.plan import PipelinePlan
+    from plumber.records.plan import PipelinePlan
 
 #: The tuned median must beat the as-written median by this factor to be kept.
 MIN_GAIN = 1.05

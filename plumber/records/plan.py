@@ -14,7 +14,7 @@ sit on its stages as described in ``docs/torch-pipelines.md``
 (``parallelism`` is ``num_workers``, ``prefetch`` is ``prefetch_factor``,
 plus ``persistent_workers`` and ``pin_memory``). ``object_cache`` on the
 stage that fetches from object storage keeps the objects its S3 clients read
-(``"memory"`` or a folder; :mod:`plumber.objectcache`). Every
+(``"memory"`` or a folder; :mod:`plumber.caching.objectcache`). Every
 decision carries the model's predicted rate and the reason, for the report;
 each pipeline the rates its verification measured, one per round, so the
 report can show their spread beside the medians.
@@ -30,11 +30,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from plumber.cachedir import data_cache_dir
-from plumber.files import write_text_atomically
-from plumber.record import SourceLocation
-from plumber.tuner import planchecks
-from plumber.tuner.planchecks import PlanError, finite_or_none
+from plumber.records import planchecks
+from plumber.records.files import write_text_atomically
+from plumber.records.folders import data_cache_dir
+from plumber.records.planchecks import PlanError, finite_or_none
+from plumber.records.profile import SourceLocation
 
 #: 2 added ``object_cache``; plans of version 1 still load.
 PLAN_SCHEMA_VERSION = 2
@@ -149,7 +149,7 @@ class Plan:
 
     @classmethod
     def from_dict(cls, data: Any) -> Plan:
-        """A plan from parsed JSON, every value checked (:mod:`plumber.tuner.planchecks`).
+        """A plan from parsed JSON, every value checked (:mod:`plumber.records.planchecks`).
 
         Relative cache paths come back resolved inside plumber's data cache folder.
         """

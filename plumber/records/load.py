@@ -5,7 +5,7 @@ its numbers reach divisions, ``math.fsum`` and ``int()`` in the analysis. So
 each value is checked against its field's type hint and range here, once,
 and a bad one raises ``TypeError``/``ValueError`` naming its path in the
 file (``pipelines[0].stages[2].stats.wall_time_s``), which
-:meth:`plumber.record.Profile.from_dict` turns into a one-line
+:meth:`plumber.records.profile.Profile.from_dict` turns into a one-line
 ``ProfileFormatError``.
 
 The rules: every number is finite (plumber writes a non-finite one as

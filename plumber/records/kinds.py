@@ -8,6 +8,8 @@ import-free, so that the record and the analysis can use it.
 
 from __future__ import annotations
 
+import re
+
 #: ``tf.data.AUTOTUNE``, as a profile and a plan write it (TF's own value).
 AUTOTUNE = -1
 
@@ -21,6 +23,10 @@ PIN_MEMORY = "pin_memory"
 #: The kinds a DataLoader pipeline's root can have: the pool, or the pin-memory
 #: thread above it.
 LOADER_ROOTS = frozenset({POOL, PIN_MEMORY})
+
+#: The DataLoader stages a sample cache can follow (``CachedDataset(upto=...)``):
+#: the fetch (``upto=-1``) or a transform (its index).
+CACHE_POINTS = re.compile(r"fetch|transform_(\d+)")
 
 
 def is_loader_root(kind: str) -> bool:

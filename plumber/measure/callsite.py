@@ -21,7 +21,7 @@ import sys
 import sysconfig
 from types import FrameType
 
-from plumber.record import SourceLocation
+from plumber.records.profile import SourceLocation
 
 _PLUMBER_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _STDLIB_DIR = os.path.dirname(os.__file__) + os.sep

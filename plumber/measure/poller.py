@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from plumber.threadcpu import name_os_thread
+from plumber.measure.threadcpu import name_os_thread
 
 
 class Poller:

@@ -1,7 +1,7 @@
 """Merge per-process request traces into the Profile's :class:`NetworkRequests`.
 
 Each process of a run (the main one, DataLoader workers) leaves one
-:meth:`plumber.nettrace.RequestTracer.snapshot`. Their rows share one clock
+:meth:`plumber.measure.nettrace.RequestTracer.snapshot`. Their rows share one clock
 (``time.time()``), so in-flight counts and busy time are computed on a single
 timeline by sweeping every request's start and end. A request is outstanding
 from its start until its body was read (or its headers arrived, when the body
@@ -18,7 +18,7 @@ a cache of fetched objects would hold.
 
 The replay information snapshots carry (signed headers) is only ever passed
 to the probe; nothing of it reaches the :class:`NetworkRequests`, and the
-failure message that does is redacted (:mod:`plumber.redact`).
+failure message that does is redacted (:mod:`plumber.records.redact`).
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from plumber.netprobe import NetworkProbe, probe_network
-from plumber.nettrace import FORMAT
-from plumber.record import NetworkRequests
-from plumber.redact import redact_message
+from plumber.measure.netprobe import NetworkProbe, probe_network
+from plumber.measure.nettrace import FORMAT
+from plumber.records.profile import NetworkRequests
+from plumber.records.redact import redact_message
 
 #: Statuses by which a server refuses a request for load (S3 ``SlowDown`` is 503).
 REFUSED = frozenset({429, 503})

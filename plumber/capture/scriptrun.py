@@ -6,7 +6,7 @@ Ctrl-C, SIGTERM or SIGHUP, or plumber's own step/duration bound) the outcome
 is returned, never raised, so the profile of what ran is always written
 afterwards. A Ctrl-C or termination signal that Python loses (in a
 ``__del__``) is raised again at the loop's next step
-(:class:`plumber.runbounds.ScriptStopper`), so one is always enough.
+(:class:`plumber.measure.runbounds.ScriptStopper`), so one is always enough.
 
 A process the script forks (``os.fork()``) that leaves the script ends there
 with the script's status, as ``python SCRIPT`` would: only the process that
@@ -25,8 +25,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from plumber.runbounds import Terminated, remembering_interrupts
-from plumber.stdio import discard_output, flushed
+from plumber.capture.stdio import discard_output, flushed
+from plumber.measure.runbounds import Terminated, remembering_interrupts
 
 EXIT_INTERRUPTED = 130
 #: Python's status when the script's output could not be written at its end (stdout closed).

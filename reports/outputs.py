@@ -11,7 +11,7 @@ from pathlib import Path
 
 from plumber.analyzers.diagnose import diagnose_all
 from plumber.analyzers.results import Diagnosis
-from plumber.record import Profile
+from plumber.records.profile import Profile
 from plumber.reports.html import write_html
 from plumber.reports.terminal import render_summary
 

@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from plumber.record import SteadySpan
+from plumber.records.profile import SteadySpan
 
 
 @dataclass
@@ -75,8 +75,8 @@ def steady_of(
     """The windows' totals; None when no window holds a step after its first.
 
     ``clock_origin`` is the ``time.monotonic()`` reading at the resource
-    samples' time 0 (:attr:`plumber.sampler.ResourceSampler.clock_origin`);
-    with it each window becomes a :class:`~plumber.record.SteadySpan` in
+    samples' time 0 (:attr:`plumber.measure.sampler.ResourceSampler.clock_origin`);
+    with it each window becomes a :class:`~plumber.records.profile.SteadySpan` in
     seconds on that axis, in the order the windows opened.
     """
     held = [w for w in windows if w.steps > 0 and w.first_at is not None]

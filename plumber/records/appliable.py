@@ -16,9 +16,8 @@ torch only when used).
 
 from __future__ import annotations
 
-from plumber.kinds import POOL
-from plumber.record import Pipeline, Stage
-from plumber.torch.settings import CACHE_POINTS, LOADER_STAGES
+from plumber.records.kinds import CACHE_POINTS, LOADER_ROOTS, POOL
+from plumber.records.profile import Pipeline, Stage
 
 #: The tf.data ``Dataset`` methods the applier intercepts: the kind of stage
 #: each builds and the argument that sets its parallelism (None: it has none).
@@ -53,5 +52,5 @@ def appliable(pipeline: Pipeline, stage: Stage) -> bool:
     if stage.source is None or not stage.written:
         return False
     if any(s.kind == POOL for s in pipeline.stages):
-        return stage.id in LOADER_STAGES or CACHE_POINTS.fullmatch(stage.id) is not None
+        return stage.id in LOADER_ROOTS or CACHE_POINTS.fullmatch(stage.id) is not None
     return stage.kind in TF_KINDS

@@ -20,14 +20,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import plumber
-from plumber.capacity import probe_machine
-from plumber.nettrace import RequestTracer
-from plumber.record import Machine, Pipeline, Profile, RunInfo, ThreadCpu
-from plumber.redact import redact_arguments, redact_message, secret_values
-from plumber.sampler import ResourceSampler
-from plumber.scriptrun import ScriptOutcome, run_script
-from plumber.threadcpu import ThreadCpuTracker
+from plumber.capture.scriptrun import ScriptOutcome, run_script
+from plumber.measure.capacity import probe_machine
+from plumber.measure.nettrace import RequestTracer
+from plumber.measure.sampler import ResourceSampler
+from plumber.measure.threadcpu import ThreadCpuTracker
+from plumber.records.profile import Machine, Pipeline, Profile, RunInfo, ThreadCpu
+from plumber.records.redact import redact_arguments, redact_message, secret_values
+from plumber.records.version import __version__
 
 
 @dataclass
@@ -47,7 +47,7 @@ class SessionOptions:
     #: builds the script's pipelines with a plan while measuring them.
     around_script: Callable[[], contextlib.AbstractContextManager[Any]] | None = None
     #: Record the command line as given: by default the values of secret-looking
-    #: arguments and URL credentials are redacted (:mod:`plumber.redact`).
+    #: arguments and URL credentials are redacted (:mod:`plumber.records.redact`).
     keep_secrets: bool = False
 
 
@@ -131,7 +131,7 @@ def assemble(
     ``subject`` names what ran (``the script``) in the note written when no
     pipeline was iterated; ``bounded_by`` is the bound that stopped it, if any.
     Unless ``options.keep_secrets``, the command, the error and the notes are
-    recorded with secrets redacted (:mod:`plumber.redact`).
+    recorded with secrets redacted (:mod:`plumber.records.redact`).
     """
     notes = capture.notes
     collected = _collect(capture.hooks, options, notes, capture.sampler.clock_origin)
@@ -153,7 +153,7 @@ def assemble(
         framework=collected.framework,
         framework_version=collected.framework_version,
         python_version=platform.python_version(),
-        plumber_version=plumber.__version__,
+        plumber_version=__version__,
         error=error,
         interrupted=outcome.interrupted,
         bounded_by=bounded_by,
@@ -171,7 +171,7 @@ def assemble(
 
 def _network(capture: Capture, options: SessionOptions, notes: list[str]) -> Any:
     """The HTTP requests of the run (main process and DataLoader workers), probed after it."""
-    from plumber.netsummary import summarize_network
+    from plumber.measure.netsummary import summarize_network
 
     traces = list(capture.network_traces)
     hooks = capture.hooks
@@ -190,7 +190,7 @@ class FrameworkHooks:
     """The hooks of every framework the profiled code imports, each installed as it does.
 
     A torch script never loads TensorFlow and a tf.data script never loads
-    torch: an :class:`~plumber.importwatch.ImportWatch` installs a
+    torch: an :class:`~plumber.capture.importwatch.ImportWatch` installs a
     framework's hooks right after the code imports it (at once when it
     already is). Leaving the context removes them all, last installed first.
     """
@@ -211,7 +211,7 @@ class FrameworkHooks:
         return None
 
     def __enter__(self) -> FrameworkHooks:
-        from plumber.importwatch import ImportWatch
+        from plumber.capture.importwatch import ImportWatch
 
         watch = ImportWatch({"tensorflow": self._install_tf, "torch": self._install_torch})
         self._stack.enter_context(watch)
@@ -221,7 +221,7 @@ class FrameworkHooks:
         self._stack.__exit__(*exc)
 
     def _bounds(self) -> Any:
-        from plumber.runbounds import RunBounds
+        from plumber.measure.runbounds import RunBounds
 
         return RunBounds(steps=self.options.steps, duration_s=self.options.duration_s)
 
@@ -251,7 +251,7 @@ def _bound_stop_check(hooks: Any) -> Callable[[BaseException], bool]:
     def is_bound_stop(exc: BaseException) -> bool:
         if hooks is None:
             return False
-        from plumber.runbounds import BoundReached
+        from plumber.measure.runbounds import BoundReached
 
         return isinstance(exc, BoundReached) or (
             isinstance(exc, KeyboardInterrupt) and hooks.bound_reached is not None

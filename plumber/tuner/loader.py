@@ -12,21 +12,20 @@ Without a plan (:func:`tune_loader`), the loader is profiled briefly by
 plumber's own loop (``plumber.profile(loader)``), a plan is derived from the
 model, the loader is rebuilt with it, and both are measured the same way in
 interleaved rounds: the rebuilt loader is returned only if it is faster
-beyond the noise (:mod:`plumber.tuner.speedup`), else the original object,
+beyond the noise (:mod:`plumber.analyzers.speedup`), else the original object,
 with a warning saying why.
 """
 
 from __future__ import annotations
 
 import inspect
-import sys
 import warnings
 from pathlib import Path
 from typing import Any
 
-from plumber.kinds import is_loader_root
+from plumber.records.kinds import is_loader_root
+from plumber.records.plan import PipelinePlan, Plan, warn_not_found
 from plumber.torch.settings import tune_arguments
-from plumber.tuner.plan import PipelinePlan, Plan, warn_not_found
 
 #: Read back as they are: the loader keeps them under their argument's name.
 _KEPT = ("dataset", "num_workers", "collate_fn", "pin_memory", "timeout", "worker_init_fn",
@@ -46,15 +45,6 @@ ITERABLE_WORKERS = (
     "plumber.profile(loader); once the dataset splits its stream, set num_workers yourself "
     "or pass a plan: plumber.optimize(loader, plan)"
 )
-
-
-def is_loader(candidate: Any) -> bool:
-    """Whether ``candidate`` is a torch DataLoader (without importing torch)."""
-    if "torch" not in sys.modules:
-        return False
-    from torch.utils.data import DataLoader
-
-    return isinstance(candidate, DataLoader)
 
 
 def optimize_loader(loader: Any, plan: Plan | None) -> Any:
@@ -79,8 +69,9 @@ def tune_loader(loader: Any, steps: int | None = None, duration: float | None = 
     """
     from torch.utils.data import IterableDataset
 
-    from plumber.callsite import user_callsite
-    from plumber.notebook.run import profile
+    from plumber.analyzers.diagnose import diagnose_all
+    from plumber.capture.inprocess import profile_pipeline
+    from plumber.measure.callsite import user_callsite
     from plumber.tuner.derive import derive_plan
     from plumber.tuner.optimize import measured_faster
 
@@ -89,8 +80,8 @@ def tune_loader(loader: Any, steps: int | None = None, duration: float | None = 
     loader_arguments(loader)  # a loader that cannot be rebuilt is refused before profiling
     caller = user_callsite()
     script = Path(caller.file) if caller is not None else Path.cwd() / "<plumber.optimize>"
-    before = profile(loader, steps=steps, duration=duration, cpu_probe=0.0)
-    plan = derive_plan(before.profile, before.diagnoses, script)
+    before = profile_pipeline(loader, steps=steps, duration=duration, cpu_probe=0.0)
+    plan = derive_plan(before, diagnose_all(before), script)
     if not any(is_loader_root(p.root.kind) for p in plan.pipelines):
         why = "; ".join(plan.notes) or "no DataLoader was iterated"
         warnings.warn(f"no change recommended, the loader is returned as written: {why}",

@@ -24,7 +24,7 @@ Patching is process-wide but owned by the active tracers: the first one
 installs it, the last one to exit restores the originals, and a tracer
 records only in the process that started it. A worker process forked while a
 tracer is active inherits the patch but not the recording; it starts its own
-tracer and its snapshot is merged with the others (:mod:`plumber.netsummary`).
+tracer and its snapshot is merged with the others (:mod:`plumber.measure.netsummary`).
 
 Memory is bounded: after ``max_records`` requests, further ones are only
 added to totals (count, bytes, statuses, failures, latency sum).
@@ -34,9 +34,9 @@ method, URL and headers of the largest successful GET, so that the network
 probe can replay it. Those headers carry signatures (S3 SigV4
 ``Authorization``) and URLs may carry presigned query strings: keep the
 snapshot in memory or in a private temporary file, and never copy
-``"replay"`` into a Profile (:func:`plumber.netsummary.merge_traces` does not).
+``"replay"`` into a Profile (:func:`plumber.measure.netsummary.merge_traces` does not).
 Failure messages are stripped of query strings and URL userinfo for the same
-reason (:mod:`plumber.redact`).
+reason (:mod:`plumber.records.redact`).
 """
 
 from __future__ import annotations
@@ -50,10 +50,10 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from plumber.redact import redact_message
+from plumber.records.redact import redact_message
 
 #: Tags a snapshot, so a reader can tell a trace from other JSON.
-FORMAT = "plumber.nettrace/2"
+FORMAT = "plumber.measure.nettrace/2"
 #: The columns of each row of a snapshot's ``"requests"``.
 FIELDS = (
     "start", "latency_s", "duration_s", "status", "host", "method", "bytes", "error", "resource",
@@ -240,7 +240,7 @@ def describe_failure(exc: BaseException) -> str:
     """``Type: message`` of a failed request, unwrapping urllib3's MaxRetryError.
 
     Query strings and URL userinfo are cut from the message (presigned URLs
-    are credentials; :func:`plumber.redact.redact_message`), and so is the
+    are credentials; :func:`plumber.records.redact.redact_message`), and so is the
     connection object's address, which only adds noise.
     """
     reason = getattr(exc, "reason", None)

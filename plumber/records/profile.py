@@ -309,7 +309,7 @@ class NetworkRequests:
     ``object_bytes`` the objects' sizes counted once: ``object_reads /
     objects_read`` is how many times the run read each, and ``object_bytes``
     what a cache of the fetched objects would hold. All three are 0 when some
-    requests went unrecorded (beyond :data:`plumber.nettrace.MAX_RECORDS` in a
+    requests went unrecorded (beyond :data:`plumber.measure.nettrace.MAX_RECORDS` in a
     process): reads per object are then unknown.
     """
 
@@ -421,7 +421,7 @@ class Profile:
 
     def save(self, path: str | Path) -> Path:
         """Write the profile atomically (temp file + rename) and return its path."""
-        from plumber.files import write_text_atomically
+        from plumber.records.files import write_text_atomically
 
         return write_text_atomically(path, self.to_json())
 
@@ -439,7 +439,7 @@ class Profile:
             )
         if version < 1:
             raise ProfileVersionError(f"unknown profile schema version {version}")
-        from plumber.recordload import build
+        from plumber.records.load import build
 
         try:
             profile = build(cls, data, "")

@@ -1,6 +1,6 @@
 """CPU seconds and run-queue waits per thread group, from ``/proc/self/task`` (Linux).
 
-Threads are grouped by OS-level name and role (:data:`plumber.record.THREAD_ROLES`):
+Threads are grouped by OS-level name and role (:data:`plumber.records.profile.THREAD_ROLES`):
 the process's main thread, plumber's own threads (named ``plumber-*`` with
 :func:`name_os_thread`: the profiler's overhead), threads that kept the name
 they inherited from the process, and threads with a name of their own. On TF
@@ -27,7 +27,7 @@ import threading
 from collections import defaultdict
 from dataclasses import dataclass
 
-from plumber.record import ThreadCpu
+from plumber.records.profile import ThreadCpu
 
 _TASKS = "/proc/self/task"
 _THREAD_SELF_SCHEDSTAT = "/proc/thread-self/schedstat"
@@ -202,7 +202,7 @@ class ThreadCpuTracker:
         return tuple(sorted(groups, key=lambda g: (-g.cpu_time_s, g.name, g.role)))
 
     def _role(self, tid: str, name: str) -> str:
-        """The role of a thread: see :data:`plumber.record.THREAD_ROLES`."""
+        """The role of a thread: see :data:`plumber.records.profile.THREAD_ROLES`."""
         if tid == self.main_tid:
             return "main"
         if name.startswith(PLUMBER_PREFIX):

@@ -36,11 +36,11 @@ from typing import Any
 
 import psutil
 
-import plumber
-from plumber.cachedir import data_cache_dir, default_cache_dir, free_bytes
-from plumber.record import Machine
-from plumber.recordload import MAX_MAGNITUDE
-from plumber.sampler import probe_gpus
+from plumber.measure.sampler import probe_gpus
+from plumber.records.folders import data_cache_dir, default_cache_dir, free_bytes
+from plumber.records.load import MAX_MAGNITUDE
+from plumber.records.profile import Machine
+from plumber.records.version import __version__
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PROC_SELF_CGROUP = Path("/proc/self/cgroup")
@@ -267,7 +267,7 @@ def cached_read_bandwidth(path: str | Path, cache_dir: str | Path | None = None)
     bandwidth = measure_read_bandwidth(path)
     entries = {k: v for k, v in entries.items() if not _same_host_other_boot(k, prefix)}
     entries[key] = {"disk_read_bps": bandwidth, "measured_at": time.time(), "path": str(path),
-                    "plumber_version": plumber.__version__}
+                    "plumber_version": __version__}
     _write_cache(store, entries)
     return bandwidth
 
@@ -288,7 +288,7 @@ def _valid_bandwidth(entry: Any) -> float | None:
     if not isinstance(entry, dict) or set(entry) != _ENTRY_KEYS:
         return None
     bandwidth, measured_at = entry["disk_read_bps"], entry["measured_at"]
-    if entry["plumber_version"] != plumber.__version__ or not isinstance(entry["path"], str):
+    if entry["plumber_version"] != __version__ or not isinstance(entry["path"], str):
         return None
     if not all(_finite_positive(v) for v in (bandwidth, measured_at)):
         return None
@@ -338,7 +338,7 @@ def probe_machine(
 
     The disk is probed for the first of ``data_paths`` that exists (None
     when none does). GPU facts come from ``sampler`` (a
-    :class:`~plumber.sampler.ResourceSampler`) when given, else from NVML.
+    :class:`~plumber.measure.sampler.ResourceSampler`) when given, else from NVML.
     """
     total, available = available_memory()
     disk_bps, probed = None, None
