@@ -7,6 +7,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from plumber.capture.stdio import write_now
 from plumber.commands.base import (
@@ -17,6 +18,10 @@ from plumber.commands.base import (
     script_unusable,
 )
 from plumber.records import exitcodes
+
+if TYPE_CHECKING:
+    from plumber.capture.session import SessionResult
+    from plumber.reports.outputs import Rendered
 
 #: The files a profiling run writes to its output folder, by what they hold.
 RUN_FILES = {"profile": "profile.json", "report": "report.html"}
@@ -64,7 +69,6 @@ class ProfileCommand:
             say(f"error: {exc}")
             return exitcodes.USAGE
         from plumber.capture.session import SessionOptions, profile_script
-        from plumber.reports.outputs import render
 
         options = SessionOptions(
             steps=args.steps, duration_s=args.duration, cpu_probe_s=args.cpu_probe, notify=say,
@@ -73,19 +77,48 @@ class ProfileCommand:
         say(f"profiling {args.script}")
         result = profile_script(args.script, script_args, options)
         try:
-            profile_path = result.profile.save(out_dir / RUN_FILES["profile"])
-        except OSError as exc:
-            say(f"error: the profile could not be written: {exc}")
-            return result.outcome.exit_status or exitcodes.USAGE
-        try:
-            rendered = render(result.profile, out_dir / RUN_FILES["report"], profile_path)
-        except OSError as exc:
-            say(f"error: the report could not be written ({exc}); the profile is saved at "
-                f"{profile_path}")
-            return result.outcome.exit_status or exitcodes.USAGE
-        except Exception:  # noqa: BLE001 - the saved profile must still be announced
-            traceback.print_exc()
-            say(f"error: the report could not be written; the profile is saved at {profile_path}")
-            return result.outcome.exit_status or exitcodes.INTERNAL
+            rendered = write_run_files(result, out_dir / RUN_FILES["profile"],
+                                       out_dir / RUN_FILES["report"])
+        except RunFilesNotWritten as failed:
+            return failed.exit_status
         write_now(sys.stderr, rendered.summary + "\n")
         return result.outcome.exit_status
+
+
+class RunFilesNotWritten(Exception):  # noqa: N818 - an outcome the command exits with
+    """A run's profile or report could not be written; the reason has been said."""
+
+    def __init__(self, exit_status: int) -> None:
+        super().__init__(exit_status)
+        #: What the command exits with: the script's own status when it failed, else
+        #: 2 (an output that could not be written) or 70 (a bug while rendering).
+        self.exit_status = exit_status
+
+
+def write_run_files(result: SessionResult, profile_file: Path, report_file: Path) -> Rendered:
+    """Save a run's profile, then render its report; the rendered report and summary.
+
+    The outputs were checked before the run, but a disk can fill or a folder
+    change meanwhile: a file that cannot be written then is one line on
+    stderr (naming the saved profile when only the report failed) and
+    :class:`RunFilesNotWritten`, never a traceback. ``profile`` and ``tune``
+    both write their run's files through here.
+    """
+    from plumber.reports.outputs import render
+
+    failed_status = result.outcome.exit_status
+    try:
+        profile_path = result.profile.save(profile_file)
+    except OSError as exc:
+        say(f"error: the profile could not be written: {exc}")
+        raise RunFilesNotWritten(failed_status or exitcodes.USAGE) from None
+    try:
+        return render(result.profile, report_file, profile_path)
+    except OSError as exc:
+        say(f"error: the report could not be written ({exc}); the profile is saved at "
+            f"{profile_path}")
+        raise RunFilesNotWritten(failed_status or exitcodes.USAGE) from None
+    except Exception:  # noqa: BLE001 - the saved profile must still be announced
+        traceback.print_exc()
+        say(f"error: the report could not be written; the profile is saved at {profile_path}")
+        raise RunFilesNotWritten(failed_status or exitcodes.INTERNAL) from None

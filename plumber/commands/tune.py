@@ -18,7 +18,12 @@ from plumber.commands.base import (
     say,
     script_unusable,
 )
-from plumber.commands.profile import RUN_FILES, default_output_dir
+from plumber.commands.profile import (
+    RUN_FILES,
+    RunFilesNotWritten,
+    default_output_dir,
+    write_run_files,
+)
 from plumber.measure.runbounds import Terminated
 from plumber.records import exitcodes
 
@@ -56,7 +61,6 @@ class TuneCommand:
             return exitcodes.USAGE
         from plumber.capture.session import SessionOptions, profile_script
         from plumber.reports.html import write_html
-        from plumber.reports.outputs import render
         from plumber.tuner.derive import derive_plan
         script_args = args.script_args
         from plumber.records.files import OutputError, checked_outputs
@@ -77,8 +81,10 @@ class TuneCommand:
                                  keep_secrets=args.keep_secrets)
         say(f"profiling {args.script}")
         result = profile_script(args.script, script_args, options)
-        profile_path = result.profile.save(outputs["profile"])
-        rendered = render(result.profile, outputs["report"], profile_path)
+        try:
+            rendered = write_run_files(result, outputs["profile"], outputs["report"])
+        except RunFilesNotWritten as failed:
+            return failed.exit_status
         # The verdict the plan follows from, in the words ``plumber profile`` prints.
         write_now(sys.stderr, rendered.summary + "\n")
         if result.outcome.exit_status != 0:
@@ -92,9 +98,19 @@ class TuneCommand:
         except (KeyboardInterrupt, Terminated) as stop:
             say("stopped while measuring the plan; no plan written")
             return stop.exit_status if isinstance(stop, Terminated) else exitcodes.INTERRUPTED
-        plan.save(plan_path)
-        write_html(rendered.report_path, result.profile, rendered.diagnoses, plan)
         _print_plan(plan, result.profile)
+        try:
+            plan.save(plan_path)
+        except OSError as exc:
+            say(f"error: the plan could not be written ({exc}); the profile is saved at "
+                f"{outputs['profile']}")
+            return exitcodes.USAGE
+        try:
+            write_html(rendered.report_path, result.profile, rendered.diagnoses, plan)
+        except OSError as exc:
+            say(f"error: the report could not be written with the plan ({exc}); the plan is "
+                f"saved at {plan_path}")
+            return exitcodes.USAGE
         say(f"plan: {plan_path}")
         say(f"report: {rendered.report_path}")
         return exitcodes.OK

@@ -1,0 +1,66 @@
+"""``plumber tune`` whose output folder fills up after the check at start ends in one line.
+
+The outputs are checked before the script runs, but a disk can fill during
+the minutes a tune takes. Each of its writes (the profile, the report, the
+plan, the report again with the plan) is made to fail with ENOSPC in turn:
+tune says which file in one line, names what was saved, and exits 2 as
+``profile`` does, instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import pytest
+
+import plumber.records.files
+import plumber.records.plan
+import plumber.reports.html
+from plumber.cli import main
+from plumber.records import exitcodes
+
+#: Modules that write plumber's files through ``write_text_atomically``.
+WRITERS = (plumber.records.files, plumber.records.plan, plumber.reports.html)
+
+
+def fail_write(monkeypatch: pytest.MonkeyPatch, name: str, nth: int) -> None:
+    """The ``nth`` write of a file called ``name`` raises ENOSPC; other writes go through."""
+    real = plumber.records.files.write_text_atomically
+    seen = []
+
+    def write(path, text):
+        if Path(path).name == name:
+            seen.append(path)
+            if len(seen) == nth:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real(path, text)
+
+    for module in WRITERS:
+        monkeypatch.setattr(module, "write_text_atomically", write)
+
+
+@pytest.mark.parametrize(("name", "nth", "said", "saved"), [
+    ("profile.json", 1, "the profile could not be written: [Errno 28]", None),
+    ("report.html", 1, "the report could not be written ([Errno 28]", "profile.json"),
+    ("plan.json", 1, "the plan could not be written ([Errno 28]", "profile.json"),
+    ("report.html", 2, "the report could not be written with the plan ([Errno 28]",
+     "plan.json"),
+])
+def test_a_write_that_fails_after_the_run_is_one_line_and_exit_2(
+        tmp_path, monkeypatch, capsys, name, nth, said, saved):
+    monkeypatch.setenv("PLUMBER_CACHE_DIR", str(tmp_path / "cache"))
+    fail_write(monkeypatch, name, nth)
+    script = tmp_path / "train.py"
+    script.write_text("print('trained')\n")
+    out = tmp_path / "out"
+    code = main(["tune", "--cpu-probe", "0", "-o", str(out / "plan.json"), str(script)])
+    err = capsys.readouterr().err
+    assert code == exitcodes.USAGE
+    assert "Traceback" not in err
+    (line,) = [line for line in err.splitlines() if "error:" in line]
+    assert line.startswith(f"plumber: error: {said}")
+    assert not (out / name).with_name(name + ".tmp").exists()
+    if saved is not None:
+        assert (out / saved).is_file() and str(out / saved) in line
