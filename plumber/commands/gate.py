@@ -20,6 +20,7 @@ from plumber.commands.base import (
     positive_int,
     say,
 )
+from plumber.measure.runbounds import Terminated
 from plumber.records import exitcodes
 
 if TYPE_CHECKING:
@@ -116,6 +117,9 @@ class GateCommand:
             return _error(str(exc), exitcodes.USAGE, args.junit_xml, "input")
         except KeyboardInterrupt:
             return _error("interrupted", exitcodes.INTERRUPTED, args.junit_xml, "interrupted")
+        except Terminated as stop:
+            return _error(f"stopped by {stop} (the run in progress was stopped too)",
+                          stop.exit_status, args.junit_xml, "interrupted")
         from plumber.gate.junit import gate_junit
         from plumber.gate.markdown import gate_summary
 

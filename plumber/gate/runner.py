@@ -21,11 +21,14 @@ from pathlib import Path
 from plumber.gate.baseline import Measurement, recorded_command
 from plumber.gate.machine import SAMPLES_PER_BURST, Calibration, describe_machine, sample_speeds
 from plumber.gate.measure import throughputs
+from plumber.measure.runbounds import Terminated, remembering_interrupts
 from plumber.records.profile import Profile
 from plumber.records.version import __version__
 
 #: Lines of a failing run's output shown with the error.
 OUTPUT_TAIL_LINES = 30
+#: Seconds a run stopped by SIGTERM or SIGHUP gets to write its profile before it is killed.
+STOP_GRACE_S = 60.0
 
 
 class ScriptFailed(RuntimeError):
@@ -78,21 +81,47 @@ def measure_script(
     """Profile ``script`` ``options.repeats`` times; raise :class:`ScriptFailed` on a failure."""
     profiles: list[Profile] = []
     speeds: list[float] = []
-    with tempfile.TemporaryDirectory(prefix="plumber-gate-") as scratch:
+    with remembering_interrupts(), tempfile.TemporaryDirectory(prefix="plumber-gate-") as scratch:
         base = options.output_dir or Path(scratch)
         for repeat in range(1, options.repeats + 1):
             speeds += sample_speeds()
             notify(f"run {repeat}/{options.repeats} of {script}")
             out_dir = base / f"run-{repeat}"
-            proc = subprocess.run(
-                profile_command(script, args, out_dir, options),
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
-            )
-            if proc.returncode != 0:
-                raise ScriptFailed(repeat, proc.returncode, proc.stdout)
+            status, output = run_repeat(profile_command(script, args, out_dir, options))
+            if status != 0:
+                raise ScriptFailed(repeat, status, output)
             profiles.append(Profile.load(out_dir / "profile.json"))
         speeds += sample_speeds()
     return measurement(profiles, Calibration.from_samples(speeds), (str(script), *args))
+
+
+def run_repeat(command: Sequence[str]) -> tuple[int, str]:
+    """Run one repeat's ``plumber profile``; its exit status and output (stderr included).
+
+    SIGTERM or SIGHUP to the gate while it runs (raised as
+    :class:`~plumber.measure.runbounds.Terminated` by
+    :func:`~plumber.measure.runbounds.remembering_interrupts`) is passed on
+    to the run, which then stops its script and writes the profile of what
+    ran, as it would if it had got the signal itself; the gate waits for it
+    (:data:`STOP_GRACE_S` at most, then kills it) and raises the signal
+    again, so no run is left behind. Anything else that stops the gate
+    (Ctrl-C) kills the run, as :func:`subprocess.run` does.
+    """
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          errors="replace") as proc:
+        try:
+            output, _ = proc.communicate()
+        except Terminated as stop:
+            proc.send_signal(stop.signum)
+            try:
+                proc.communicate(timeout=STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            raise
+        except BaseException:
+            proc.kill()
+            raise
+    return proc.returncode, output
 
 
 def measure_profile(path: Path, notify: Callable[[str], None]) -> Measurement:
