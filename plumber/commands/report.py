@@ -1,45 +1,104 @@
-"""``plumber report PROFILE.json``: re-render a saved profile, no re-run."""
+"""``plumber report PROFILE.json [PROFILE.json ...]``: re-render saved profiles, no re-run.
+
+One profile gets its report, as ``plumber profile`` wrote it. Several are
+the hosts of one data-parallel job: they get one multi-host report
+(:mod:`plumber.reports.hosts`) that names the slowest host and what differs
+on it; profiles of different jobs are refused.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from plumber.capture.stdio import write_now
 from plumber.records import exitcodes
 
+#: The multi-host report's file name, in the folder the profiles share, unless -o says.
+HOSTS_REPORT = "hosts-report.html"
+
 
 class ReportCommand:
     name = "report"
-    help = "re-render the HTML report and summary of a saved profile"
-    description = "Analyse a saved profile.json again and write its HTML report."
+    help = "re-render the HTML report of a saved profile, or compare the hosts of one job"
+    description = (
+        "Analyse a saved profile.json again and write its HTML report. Given several "
+        "profiles, one per host of a data-parallel job, write one report that puts the "
+        "hosts side by side, names the slowest (in synchronous training it holds every "
+        "host at its pace) and the differences in machine or stage statistics that "
+        "explain it. Hosts are named by their profiles' file names; profiles of "
+        "different jobs (other pipelines or framework) are refused."
+    )
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("profile", type=Path, help="a profile.json written by plumber")
+        parser.add_argument(
+            "profiles", type=Path, nargs="+", metavar="PROFILE.json",
+            help="a profile.json written by plumber; several: one per host of one job",
+        )
         parser.add_argument(
             "-o", "--output", type=Path, default=None,
-            help="HTML file to write (default: report.html beside the profile)",
+            help="HTML file to write (default: report.html beside the profile; for several "
+            f"profiles {HOSTS_REPORT} in the folder they share)",
         )
 
     def run(self, args: argparse.Namespace) -> int:
-        from plumber.records.files import OutputError, checked_outputs
-        from plumber.records.profile import Profile, ProfileFormatError, ProfileVersionError
-        from plumber.reports.outputs import render
+        if len(args.profiles) == 1:
+            return _one_profile(args.profiles[0], args.output)
+        return _hosts(args.profiles, args.output)
 
-        try:
-            profile = Profile.load(args.profile)
-            report_path = checked_outputs(
-                {"report": args.output or args.profile.with_name("report.html")},
-                {"profile": args.profile},
-            )["report"]
-        except (ProfileFormatError, ProfileVersionError, OutputError) as exc:
-            print(f"plumber: error: {exc}", file=sys.stderr)
+
+def _one_profile(path: Path, output: Path | None) -> int:
+    """The report of one saved profile, as ``plumber profile`` writes it."""
+    from plumber.records.files import OutputError, checked_outputs
+    from plumber.records.profile import Profile, ProfileFormatError, ProfileVersionError
+    from plumber.reports.outputs import render
+
+    try:
+        profile = Profile.load(path)
+        report_path = checked_outputs(
+            {"report": output or path.with_name("report.html")}, {"profile": path},
+        )["report"]
+    except (ProfileFormatError, ProfileVersionError, OutputError) as exc:
+        print(f"plumber: error: {exc}", file=sys.stderr)
+        return exitcodes.USAGE
+    try:
+        rendered = render(profile, report_path, path)
+    except OSError as exc:
+        print(f"plumber: error: the report could not be written: {exc}", file=sys.stderr)
+        return exitcodes.USAGE
+    write_now(sys.stdout, rendered.summary + "\n")
+    return exitcodes.OK
+
+
+def _hosts(paths: list[Path], output: Path | None) -> int:
+    """One report for the hosts of a data-parallel job, a profile each."""
+    from plumber.analyzers.hosts import compare_hosts, names_from_files
+    from plumber.records.files import OutputError, checked_outputs, same_file
+    from plumber.records.profile import Profile, ProfileFormatError, ProfileVersionError
+    from plumber.reports.hosts import hosts_summary, write_hosts_html
+
+    for index, path in enumerate(paths):
+        if any(same_file(path, earlier) for earlier in paths[:index]):
+            print(f"plumber: error: {path} is given twice: give each host's profile once",
+                  file=sys.stderr)
             return exitcodes.USAGE
-        try:
-            rendered = render(profile, report_path, args.profile)
-        except OSError as exc:
-            print(f"plumber: error: the report could not be written: {exc}", file=sys.stderr)
-            return exitcodes.USAGE
-        write_now(sys.stdout, rendered.summary + "\n")
-        return exitcodes.OK
+    shared = Path(os.path.commonpath([os.path.abspath(p.parent) for p in paths]))
+    try:
+        profiles = [Profile.load(path) for path in paths]
+        report_path = checked_outputs(
+            {"report": output or shared / HOSTS_REPORT},
+            {f"profile #{number}": path for number, path in enumerate(paths, 1)},
+        )["report"]
+        comparison = compare_hosts(names_from_files(paths), profiles)
+    except (ProfileFormatError, ProfileVersionError, OutputError, ValueError) as exc:
+        print(f"plumber: error: {exc}", file=sys.stderr)
+        return exitcodes.USAGE
+    try:
+        write_hosts_html(report_path, comparison)
+    except OSError as exc:
+        print(f"plumber: error: the report could not be written: {exc}", file=sys.stderr)
+        return exitcodes.USAGE
+    write_now(sys.stdout, hosts_summary(comparison, report_path) + "\n")
+    return exitcodes.OK
