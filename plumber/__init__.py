@@ -2,7 +2,8 @@
 
 ``import plumber`` is cheap and needs neither TensorFlow nor PyTorch: the
 framework adapters are imported only when a pipeline of theirs is profiled.
-The notebook API (``plumber.profile``, ``plumber.ProfileResult``) and
+The notebook API (``plumber.profile``, ``plumber.ProfileResult``,
+``plumber.compare_hosts``) and
 ``plumber.optimize`` are loaded on first use, and ``%load_ext plumber``
 registers the ``%%plumber`` cell magic.
 """
@@ -12,9 +13,10 @@ from typing import Any
 from plumber.records.version import __version__
 
 #: Attributes loaded from :mod:`plumber.notebook` on first access.
-_NOTEBOOK_API = ("profile", "ProfileResult")
+_NOTEBOOK_API = ("profile", "ProfileResult", "compare_hosts", "HostsResult")
 
-__all__ = ["ProfileResult", "__version__", "load_ipython_extension", "optimize", "profile"]
+__all__ = ["HostsResult", "ProfileResult", "__version__", "compare_hosts",
+           "load_ipython_extension", "optimize", "profile"]
 
 
 def __getattr__(name: str) -> Any:

@@ -7,7 +7,9 @@ rich Jupyter display, DataFrames (pandas) and charts (matplotlib). The
 imports them until a method needs them.
 """
 
+from plumber.notebook.hosts import HostsResult, compare_hosts
 from plumber.notebook.result import ProfileResult, Recommendations
 from plumber.notebook.run import DEFAULT_DURATION_S, profile
 
-__all__ = ["DEFAULT_DURATION_S", "ProfileResult", "Recommendations", "profile"]
+__all__ = ["DEFAULT_DURATION_S", "HostsResult", "ProfileResult", "Recommendations",
+           "compare_hosts", "profile"]
