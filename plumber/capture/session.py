@@ -22,10 +22,18 @@ from typing import Any
 
 from plumber.capture.scriptrun import ScriptOutcome, run_script
 from plumber.measure.capacity import probe_machine
+from plumber.measure.hotspots import StackSampler
 from plumber.measure.nettrace import RequestTracer
 from plumber.measure.sampler import ResourceSampler
 from plumber.measure.threadcpu import ThreadCpuTracker
-from plumber.records.profile import Machine, Pipeline, Profile, RunInfo, ThreadCpu
+from plumber.records.profile import (
+    Machine,
+    Pipeline,
+    Profile,
+    PythonSamples,
+    RunInfo,
+    ThreadCpu,
+)
 from plumber.records.redact import redact_arguments, redact_message, secret_values
 from plumber.records.version import __version__
 
@@ -49,6 +57,10 @@ class SessionOptions:
     #: Record the command line as given: by default the values of secret-looking
     #: arguments and URL credentials are redacted (:mod:`plumber.records.redact`).
     keep_secrets: bool = False
+    #: Sample the Python stacks of the process and its workers with py-spy
+    #: (``--hotspots``), at ``hotspots_rate_hz`` samples per second per thread.
+    hotspots: bool = False
+    hotspots_rate_hz: float = 50.0
 
 
 @dataclass(frozen=True)
@@ -88,6 +100,7 @@ class Capture:
     threads: tuple[ThreadCpu, ...] = ()
     duration_s: float = 0.0
     network_traces: list[dict[str, Any]] = field(default_factory=list)
+    python_samples: PythonSamples | None = None
 
 
 @contextlib.contextmanager
@@ -107,15 +120,28 @@ def instrumented(options: SessionOptions) -> Iterator[Capture]:
     capture = Capture(
         started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), sampler=sampler
     )
+    stacks = StackSampler(options.hotspots_rate_hz) if options.hotspots else None
     with sampler:
         with RequestTracer() as requests:
+            if stacks is not None:
+                stacks.start()
             try:
                 with FrameworkHooks(options, capture.notes) as capture.hooks:
                     yield capture
             finally:
                 capture.network_traces.append(requests.snapshot())
+                if stacks is not None:
+                    capture.python_samples = _stop_stacks(stacks, capture.notes)
         capture.threads = threads.stop()
     capture.duration_s = time.monotonic() - start
+
+
+def _stop_stacks(stacks: StackSampler, notes: list[str]) -> PythonSamples | None:
+    """The Python stacks py-spy sampled; when there are none, a note says why."""
+    samples = stacks.stop()
+    if samples is None:
+        notes.append(f"no Python hotspots: {stacks.problem}")
+    return samples
 
 
 def assemble(
@@ -166,6 +192,7 @@ def assemble(
         resources=capture.sampler.series(),
         threads=capture.threads,
         network=network,
+        hotspots=capture.python_samples,
     )
 
 

@@ -55,6 +55,7 @@ class ProfileCommand:
         )
         add_run_bounds(parser)
         add_keep_secrets(parser)
+        add_hotspots(parser)
 
     def run(self, args: argparse.Namespace) -> int:
         if script_unusable(args.script):
@@ -72,7 +73,7 @@ class ProfileCommand:
 
         options = SessionOptions(
             steps=args.steps, duration_s=args.duration, cpu_probe_s=args.cpu_probe, notify=say,
-            keep_secrets=args.keep_secrets,
+            keep_secrets=args.keep_secrets, hotspots=args.hotspots,
         )
         say(f"profiling {args.script}")
         result = profile_script(args.script, script_args, options)
@@ -83,6 +84,15 @@ class ProfileCommand:
             return failed.exit_status
         write_now(sys.stderr, rendered.summary + "\n")
         return result.outcome.exit_status
+
+
+def add_hotspots(parser: argparse.ArgumentParser) -> None:
+    """``--hotspots``: sample the Python stacks of each stage with py-spy (profile and tune)."""
+    parser.add_argument(
+        "--hotspots", action="store_true",
+        help="sample the script's Python stacks and its DataLoader workers' with py-spy and "
+             "report each stage's hottest functions (needs py-spy: the 'hotspots' extra)",
+    )
 
 
 class RunFilesNotWritten(Exception):  # noqa: N818 - an outcome the command exits with

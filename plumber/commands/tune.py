@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,6 +22,7 @@ from plumber.commands.base import (
 from plumber.commands.profile import (
     RUN_FILES,
     RunFilesNotWritten,
+    add_hotspots,
     default_output_dir,
     write_run_files,
 )
@@ -55,6 +57,7 @@ class TuneCommand:
                             f"a result within the noise gets more, up to {MAX_ROUNDS}")
         add_run_bounds(parser)
         add_keep_secrets(parser)
+        add_hotspots(parser)
 
     def run(self, args: argparse.Namespace) -> int:
         if script_unusable(args.script):
@@ -80,7 +83,9 @@ class TuneCommand:
                                  cpu_probe_s=args.cpu_probe, notify=say,
                                  keep_secrets=args.keep_secrets)
         say(f"profiling {args.script}")
-        result = profile_script(args.script, script_args, options)
+        # Only the profiling run samples stacks: the measured runs compare rates.
+        result = profile_script(args.script, script_args,
+                                dataclasses.replace(options, hotspots=args.hotspots))
         try:
             rendered = write_run_files(result, outputs["profile"], outputs["report"])
         except RunFilesNotWritten as failed:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class ProfileFormatError(ValueError):
@@ -384,6 +384,59 @@ class ThreadCpu:
 
 
 @dataclass(frozen=True)
+class PyFrame:
+    """One Python code location a sample passed through: function, file and current line.
+
+    ``function`` is the qualified name the sampler read (``Resize.forward``,
+    ``<module>``); ``file`` the full path of its source (or ``<frozen ...>``).
+    """
+
+    function: str
+    file: str
+    line: int
+
+
+@dataclass(frozen=True)
+class SampledStack:
+    """One distinct Python stack of one thread, and how many samples found it.
+
+    ``frames`` index :attr:`PythonSamples.frames`, outermost first (the
+    thread's entry) to innermost (where it was). ``pid`` is the process the
+    thread belongs to and ``tid`` the thread's OS id.
+    """
+
+    pid: int
+    tid: int
+    frames: tuple[int, ...]
+    samples: int
+
+
+@dataclass(frozen=True)
+class PythonSamples:
+    """The Python stacks py-spy sampled in the script's process and its children (``--hotspots``).
+
+    ``pid`` is the profiled process: its main thread runs the script; the
+    other pids are its children (DataLoader workers, whose pids
+    :attr:`WorkerStats.pid` holds). ``samples`` counts every sample taken,
+    ``dropped_samples`` those of the rarest stacks left out to bound the
+    file's size (:data:`plumber.measure.hotspots.MAX_STACKS`): the shares
+    the analysis computes are of the samples kept. ``rate_hz`` is the
+    sampling rate per thread, so ``samples / rate_hz`` is thread time.
+    ``library_roots`` are the folders whose files are not the user's code
+    (the standard library, installed packages, plumber itself).
+    """
+
+    sampler: str
+    rate_hz: float
+    pid: int
+    samples: int
+    frames: tuple[PyFrame, ...] = ()
+    stacks: tuple[SampledStack, ...] = ()
+    dropped_samples: int = 0
+    library_roots: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class RunInfo:
     """What was run, how it ended, and with which software."""
 
@@ -411,6 +464,7 @@ class Profile:
     resources: TimeSeries = field(default_factory=TimeSeries)
     threads: tuple[ThreadCpu, ...] = ()
     network: NetworkRequests | None = None
+    hotspots: PythonSamples | None = None
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -455,6 +509,7 @@ class Profile:
                     f"malformed profile: pipelines[{index}].root {pipeline.root!r} names "
                     f"none of its stages"
                 )
+        _check_hotspots(profile.hotspots)
         return profile
 
     @classmethod
@@ -476,6 +531,19 @@ class Profile:
         except RecursionError:
             raise ProfileFormatError(f"{path} is not valid JSON (nested too deeply)") from None
         return cls.from_dict(data)
+
+
+def _check_hotspots(hotspots: PythonSamples | None) -> None:
+    """Refuse a sampled stack naming a frame the frame table does not hold."""
+    if hotspots is None:
+        return
+    count = len(hotspots.frames)
+    for index, stack in enumerate(hotspots.stacks):
+        if any(frame >= count for frame in stack.frames):
+            raise ProfileFormatError(
+                f"malformed profile: hotspots.stacks[{index}].frames names a frame beyond "
+                f"the {count} of hotspots.frames"
+            )
 
 
 def _to_jsonable(value: Any) -> Any:

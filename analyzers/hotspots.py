@@ -1,0 +1,395 @@
+"""Python hotspots per stage: py-spy's sampled stacks attributed to stages and folded.
+
+A profile taken with ``--hotspots`` holds the raw stacks
+(:class:`~plumber.records.profile.PythonSamples`). Each is given to the
+stage whose code it was in, by process and by frames:
+
+- a DataLoader worker's sample (its pid is one of the pipeline's workers)
+  belongs to the stage plumber's timing wrapper around it names: the
+  fetch (``_timed_fetch``: the dataset's ``__getitem__``), a transform
+  (``TimedTransform.__call__``, told apart by the class or function name of
+  the code it calls, which is the stage's ``op``) or the collate function
+  (``_timed_collate``); a worker outside all three is the pool waiting for
+  work. The same wrappers run in the main process when ``num_workers`` is 0;
+- the main thread's other samples are the training loop (the consumer), but
+  for its imports (start-up); inside a library iterator's ``__next__`` it
+  waits for data, and those samples are idle;
+- anything else (plumber's and the frameworks' own threads, other child
+  processes) is counted as not attributed.
+
+Within a stage the frames are folded: library frames (the standard library,
+installed packages, plumber) under the user's frame that called them become
+one node named by the library and its entry function, so a stage's hottest
+function is the user's own line, with the library call it spent the time in.
+A sample is *idle* when its innermost frame is a known waiting call of the
+standard library (a lock, condition, queue, select or socket wait); a C call
+that blocks outside them (``time.sleep`` called directly) reads as running,
+since py-spy's raw output does not carry its own idle flag.
+
+Pure: records in, results out.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from plumber.records.kinds import POOL
+from plumber.records.profile import Pipeline, Profile, PyFrame, PythonSamples
+
+#: The stage of the training loop's samples (the script's main thread outside the loaders).
+CONSUMER = "consumer"
+
+#: plumber's wrappers around a DataLoader's stages (``plumber/torch/workerside.py``),
+#: by the function name py-spy reads: a sample inside one is in that stage.
+FETCH_WRAPPER, TRANSFORM_WRAPPER, COLLATE_WRAPPER = (
+    "_timed_fetch", "TimedTransform.__call__", "_timed_collate",
+)
+_WRAPPER_FILE = os.path.join("plumber", "torch", "workerside.py")
+
+#: Standard-library calls that wait (by module and function name): a sample
+#: whose innermost frame is one of them is idle.
+WAITING_CALLS = {
+    "threading": {"wait", "join", "acquire", "_wait_for_tstate_lock"},
+    "queue": {"get", "put"},
+    "selectors": {"select"},
+    "multiprocessing": {"wait", "poll", "_poll", "recv", "_recv", "recv_bytes", "_recv_bytes",
+                        "accept", "get", "join"},
+    "socket": {"accept", "recv", "recv_into", "readinto"},
+    "subprocess": {"wait", "_wait", "_try_wait", "communicate"},
+    "concurrent": {"wait", "result"},
+    "asyncio": {"select", "run_forever", "_run_once"},
+}
+
+#: How many functions per stage and folded stacks per stage a result keeps.
+TOP_FUNCTIONS = 10
+TOP_FOLDED = 200
+
+
+@dataclass(frozen=True)
+class HotFunction:
+    """One user function of a stage: where it is, and its samples.
+
+    ``self_samples`` are the samples where it was the innermost user frame
+    (the library calls it made included, ``library`` naming the one it spent
+    most of them in, empty when its own lines did); ``total_samples`` those
+    where it was anywhere on the stack; ``idle_samples`` the self samples that
+    were waiting. ``line`` is its line with the most self samples.
+    """
+
+    function: str
+    file: str
+    line: int
+    self_samples: int
+    total_samples: int
+    idle_samples: int = 0
+    library: str = ""
+
+    @property
+    def computing_samples(self) -> int:
+        return self.self_samples - self.idle_samples
+
+
+@dataclass(frozen=True)
+class FoldedStack:
+    """One folded stack of a stage: user frames and library calls, outermost first."""
+
+    labels: tuple[str, ...]
+    samples: int
+    idle_samples: int = 0
+
+
+@dataclass(frozen=True)
+class StageHotspots:
+    """The sampled Python time of one stage: its top functions and folded stacks.
+
+    ``pipeline`` is the pipeline's id, empty for the training loop
+    (:data:`CONSUMER`), whose samples belong to the script as a whole.
+    ``seconds`` is thread time (samples over the sampling rate).
+    """
+
+    pipeline: str
+    stage: str
+    samples: int
+    idle_samples: int
+    seconds: float
+    functions: tuple[HotFunction, ...] = ()
+    folded: tuple[FoldedStack, ...] = ()
+
+    @property
+    def hottest(self) -> HotFunction | None:
+        """The user function with the most computing self samples, if it computed at all."""
+        best = max(self.functions, key=lambda f: f.computing_samples, default=None)
+        return best if best is not None and best.computing_samples > 0 else None
+
+    def share(self, samples: int) -> float:
+        """``samples`` as a share of this stage's samples."""
+        return samples / self.samples if self.samples else 0.0
+
+
+@dataclass(frozen=True)
+class Hotspots:
+    """Every stage's hotspots, and the samples no stage could be given."""
+
+    stages: tuple[StageHotspots, ...]
+    samples: int
+    unattributed_samples: int
+    rate_hz: float
+
+    def stage(self, pipeline: str, stage: str) -> StageHotspots | None:
+        for found in self.stages:
+            if found.pipeline == pipeline and found.stage == stage:
+                return found
+        return None
+
+
+def hotspots(profile: Profile) -> Hotspots | None:
+    """The profile's sampled stacks attributed to stages; None when it has none."""
+    sampled = profile.hotspots
+    if sampled is None:
+        return None
+    libraries = Libraries(sampled.library_roots)
+    owners = _WorkerOwners(profile.pipelines)
+    stage_stacks: dict[tuple[str, str], list[tuple[list[PyFrame], int]]] = defaultdict(list)
+    unattributed = 0
+    for stack in sampled.stacks:
+        frames = [sampled.frames[i] for i in stack.frames]
+        attributed = _attribute(sampled, owners, stack.pid, stack.tid, frames, libraries)
+        if attributed is None:
+            unattributed += stack.samples
+            continue
+        key, own_frames = attributed
+        stage_stacks[key].append((own_frames, stack.samples))
+    stages = tuple(
+        _stage_hotspots(pipeline, stage, stacks, libraries, sampled.rate_hz)
+        for (pipeline, stage), stacks in sorted(stage_stacks.items())
+    )
+    return Hotspots(stages=stages, samples=sum(s.samples for s in sampled.stacks),
+                    unattributed_samples=unattributed, rate_hz=sampled.rate_hz)
+
+
+class Libraries:
+    """Which files are library code, and the library a file belongs to."""
+
+    def __init__(self, roots: Sequence[str]) -> None:
+        # The deepest root first: site-packages lies inside the standard library's folder.
+        self.roots = sorted((r.rstrip(os.sep) + os.sep for r in roots if r), key=len,
+                            reverse=True)
+
+    def library_of(self, file: str) -> str | None:
+        """``PIL`` for ``.../site-packages/PIL/Image.py``; None for the user's own file."""
+        if file.startswith("<frozen "):
+            return file.strip("<>").split()[-1].split(".")[0]
+        if file.startswith("<") and file != "<stdin>":  # code made by exec (dataclasses)
+            return file
+        for root in self.roots:
+            if file.startswith(root):
+                name = os.path.basename(root.rstrip(os.sep))
+                if name.isidentifier():  # a package's own folder (plumber's)
+                    return name
+                return file[len(root):].split(os.sep, 1)[0].removesuffix(".py")
+        if f"{os.sep}site-packages{os.sep}" in file or f"{os.sep}dist-packages{os.sep}" in file:
+            tail = file.split("-packages" + os.sep, 1)[1]
+            return tail.split(os.sep, 1)[0].removesuffix(".py")
+        return None
+
+
+class _WorkerOwners:
+    """The pipeline each DataLoader worker pid belongs to, and the in-process loaders."""
+
+    def __init__(self, pipelines: Sequence[Pipeline]) -> None:
+        self.by_pid = {w.pid: p for p in pipelines for w in p.workers if w.pid}
+        self.in_process = [p for p in pipelines if p.workers == () and _is_loader(p)]
+
+
+def _is_loader(pipeline: Pipeline) -> bool:
+    return any(stage.kind == POOL for stage in pipeline.stages)
+
+
+def _attribute(
+    sampled: PythonSamples, owners: _WorkerOwners, pid: int, tid: int,
+    frames: list[PyFrame], libraries: Libraries,
+) -> tuple[tuple[str, str], list[PyFrame]] | None:
+    """The (pipeline, stage) a sample belongs to and the frames of it that are the stage's."""
+    marker = _deepest_wrapper(frames)
+    if pid != sampled.pid:
+        pipeline = owners.by_pid.get(pid)
+        if pipeline is None or tid != pid:  # a worker's own threads feed its queues
+            return None
+        if marker is None:
+            return (pipeline.id, POOL), _after_fork(frames)
+        return _wrapped(pipeline, frames, marker)
+    if marker is not None:
+        pipeline = _in_process_pipeline(owners, frames, marker)
+        if pipeline is not None:
+            return _wrapped(pipeline, frames, marker)
+    if tid == pid and not _importing(frames):
+        return ("", CONSUMER), _from_user_code(frames, libraries)
+    return None
+
+
+def _importing(frames: Sequence[PyFrame]) -> bool:
+    """Whether the main thread was importing a module (start-up, not the training loop)."""
+    return any(f.function == "_find_and_load" and f.file.startswith("<frozen ") for f in frames)
+
+
+def _waiting_for_data(frames: Sequence[PyFrame], libraries: Libraries) -> bool:
+    """Whether the training loop was inside a library iterator's ``__next__`` (waiting for data)."""
+    return any(f.function.rsplit(".", 1)[-1] == "__next__"
+               and libraries.library_of(f.file) is not None for f in frames)
+
+
+def _deepest_wrapper(frames: Sequence[PyFrame]) -> int | None:
+    """The index of the innermost frame that is one of plumber's stage wrappers."""
+    for index in range(len(frames) - 1, -1, -1):
+        frame = frames[index]
+        if frame.function in (FETCH_WRAPPER, TRANSFORM_WRAPPER, COLLATE_WRAPPER) and \
+                frame.file.endswith(_WRAPPER_FILE):
+            return index
+    return None
+
+
+def _wrapped(
+    pipeline: Pipeline, frames: list[PyFrame], marker: int
+) -> tuple[tuple[str, str], list[PyFrame]]:
+    inner = frames[marker + 1:]
+    function = frames[marker].function
+    if function == FETCH_WRAPPER:
+        return (pipeline.id, "fetch"), inner
+    if function == COLLATE_WRAPPER:
+        return (pipeline.id, "collate"), inner
+    stage = _transform_stage(pipeline, inner)
+    return (pipeline.id, stage or POOL), inner
+
+
+def _transform_stage(pipeline: Pipeline, inner: Sequence[PyFrame]) -> str | None:
+    """The transform stage whose op (class or function name) the wrapper's callee is.
+
+    The first frame below the wrapper naming one of the transforms' ops decides
+    (two transforms of one class are the first of them); with a single
+    transform it is that one. None when no frame names one.
+    """
+    transforms = [s for s in pipeline.stages if s.id.startswith("transform_")]
+    ops = {}
+    for stage in transforms:
+        ops.setdefault(stage.op, stage.id)
+    for frame in inner:
+        parts = frame.function.split(".")
+        for name in (parts[0], parts[-1]):
+            if name in ops:
+                return ops[name]
+    return transforms[0].id if len(transforms) == 1 else None
+
+
+def _in_process_pipeline(
+    owners: _WorkerOwners, frames: list[PyFrame], marker: int
+) -> Pipeline | None:
+    """The loader without workers whose chain a main-process sample ran (the first such)."""
+    candidates = owners.in_process
+    if frames[marker].function == TRANSFORM_WRAPPER:
+        named = [p for p in candidates if _transform_stage(p, frames[marker + 1:]) is not None]
+        candidates = named or candidates
+    return candidates[0] if candidates else None
+
+
+def _after_fork(frames: list[PyFrame]) -> list[PyFrame]:
+    """A worker's frames below its process's start (those above are its parent's, at the fork)."""
+    for index in range(len(frames) - 1, -1, -1):
+        if frames[index].function == "BaseProcess._bootstrap":
+            return frames[index + 1:]
+    return frames
+
+
+def _from_user_code(frames: list[PyFrame], libraries: Libraries) -> list[PyFrame]:
+    """The frames from the first user frame on (plumber's runner and the runpy frames dropped)."""
+    for index, frame in enumerate(frames):
+        if libraries.library_of(frame.file) is None:
+            return frames[index:]
+    return frames
+
+
+def fold(frames: Sequence[PyFrame], libraries: Libraries) -> list[tuple[PyFrame | None, str]]:
+    """The user frames of a stack, each library run below one folded into a node.
+
+    Returns (user frame, "") for a user frame and (None, "PIL Image.resize")
+    for the library call a user frame (or the stage's entry) made, naming the
+    library and the first function called in it.
+    """
+    folded: list[tuple[PyFrame | None, str]] = []
+    in_library = False
+    for frame in frames:
+        library = libraries.library_of(frame.file)
+        if library is None:
+            folded.append((frame, ""))
+            in_library = False
+        elif not in_library:
+            folded.append((None, f"{library} {frame.function}"))
+            in_library = True
+    return folded
+
+
+def is_waiting(frame: PyFrame, libraries: Libraries) -> bool:
+    """Whether a sample whose innermost frame is ``frame`` was waiting (see the module doc)."""
+    library = libraries.library_of(frame.file)
+    if library is None:
+        return False
+    names = WAITING_CALLS.get(library)
+    return names is not None and frame.function.rsplit(".", 1)[-1] in names
+
+
+def label(frame: PyFrame) -> str:
+    """``slow_resize (transforms.py:12)``: a user frame as a folded stack shows it."""
+    return f"{frame.function} ({os.path.basename(frame.file)}:{frame.line})"
+
+
+def _stage_hotspots(
+    pipeline: str, stage: str, stacks: list[tuple[list[PyFrame], int]],
+    libraries: Libraries, rate_hz: float,
+) -> StageHotspots:
+    self_count: Counter[tuple[str, str]] = Counter()
+    total_count: Counter[tuple[str, str]] = Counter()
+    idle_count: Counter[tuple[str, str]] = Counter()
+    lines: dict[tuple[str, str], Counter[int]] = defaultdict(Counter)
+    library_count: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+    folded: Counter[tuple[str, ...]] = Counter()
+    folded_idle: Counter[tuple[str, ...]] = Counter()
+    samples = idle = 0
+    for frames, count in stacks:
+        waiting = bool(frames) and (is_waiting(frames[-1], libraries) or (
+            stage == CONSUMER and _waiting_for_data(frames, libraries)))
+        samples += count
+        idle += count if waiting else 0
+        nodes = fold(frames, libraries)
+        labels = tuple(label(f) if f is not None else text for f, text in nodes)
+        folded[labels] += count
+        folded_idle[labels] += count if waiting else 0
+        users = [(i, f) for i, (f, _) in enumerate(nodes) if f is not None]
+        for key in {(f.function, f.file) for _, f in users}:
+            total_count[key] += count
+        if not users:
+            continue
+        position, leaf = users[-1]
+        key = (leaf.function, leaf.file)
+        self_count[key] += count
+        idle_count[key] += count if waiting else 0
+        lines[key][leaf.line] += count
+        below = nodes[position + 1:]
+        library_count[key][below[0][1] if below else ""] += count
+    functions = tuple(
+        HotFunction(
+            function=key[0], file=key[1], line=lines[key].most_common(1)[0][0],
+            self_samples=count, total_samples=total_count[key], idle_samples=idle_count[key],
+            library=library_count[key].most_common(1)[0][0],
+        )
+        for key, count in sorted(self_count.items(),
+                                 key=lambda kv: (-(kv[1] - idle_count[kv[0]]), -kv[1]))
+        [:TOP_FUNCTIONS]
+    )
+    return StageHotspots(
+        pipeline=pipeline, stage=stage, samples=samples, idle_samples=idle,
+        seconds=samples / rate_hz if rate_hz > 0 else 0.0, functions=functions,
+        folded=tuple(FoldedStack(labels, count, folded_idle[labels])
+                     for labels, count in folded.most_common(TOP_FOLDED)),
+    )

@@ -1,0 +1,234 @@
+"""Sample the Python stacks of the profiled process and its workers with py-spy (``--hotspots``).
+
+plumber runs the user's script in its own process and DataLoader workers are
+its forked children, so one ``py-spy record --pid <this process>
+--subprocesses`` sees them all. It samples without stopping the process
+(``--nonblocking``: stopping every thread slows a process with many threads
+by several times), tags each sample with its thread and process
+(``--threads``, and the process frames ``--subprocesses`` adds), keeps
+waiting threads (``--idle``) and writes the collapsed stacks (``--format
+raw``) when it gets SIGINT at the end of the run. It runs in a session of
+its own so the user's Ctrl-C reaches plumber, not it.
+
+py-spy may be missing or unable to attach (no ptrace permission in a
+container, an unsupported Python): :class:`StackSampler` then says why in
+one line and the run goes on unsampled. :func:`parse_raw` and
+:func:`python_samples` are pure, tested on text.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sysconfig
+import tempfile
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from plumber.records.profile import PyFrame, PythonSamples, SampledStack
+
+#: Samples per second per thread: enough for a stage's top functions in a
+#: few seconds of run, while py-spy's own CPU stays within the profiler's 5%.
+DEFAULT_RATE_HZ = 50
+
+#: Distinct stacks kept in the profile, most sampled first; the rarest are
+#: counted in ``dropped_samples`` so a long run's profile stays small.
+MAX_STACKS = 2000
+
+#: Seconds py-spy gets to write its output after SIGINT before it is killed.
+STOP_TIMEOUT_S = 15.0
+
+_PROCESS = re.compile(r'process (\d+):".*?";(?=process \d+:"|thread \()')
+_THREAD = re.compile(r"thread \((0x[0-9a-fA-F]+|\d+)\)(?:: [^;]*)?")
+_FRAME = re.compile(r"^(.*?) \((.*):(\d+)\)$")
+
+
+@dataclass(frozen=True)
+class RawStack:
+    """One line of py-spy's raw output: the process chain, thread, frames and count."""
+
+    pids: tuple[int, ...]
+    tid: int
+    frames: tuple[PyFrame, ...]
+    samples: int
+
+
+def parse_raw(text: str) -> list[RawStack]:
+    """The stacks of py-spy's ``--format raw --threads`` output (with ``--subprocesses``).
+
+    A line reads ``process PID:"CMD";[process PID:"CMD";]thread (TID)[:
+    NAME];frame;...;frame COUNT``, outermost frame first, each frame
+    ``function (file:line)``. Lines that do not read so are skipped.
+    """
+    stacks = []
+    for line in text.splitlines():
+        body, _, count = line.rstrip().rpartition(" ")
+        if not count.isdigit():
+            continue
+        pids = []
+        position = 0
+        while match := _PROCESS.match(body, position):
+            pids.append(int(match.group(1)))
+            position = match.end()
+        thread = _THREAD.match(body, position)
+        if thread is None:
+            continue
+        rest = body[thread.end():].lstrip(";")
+        frames = tuple(_frame(text) for text in rest.split(";")) if rest else ()
+        stacks.append(RawStack(tuple(pids), int(thread.group(1), 0), frames, int(count)))
+    return stacks
+
+
+def _frame(text: str) -> PyFrame:
+    match = _FRAME.match(text)
+    if match is None:
+        return PyFrame(text, "", 0)
+    return PyFrame(match.group(1), match.group(2), int(match.group(3)))
+
+
+def python_samples(
+    stacks: Iterable[RawStack], pid: int, rate_hz: float, sampler: str,
+    library_roots: tuple[str, ...] = (), max_stacks: int = MAX_STACKS,
+) -> PythonSamples:
+    """The profile's record of ``stacks``: a frame table and the ``max_stacks`` most sampled.
+
+    Identical stacks of one thread are merged; each stack belongs to the
+    innermost process of its chain (a worker's samples name its parent too).
+    """
+    merged: Counter[tuple[int, int, tuple[PyFrame, ...]]] = Counter()
+    for stack in stacks:
+        owner = stack.pids[-1] if stack.pids else pid
+        merged[(owner, stack.tid, stack.frames)] += stack.samples
+    total = sum(merged.values())
+    kept = merged.most_common(max_stacks)
+    table: dict[PyFrame, int] = {}
+    records = []
+    for (owner, tid, frames), count in kept:
+        indexes = tuple(table.setdefault(frame, len(table)) for frame in frames)
+        records.append(SampledStack(pid=owner, tid=tid, frames=indexes, samples=count))
+    return PythonSamples(
+        sampler=sampler, rate_hz=float(rate_hz), pid=pid, samples=total,
+        frames=tuple(table), stacks=tuple(records),
+        dropped_samples=total - sum(count for _, count in kept),
+        library_roots=library_roots,
+    )
+
+
+def library_roots() -> tuple[str, ...]:
+    """Folders holding code that is not the user's: the standard library, packages, plumber."""
+    paths = sysconfig.get_paths()
+    roots = [paths.get(name, "") for name in ("stdlib", "platstdlib", "purelib", "platlib")]
+    roots.append(str(Path(__file__).resolve().parents[1]))
+    unique: list[str] = []
+    for root in roots:
+        if root and os.path.realpath(root) not in unique:
+            unique.append(os.path.realpath(root))
+    return tuple(unique)
+
+
+def find_py_spy() -> str | None:
+    """The py-spy executable: on PATH, else beside this Python's scripts."""
+    found = shutil.which("py-spy")
+    if found:
+        return found
+    beside = Path(sysconfig.get_path("scripts")) / "py-spy"
+    return str(beside) if beside.exists() else None
+
+
+class StackSampler:
+    """py-spy recording this process and its children from :meth:`start` to :meth:`stop`.
+
+    The executable is ``executable``, else ``$PLUMBER_PY_SPY``, else the one
+    :func:`find_py_spy` finds.
+
+    ``problem`` says in one line why there are no samples (py-spy missing,
+    failing to attach or to write); :meth:`stop` returns ``None`` then.
+    """
+
+    def __init__(self, rate_hz: float = DEFAULT_RATE_HZ, executable: str | None = None) -> None:
+        self.rate_hz = rate_hz
+        self.executable = executable
+        self.problem: str | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+        self._folder: Path | None = None
+        self._version = "py-spy"
+
+    def start(self) -> None:
+        """Launch py-spy on this process; a failure to launch is recorded in ``problem``."""
+        executable = self.executable or os.environ.get("PLUMBER_PY_SPY") or find_py_spy()
+        if executable is None:
+            self.problem = ("py-spy is not installed (pip install 'plumber-pipelines[hotspots]' "
+                            "or pip install py-spy)")
+            return
+        self._version = _version_of(executable)
+        self._folder = Path(tempfile.mkdtemp(prefix="plumber-hotspots-"))
+        command = [
+            executable, "record", "--pid", str(os.getpid()), "--subprocesses",
+            "--nonblocking", "--threads", "--idle", "--full-filenames", "--format", "raw",
+            "--rate", str(int(self.rate_hz)), "--output", str(self._folder / "stacks.txt"),
+        ]
+        try:
+            self._process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=(self._folder / "stderr.txt").open("wb"), start_new_session=True,
+            )
+        except OSError as exc:
+            self.problem = f"py-spy could not be started: {exc}"
+            self._cleanup()
+
+    def stop(self) -> PythonSamples | None:
+        """Stop py-spy (SIGINT: it writes its stacks) and read them; None with ``problem`` set."""
+        process, folder = self._process, self._folder
+        if process is None or folder is None:
+            return None
+        self._process = None
+        try:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+                self.problem = f"py-spy did not stop within {STOP_TIMEOUT_S:g} s after SIGINT"
+                return None
+            output = folder / "stacks.txt"
+            if not output.exists():
+                self.problem = (f"py-spy failed (exit status {process.returncode}): "
+                                f"{_last_line(folder / 'stderr.txt')}")
+                return None
+            stacks = parse_raw(output.read_text("utf-8", errors="replace"))
+            return python_samples(stacks, os.getpid(), self.rate_hz, self._version,
+                                  library_roots())
+        finally:
+            self._cleanup()
+
+    def _cleanup(self) -> None:
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder = None
+
+
+def _version_of(executable: str) -> str:
+    """``py-spy 0.4.3``, or ``py-spy`` when it does not say."""
+    try:
+        done = subprocess.run([executable, "--version"], capture_output=True, text=True,
+                              timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return "py-spy"
+    return done.stdout.strip() or "py-spy"
+
+
+def _last_line(path: Path) -> str:
+    """The last non-empty line py-spy wrote on stderr (its error), without its prompt."""
+    try:
+        lines = [line.strip() for line in path.read_text("utf-8", errors="replace").splitlines()]
+    except OSError:
+        return "no output and no message"
+    said = [line.removeprefix("py-spy>").strip() for line in lines if line.strip()]
+    return said[-1] if said else "no output and no message"

@@ -1,0 +1,69 @@
+"""GIVEN a DataLoader script with planted slow Python functions (a transform, collate_fn, the
+training step), WHEN it runs under ``plumber profile --hotspots``, THEN each stage's hottest
+function is the planted one, named by file:line; without a working py-spy the profile is
+the usual one, with a note saying why."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+from conftest import PIPELINES
+
+from plumber.analyzers.hotspots import CONSUMER, hotspots
+from plumber.records.profile import Profile
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        any(importlib.util.find_spec(m) is None for m in ("torch", "torchvision")),
+        reason="needs torch and torchvision",
+    ),
+]
+
+SCRIPT = PIPELINES / "torch_hotspots.py"
+
+
+def line_of(text: str) -> int:
+    lines = SCRIPT.read_text().splitlines()
+    return next(i for i, line in enumerate(lines, 1) if text in line)
+
+
+def profiled(plumber_cli, *options: str) -> Profile:
+    run = plumber_cli("profile", "-o", "out", "--cpu-probe", "0", *options, SCRIPT,
+                      timeout=120)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return Profile.load(run.profile_path)
+
+
+def test_planted_functions_are_named_with_their_line_in_their_stage(plumber_cli):
+    from plumber.measure.hotspots import find_py_spy
+
+    if find_py_spy() is None:
+        pytest.skip("py-spy is not installed")
+    profile = profiled(plumber_cli, "--hotspots")
+    assert profile.hotspots is not None, profile.run.notes
+    (pipeline,) = profile.pipelines
+    found = hotspots(profile)
+    planted = {
+        (pipeline.id, "transform_1"): ("planted_transform_work", "PLANTED-TRANSFORM"),
+        (pipeline.id, "collate"): ("planted_collate_work", "PLANTED-COLLATE"),
+        ("", CONSUMER): ("planted_step", "PLANTED-STEP"),
+    }
+    for (pipeline_id, stage_id), (function, marker) in planted.items():
+        stage = found.stage(pipeline_id, stage_id)
+        assert stage is not None, [(s.pipeline, s.stage) for s in found.stages]
+        hottest = stage.hottest
+        assert (hottest.function, Path(hottest.file), hottest.line) == (
+            function, SCRIPT, line_of(marker)), stage.functions
+        assert stage.share(hottest.computing_samples) > 0.2, stage
+
+
+def test_without_a_working_py_spy_the_profile_says_why(plumber_cli, monkeypatch, tmp_path):
+    monkeypatch.setenv("PLUMBER_PY_SPY", str(tmp_path / "no-such-py-spy"))
+    profile = profiled(plumber_cli, "--hotspots", "--steps", "4")
+    assert profile.hotspots is None
+    assert any(note.startswith("no Python hotspots: py-spy could not be started")
+               for note in profile.run.notes), profile.run.notes
+    assert profile.pipelines[0].stage("transform_1").stats.elements > 0

@@ -1,0 +1,213 @@
+"""py-spy's raw stacks read into the profile, and attributed to stages and folded (--hotspots)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+
+import pytest
+from synthetic_profiles import loader_profile
+
+from plumber.analyzers import hotspots as analysis
+from plumber.analyzers.hotspots import CONSUMER, hotspots
+from plumber.measure.hotspots import (
+    RawStack,
+    StackSampler,
+    parse_raw,
+    python_samples,
+)
+from plumber.records.profile import Profile, ProfileFormatError, PyFrame
+
+PY = "/usr/lib/python3.11"
+SITE = f"{PY}/site-packages"
+PLUMBER = "/src/plumber"
+ROOTS = (PY, SITE, PLUMBER)
+USER = "/home/me/train.py"
+WORKERSIDE = f"{PLUMBER}/torch/workerside.py"
+MAIN, WORKER = 500, 1001
+
+RAW = (
+    'process 500:"python -m plumber profile train.py";thread (500): MainThread;'
+    '<module> (/home/me/train.py:40);step (/home/me/train.py:12) 7\n'
+    'process 500:"python a;b.py";process 1001:"python a;b.py";thread (0x3e9);'
+    'BaseProcess._bootstrap (/usr/lib/python3.11/multiprocessing/process.py:314);'
+    'f (C:/odd:path/x.py:3) 2\n'
+    "not a stack line\n"
+)
+
+
+def test_raw_lines_give_process_chain_thread_frames_and_count():
+    first, second = parse_raw(RAW)
+    assert first == RawStack((500,), 500, (PyFrame("<module>", USER, 40),
+                                            PyFrame("step", USER, 12)), 7)
+    assert second.pids == (500, 1001) and second.tid == 0x3E9 and second.samples == 2
+    assert second.frames[-1] == PyFrame("f", "C:/odd:path/x.py", 3)
+
+
+def test_samples_merge_identical_stacks_and_keep_the_most_sampled():
+    frame = PyFrame("step", USER, 12)
+    stacks = [RawStack((500,), 500, (frame,), 3), RawStack((500,), 500, (frame,), 4),
+              RawStack((500, 1001), 1001, (PyFrame("g", USER, 1),), 2)]
+    kept = python_samples(stacks, 500, 50, "py-spy 0.4.3", max_stacks=1)
+    assert kept.samples == 9 and kept.dropped_samples == 2
+    (only,) = kept.stacks
+    assert (only.pid, only.samples, kept.frames[only.frames[0]]) == (500, 7, frame)
+    both = python_samples(stacks, 500, 50, "py-spy")
+    assert {s.pid for s in both.stacks} == {500, 1001}
+
+
+def test_a_missing_or_failing_py_spy_is_one_line_and_no_samples(tmp_path):
+    missing = StackSampler(executable=str(tmp_path / "no-py-spy"))
+    missing.start()
+    assert missing.stop() is None and "could not be started" in missing.problem
+    failing = tmp_path / "py-spy"
+    ended = tmp_path / "ended"
+    failing.write_text(
+        "#!/bin/sh\ntrap '' INT\n"
+        '[ "$1" = --version ] && echo "py-spy 0.4.0" && exit 0\n'
+        f"echo 'Error: Permission Denied (os error 1)' >&2\ntouch {ended}\nexit 1\n"
+    )
+    failing.chmod(0o755)
+    sampler = StackSampler(executable=str(failing))
+    sampler.start()
+    while not ended.exists():  # it fails on its own, before plumber stops it
+        time.sleep(0.01)
+    assert sampler.stop() is None
+    assert sampler.problem.endswith("Permission Denied (os error 1)")
+    assert "exit status 1" in sampler.problem
+
+
+def _frames(*specs: tuple[str, str, int]) -> tuple[PyFrame, ...]:
+    return tuple(PyFrame(*spec) for spec in specs)
+
+
+FORK = _frames(("<module>", USER, 40),
+               ("BaseProcess._bootstrap", f"{PY}/multiprocessing/process.py", 314),
+               ("_worker_loop", f"{SITE}/torch/utils/data/_utils/worker.py", 375))
+FETCH = (*FORK, PyFrame("_timed_fetch", WORKERSIDE, 380),
+         PyFrame("_MapDatasetFetcher.fetch", f"{SITE}/torch/utils/data/_utils/fetch.py", 54),
+         PyFrame("Images.__getitem__", USER, 20))
+CROP = (*FETCH, PyFrame("TimedTransform.__call__", WORKERSIDE, 262),
+        PyFrame("Module._wrapped_call_impl", f"{SITE}/torch/nn/modules/module.py", 1736),
+        PyFrame("RandomResizedCrop.forward", f"{SITE}/torchvision/transforms/transforms.py", 9))
+TENSOR = (*FETCH, PyFrame("TimedTransform.__call__", WORKERSIDE, 262),
+          PyFrame("to_tensor_slowly", USER, 30),
+          PyFrame("asarray", f"{SITE}/numpy/core/numeric.py", 5))
+COLLATE = (*FORK, PyFrame("_timed_collate", WORKERSIDE, 420), PyFrame("my_collate", USER, 50))
+IDLE = (*FORK, PyFrame("Queue.get", f"{PY}/multiprocessing/queues.py", 113),
+        PyFrame("Connection._poll", f"{PY}/multiprocessing/connection.py", 440))
+LOOP = _frames(("_run", f"{PLUMBER}/capture/scriptrun.py", 90), ("<module>", USER, 44),
+               ("train_step", USER, 60))
+WAIT = _frames(("_run", f"{PLUMBER}/capture/scriptrun.py", 90), ("<module>", USER, 43),
+               ("__next__", f"{PLUMBER}/torch/hooks.py", 230),
+               ("_BaseDataLoaderIter.__next__", f"{SITE}/torch/utils/data/dataloader.py", 700))
+IMPORT = _frames(("<module>", USER, 2), ("_find_and_load", "<frozen importlib._bootstrap>", 1))
+
+
+def sampled_profile(*stacks: tuple[int, int, tuple[PyFrame, ...], int]) -> Profile:
+    base = loader_profile((0.001, 0.001), (("RandomResizedCrop", 0.01, 0.01, True),
+                                          ("to_tensor_slowly", 0.01, 0.01, False)),
+                          num_workers=2, wait_s=1.0, step_s=1.0, worker_rss=1)
+    raw = [RawStack((MAIN,) if pid == MAIN else (MAIN, pid), tid, frames, count)
+           for pid, tid, frames, count in stacks]
+    return dataclasses.replace(
+        base, hotspots=python_samples(raw, MAIN, 100, "py-spy 0.4.3", ROOTS))
+
+
+def test_worker_samples_go_to_the_stage_their_wrapper_names():
+    profile = sampled_profile((WORKER, WORKER, FETCH, 3), (WORKER, WORKER, CROP, 5),
+                              (WORKER, WORKER, TENSOR, 7), (WORKER, WORKER, COLLATE, 2),
+                              (WORKER, WORKER, IDLE, 11), (WORKER, WORKER + 1, IDLE, 50))
+    found = hotspots(profile)
+    by_stage = {s.stage: s for s in found.stages}
+    assert {k: s.samples for k, s in by_stage.items()} == {
+        "fetch": 3, "transform_0": 5, "transform_1": 7, "collate": 2, "workers": 11}
+    assert by_stage["workers"].idle_samples == 11 and by_stage["workers"].hottest is None
+    assert found.unattributed_samples == 50  # a worker's own other thread
+    tensor = by_stage["transform_1"].hottest
+    assert (tensor.function, tensor.file, tensor.line) == ("to_tensor_slowly", USER, 30)
+    assert tensor.library == "numpy asarray"
+    assert by_stage["transform_1"].folded[0].labels == ("to_tensor_slowly (train.py:30)",
+                                                        "numpy asarray")
+    assert by_stage["transform_0"].hottest is None  # torchvision only: no user frame
+    assert by_stage["transform_0"].folded[0].labels == ("torch Module._wrapped_call_impl",)
+    assert by_stage["collate"].hottest.function == "my_collate"
+    fetch = by_stage["fetch"]
+    assert fetch.folded[0].labels == ("torch _MapDatasetFetcher.fetch",
+                                      "Images.__getitem__ (train.py:20)")
+    assert all(s.pipeline == "loader-0" for s in found.stages)
+
+
+def test_the_main_thread_is_the_training_loop_waiting_in_next_idle_and_imports_left_out():
+    profile = sampled_profile((MAIN, MAIN, LOOP, 4), (MAIN, MAIN, WAIT, 6),
+                              (MAIN, MAIN, IMPORT, 9), (MAIN, MAIN + 7, LOOP, 1))
+    found = hotspots(profile)
+    (loop,) = found.stages
+    assert (loop.pipeline, loop.stage, loop.samples, loop.idle_samples) == ("", CONSUMER, 10, 6)
+    assert loop.hottest.function == "train_step" and loop.share(loop.hottest.self_samples) == 0.4
+    assert loop.folded[0].labels[0] == "<module> (train.py:43)"  # plumber's runner dropped
+    assert found.unattributed_samples == 10
+
+
+def test_a_loader_without_workers_runs_its_stages_in_the_main_thread():
+    profile = sampled_profile((MAIN, MAIN, (*LOOP[:2], *TENSOR[3:]), 5))
+    in_process = dataclasses.replace(profile, pipelines=(
+        dataclasses.replace(profile.pipelines[0], workers=()),))
+    (stage,) = hotspots(in_process).stages
+    assert (stage.pipeline, stage.stage) == ("loader-0", "transform_1")
+
+
+def test_waiting_calls_are_idle_and_library_names_come_from_their_folder():
+    libraries = analysis.Libraries(ROOTS)
+    assert libraries.library_of(f"{SITE}/PIL/Image.py") == "PIL"
+    assert libraries.library_of(f"{PY}/json/decoder.py") == "json"
+    assert libraries.library_of(f"{PLUMBER}/torch/hooks.py") == "plumber"
+    assert libraries.library_of("<frozen importlib._bootstrap>") == "importlib"
+    assert libraries.library_of(USER) is None
+    assert analysis.is_waiting(PyFrame("Condition.wait", f"{PY}/threading.py", 1), libraries)
+    assert not analysis.is_waiting(PyFrame("wait", USER, 1), libraries)
+
+
+def test_the_wrapper_names_are_plumbers_own():
+    from plumber.torch import workerside
+
+    assert workerside._timed_fetch.__code__.co_qualname == analysis.FETCH_WRAPPER
+    assert workerside._timed_collate.__code__.co_qualname == analysis.COLLATE_WRAPPER
+    assert workerside.TimedTransform.__call__.__code__.co_qualname == analysis.TRANSFORM_WRAPPER
+    assert workerside.__file__.endswith(analysis._WRAPPER_FILE)
+
+
+def test_samples_round_trip_through_the_saved_profile_and_bad_indexes_are_refused(tmp_path):
+    profile = sampled_profile((MAIN, MAIN, LOOP, 4), (WORKER, WORKER, TENSOR, 7))
+    loaded = Profile.load(profile.save(tmp_path / "p.json"))
+    assert loaded.hotspots == profile.hotspots
+    data = json.loads((tmp_path / "p.json").read_text())
+    data["hotspots"]["stacks"][0]["frames"].append(len(data["hotspots"]["frames"]))
+    with pytest.raises(ProfileFormatError, match=r"hotspots.stacks\[0\].frames"):
+        Profile.from_dict(data)
+    data["hotspots"]["stacks"][0]["frames"] = [-1]
+    with pytest.raises(ProfileFormatError, match="at least 0"):
+        Profile.from_dict(data)
+
+
+def test_py_spy_samples_this_process():
+    from plumber.measure.hotspots import find_py_spy
+
+    if find_py_spy() is None:
+        pytest.skip("py-spy is not installed")
+    sampler = StackSampler(rate_hz=100)
+    sampler.start()
+    _spin_until_sampled()
+    samples = sampler.stop()
+    assert sampler.problem is None, sampler.problem
+    functions = {samples.frames[i].function for s in samples.stacks for i in s.frames}
+    assert "_spin_until_sampled" in functions
+    assert samples.pid == os.getpid()
+
+
+def _spin_until_sampled() -> None:
+    end = time.process_time() + 1.0
+    while time.process_time() < end:
+        sum(i * i for i in range(1000))
