@@ -11,34 +11,31 @@ from __future__ import annotations
 
 import errno
 import os
-from pathlib import Path
+import pathlib
 
 import pytest
 
-import plumber.records.files
-import plumber.records.plan
-import plumber.reports.html
 from plumber.cli import main
 from plumber.records import exitcodes
 
-#: Modules that write plumber's files through ``write_text_atomically``.
-WRITERS = (plumber.records.files, plumber.records.plan, plumber.reports.html)
-
 
 def fail_write(monkeypatch: pytest.MonkeyPatch, name: str, nth: int) -> None:
-    """The ``nth`` write of a file called ``name`` raises ENOSPC; other writes go through."""
-    real = plumber.records.files.write_text_atomically
+    """The ``nth`` write of a file called ``name`` raises ENOSPC; other writes go through.
+
+    plumber writes its files through a temporary ``NAME.tmp`` beside them
+    (:func:`plumber.records.files.write_text_atomically`): that write fails.
+    """
+    real = pathlib.Path.write_text
     seen = []
 
-    def write(path, text):
-        if Path(path).name == name:
-            seen.append(path)
+    def write_text(self, *args, **kwargs):
+        if self.name == f"{name}.tmp":
+            seen.append(self)
             if len(seen) == nth:
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
-        return real(path, text)
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self))
+        return real(self, *args, **kwargs)
 
-    for module in WRITERS:
-        monkeypatch.setattr(module, "write_text_atomically", write)
+    monkeypatch.setattr(pathlib.Path, "write_text", write_text)
 
 
 @pytest.mark.parametrize(("name", "nth", "said", "saved"), [
