@@ -15,9 +15,19 @@ from typing import TextIO
 
 
 def write_now(stream: TextIO, text: str) -> None:
-    """Write ``text`` to ``stream`` and flush it; dropped if the stream's reader has gone."""
+    """Write ``text`` to ``stream`` and flush it; dropped if the stream's reader has gone.
+
+    A file name or argument that is not UTF-8 reaches Python as lone
+    surrogates, which a strict stream (stdout under ``PYTHONIOENCODING=utf-8``
+    or most UTF-8 locales) refuses to encode: such text is written with
+    backslash escapes (``\\udcff``), as Python writes it to stderr.
+    """
     try:
-        stream.write(text)
+        try:
+            stream.write(text)
+        except UnicodeEncodeError:  # raised before anything is written
+            encoding = getattr(stream, "encoding", None) or "utf-8"
+            stream.write(text.encode(encoding, "backslashreplace").decode(encoding))
         stream.flush()
     except BrokenPipeError:
         discard_output(stream)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import Protocol
@@ -93,18 +94,22 @@ def positive_int(text: str) -> int:
 
 
 def positive_float(text: str) -> float:
-    """argparse type: a number above zero."""
+    """argparse type: a finite number above zero."""
     value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be a positive number")
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError("must be a positive finite number")
     return value
 
 
 def non_negative_float(text: str) -> float:
-    """argparse type: zero or a positive number."""
+    """argparse type: zero or a positive finite number.
+
+    ``inf`` is refused: ``--cpu-probe inf`` measured an endless stage
+    forever after the run, so the profile was never written.
+    """
     value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError("must be zero or a positive number")
+    if not 0 <= value < math.inf:
+        raise argparse.ArgumentTypeError("must be zero or a positive finite number")
     return value
 
 

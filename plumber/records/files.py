@@ -28,13 +28,16 @@ def write_text_atomically(path: str | Path, text: str) -> Path:
 
     The folder is created when missing. A reader sees the old file or the new
     one, never a truncated one (profiles are written also when a run fails);
-    a temporary file a full disk cut short is removed.
+    a temporary file a full disk cut short is removed. A file name or
+    argument that is not UTF-8 reaches Python as lone surrogates, which UTF-8
+    cannot encode: each is written as its escape (``\\udcff``), so the file
+    stays valid UTF-8 and a JSON string reads back the same surrogate.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     try:
-        tmp.write_text(text, encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8", errors="backslashreplace")
         tmp.replace(path)
     except BaseException:
         tmp.unlink(missing_ok=True)

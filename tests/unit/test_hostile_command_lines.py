@@ -1,0 +1,62 @@
+"""Hostile command lines outside issue 13's list: each is a one-line refusal or a normal run.
+
+Faults this reproduces: ``--cpu-probe inf`` measured an endless stage
+forever after the run (the profile was never written); a script whose file
+name (or an argument) is not UTF-8 ended ``plumber profile`` with a
+UnicodeEncodeError traceback and exit 70 while writing the report.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+
+import pytest
+
+from plumber.capture.stdio import write_now
+from plumber.cli import main
+from plumber.records import exitcodes
+from plumber.records.profile import Profile
+
+
+@pytest.mark.parametrize(("option", "value", "reason"), [
+    ("--cpu-probe", "inf", "must be zero or a positive finite number"),
+    ("--cpu-probe", "nan", "must be zero or a positive finite number"),
+    ("--duration", "inf", "must be a positive finite number"),
+    ("--duration", "-inf", "must be a positive finite number"),
+])
+@pytest.mark.parametrize("command", ["profile", "tune", "gate"])
+def test_a_bound_that_is_not_finite_is_a_usage_error(tmp_path, capsys, command, option, value,
+                                                     reason):
+    script = tmp_path / "never_run.py"
+    script.write_text("raise SystemExit('the script ran')\n")
+    extra = ["--baseline", str(tmp_path / "b.json")] if command == "gate" else []
+    with pytest.raises(SystemExit) as exit_:
+        main([command, *extra, f"{option}={value}", str(script)])
+    assert exit_.value.code == exitcodes.USAGE
+    (line,) = capsys.readouterr().err.strip().splitlines()[-1:]
+    assert f"argument {option}: {reason}" in line
+
+
+def test_a_script_name_and_argument_that_are_not_utf8_are_recorded_and_reported(
+        tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PLUMBER_CACHE_DIR", str(tmp_path / "cache"))
+    # How Python sees the bytes b"train\xff.py" and b"--tag=\xfe" (surrogateescape).
+    name, argument = os.fsdecode(b"train\xff.py"), os.fsdecode(b"--tag=\xfe")
+    script = tmp_path / name
+    script.write_text("import sys\nassert len(sys.argv) == 2\n")
+    out = tmp_path / "out"
+    code = main(["profile", "--cpu-probe", "0", "-o", str(out), str(script), "--", argument])
+    assert code == 0, capsys.readouterr().err
+    assert Profile.load(out / "profile.json").run.command == (str(script), argument)
+    report = (out / "report.html").read_bytes().decode("utf-8")  # valid UTF-8
+    assert "train\\udcff.py" in report
+
+
+def test_a_line_naming_a_path_that_is_not_utf8_is_escaped_on_a_strict_stream():
+    """stdout under PYTHONIOENCODING=utf-8 refuses lone surrogates; report's summary names paths."""
+    buffer = io.BytesIO()
+    stream = io.TextIOWrapper(buffer, encoding="utf-8", errors="strict")
+    name = os.fsdecode(b"runs/d\xff/report.html")
+    write_now(stream, f"Report:  {name} ok\n")
+    assert buffer.getvalue() == b"Report:  runs/d\\udcff/report.html ok\n"
