@@ -131,15 +131,21 @@ def check_one_job(hosts: Sequence[str], profiles: Sequence[Profile]) -> None:
 def names_from_files(paths: Sequence[str | os.PathLike[str]]) -> tuple[str, ...]:
     """Host names for profiles read from ``paths``: their file names without ``.json``.
 
-    Where two files share a name (``host0/profile.json``, ``host1/profile.json``),
-    each is named by its path below the folder all of them share.
+    Where two files share a name (``runs/host0/profile.json``,
+    ``runs/host1/profile.json``), each is named by its folder below the one
+    all of them share (``host0``, ``host1``), or by its path there when
+    the folders do not tell them apart.
     """
     pure = [PurePath(os.path.abspath(p)) for p in paths]
     stems = [p.stem for p in pure]
     if len(set(stems)) == len(stems):
         return tuple(stems)
     common = PurePath(os.path.commonpath([str(p.parent) for p in pure]))
-    return tuple(str(p.relative_to(common)) for p in pure)
+    below = [p.relative_to(common) for p in pure]
+    folders = [str(b.parent) for b in below]
+    if "." not in folders and len(set(folders)) == len(folders):
+        return tuple(folders)
+    return tuple(str(b) for b in below)
 
 
 def _job_difference(reference: Profile, profile: Profile) -> str | None:

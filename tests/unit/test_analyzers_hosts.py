@@ -162,4 +162,6 @@ def test_one_profile_or_repeated_names_are_refused():
 def test_hosts_are_named_by_their_files_and_by_their_folders_when_files_share_a_name():
     assert names_from_files(["runs/host0.json", "runs/host1.json"]) == ("host0", "host1")
     assert names_from_files(["runs/host0/profile.json", "runs/host1/profile.json"]) == (
-        "host0/profile.json", "host1/profile.json")
+        "host0", "host1")
+    assert names_from_files(["runs/profile.json", "runs/host1/profile.json"]) == (
+        "profile.json", "host1/profile.json")
