@@ -49,16 +49,22 @@ def checked_outputs(outputs: Mapping[str, str | Path],
                     inputs: Mapping[str, str | Path] | None = None) -> dict[str, Path]:
     """``outputs`` (by what they hold) as absolute paths, checked; raise :class:`OutputError`.
 
-    An output must not be an existing folder, nor the same file as one of
-    ``inputs`` or another output (a symbolic or hard link counts as the same
-    file); its folder is created and must take a small file. Relative paths
-    are taken from the working folder now, before a script can change it.
+    An output must not be an existing folder or anything else that is not a
+    regular file (a device, pipe or socket: the new file is renamed over the
+    path, so ``-o /dev/null`` run as root would replace the device), nor the
+    same file as one of ``inputs`` or another output (a symbolic or hard link
+    counts as the same file); its folder is created and must take a small
+    file. Relative paths are taken from the working folder now, before a
+    script can change it.
     """
     resolved = {what: Path(os.path.abspath(path)) for what, path in outputs.items()}
     for what, output in resolved.items():
         if output.is_dir():
             raise OutputError(f"the {what} would be written to {output}, which is a folder; "
                               f"give a file name")
+        if output.exists() and not output.is_file():
+            raise OutputError(f"the {what} would replace {output}, which is not a regular file "
+                              f"(a device, pipe or socket); give a file name")
         for given, path in (inputs or {}).items():
             if same_file(output, Path(path)):
                 raise OutputError(f"the {what} would overwrite the {given} {path}")

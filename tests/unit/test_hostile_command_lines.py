@@ -3,15 +3,19 @@
 Faults this reproduces: ``--cpu-probe inf`` measured an endless stage
 forever after the run (the profile was never written); a script whose file
 name (or an argument) is not UTF-8 ended ``plumber profile`` with a
-UnicodeEncodeError traceback and exit 70 while writing the report.
+UnicodeEncodeError traceback and exit 70 while writing the report; an
+output that was a FIFO (or, run as root, ``-o /dev/null``) was replaced by a
+regular file.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import stat
 
 import pytest
+from synthetic_profiles import make_profile, stage
 
 from plumber.capture.stdio import write_now
 from plumber.cli import main
@@ -60,3 +64,28 @@ def test_a_line_naming_a_path_that_is_not_utf8_is_escaped_on_a_strict_stream():
     name = os.fsdecode(b"runs/d\xff/report.html")
     write_now(stream, f"Report:  {name} ok\n")
     assert buffer.getvalue() == b"Report:  runs/d\\udcff/report.html ok\n"
+
+
+def test_an_output_that_is_a_pipe_is_refused_and_left_as_it_is(tmp_path, capsys):
+    """The report was renamed over a FIFO given as -o (as root, -o /dev/null would go too)."""
+    profile = make_profile(stage("source-0", "source", 100, 0.1), wait_s=0.5, step_s=0.1)
+    saved = profile.save(tmp_path / "p.json")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    assert main(["report", str(saved), "-o", str(fifo)]) == exitcodes.USAGE
+    assert capsys.readouterr().err.strip() == (
+        f"plumber: error: the report would replace {fifo}, which is not a regular file "
+        f"(a device, pipe or socket); give a file name")
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+
+def test_a_run_file_that_is_a_pipe_is_refused_before_the_script_runs(tmp_path, capsys):
+    script = tmp_path / "never_run.py"
+    script.write_text("raise SystemExit('the script ran')\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    os.mkfifo(out / "report.html")
+    assert main(["profile", "-o", str(out), str(script)]) == exitcodes.USAGE
+    assert "which is not a regular file" in capsys.readouterr().err
+    assert stat.S_ISFIFO(os.lstat(out / "report.html").st_mode)
+    assert not (out / "profile.json").exists()
