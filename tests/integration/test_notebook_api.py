@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import plumber
-from plumber.notebook import run as notebook_run
+from plumber.capture import inprocess
 
 pytestmark = pytest.mark.slow
 
@@ -57,7 +57,7 @@ def test_planted_bottleneck_is_named_with_the_line_that_built_it():
     assert stages.loc["map-0", "bottleneck"]
     run = result.profile.run
     assert run.bounded_by == "steps" and result.profile.pipelines[0].consumer.steps == 25
-    assert notebook_run.CONSUMER_NOTE in run.notes
+    assert inprocess.CONSUMER_NOTE in run.notes
     assert not any("built before" in note for note in run.notes)
     rec = result.recommend()[0]
     assert (rec.stage_id, rec.old, rec.new) == (
@@ -68,7 +68,7 @@ def test_planted_bottleneck_is_named_with_the_line_that_built_it():
 
 
 def test_infinite_dataset_without_bounds_stops_at_the_default_and_says_so(monkeypatch):
-    monkeypatch.setattr(notebook_run, "DEFAULT_DURATION_S", 1.0)
+    monkeypatch.setattr(inprocess, "DEFAULT_DURATION_S", 1.0)
     dataset = tf.data.Dataset.range(10).map(lambda x: x * 2).repeat()
     result = plumber.profile(dataset, cpu_probe=0)
     run = result.profile.run
@@ -76,7 +76,7 @@ def test_infinite_dataset_without_bounds_stops_at_the_default_and_says_so(monkey
     assert result.profile.pipelines[0].infinite
     assert any("infinite" in note and "default 1 s" in note for note in run.notes)
     # Built before profile() was called: no source lines, and the result says why.
-    assert notebook_run.PREBUILT_NOTE in run.notes
+    assert inprocess.PREBUILT_NOTE in run.notes
     assert result.stages["source"].isna().all()
     assert 0.9 < run.duration_s < 10
 
