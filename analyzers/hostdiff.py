@@ -1,7 +1,8 @@
 """What differs between the slowest host of a job and the others, and could explain it.
 
 A straggler is slower for a reason that shows in its profile: a smaller
-machine (fewer usable cores, less memory, a slower disk or network), a
+machine (fewer usable cores, less memory, a slower disk or network) or a
+busier one (other processes using its cores), a
 stage that takes longer per element or ran with less parallelism, or a
 slower training step. Each quantity is compared between the slowest host
 and the median of the other hosts (the other host, when there are two),
@@ -17,9 +18,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from statistics import median
+from statistics import fmean, median
 
 from plumber.analyzers import network, text
+from plumber.analyzers.observed import machine_busy_share
 from plumber.analyzers.results import Diagnosis, StageAnalysis
 from plumber.analyzers.stages import PASS_THROUGH
 from plumber.records.profile import Pipeline, Profile, Stage
@@ -74,6 +76,7 @@ _LOGICAL_CORES = _Quantity("logical cores", "cores", higher_is_worse=False)
 _MEMORY = _Quantity("available memory", "B", higher_is_worse=False)
 _DISK = _Quantity("disk read bandwidth", "B/s", higher_is_worse=False)
 _NETWORK = _Quantity("network bandwidth (probed)", "B/s", higher_is_worse=False)
+_OTHERS_CPU = _Quantity("cores busy with other processes", "share", higher_is_worse=True)
 _SERVICE = _Quantity("service time per element", "s", higher_is_worse=True)
 _CPU = _Quantity("CPU time per element", "s", higher_is_worse=True)
 _PARALLELISM = _Quantity("parallelism", "count", higher_is_worse=False)
@@ -99,19 +102,35 @@ def word(value: float, unit: str) -> str:
 def machine_differences(
     hosts: Sequence[str], profiles: Sequence[Profile], slowest: int
 ) -> list[Difference]:
-    """How the slowest host's machine is smaller than the others'."""
+    """How the slowest host's machine is smaller, or busier with other work, than the others'."""
     readings: tuple[tuple[_Quantity, Callable[[Profile], float | None]], ...] = (
         (_USABLE_CORES, lambda p: p.machine.cores_usable),
         (_LOGICAL_CORES, lambda p: p.machine.cores_logical),
         (_MEMORY, lambda p: p.machine.memory_available_bytes),
         (_DISK, lambda p: p.machine.disk_read_bps),
         (_NETWORK, lambda p: network.available_bps(p.network)),
+        (_OTHERS_CPU, other_processes_share),
     )
     found = (
         _difference("machine", None, quantity, [read(p) for p in profiles], hosts, slowest)
         for quantity, read in readings
     )
     return [d for d in found if d is not None]
+
+
+def other_processes_share(profile: Profile) -> float | None:
+    """The share of the machine's cores other processes kept busy while the run was sampled.
+
+    The machine's busy share less the run's own (its process and worker
+    children); None without both series. A neighbour's work slows every
+    stage on a shared host without any setting of the job having changed.
+    """
+    machine = machine_busy_share(profile)
+    own = [v for v in profile.resources.process_cpu_percent if math.isfinite(v)]
+    logical = profile.machine.cores_logical
+    if machine is None or not own or logical <= 0:
+        return None
+    return max(machine - fmean(own) / (100.0 * logical), 0.0)
 
 
 def stage_differences(

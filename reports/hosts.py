@@ -15,7 +15,7 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
-from plumber.analyzers.hostdiff import Difference, word
+from plumber.analyzers.hostdiff import Difference, other_processes_share, word
 from plumber.analyzers.hosts import HostComparison, PipelineComparison
 from plumber.records.files import write_text_atomically
 from plumber.records.profile import ConsumerStats, Profile
@@ -192,6 +192,8 @@ def _machine_rows(profiles: tuple[Profile, ...]) -> tuple[ValuesRow, ...]:
         row("disk read bandwidth", [fmt.bandwidth(m.disk_read_bps) for m in machines]),
         row("network bandwidth (probed)",
             [fmt.bandwidth(p.network.available_bps if p.network else None) for p in profiles]),
+        row("cores busy with other processes",
+            [fmt.fraction(other_processes_share(p)) for p in profiles]),
         row("GPUs", [str(len(m.gpus)) if m.gpus else m.gpu_status for m in machines]),
         row("ended", [run_failure(p.run) or ("interrupted" if p.run.interrupted else "completed")
                       for p in profiles], "run"),

@@ -13,7 +13,7 @@ import pytest
 from host_profiles import host_profile
 
 from plumber.analyzers.hosts import DifferentJobsError, compare_hosts, names_from_files
-from plumber.records.profile import SourceLocation
+from plumber.records.profile import SourceLocation, TimeSeries
 
 
 def only_pipeline(comparison):
@@ -165,3 +165,20 @@ def test_hosts_are_named_by_their_files_and_by_their_folders_when_files_share_a_
         "host0", "host1")
     assert names_from_files(["runs/profile.json", "runs/host1/profile.json"]) == (
         "profile.json", "host1/profile.json")
+
+
+def test_a_host_whose_cores_other_processes_kept_busy_is_explained_by_them():
+    def sampled(machine_percent: float, own_percent: float):
+        profile = host_profile(0.008 if machine_percent > 50 else 0.004)
+        return dataclasses.replace(profile, resources=TimeSeries(
+            t=(0.0, 1.0, 2.0), cpu_percent=(machine_percent,) * 3,
+            process_cpu_percent=(own_percent,) * 3))
+
+    # 4 logical cores: the run itself keeps 2 busy (200%) on both hosts; on the noisy
+    # host the machine is 95% busy, so other processes held 45% of its cores.
+    pipeline = only_pipeline(compare_hosts(["quiet", "noisy"],
+                                           [sampled(50.0, 200.0), sampled(95.0, 200.0)]))
+    (busy,) = [d for d in pipeline.differences if d.subject == "machine"]
+    assert busy.quantity == "cores busy with other processes"
+    assert busy.values == pytest.approx((0.0, 0.45))
+    assert "45% on noisy against 0% on quiet" in busy.sentence
