@@ -137,11 +137,18 @@ def _with_output_written(outcome: ScriptOutcome) -> ScriptOutcome:
 
 
 def check_script(script: Path) -> str | None:
-    """A one-line reason why ``script`` cannot be run, or None."""
+    """A one-line reason why ``script`` cannot be run, or None.
+
+    A device or socket is refused: Python reads a script whole, and
+    ``/dev/zero`` grew until the kernel killed the run. A pipe is read as
+    Python reads it (``plumber profile <(...)``).
+    """
     if not script.exists():
         return f"no such script: {script}"
     if script.is_dir():
         return f"{script} is a directory, not a Python script"
+    if script.is_char_device() or script.is_block_device() or script.is_socket():
+        return f"{script} is a device or socket, not a Python script"
     if not os.access(script, os.R_OK):
         return f"cannot read {script}"
     return None

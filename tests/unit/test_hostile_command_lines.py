@@ -89,3 +89,12 @@ def test_a_run_file_that_is_a_pipe_is_refused_before_the_script_runs(tmp_path, c
     assert "which is not a regular file" in capsys.readouterr().err
     assert stat.S_ISFIFO(os.lstat(out / "report.html").st_mode)
     assert not (out / "profile.json").exists()
+
+
+@pytest.mark.parametrize("command", ["profile", "tune", "gate"])
+def test_a_device_given_as_the_script_is_refused(tmp_path, capsys, command):
+    """``plumber profile /dev/zero`` read the device until the kernel killed the run."""
+    extra = ["--baseline", str(tmp_path / "b.json")] if command == "gate" else []
+    assert main([command, *extra, "/dev/zero"]) == exitcodes.USAGE
+    assert capsys.readouterr().err.strip() == (
+        "plumber: error: /dev/zero is a device or socket, not a Python script")
