@@ -8,6 +8,7 @@ by the escaping helpers in :mod:`plumber.reports.svg`.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import shlex
 from collections.abc import Callable, Mapping, Sequence
@@ -16,12 +17,14 @@ from pathlib import Path
 
 from markupsafe import Markup, escape
 
+from plumber.analyzers.hotspots import hotspots
 from plumber.analyzers.results import Bound, Diagnosis, WhatIf
 from plumber.records.plan import PipelinePlan, Plan
 from plumber.records.profile import Pipeline, Profile, SourceLocation
 from plumber.reports import format as fmt
 from plumber.reports.charts import Chart, bounds_chart, timelines
 from plumber.reports.graph import layout, pipeline_graph
+from plumber.reports.hotspots import HotspotsView, focus_stage, headline_hotspot, hotspots_view
 from plumber.reports.network import NetworkView, network_view
 from plumber.reports.paths import full_source, short_source, shorten_paths
 from plumber.reports.plan import PlanView, plan_view, plans_by_pipeline
@@ -85,6 +88,8 @@ class PipelineView:
     workers: WorkersView | None
     facts: tuple[tuple[str, str], ...]
     notes: tuple[Markup, ...]
+    #: The bottleneck stage's hottest Python function (``--hotspots``), if sampled.
+    hotspot: str | None = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,7 @@ class ReportView:
     threads: tuple[ThreadRow, ...]
     profiler_overhead: str
     run_notes: tuple[str, ...]
+    hotspots: HotspotsView | None = None
 
 
 def report_view(
@@ -125,6 +131,11 @@ def report_view(
     script_dir = Path(plan.script).resolve().parent if plan is not None else Path()
     command = shlex.join(run.command)
     windows = steady_windows(profile)
+    views = tuple(
+        pipeline_view(p, diagnosis_for(p, diagnoses), i, plans.get(p.id), script_dir)
+        for i, p in enumerate(profile.pipelines)
+    )
+    pipelines, hotspots = with_hotspots(profile, diagnoses, views)
     status = "interrupted" if run.interrupted else f"exit status {run.exit_status}"
     return ReportView(
         title=f"plumber: {command}" if command else "plumber report",
@@ -133,10 +144,7 @@ def report_view(
         f"ran {fmt.seconds(run.duration_s)}, {status}",
         failure=run_failure(run),
         interrupted=run.interrupted,
-        pipelines=tuple(
-            pipeline_view(p, diagnosis_for(p, diagnoses), i, plans.get(p.id), script_dir)
-            for i, p in enumerate(profile.pipelines)
-        ),
+        pipelines=pipelines,
         network=network_view(profile),
         timelines=timelines(profile.resources, windows),
         steady_note=steady_note(windows),
@@ -146,7 +154,21 @@ def report_view(
         threads=thread_rows(profile.threads),
         profiler_overhead=profiler_overhead(profile.threads),
         run_notes=run.notes,
+        hotspots=hotspots,
     )
+
+
+def with_hotspots(
+    profile: Profile, diagnoses: Sequence[Diagnosis], views: tuple[PipelineView, ...]
+) -> tuple[tuple[PipelineView, ...], HotspotsView | None]:
+    """The pipelines' views with their headline hotspot, and the hotspots section (if sampled)."""
+    found = hotspots(profile)
+    if found is None:
+        return views, None
+    focus = [focus_stage(p, diagnosis_for(p, diagnoses), found) for p in profile.pipelines]
+    views = tuple(dataclasses.replace(view, hotspot=headline_hotspot(stage))
+                  for view, stage in zip(views, focus, strict=True))
+    return views, hotspots_view(found, [s for s in focus if s is not None])
 
 
 def pipeline_view(

@@ -15,9 +15,11 @@ import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
+from plumber.analyzers.hotspots import hotspots
 from plumber.analyzers.results import Diagnosis
 from plumber.records.profile import Pipeline, Profile
 from plumber.reports import format as fmt
+from plumber.reports.hotspots import focus_stage, headline_hotspot
 from plumber.reports.network import network_line
 from plumber.reports.view import (
     describe_bottleneck,
@@ -53,10 +55,15 @@ def render_summary(
         lines.append("plumber: the run was interrupted; the figures cover the part that ran")
     if not profile.pipelines:
         lines.append("No input pipeline was observed during this run.")
+    found = hotspots(profile)
     for pipeline in profile.pipelines:
         if lines:
             lines.append("")
-        lines += _pipeline_lines(pipeline, diagnosis_for(pipeline, diagnoses))
+        diagnosis = diagnosis_for(pipeline, diagnoses)
+        lines += _pipeline_lines(pipeline, diagnosis)
+        hotspot = headline_hotspot(focus_stage(pipeline, diagnosis, found)) if found else None
+        if hotspot is not None:
+            lines += _field("Hottest", hotspot)
         lines += _incident_lines(pipeline)
     network = network_line(profile)
     if network is not None:

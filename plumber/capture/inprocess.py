@@ -75,11 +75,13 @@ def profile_pipeline(
     steps: int | None = None,
     duration: float | None = None,
     cpu_probe: float = 2.0,
+    hotspots: bool = False,
 ) -> Profile:
     """The Profile of ``dataset`` iterated by plumber's own loop.
 
     The arguments, bounds and errors are those of :func:`plumber.profile`
-    (:mod:`plumber.notebook.run`), which wraps the record with its analysis;
+    (:mod:`plumber.notebook.run`), which wraps the record with its analysis
+    (``hotspots`` samples the Python stacks with py-spy meanwhile);
     ``plumber.optimize`` profiles through here too.
     """
     _check_bounds(steps, duration, cpu_probe)
@@ -88,7 +90,7 @@ def profile_pipeline(
     limit_s = duration if duration is not None else (None if steps else DEFAULT_DURATION_S)
     # The loop below enforces the bounds itself; an infinite limit keeps the
     # hooks from imposing their own default bound on an infinite pipeline.
-    options = SessionOptions(duration_s=math.inf, cpu_probe_s=cpu_probe)
+    options = SessionOptions(duration_s=math.inf, cpu_probe_s=cpu_probe, hotspots=hotspots)
     with instrumented(options) as capture:
         built = _dataset_of(builder())
         loader = is_loader(built)

@@ -76,6 +76,13 @@ class ProfileResult:
         return stages_frame(self.profile, self.diagnoses)
 
     @property
+    def hotspots(self) -> pd.DataFrame:
+        """Each stage's top Python functions (``hotspots=True``): file, line, shares, library."""
+        from plumber.notebook.hotspottable import hotspots_frame
+
+        return hotspots_frame(self.profile)
+
+    @property
     def resources(self) -> pd.DataFrame:
         """The resource samples over time, indexed by seconds since the run started."""
         from plumber.notebook.tables import resources_frame

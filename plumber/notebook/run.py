@@ -19,6 +19,7 @@ def profile(
     steps: int | None = None,
     duration: float | None = None,
     cpu_probe: float = 2.0,
+    hotspots: bool = False,
 ) -> ProfileResult:
     """Profile a tf.data pipeline or a torch DataLoader and return its analysed profile.
 
@@ -31,10 +32,12 @@ def profile(
     seconds or until the data ends (one epoch of a DataLoader).
     ``cpu_probe`` is the time spent afterwards measuring each tf.data
     stage's CPU (0 disables it; a DataLoader's CPU is measured as it runs).
+    ``hotspots`` samples the Python stacks with py-spy meanwhile, as
+    ``plumber profile --hotspots`` does (``ProfileResult.hotspots``).
 
     Errors raised by the pipeline propagate (the hooks are removed first);
     Ctrl-C stops the loop and returns what was profiled, marked interrupted.
     Raises TypeError for anything but a tf.data dataset or a DataLoader and
     ValueError for a bad bound.
     """
-    return ProfileResult(profile_pipeline(dataset, steps, duration, cpu_probe))
+    return ProfileResult(profile_pipeline(dataset, steps, duration, cpu_probe, hotspots))

@@ -1,0 +1,185 @@
+"""The report's Python hotspots (``--hotspots``): where inside each stage the time went.
+
+For each pipeline, the headline names the hottest user function of the
+stage that limits it, with its file:line and its share of that stage's
+sampled time (:func:`headline_hotspot`, also printed in the terminal
+summary). The hotspots section has, per stage, a table of its top
+functions (self and total samples, computing or waiting) and an icicle
+chart of its folded stacks (inline SVG, outermost call on top), each stage
+collapsible, the bottleneck's open.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from markupsafe import Markup
+
+from plumber.analyzers.hotspots import CONSUMER, FoldedStack, Hotspots, StageHotspots
+from plumber.analyzers.results import Diagnosis
+from plumber.records.kinds import POOL
+from plumber.records.profile import Pipeline
+from plumber.reports import format as fmt
+from plumber.reports.svg import element, fit, svg, text, title
+
+#: Icicle chart geometry, in CSS pixels; rows below ``ICICLE_DEPTH`` are not drawn.
+ICICLE_WIDTH, ROW_HEIGHT, ICICLE_DEPTH = 880.0, 18.0, 14
+#: Narrowest box drawn; narrower calls are part of their parent's width.
+MIN_BOX_PX = 2.0
+
+
+def focus_stage(pipeline: Pipeline, diagnosis: Diagnosis | None,
+                found: Hotspots) -> StageHotspots | None:
+    """The stage whose hotspot the headline names: the bottleneck, or the computing stage in it.
+
+    A consumer-bound pipeline's is the training loop. A DataLoader's pool
+    stands for the chain its workers run, so the member stage with the most
+    computing samples speaks for it; so does any stage without samples of its own.
+    """
+    if diagnosis is not None and not diagnosis.input_bound:
+        return found.stage("", CONSUMER)
+    stages = [s for s in found.stages if s.pipeline == pipeline.id]
+    bottleneck = diagnosis.bottleneck_stage if diagnosis is not None else None
+    chosen = next((s for s in stages if s.stage == bottleneck and s.hottest), None)
+    if chosen is not None and bottleneck != POOL:
+        return chosen
+    computing = [s for s in stages if s.hottest is not None]
+    return max(computing, key=lambda s: s.hottest.computing_samples if s.hottest else 0,
+               default=None)
+
+
+def headline_hotspot(stage: StageHotspots | None) -> str | None:
+    """``planted_work (train.py:14): 78% of transform_1's sampled time, computing``."""
+    hottest = stage.hottest if stage is not None else None
+    if stage is None or hottest is None:
+        return None
+    where = "the training loop" if stage.stage == CONSUMER else stage.stage
+    called = f" in {hottest.library}" if hottest.library else ""
+    return (f"{hottest.function} ({_place(hottest.file, hottest.line)}){called}: "
+            f"{fmt.fraction(stage.share(hottest.computing_samples))} of {where}'s sampled "
+            f"Python time, computing")
+
+
+def _place(file: str, line: int) -> str:
+    return f"{os.path.basename(file) or file}:{line}"
+
+
+@dataclass(frozen=True)
+class HotRow:
+    """One function of a stage's table, formatted."""
+
+    function: str
+    place: str
+    full_place: str
+    self_share: str
+    total_share: str
+    computing: str
+    library: str
+
+
+@dataclass(frozen=True)
+class StageSection:
+    """One stage's collapsible part of the hotspots section."""
+
+    title: str
+    summary: str
+    rows: tuple[HotRow, ...]
+    icicle: Markup
+    open: bool = False
+
+
+@dataclass(frozen=True)
+class HotspotsView:
+    """The hotspots section: a line on what was sampled, and one part per stage."""
+
+    intro: str
+    stages: tuple[StageSection, ...] = field(default_factory=tuple)
+
+
+def hotspots_view(found: Hotspots, focus: Sequence[StageHotspots]) -> HotspotsView:
+    """The section for ``found``; the stages in ``focus`` (the headlines') are open."""
+    kept = found.samples - found.unattributed_samples
+    intro = (f"py-spy sampled the Python stacks {found.rate_hz:g} times a second per thread: "
+             f"{found.samples} samples, {kept} of them in a stage or the training loop (the "
+             "rest are plumber's and the frameworks' own threads and imports). Library frames "
+             "are folded under the line of yours that called them.")
+    sections = tuple(_section(s, s in focus) for s in found.stages if s.samples)
+    return HotspotsView(intro=intro, stages=sections)
+
+
+def _section(stage: StageHotspots, is_open: bool) -> StageSection:
+    name = "training loop (main thread)" if stage.stage == CONSUMER else \
+        f"{stage.pipeline} / {stage.stage}"
+    summary = (f"{stage.samples} samples ({fmt.seconds(stage.seconds)} of thread time), "
+               f"{fmt.fraction(stage.share(stage.samples - stage.idle_samples))} computing")
+    rows = tuple(
+        HotRow(
+            function=f.function,
+            place=_place(f.file, f.line),
+            full_place=f"{f.file}:{f.line}",
+            self_share=fmt.fraction(stage.share(f.self_samples)),
+            total_share=fmt.fraction(stage.share(f.total_samples)),
+            computing=fmt.fraction(f.computing_samples / f.self_samples)
+            if f.self_samples else "",
+            library=f.library,
+        )
+        for f in stage.functions
+    )
+    return StageSection(title=name, summary=summary, rows=rows,
+                        icicle=icicle(stage.folded, name), open=is_open)
+
+
+@dataclass
+class _Node:
+    samples: int = 0
+    idle: int = 0
+    children: dict[str, _Node] = field(default_factory=dict)
+
+
+def icicle(folded: Sequence[FoldedStack], name: str) -> Markup:
+    """An icicle chart of folded stacks: each call a box as wide as its samples, callees below.
+
+    A box is grey as far as its samples waited; its tooltip gives the call,
+    its samples and share.
+    """
+    root = _Node()
+    for stack in folded:
+        root.samples += stack.samples
+        root.idle += stack.idle_samples
+        node = root
+        for label in stack.labels[:ICICLE_DEPTH]:
+            node = node.children.setdefault(label, _Node())
+            node.samples += stack.samples
+            node.idle += stack.idle_samples
+    if root.samples == 0:
+        return Markup("")
+    boxes: list[Markup] = []
+    depth = _draw(root, 0.0, ICICLE_WIDTH, 0, root.samples, boxes)
+    height = max(depth, 1) * ROW_HEIGHT
+    return svg(ICICLE_WIDTH, height, f"icicle chart of {name}", *boxes, cls="icicle")
+
+
+def _draw(node: _Node, x: float, width: float, row: int, total: int,
+          boxes: list[Markup]) -> int:
+    """Draw ``node``'s children from ``x`` on ``row`` and below; how many rows are used."""
+    deepest = row
+    for label, child in sorted(node.children.items(), key=lambda kv: -kv[1].samples):
+        child_width = width * child.samples / node.samples
+        if child_width >= MIN_BOX_PX:
+            y = row * ROW_HEIGHT
+            waiting = child.idle / child.samples
+            tip = f"{label}: {child.samples} samples ({fmt.fraction(child.samples / total)})" + (
+                f", {fmt.fraction(waiting)} waiting" if child.idle else "")
+            box = element("rect", {"x": x, "y": y, "width": max(child_width - 1, 1.0),
+                                   "height": ROW_HEIGHT - 1,
+                                   "class": "hot-idle" if waiting > 0.5 else "hot-cpu"},
+                          title(tip))
+            boxes.append(box)
+            if child_width > 30:
+                boxes.append(text(x + 3, y + ROW_HEIGHT - 5, fit(label, child_width - 6, 11),
+                                  cls="hot-label"))
+            deepest = max(deepest, row + 1, _draw(child, x, child_width, row + 1, total, boxes))
+        x += child_width
+    return deepest

@@ -1,0 +1,91 @@
+"""What the report, the terminal summary and the notebook show of a --hotspots profile."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import pytest
+from synthetic_hotspots import CROP, IDLE, LOOP, MAIN, TENSOR, USER, WAIT, WORKER, sampled_profile
+
+from plumber.analyzers.diagnose import diagnose_all
+from plumber.analyzers.hotspots import FoldedStack, hotspots
+from plumber.records.profile import PyFrame
+from plumber.reports.hotspots import ICICLE_WIDTH, focus_stage, headline_hotspot, icicle
+from plumber.reports.html import render_html
+from plumber.reports.terminal import render_summary
+
+STACKS = ((WORKER, WORKER, TENSOR, 30), (WORKER, WORKER, CROP, 10),
+          (WORKER, WORKER, IDLE, 20), (MAIN, MAIN, LOOP, 4), (MAIN, MAIN, WAIT, 6))
+
+
+def test_the_headline_names_the_hottest_user_function_of_the_stage_in_the_bottleneck():
+    profile = sampled_profile(*STACKS)
+    (diagnosis,) = diagnose_all(profile)
+    (pipeline,) = profile.pipelines
+    stage = focus_stage(pipeline, diagnosis, hotspots(profile))
+    assert stage.stage == "transform_1"
+    assert headline_hotspot(stage) == (
+        "to_tensor_slowly (train.py:30) in numpy asarray: 100% of transform_1's sampled "
+        "Python time, computing")
+    summary = render_summary(profile, [diagnosis])
+    assert re.search(r"Hottest +to_tensor_slowly \(train\.py:30\) in numpy asarray", summary)
+
+
+def test_a_consumer_bound_pipeline_names_the_training_loop():
+    profile = sampled_profile(*STACKS)
+    (diagnosis,) = diagnose_all(profile)
+    consumer_bound = dataclasses.replace(diagnosis, input_bound=False)
+    stage = focus_stage(profile.pipelines[0], consumer_bound, hotspots(profile))
+    assert headline_hotspot(stage).startswith(
+        "train_step (train.py:60): 40% of the training loop's")
+
+
+def test_the_html_report_has_the_hotspot_first_and_a_collapsible_section_per_stage():
+    profile = sampled_profile(*STACKS)
+    html = render_html(profile, diagnose_all(profile))
+    headline = html[html.index('<div class="headline'):html.index("What to change")]
+    assert "Hottest Python: <code>to_tensor_slowly (train.py:30)" in headline
+    section = html[html.index('<section id="hotspots">'):]
+    section = section[:section.index("</section>")]
+    assert section.count('<details class="hotspot-stage"') == 4  # 2 transforms, pool, loop
+    assert section.count('<details class="hotspot-stage" open>') == 1
+    assert f'title="{USER}:30">train.py:30</span>' in section
+    assert section.count('<svg class="fig icicle"') == 4
+    assert 'href="#hotspots"' in html
+
+
+def test_a_profile_without_samples_has_no_hotspots_anywhere():
+    profile = dataclasses.replace(sampled_profile(*STACKS), hotspots=None)
+    diagnoses = diagnose_all(profile)
+    assert 'id="hotspots"' not in render_html(profile, diagnoses)
+    assert "Hottest" not in render_summary(profile, diagnoses)
+
+
+def test_names_from_the_sampled_code_are_escaped():
+    hostile = (*TENSOR[:-2], PyFrame("<script>alert(1)</script>", USER, 30))
+    profile = sampled_profile((WORKER, WORKER, hostile, 5))
+    html = render_html(profile, diagnose_all(profile))
+    assert "<script>alert" not in html and "&lt;script&gt;alert(1)" in html
+
+
+def test_icicle_boxes_are_as_wide_as_their_samples_and_grey_when_waiting():
+    chart = str(icicle((FoldedStack(("a", "b"), 3), FoldedStack(("a", "c"), 1, 1)), "x"))
+    widths = [float(w) for w in re.findall(r'<rect [^>]*width="([\d.]+)"', chart)]
+    assert widths == [ICICLE_WIDTH - 1, ICICLE_WIDTH * 3 / 4 - 1, ICICLE_WIDTH / 4 - 1]
+    assert chart.count('class="hot-idle"') == 1
+    assert 'height="36"' in chart  # two rows
+
+
+def test_the_notebook_table_has_a_row_per_function_with_shares():
+    pytest.importorskip("pandas")
+    from plumber.notebook import ProfileResult
+
+    frame = ProfileResult(sampled_profile(*STACKS)).hotspots
+    row = frame[frame.stage == "transform_1"].iloc[0]
+    assert (row.function, row.file, row.line, row.self_samples) == (
+        "to_tensor_slowly", USER, 30, 30)
+    assert row.self_share == 1.0 and row.self_s == 0.3 and row.library == "numpy asarray"
+    assert set(frame.stage) == {"transform_1", "consumer"}  # the others ran no user code
+    empty = ProfileResult(dataclasses.replace(sampled_profile(), hotspots=None)).hotspots
+    assert empty.empty and "self_share" in empty.columns
