@@ -82,6 +82,7 @@ _CPU = _Quantity("CPU time per element", "s", higher_is_worse=True)
 _PARALLELISM = _Quantity("parallelism", "count", higher_is_worse=False)
 _WAITING = _Quantity("share of time not on a CPU", "share", higher_is_worse=True)
 _STEP = _Quantity("time per step", "s", higher_is_worse=True)
+_QUANTITIES = {q.name: q for q in (_SERVICE, _CPU, _PARALLELISM, _WAITING)}
 
 
 def word(value: float, unit: str) -> str:
@@ -133,6 +134,30 @@ def other_processes_share(profile: Profile) -> float | None:
     return max(machine - fmean(own) / (100.0 * logical), 0.0)
 
 
+@dataclass(frozen=True)
+class Reading:
+    """One quantity of a stage read on every host: its name, unit and values in host order."""
+
+    quantity: str
+    unit: str
+    values: tuple[float | None, ...]
+
+
+def stage_readings(
+    stage_id: str, pipelines: Sequence[Pipeline], diagnoses: Sequence[Diagnosis]
+) -> tuple[Reading, ...]:
+    """A stage's service and CPU time per element, parallelism and waiting share, per host."""
+    stages = [_stage_in(p, stage_id) for p in pipelines]
+    analyses = [next((a for a in d.stages if a.stage_id == stage_id), None) for d in diagnoses]
+    values: tuple[tuple[_Quantity, list[float | None]], ...] = (
+        (_SERVICE, [_per_element(s, cpu=False) for s in stages]),
+        (_CPU, [_per_element(s, cpu=True) for s in stages]),
+        (_PARALLELISM, [_analysis_value(a, "parallelism") for a in analyses]),
+        (_WAITING, [_analysis_value(a, "wait_fraction") for a in analyses]),
+    )
+    return tuple(Reading(q.name, q.unit, tuple(v)) for q, v in values)
+
+
 def stage_differences(
     hosts: Sequence[str],
     pipelines: Sequence[Pipeline],
@@ -145,21 +170,14 @@ def stage_differences(
     pass-through stage, an unmeasured one and one too small to matter on
     the slowest host are left out.
     """
-    analyses = [{a.stage_id: a for a in d.stages} for d in diagnoses]
+    mine = {a.stage_id: a for a in diagnoses[slowest].stages}
     found: list[Difference | None] = []
     for stage in pipelines[slowest].stages:
-        if not _matters(stage.id, analyses[slowest]):
+        if not _matters(stage.id, mine):
             continue
-        stages = [_stage_in(p, stage.id) for p in pipelines]
-        subject = text.where(stage)
-        readings: tuple[tuple[_Quantity, list[float | None]], ...] = (
-            (_SERVICE, [_per_element(s, cpu=False) for s in stages]),
-            (_CPU, [_per_element(s, cpu=True) for s in stages]),
-            (_PARALLELISM, [_analysis_value(a.get(stage.id), "parallelism") for a in analyses]),
-            (_WAITING, [_analysis_value(a.get(stage.id), "wait_fraction") for a in analyses]),
-        )
-        found += [_difference(subject, stage.id, quantity, values, hosts, slowest)
-                  for quantity, values in readings]
+        found += [_difference(text.where(stage), stage.id, _QUANTITIES[r.quantity], r.values,
+                              hosts, slowest)
+                  for r in stage_readings(stage.id, pipelines, diagnoses)]
     steps = [_step_time(p) for p in pipelines]
     found.append(_difference("training step", None, _STEP, steps, hosts, slowest))
     return [d for d in found if d is not None]

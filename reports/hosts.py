@@ -11,11 +11,17 @@ rendered with autoescaping on, and the terminal gets a few plain lines.
 
 from __future__ import annotations
 
+import shlex
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
-from plumber.analyzers.hostdiff import Difference, other_processes_share, word
+from plumber.analyzers.hostdiff import (
+    Difference,
+    other_processes_share,
+    stage_readings,
+    word,
+)
 from plumber.analyzers.hosts import HostComparison, PipelineComparison
 from plumber.records.files import write_text_atomically
 from plumber.records.profile import ConsumerStats, Profile
@@ -45,7 +51,11 @@ class HostRow:
 
 @dataclass(frozen=True)
 class ValuesRow:
-    """A quantity across the hosts: its label and one formatted value per host."""
+    """A quantity across the hosts: its label and one formatted value per host.
+
+    ``worse`` marks a stage's quantity that is one of the differences
+    explaining the slowest host.
+    """
 
     subject: str
     quantity: str
@@ -67,10 +77,10 @@ class PipelineHostsView:
 
 @dataclass(frozen=True)
 class HostsView:
-    """The whole page."""
+    """The whole page: ``script`` is what the first host ran (each host's command is a row)."""
 
     title: str
-    command: str
+    script: str
     hosts: tuple[str, ...]
     pipelines: tuple[PipelineHostsView, ...]
     machines: tuple[ValuesRow, ...]
@@ -78,10 +88,10 @@ class HostsView:
 
 def hosts_view(comparison: HostComparison) -> HostsView:
     """What the page shows, every value formatted."""
-    first = comparison.profiles[0].run
+    command = comparison.profiles[0].run.command
     return HostsView(
         title=f"plumber: {len(comparison.hosts)} hosts of one job",
-        command=" ".join(first.command),
+        script=command[0] if command else "",
         hosts=comparison.hosts,
         pipelines=tuple(_pipeline_view(c) for c in comparison.pipelines),
         machines=_machine_rows(comparison.profiles),
@@ -153,29 +163,29 @@ def _step_text(consumer: ConsumerStats | None) -> str:
 
 
 def _difference_row(difference: Difference) -> ValuesRow:
-    values = tuple(word(v, difference.unit) if v is not None else fmt.MISSING
-                   for v in difference.values)
-    return ValuesRow(difference.subject, difference.quantity, values, worse=True)
+    return ValuesRow(difference.subject, difference.quantity,
+                     _worded(difference.values, difference.unit))
 
 
 def _stage_rows(comparison: PipelineComparison) -> tuple[ValuesRow, ...]:
-    """Each measured stage's time per element, parallelism and waiting share, host by host."""
+    """Each measured stage's figures host by host; those that explain the slowest are marked."""
+    worse = {(d.stage_id, d.quantity) for d in comparison.differences}
+    pipelines = [run.pipeline for run in comparison.runs]
+    diagnoses = [run.diagnosis for run in comparison.runs]
     rows = []
     for stage in comparison.runs[comparison.slowest].pipeline.stages:
-        times, parallelism, waiting = [], [], []
-        for run in comparison.runs:
-            own = next((s for s in run.pipeline.stages if s.id == stage.id), None)
-            stats = own.stats if own is not None else None
-            analysis = next((a for a in run.diagnosis.stages if a.stage_id == stage.id), None)
-            times.append(fmt.milliseconds(stats.wall_time_s / stats.elements
-                                          if stats is not None and stats.elements > 0 else None))
-            parallelism.append(fmt.number(analysis.parallelism) if analysis else fmt.MISSING)
-            waiting.append(fmt.fraction(analysis.wait_fraction) if analysis else fmt.MISSING)
-        if any(t != fmt.MISSING for t in times):
-            rows += [ValuesRow(stage.id, "service time per element", tuple(times)),
-                     ValuesRow(stage.id, "parallelism", tuple(parallelism)),
-                     ValuesRow(stage.id, "share of time not on a CPU", tuple(waiting))]
+        readings = stage_readings(stage.id, pipelines, diagnoses)
+        if all(v is None for v in readings[0].values):
+            continue
+        rows += [ValuesRow(stage.id, r.quantity, _worded(r.values, r.unit),
+                           (stage.id, r.quantity) in worse)
+                 for r in readings if any(v is not None for v in r.values)]
     return tuple(rows)
+
+
+def _worded(values: tuple[float | None, ...], unit: str) -> tuple[str, ...]:
+    """Compared values as the differences word them; an unmeasured one is a dash."""
+    return tuple(word(v, unit) if v is not None else fmt.MISSING for v in values)
 
 
 def _machine_rows(profiles: tuple[Profile, ...]) -> tuple[ValuesRow, ...]:
@@ -198,4 +208,5 @@ def _machine_rows(profiles: tuple[Profile, ...]) -> tuple[ValuesRow, ...]:
         row("ended", [run_failure(p.run) or ("interrupted" if p.run.interrupted else "completed")
                       for p in profiles], "run"),
         row("started", [p.run.started_at for p in profiles], "run"),
+        row("command", [shlex.join(p.run.command) for p in profiles], "run"),
     )

@@ -41,6 +41,10 @@ def test_the_page_puts_the_hosts_side_by_side_and_marks_the_slowest():
     assert "What differs on slow" in page
     differences = page.split("What differs on slow")[1].split("Stages host by host")[0]
     assert "service time per element" in differences and "map-0 (map at train.py:11)" in differences
+    stages = page.split("Stages host by host")[1].split('id="machines"')[0]
+    marked = re.findall(r'<tr class="worse"[^>]*><td><code>([^<]+)</code></td><td>([^<]+)</td>',
+                        stages)
+    assert marked == [("map-0", "service time per element"), ("map-0", "CPU time per element")]
     assert "usable cores" in page.split('id="machines"')[1]
 
 
