@@ -56,10 +56,10 @@ def _one_profile(path: Path, output: Path | None) -> int:
     from plumber.reports.outputs import render
 
     try:
-        profile = Profile.load(path)
         report_path = checked_outputs(
-            {"report": output or path.with_name("report.html")}, {"profile": path},
+            {"report": output or beside([path], "report.html")}, {"profile": path},
         )["report"]
+        profile = Profile.load(path)
     except (ProfileFormatError, ProfileVersionError, OutputError) as exc:
         print(f"plumber: error: {exc}", file=sys.stderr)
         return exitcodes.USAGE
@@ -84,13 +84,12 @@ def _hosts(paths: list[Path], output: Path | None) -> int:
             print(f"plumber: error: {path} is given twice: give each host's profile once",
                   file=sys.stderr)
             return exitcodes.USAGE
-    shared = Path(os.path.commonpath([os.path.abspath(p.parent) for p in paths]))
     try:
-        profiles = [Profile.load(path) for path in paths]
         report_path = checked_outputs(
-            {"report": output or shared / HOSTS_REPORT},
+            {"report": output or beside(paths, HOSTS_REPORT)},
             {f"profile #{number}": path for number, path in enumerate(paths, 1)},
         )["report"]
+        profiles = [Profile.load(path) for path in paths]
         comparison = compare_hosts(names_from_files(paths), profiles)
     except (ProfileFormatError, ProfileVersionError, OutputError, ValueError) as exc:
         print(f"plumber: error: {exc}", file=sys.stderr)
@@ -102,3 +101,20 @@ def _hosts(paths: list[Path], output: Path | None) -> int:
         return exitcodes.USAGE
     write_now(sys.stdout, hosts_summary(comparison, report_path) + "\n")
     return exitcodes.OK
+
+
+def beside(profiles: list[Path], name: str) -> Path:
+    """The file ``name`` in the folder the profiles share; OutputError when one has no folder.
+
+    A profile read from a pipe or a device (``/dev/stdin``, a FIFO) is in no
+    folder of the user's: beside it is ``/dev``, where ``report`` run as root
+    wrote ``/dev/report.html``. It is checked before the pipe is read.
+    """
+    from plumber.records.files import OutputError
+
+    for profile in profiles:
+        if profile.exists() and not profile.is_file():
+            raise OutputError(f"{profile} is not a regular file (a pipe or a device), so no "
+                              f"folder holds it to write {name} in; give the report's path "
+                              f"with -o")
+    return Path(os.path.commonpath([os.path.abspath(p.parent) for p in profiles])) / name

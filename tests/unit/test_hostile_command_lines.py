@@ -98,3 +98,18 @@ def test_a_device_given_as_the_script_is_refused(tmp_path, capsys, command):
     assert main([command, *extra, "/dev/zero"]) == exitcodes.USAGE
     assert capsys.readouterr().err.strip() == (
         "plumber: error: /dev/zero is a device or socket, not a Python script")
+
+
+@pytest.mark.parametrize("given", [1, 2])
+def test_a_profile_read_from_a_pipe_needs_an_output_path(tmp_path, capsys, given):
+    """``plumber report /dev/stdin`` wrote report.html beside it: into /dev when run as root."""
+    profile = make_profile(stage("source-0", "source", 100, 0.1), wait_s=0.5, step_s=0.1)
+    saved = profile.save(tmp_path / "p.json")
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)  # never opened: the refusal comes before the pipe is read
+    assert main(["report", *[str(saved)] * (given - 1), str(fifo)]) == exitcodes.USAGE
+    name = "report.html" if given == 1 else "hosts-report.html"
+    assert capsys.readouterr().err.strip() == (
+        f"plumber: error: {fifo} is not a regular file (a pipe or a device), so no folder "
+        f"holds it to write {name} in; give the report's path with -o")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.json", "pipe.json"]
