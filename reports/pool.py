@@ -15,11 +15,9 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from plumber.records.kinds import POOL
 from plumber.records.profile import Pipeline, Stage
 from plumber.reports import format as fmt
-
-#: The stage kind of a pool of worker processes.
-POOL_KIND = "workers"
 
 
 @dataclass(frozen=True)
@@ -49,7 +47,7 @@ def pool_members(pipeline: Pipeline) -> dict[str, tuple[str, ...]]:
     The order follows the members' inputs (fetch, then each transform, then
     collate); members whose inputs do not say keep the record's order.
     """
-    pools = {s.id for s in pipeline.stages if s.kind == POOL_KIND}
+    pools = {s.id for s in pipeline.stages if s.kind == POOL}
     members: dict[str, list[Stage]] = {}
     for stage in pipeline.stages:
         if stage.nested_in in pools and stage.id not in pools:

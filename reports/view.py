@@ -12,10 +12,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from plumber.analyzers.results import Diagnosis, StageAnalysis
+from plumber.records.kinds import AUTOTUNE
 from plumber.records.profile import Pipeline, RunInfo, SourceLocation, Stage
-
-#: ``-1`` in a knob means tf.data's AUTOTUNE.
-AUTOTUNE = -1
 
 #: What each bottleneck kind means, as a phrase that follows "bound by".
 KIND_LABELS = {
