@@ -81,18 +81,20 @@ def stages_frame(profile: Profile, diagnoses: Sequence[Diagnosis]) -> pd.DataFra
     return frame.astype({"elements": "Int64", "written": bool, "bottleneck": bool})
 
 
+#: Columns that show an attribute of another name (a bound's ``name``, a ``stage_id``).
+_ATTRIBUTES = {"bound": "name", "stage": "stage_id"}
+
+
+def _fields(item: object, columns: Sequence[str]) -> dict[str, object]:
+    """A row's ``columns`` read from the attributes of a bound or what-if."""
+    return {column: getattr(item, _ATTRIBUTES.get(column, column)) for column in columns}
+
+
 def bounds_frame(diagnoses: Sequence[Diagnosis]) -> pd.DataFrame:
     """Every bound on every pipeline's rate, slowest first; ``binding`` marks the bottleneck."""
+    shown = ("bound", "kind", "rate", "stage", "detail")
     rows = [
-        {
-            "pipeline": d.pipeline_id,
-            "bound": b.name,
-            "kind": b.kind,
-            "rate": b.rate,
-            "stage": b.stage_id,
-            "binding": b == d.bottleneck,
-            "detail": b.detail,
-        }
+        {"pipeline": d.pipeline_id, "binding": b == d.bottleneck, **_fields(b, shown)}
         for d in diagnoses
         for b in sorted(d.bounds, key=lambda b: b.rate)
     ]
@@ -102,17 +104,7 @@ def bounds_frame(diagnoses: Sequence[Diagnosis]) -> pd.DataFrame:
 def what_if_frame(diagnoses: Sequence[Diagnosis]) -> pd.DataFrame:
     """Every change the model evaluated, best first; infeasible ones say why."""
     rows = [
-        {
-            "pipeline": d.pipeline_id,
-            "stage": w.stage_id,
-            "knob": w.knob,
-            "value": w.value,
-            "change": w.change,
-            "predicted_rate": w.predicted_rate,
-            "speedup": w.speedup,
-            "feasible": w.feasible,
-            "reason": w.reason,
-        }
+        {"pipeline": d.pipeline_id, **_fields(w, WHAT_IF_COLUMNS[1:])}
         for d in diagnoses
         for w in d.what_ifs
     ]
