@@ -1,9 +1,10 @@
 """Sample the machine while a profiled script runs.
 
-A daemon thread takes one sample every ``interval_s`` with psutil: machine
-and per-core CPU, this process's CPU (children included, for DataLoader
-workers and the like), disk read and network throughput, memory and RSS,
-and GPU utilisation and memory through NVML when a GPU is present.
+A polling thread (:mod:`plumber.measure.poller`) takes one sample every
+``interval_s`` with psutil: machine and per-core CPU, this process's CPU
+(children included, for DataLoader workers and the like), disk read and
+network throughput, memory and RSS, and GPU utilisation and memory through
+NVML when a GPU is present.
 
 It must cost little (the profiler's budget is 5% of throughput on 2 cores):
 a sample reads a handful of ``/proc`` files, child processes are re-listed
@@ -27,7 +28,7 @@ from typing import Any
 
 import psutil
 
-from plumber.measure.threadcpu import name_os_thread
+from plumber.measure.poller import Poller
 from plumber.records.profile import TimeSeries
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(TimeSeries))
@@ -159,18 +160,21 @@ class ResourceSampler:
         max_samples: int = 4000,
         on_sample: Callable[[], None] | None = None,
     ) -> None:
-        self.interval_s = interval_s
+        self._poller = Poller("plumber-sampler", interval_s, self._tick)
         self.max_samples = max(max_samples, 2)
         self.on_sample = on_sample
         self._columns: dict[str, list[Any]] = {name: [] for name in _FIELDS}
-        self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
         self._process = psutil.Process()
         self._children: dict[int, psutil.Process] = {}
         self._samples_taken = 0
         self._nvml = _Nvml()
         self._start = time.monotonic()
+
+    @property
+    def interval_s(self) -> float:
+        """Seconds between samples: as asked, doubled each time long runs are thinned."""
+        return self._poller.interval_s
 
     @property
     def clock_origin(self) -> float:
@@ -197,42 +201,24 @@ class ResourceSampler:
         self._process.cpu_percent()
         self._scan_children()
         self._last_io = (self._start, _disk_read_bytes(), psutil.net_io_counters())
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="plumber-sampler", daemon=True)
-        self._thread.start()
+        self._poller.start(origin=self._start)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._poller.stop()
         self._nvml.close()
 
-    def _run(self) -> None:
-        name_os_thread("plumber-sampler")
-        deadline = self._start
-        while True:
-            # Fixed-rate schedule, so the cost of a sample does not stretch
-            # the interval; after a stall (suspend, slow /proc, a thread
-            # starved of the GIL) the late sample covers the stall and the
-            # next comes one interval after it: a sample taken at once would
-            # measure a millisecond, whose CPU percentages are noise that a
-            # mean over the samples would count like any other.
-            now = time.monotonic()
-            deadline += self.interval_s
-            if deadline < now:
-                deadline = now + self.interval_s
-            if self._stop.wait(deadline - time.monotonic()):
-                return
+    def _tick(self) -> None:
+        """One tick of the poller: a sample, then the ``on_sample`` hook."""
+        try:
+            self._sample()
+        except _SAMPLE_ERRORS:
+            return
+        if self.on_sample is not None:
             try:
-                self._sample()
-            except _SAMPLE_ERRORS:
-                continue
-            if self.on_sample is not None:
-                try:
-                    self.on_sample()
-                except Exception:  # a failing hook must not end resource sampling
-                    pass
+                self.on_sample()
+            except Exception:  # a failing hook must not end resource sampling
+                pass
 
     def _sample(self) -> None:
         now = time.monotonic()
@@ -294,7 +280,7 @@ class ResourceSampler:
         """Halve the stored samples, keeping the newest, and double the interval."""
         for name, values in self._columns.items():
             self._columns[name] = values[(len(values) - 1) % 2 :: 2]
-        self.interval_s *= 2
+        self._poller.interval_s *= 2
 
     def series(self) -> TimeSeries:
         """The samples so far as an immutable TimeSeries."""

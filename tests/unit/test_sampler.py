@@ -13,6 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from plumber.measure import poller as poller_module
 from plumber.measure import sampler as sampler_module
 from plumber.measure.sampler import ResourceSampler, cpu_busy_percent, probe_gpus
 from plumber.records.profile import TimeSeries
@@ -207,10 +208,10 @@ def test_after_a_stall_the_next_sample_comes_an_interval_later_not_at_once(monke
             self.waits += 1
             return len(taken) == 4
 
-    monkeypatch.setattr(sampler_module, "time", SimpleNamespace(monotonic=lambda: clock[0]))
-    monkeypatch.setattr(sampler_module, "name_os_thread", lambda name: None)
+    monkeypatch.setattr(poller_module, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    monkeypatch.setattr(poller_module, "name_os_thread", lambda name: None)
     sampler = ResourceSampler(interval_s=0.25)
-    sampler._start, sampler._stop = 0.0, Stop()
+    sampler._poller._origin, sampler._poller._stop = 0.0, Stop()
     monkeypatch.setattr(sampler, "_sample", lambda: taken.append(clock[0]))
-    sampler._run()
+    sampler._poller._run()
     assert taken == pytest.approx([0.25, 1.4, 1.65, 1.9])
