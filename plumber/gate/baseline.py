@@ -17,7 +17,6 @@ file is committed, and a token given to the script must not be.
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -26,7 +25,7 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from plumber.gate.machine import Calibration, MachineInfo
-from plumber.records.files import write_text_atomically
+from plumber.records.jsonfile import finite_or_none, read_json, save_json
 from plumber.records.redact import redact_arguments
 
 #: Bump on any incompatible change to the file's layout.
@@ -163,41 +162,21 @@ def _pipeline_dict(p: PipelineThroughput) -> dict[str, Any]:
     return {
         "pipeline_id": p.pipeline_id,
         "root": p.root,
-        "rate": _finite_or_none(p.rate),
-        "rates": [_finite_or_none(r) for r in p.rates],
+        "rate": finite_or_none(p.rate),
+        "rates": [finite_or_none(r) for r in p.rates],
         "bottleneck": None if p.bottleneck is None else vars(p.bottleneck),
     }
 
 
-def _finite_or_none(value: float) -> float | None:
-    return value if math.isfinite(value) else None
-
-
 def save_baseline(measurement: Measurement, path: str | Path) -> Path:
     """Write ``measurement`` as the baseline at ``path`` (atomically: temp file + rename)."""
-    text = json.dumps(measurement.to_dict(), indent=1, allow_nan=False)
-    return write_text_atomically(path, text + "\n")
+    return save_json(path, measurement.to_dict())
 
 
 def load_baseline(path: str | Path) -> Measurement:
     """Read a baseline; raise :class:`BaselineError` with a one-line reason when unusable."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise BaselineError(
-            f"no baseline at {path} (record one with plumber gate --update)"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BaselineError(f"cannot read baseline {path}: {exc}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise BaselineError(
-            f"baseline {path} is not valid JSON ({exc.msg}, line {exc.lineno})"
-        ) from None
-    except RecursionError:
-        raise BaselineError(f"baseline {path} is not valid JSON (nested too deeply)") from None
+    data = read_json(path, BaselineError, f"baseline {path}",
+                     missing=f"no baseline at {path} (record one with plumber gate --update)")
     return baseline_from_dict(data, str(path))
 
 

@@ -22,7 +22,6 @@ report can show their spread beside the medians.
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from collections.abc import Iterable
@@ -30,10 +29,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from plumber.records import planchecks
-from plumber.records.files import write_text_atomically
+from plumber.records import jsonfile, planchecks
 from plumber.records.folders import data_cache_dir
-from plumber.records.planchecks import PlanError, finite_or_none
+from plumber.records.planchecks import PlanError
 from plumber.records.profile import SourceLocation
 
 #: 2 added ``object_cache``; plans of version 1 still load.
@@ -125,23 +123,17 @@ class Plan:
 
     def to_json(self) -> str:
         """The plan as JSON; an unbounded (infinite) rate is written as null."""
-        return json.dumps(_finite(asdict(self)), indent=1, allow_nan=False)
+        return jsonfile.dumps(asdict(self))
 
     def save(self, path: str | Path) -> Path:
         """Write the plan atomically and return its path."""
-        return write_text_atomically(path, self.to_json())
+        return jsonfile.save_json(path, asdict(self))
 
     @classmethod
     def load(cls, path: str | Path) -> Plan:
         """Read and check a plan file; a :class:`PlanError` names the file and the reason."""
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise PlanError(f"no such plan: {path}") from None
-        except (OSError, ValueError) as exc:
-            raise PlanError(f"{path} is not a readable JSON plan ({exc})") from None
-        except RecursionError:
-            raise PlanError(f"{path} is not a readable JSON plan (nested too deeply)") from None
+        data = jsonfile.read_json(path, PlanError, str(path), missing=f"no such plan: {path}",
+                                  not_json="is not a readable JSON plan")
         try:
             return cls.from_dict(data)
         except PlanError as exc:
@@ -220,17 +212,6 @@ class _Reader:
         stage = StageRef(**planchecks.stage_ref_values(data["stage"], f"{where}.stage"))
         values = planchecks.setting_values(data, stage, self.cores, self.cache_folder)
         return StageSetting(stage=stage, **values)
-
-
-def _finite(value: Any) -> Any:
-    """``value`` (parsed-JSON shaped) with every infinite or NaN float replaced by None."""
-    if isinstance(value, float):
-        return finite_or_none(value)
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
 
 
 def portable_path(file: str, script_dir: Path) -> str:

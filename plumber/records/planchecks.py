@@ -24,7 +24,6 @@ folder they can write).
 
 from __future__ import annotations
 
-import math
 import os
 import reprlib
 from collections.abc import Mapping
@@ -193,11 +192,6 @@ def cache_location(value: Any, what: str, folder: Path) -> str | None:
                         f"cache path is taken inside it; give an absolute path to cache "
                         f"elsewhere")
     return str(folder / inside)
-
-
-def finite_or_none(value: float | None) -> float | None:
-    """A rate as the plan file stores it: JSON has no infinity, so an unbounded rate is null."""
-    return value if value is None or math.isfinite(value) else None
 
 
 def _keys(data: Any, where: str, known: set[str] | frozenset[str], required: set[str]) -> None:

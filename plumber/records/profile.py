@@ -13,13 +13,13 @@ explicit ``save``/``load`` helpers.
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from plumber.records import jsonfile
 
 SCHEMA_VERSION = 2
 
@@ -468,16 +468,14 @@ class Profile:
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
-        return _to_jsonable(dataclasses.asdict(self))
+        return jsonfile.jsonable(dataclasses.asdict(self))
 
     def to_json(self, indent: int | None = 1) -> str:
-        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+        return jsonfile.dumps(self.to_dict(), indent=indent)
 
     def save(self, path: str | Path) -> Path:
         """Write the profile atomically (temp file + rename) and return its path."""
-        from plumber.records.files import write_text_atomically
-
-        return write_text_atomically(path, self.to_json())
+        return jsonfile.save_json(path, self.to_dict())
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Profile:
@@ -515,21 +513,8 @@ class Profile:
     @classmethod
     def load(cls, path: str | Path) -> Profile:
         """Read a saved profile; raise ProfileFormatError/ProfileVersionError."""
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ProfileFormatError(f"no such profile: {path}") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ProfileFormatError(f"cannot read {path}: {exc}") from None
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ProfileFormatError(
-                f"{path} is not valid JSON ({exc.msg}, line {exc.lineno})"
-            ) from None
-        except RecursionError:
-            raise ProfileFormatError(f"{path} is not valid JSON (nested too deeply)") from None
+        data = jsonfile.read_json(path, ProfileFormatError, str(path),
+                                  missing=f"no such profile: {path}")
         return cls.from_dict(data)
 
 
@@ -544,14 +529,3 @@ def _check_hotspots(hotspots: PythonSamples | None) -> None:
                 f"malformed profile: hotspots.stacks[{index}].frames names a frame beyond "
                 f"the {count} of hotspots.frames"
             )
-
-
-def _to_jsonable(value: Any) -> Any:
-    """Turn dataclass dicts into JSON-safe values (non-finite floats become None)."""
-    if isinstance(value, Mapping):
-        return {str(k): _to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_to_jsonable(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
