@@ -126,6 +126,9 @@ def hosts_summary(comparison: HostComparison, report_path: str | Path | None = N
         for difference in pipeline.differences[:TOP_DIFFERENCES]:
             lines += textwrap.wrap(difference.sentence, WIDTH, initial_indent="   - ",
                                    subsequent_indent="     ", break_long_words=False)
+        more = len(pipeline.differences) - TOP_DIFFERENCES
+        if more > 0:
+            lines.append(f"   ({more} more difference{'s' if more > 1 else ''} in the report)")
     if report_path is not None:
         lines.append(f"Report: {report_path}")
     return "\n".join(lines)
