@@ -70,7 +70,8 @@ class PipelineComparison:
     input) or ``even`` (in lockstep with no host waiting more: the lowest
     rate, within the noise). ``lag`` is how far its rate is below the
     others' median (0.25: 25% slower). ``differences`` explain it: the
-    slowest host's bottleneck stage first, then by how much worse.
+    slowest host's bottleneck stage first (with the stages a bottleneck
+    worker pool runs), then by how much worse.
     """
 
     pipeline_id: str
@@ -190,15 +191,23 @@ def _compare_pipeline(
                                                            strict=True))
     slowest, basis = _slowest(diagnoses)
     lag = _lag(diagnoses, slowest)
-    bottleneck = diagnoses[slowest].bottleneck_stage or diagnoses[slowest].bottleneck.stage_id
+    bottleneck = _bottleneck_stages(diagnoses[slowest])
     differences = sorted(
         [*stage_differences(hosts, pipelines, diagnoses, slowest),
          *machine_differences(hosts, profiles, slowest)],
-        key=lambda d: (d.stage_id != bottleneck or d.stage_id is None, -d.worse_by),
+        key=lambda d: (d.stage_id not in bottleneck, -d.worse_by),
     )
     comparison = PipelineComparison(pipelines[0].id, runs, slowest, basis, lag,
                                     tuple(differences), "")
     return dataclasses.replace(comparison, summary=_summary(comparison))
+
+
+def _bottleneck_stages(diagnosis: Diagnosis) -> set[str]:
+    """The bottleneck's stage and, for a worker pool, the stages its workers run."""
+    stage_id = diagnosis.bottleneck_stage or diagnosis.bottleneck.stage_id
+    if stage_id is None:
+        return set()
+    return {stage_id} | {a.stage_id for a in diagnosis.stages if a.pool == stage_id}
 
 
 def _rate(diagnosis: Diagnosis) -> float:

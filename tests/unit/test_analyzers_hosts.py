@@ -11,6 +11,7 @@ import dataclasses
 
 import pytest
 from host_profiles import host_profile
+from synthetic_profiles import loader_profile
 
 from plumber.analyzers.hosts import DifferentJobsError, compare_hosts, names_from_files
 from plumber.records.profile import SourceLocation, TimeSeries
@@ -182,3 +183,15 @@ def test_a_host_whose_cores_other_processes_kept_busy_is_explained_by_them():
     assert busy.quantity == "cores busy with other processes"
     assert busy.values == pytest.approx((0.0, 0.45))
     assert "45% on noisy against 0% on quiet" in busy.sentence
+
+
+def test_the_transform_a_bottleneck_worker_pool_runs_slower_comes_first():
+    def loader(blur_s: float, wait_s: float):
+        return loader_profile((0.01, 0.01), (("GaussianBlur", blur_s, blur_s, False),),
+                              num_workers=2, wait_s=wait_s, step_s=1.0)
+
+    pipeline = only_pipeline(compare_hosts(["a", "b"], [loader(0.02, 3.0), loader(0.06, 9.0)]))
+    assert pipeline.slowest_host == "b"
+    first = pipeline.differences[0]
+    assert (first.stage_id, first.quantity) == ("transform_0", "service time per element")
+    assert first.values == pytest.approx((0.02, 0.06))
