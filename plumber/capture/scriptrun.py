@@ -8,6 +8,11 @@ afterwards. A Ctrl-C or termination signal that Python loses (in a
 ``__del__``) is raised again at the loop's next step
 (:class:`plumber.measure.runbounds.ScriptStopper`), so one is always enough.
 
+The script may close or replace ``sys.stdout`` and ``sys.stderr``: what it
+left open is flushed as Python flushes it at exit, and plumber's own lines
+afterwards go to the streams plumber started with
+(:func:`plumber.capture.stdio.own_streams_kept`).
+
 A process the script forks (``os.fork()``) that leaves the script ends there
 with the script's status, as ``python SCRIPT`` would: only the process that
 started the script writes the profile, prints the summary or runs a plan's
@@ -25,7 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from plumber.capture.stdio import discard_output, flushed
+from plumber.capture.stdio import flushed, own_streams_kept, write_now
 from plumber.measure.runbounds import Terminated, remembering_interrupts
 
 EXIT_INTERRUPTED = 130
@@ -59,11 +64,12 @@ def run_script(
     saved_argv, saved_path = sys.argv[:], sys.path[:]
     sys.argv = [str(script), *args]
     sys.path.insert(0, str(script.resolve().parent))
-    try:
-        outcome = _run(script, is_bound_stop)
-    finally:
-        sys.argv, sys.path[:] = saved_argv, saved_path
-    outcome = _with_output_written(outcome)
+    with own_streams_kept():
+        try:
+            outcome = _run(script, is_bound_stop)
+        finally:
+            sys.argv, sys.path[:] = saved_argv, saved_path
+        outcome = _with_output_written(outcome)
     if os.getpid() != starter:
         os._exit(outcome.exit_status)
     return outcome
@@ -114,11 +120,8 @@ def _from_exit(exc: SystemExit) -> ScriptOutcome:
 
 
 def _print_error(text: str) -> None:
-    """The script's error on stderr, as Python prints it; dropped if stderr's reader has gone."""
-    try:
-        sys.stderr.write(text)
-    except BrokenPipeError:
-        discard_output(sys.stderr)
+    """The script's error on its stderr, as Python prints it; dropped where that cannot be."""
+    write_now(sys.stderr, text)
 
 
 def _with_output_written(outcome: ScriptOutcome) -> ScriptOutcome:
