@@ -119,3 +119,12 @@ def test_report_help_describes_the_multi_host_report(capsys):
     assert "PROFILE.json [PROFILE.json ...]" in text
     assert "names the slowest" in text
     assert "hosts-report.html" in text
+
+
+def test_a_damaged_host_profile_is_a_one_line_error_naming_it(saved_hosts, capsys):
+    fast, slow = saved_hosts
+    slow.write_text("{not json")
+    assert main(["report", str(fast), str(slow)]) == exitcodes.USAGE
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"plumber: error: {slow} is not valid JSON")
+    assert not (fast.parent / "hosts-report.html").exists()

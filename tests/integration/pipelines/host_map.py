@@ -11,7 +11,7 @@ import argparse
 import tensorflow as tf
 
 parser = argparse.ArgumentParser()
-parser.add_argument("--elements", type=int, default=480)
+parser.add_argument("--elements", type=int, default=320)
 parser.add_argument("--rounds", type=int, default=200)
 args = parser.parse_args()
 
