@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from collections.abc import Mapping
 from itertools import combinations
 from pathlib import Path
@@ -59,10 +60,11 @@ def checked_outputs(outputs: Mapping[str, str | Path],
     """
     resolved = {what: Path(os.path.abspath(path)) for what, path in outputs.items()}
     for what, output in resolved.items():
-        if output.is_dir():
+        status = existing(output, f"the {what}")
+        if status is not None and stat.S_ISDIR(status.st_mode):
             raise OutputError(f"the {what} would be written to {output}, which is a folder; "
                               f"give a file name")
-        if output.exists() and not output.is_file():
+        if status is not None and not stat.S_ISREG(status.st_mode):
             raise OutputError(f"the {what} would replace {output}, which is not a regular file "
                               f"(a device, pipe or socket); give a file name")
         for given, path in (inputs or {}).items():
@@ -80,13 +82,28 @@ def checked_output_folder(folder: str | Path, files: Mapping[str, str],
                           inputs: Mapping[str, str | Path] | None = None) -> Path:
     """``folder`` as an absolute path, checked to take ``files`` (see :func:`checked_outputs`)."""
     absolute = Path(os.path.abspath(folder))
-    if absolute.exists() and not absolute.is_dir():
+    status = existing(absolute, "the output folder")
+    if status is not None and not stat.S_ISDIR(status.st_mode):
         raise OutputError(f"the output folder {absolute} exists and is not a folder")
     if files:
         checked_outputs({what: absolute / name for what, name in files.items()}, inputs)
     else:
         check_writable_folder(absolute)
     return absolute
+
+
+def existing(path: Path, what: str) -> os.stat_result | None:
+    """What is at ``path`` (links followed), None when nothing is; OutputError when unknowable.
+
+    A name too long for the filesystem, or a loop of links, cannot be
+    written either: it is refused before the run, not found after it.
+    """
+    try:
+        return path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        raise OutputError(f"cannot use {path} for {what}: {exc.strerror or exc}") from None
 
 
 def check_writable_folder(folder: Path) -> None:

@@ -113,3 +113,21 @@ def test_a_profile_read_from_a_pipe_needs_an_output_path(tmp_path, capsys, given
         f"plumber: error: {fifo} is not a regular file (a pipe or a device), so no folder "
         f"holds it to write {name} in; give the report's path with -o")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.json", "pipe.json"]
+
+
+def test_an_output_name_too_long_or_a_loop_of_links_is_refused_before_the_run(tmp_path, capsys):
+    """A name too long for the filesystem crashed the output check (exit 70, a traceback)."""
+    script = tmp_path / "never_run.py"
+    script.write_text("raise SystemExit('the script ran')\n")
+    too_long = tmp_path / ("a" * 300)
+    assert main(["profile", "-o", str(too_long), str(script)]) == exitcodes.USAGE
+    assert capsys.readouterr().err.strip() == (
+        f"plumber: error: cannot use {too_long} for the output folder: File name too long")
+    (tmp_path / "loop1").symlink_to("loop2")
+    (tmp_path / "loop2").symlink_to("loop1")
+    saved = make_profile(stage("source-0", "source", 100, 0.1), wait_s=0.5, step_s=0.1).save(
+        tmp_path / "p.json")
+    assert main(["report", str(saved), "-o", str(tmp_path / "loop1")]) == exitcodes.USAGE
+    assert capsys.readouterr().err.strip() == (
+        f"plumber: error: cannot use {tmp_path / 'loop1'} for the report: Too many levels of "
+        f"symbolic links")
