@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from plumber.analyzers.hosts import HostComparison, names_from_files
 from plumber.analyzers.hosts import compare_hosts as compare
 from plumber.notebook.result import ProfileResult
-from plumber.notebook.summary import escape
+from plumber.notebook.summary import _CELL, _NUM, escape
 from plumber.records.profile import Profile
 from plumber.reports.hosts import hosts_summary, hosts_view, write_hosts_html
 
@@ -26,8 +26,6 @@ if TYPE_CHECKING:
 #: What names one host's profile: a saved file, the record, or a notebook result.
 HostProfile = str | os.PathLike | Profile | ProfileResult
 
-_CELL = 'style="text-align:left;padding:2px 8px"'
-_NUM = 'style="text-align:right;padding:2px 8px"'
 _SLOWEST = ' style="font-weight:bold"'
 
 
