@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import runpy
 import signal
+import stat
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -146,11 +147,15 @@ def check_script(script: Path) -> str | None:
     ``/dev/zero`` grew until the kernel killed the run. A pipe is read as
     Python reads it (``plumber profile <(...)``).
     """
-    if not script.exists():
+    try:
+        mode = script.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
         return f"no such script: {script}"
-    if script.is_dir():
+    except OSError as exc:  # a name too long, a loop of links
+        return f"cannot use {script} as the script: {exc.strerror or exc}"
+    if stat.S_ISDIR(mode):
         return f"{script} is a directory, not a Python script"
-    if script.is_char_device() or script.is_block_device() or script.is_socket():
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISSOCK(mode):
         return f"{script} is a device or socket, not a Python script"
     if not os.access(script, os.R_OK):
         return f"cannot read {script}"

@@ -8,6 +8,7 @@ and progress on stderr; exits 0 on a pass and with a gate code otherwise
 from __future__ import annotations
 
 import argparse
+import stat
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -143,10 +144,15 @@ def _check_target(args: argparse.Namespace) -> str | None:
     """A one-line reason why the target or the flags cannot work together, or None."""
     from plumber.capture.scriptrun import check_script
     from plumber.gate.api import is_profile
+    from plumber.records.files import OutputError, existing
 
     if not is_profile(args.target):
         return check_script(args.target)
-    if not args.target.is_file():
+    try:
+        status = existing(args.target, "the profile")
+    except OutputError as exc:  # a name too long, a loop of links
+        return str(exc)
+    if status is None or not stat.S_ISREG(status.st_mode):
         return f"no such profile: {args.target}"
     script_only = [flag for flag, value in (
         ("SCRIPT_ARGS", args.script_args), ("--repeats", args.repeats),

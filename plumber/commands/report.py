@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
 import sys
 from pathlib import Path
 
@@ -110,10 +111,11 @@ def beside(profiles: list[Path], name: str) -> Path:
     folder of the user's: beside it is ``/dev``, where ``report`` run as root
     wrote ``/dev/report.html``. It is checked before the pipe is read.
     """
-    from plumber.records.files import OutputError
+    from plumber.records.files import OutputError, existing
 
     for profile in profiles:
-        if profile.exists() and not profile.is_file():
+        status = existing(profile, "a profile")
+        if status is not None and not stat.S_ISREG(status.st_mode):
             raise OutputError(f"{profile} is not a regular file (a pipe or a device), so no "
                               f"folder holds it to write {name} in; give the report's path "
                               f"with -o")

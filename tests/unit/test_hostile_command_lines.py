@@ -131,3 +131,19 @@ def test_an_output_name_too_long_or_a_loop_of_links_is_refused_before_the_run(tm
     assert capsys.readouterr().err.strip() == (
         f"plumber: error: cannot use {tmp_path / 'loop1'} for the report: Too many levels of "
         f"symbolic links")
+
+
+@pytest.mark.parametrize(("args", "reason"), [
+    (["profile", "{long}.py"], "cannot use {long}.py as the script: File name too long"),
+    (["tune", "{long}.py"], "cannot use {long}.py as the script: File name too long"),
+    (["report", "{long}.json"], "cannot use {long}.json for a profile: File name too long"),
+    (["gate", "--baseline", "b.json", "{long}.json"],
+     "cannot use {long}.json for the profile: File name too long"),
+])
+def test_an_input_name_too_long_is_a_one_line_error(tmp_path, monkeypatch, capsys, args,
+                                                     reason):
+    """A name too long for the filesystem raised OSError from the input checks (exit 70)."""
+    monkeypatch.chdir(tmp_path)
+    long = "a" * 300
+    assert main([arg.format(long=long) for arg in args]) == exitcodes.USAGE
+    assert capsys.readouterr().err.strip() == f"plumber: error: {reason.format(long=long)}"
