@@ -11,6 +11,9 @@ stage whose code it was in, by process and by frames:
   the code it calls, which is the stage's ``op``) or the collate function
   (``_timed_collate``); a worker outside all three is the pool waiting for
   work. The same wrappers run in the main process when ``num_workers`` is 0;
+- a sample inside a Python function a tf.data stage calls (the body of its
+  ``py_function``, ``numpy_function`` or ``from_generator``; the profile
+  lists them with their line ranges) belongs to that stage;
 - the main thread's other samples are the training loop (the consumer), but
   for its imports (start-up); inside a library iterator's ``__next__`` it
   waits for data, and those samples are idle;
@@ -37,7 +40,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from plumber.records.kinds import POOL
-from plumber.records.profile import Pipeline, Profile, PyFrame, PythonSamples
+from plumber.records.profile import Pipeline, Profile, PyFrame, PythonSamples, StageCode
 
 #: The stage of the training loop's samples (the script's main thread outside the loaders).
 CONSUMER = "consumer"
@@ -225,8 +228,24 @@ def _attribute(
         pipeline = _in_process_pipeline(owners, frames, marker)
         if pipeline is not None:
             return _wrapped(pipeline, frames, marker)
+    called = _stage_code_at(sampled.stage_code, frames)
+    if called is not None:
+        index, code = called
+        return (code.pipeline, code.stage), frames[index:]
     if tid == pid and not _importing(frames):
         return ("", CONSUMER), _from_user_code(frames, libraries)
+    return None
+
+
+def _stage_code_at(
+    codes: Sequence[StageCode], frames: Sequence[PyFrame]
+) -> tuple[int, StageCode] | None:
+    """The innermost frame inside a Python function a tf.data stage calls, and that function."""
+    for index in range(len(frames) - 1, -1, -1):
+        frame = frames[index]
+        for code in codes:
+            if frame.file == code.file and code.first_line <= frame.line <= code.last_line:
+                return index, code
     return None
 
 

@@ -24,7 +24,7 @@ from plumber.records.profile import Pipeline, Profile, SourceLocation
 from plumber.reports import format as fmt
 from plumber.reports.charts import Chart, bounds_chart, timelines
 from plumber.reports.graph import layout, pipeline_graph
-from plumber.reports.hotspots import HotspotsView, focus_stage, headline_hotspot, hotspots_view
+from plumber.reports.hotspots import HotspotsView, focus_stage, hotspots_view, pipeline_hotspot
 from plumber.reports.network import NetworkView, network_view
 from plumber.reports.paths import full_source, short_source, shorten_paths
 from plumber.reports.plan import PlanView, plan_view, plans_by_pipeline
@@ -165,9 +165,10 @@ def with_hotspots(
     found = hotspots(profile)
     if found is None:
         return views, None
-    focus = [focus_stage(p, diagnosis_for(p, diagnoses), found) for p in profile.pipelines]
-    views = tuple(dataclasses.replace(view, hotspot=headline_hotspot(stage))
-                  for view, stage in zip(views, focus, strict=True))
+    pairs = [(p, diagnosis_for(p, diagnoses)) for p in profile.pipelines]
+    views = tuple(dataclasses.replace(view, hotspot=pipeline_hotspot(p, d, found))
+                  for view, (p, d) in zip(views, pairs, strict=True))
+    focus = [focus_stage(p, d, found) for p, d in pairs]
     return views, hotspots_view(found, [s for s in focus if s is not None])
 
 

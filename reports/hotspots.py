@@ -2,7 +2,8 @@
 
 For each pipeline, the headline names the hottest user function of the
 stage that limits it, with its file:line and its share of that stage's
-sampled time (:func:`headline_hotspot`, also printed in the terminal
+sampled time, or says that the stage runs TensorFlow ops in C++ with no
+Python frames (:func:`pipeline_hotspot`, also printed in the terminal
 summary). The hotspots section has, per stage, a table of its top
 functions (self and total samples, computing or waiting) and an icicle
 chart of its folded stacks (inline SVG, outermost call on top), each stage
@@ -48,6 +49,31 @@ def focus_stage(pipeline: Pipeline, diagnosis: Diagnosis | None,
     computing = [s for s in stages if s.hottest is not None]
     return max(computing, key=lambda s: s.hottest.computing_samples if s.hottest else 0,
                default=None)
+
+
+def pipeline_hotspot(pipeline: Pipeline, diagnosis: Diagnosis | None,
+                     found: Hotspots) -> str | None:
+    """The headline's hotspot line of a pipeline: its focus stage's hottest function.
+
+    A tf.data stage that limits the pipeline and ran no Python at all (a map
+    of TF ops) gets a line saying so, with the CPU its ops took instead.
+    """
+    text = headline_hotspot(focus_stage(pipeline, diagnosis, found))
+    if text is not None or diagnosis is None or not diagnosis.input_bound:
+        return text
+    bottleneck = diagnosis.bottleneck_stage
+    if bottleneck is None or _is_loader(pipeline) or found.stage(pipeline.id, bottleneck):
+        return None
+    stats = pipeline.stage(bottleneck).stats
+    cpu = stats.cpu_time_s if stats is not None else None
+    spent = (f"its ops took {fmt.seconds(cpu)} of CPU (measured by the CPU probe)"
+             if fmt.is_number(cpu) else "its CPU time was not measured")
+    return (f"{bottleneck} runs TensorFlow ops in C++, where py-spy sees no Python "
+            f"frames; {spent}")
+
+
+def _is_loader(pipeline: Pipeline) -> bool:
+    return any(stage.kind == POOL for stage in pipeline.stages)
 
 
 def headline_hotspot(stage: StageHotspots | None) -> str | None:

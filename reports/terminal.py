@@ -19,7 +19,7 @@ from plumber.analyzers.hotspots import hotspots
 from plumber.analyzers.results import Diagnosis
 from plumber.records.profile import Pipeline, Profile
 from plumber.reports import format as fmt
-from plumber.reports.hotspots import focus_stage, headline_hotspot
+from plumber.reports.hotspots import pipeline_hotspot
 from plumber.reports.network import network_line
 from plumber.reports.view import (
     describe_bottleneck,
@@ -61,7 +61,7 @@ def render_summary(
             lines.append("")
         diagnosis = diagnosis_for(pipeline, diagnoses)
         lines += _pipeline_lines(pipeline, diagnosis)
-        hotspot = headline_hotspot(focus_stage(pipeline, diagnosis, found)) if found else None
+        hotspot = pipeline_hotspot(pipeline, diagnosis, found) if found else None
         if hotspot is not None:
             lines += _field("Hottest", hotspot)
         lines += _incident_lines(pipeline)

@@ -10,6 +10,7 @@ some of those steps fail, with a note saying what is missing.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import platform
 import sys
 import time
@@ -161,6 +162,7 @@ def assemble(
     """
     notes = capture.notes
     collected = _collect(capture.hooks, options, notes, capture.sampler.clock_origin)
+    hotspots = _with_stage_code(capture, notes)
     machine = _machine(collected.data_paths, options, capture.sampler, notes)
     network = _network(capture, options, notes)
     if not collected.pipelines:
@@ -192,8 +194,22 @@ def assemble(
         resources=capture.sampler.series(),
         threads=capture.threads,
         network=network,
-        hotspots=capture.python_samples,
+        hotspots=hotspots,
     )
+
+
+def _with_stage_code(capture: Capture, notes: list[str]) -> PythonSamples | None:
+    """The sampled stacks with the Python functions the tf.data stages call, to attribute them."""
+    samples, hooks = capture.python_samples, capture.hooks
+    if samples is None or hooks is None or hooks.tf is None:
+        return samples
+    from plumber.tf.pycode import stage_python_code
+
+    try:
+        return dataclasses.replace(samples, stage_code=stage_python_code(hooks.tf))
+    except Exception as exc:  # noqa: BLE001 - the samples are still worth saving
+        notes.append(f"the tf.data stages' Python functions could not be read: {exc}")
+        return samples
 
 
 def _network(capture: Capture, options: SessionOptions, notes: list[str]) -> Any:

@@ -412,6 +412,23 @@ class SampledStack:
 
 
 @dataclass(frozen=True)
+class StageCode:
+    """A Python function a stage calls while it runs, and where its code lies.
+
+    A tf.data stage runs Python only in the bodies of its ``py_function``,
+    ``numpy_function`` or ``from_generator``; a sampled frame of ``file``
+    between ``first_line`` and ``last_line`` is in ``stage`` of ``pipeline``.
+    """
+
+    pipeline: str
+    stage: str
+    function: str
+    file: str
+    first_line: int
+    last_line: int
+
+
+@dataclass(frozen=True)
 class PythonSamples:
     """The Python stacks py-spy sampled in the script's process and its children (``--hotspots``).
 
@@ -424,6 +441,7 @@ class PythonSamples:
     sampling rate per thread, so ``samples / rate_hz`` is thread time.
     ``library_roots`` are the folders whose files are not the user's code
     (the standard library, installed packages, plumber itself).
+    ``stage_code`` lists the Python functions tf.data stages call.
     """
 
     sampler: str
@@ -434,6 +452,7 @@ class PythonSamples:
     stacks: tuple[SampledStack, ...] = ()
     dropped_samples: int = 0
     library_roots: tuple[str, ...] = ()
+    stage_code: tuple[StageCode, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """GIVEN a DataLoader script with planted slow Python functions (a transform, collate_fn, the
-training step), WHEN it runs under ``plumber profile --hotspots``, THEN each stage's hottest
-function is the planted one, named by file:line; without a working py-spy the profile is
-the usual one, with a note saying why."""
+training step) and a tf.data map calling one through tf.py_function, WHEN they run under
+``plumber profile --hotspots``, THEN each stage's hottest function is the planted one, named
+by file:line; without a working py-spy the profile is the usual one, with a note saying why."""
 
 from __future__ import annotations
 
@@ -14,36 +14,41 @@ from conftest import PIPELINES
 from plumber.analyzers.hotspots import CONSUMER, hotspots
 from plumber.records.profile import Profile
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        any(importlib.util.find_spec(m) is None for m in ("torch", "torchvision")),
-        reason="needs torch and torchvision",
-    ),
-]
+pytestmark = pytest.mark.slow
 
 SCRIPT = PIPELINES / "torch_hotspots.py"
+TF_SCRIPT = PIPELINES / "tf_hotspots.py"
+needs_torch = pytest.mark.skipif(
+    any(importlib.util.find_spec(m) is None for m in ("torch", "torchvision")),
+    reason="needs torch and torchvision",
+)
 
 
-def line_of(text: str) -> int:
-    lines = SCRIPT.read_text().splitlines()
+def line_of(text: str, script: Path = SCRIPT) -> int:
+    lines = script.read_text().splitlines()
     return next(i for i, line in enumerate(lines, 1) if text in line)
 
 
-def profiled(plumber_cli, *options: str) -> Profile:
-    run = plumber_cli("profile", "-o", "out", "--cpu-probe", "0", *options, SCRIPT,
+def profiled(plumber_cli, *options: str, script: Path = SCRIPT) -> Profile:
+    run = plumber_cli("profile", "-o", "out", "--cpu-probe", "0", *options, script,
                       timeout=120)
     assert run.returncode == 0, run.stderr[-3000:]
     return Profile.load(run.profile_path)
 
 
-def test_planted_functions_are_named_with_their_line_in_their_stage(plumber_cli):
+def sampled(plumber_cli, script: Path) -> Profile:
     from plumber.measure.hotspots import find_py_spy
 
     if find_py_spy() is None:
         pytest.skip("py-spy is not installed")
-    profile = profiled(plumber_cli, "--hotspots")
+    profile = profiled(plumber_cli, "--hotspots", script=script)
     assert profile.hotspots is not None, profile.run.notes
+    return profile
+
+
+@needs_torch
+def test_planted_functions_are_named_with_their_line_in_their_stage(plumber_cli):
+    profile = sampled(plumber_cli, SCRIPT)
     (pipeline,) = profile.pipelines
     found = hotspots(profile)
     planted = {
@@ -60,6 +65,17 @@ def test_planted_functions_are_named_with_their_line_in_their_stage(plumber_cli)
         assert stage.share(hottest.computing_samples) > 0.2, stage
 
 
+def test_a_py_function_body_is_named_with_its_line_in_its_map(plumber_cli):
+    profile = sampled(plumber_cli, TF_SCRIPT)
+    (pipeline,) = profile.pipelines
+    stage = hotspots(profile).stage(pipeline.id, "map-0")
+    assert stage is not None, hotspots(profile).stages
+    hottest = stage.hottest
+    assert (hottest.function, Path(hottest.file), hottest.line) == (
+        "planted_py_function", TF_SCRIPT, line_of("PLANTED-PY-FUNCTION", TF_SCRIPT))
+
+
+@needs_torch
 def test_without_a_working_py_spy_the_profile_says_why(plumber_cli, monkeypatch, tmp_path):
     monkeypatch.setenv("PLUMBER_PY_SPY", str(tmp_path / "no-such-py-spy"))
     profile = profiled(plumber_cli, "--hotspots", "--steps", "4")

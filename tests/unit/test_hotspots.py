@@ -24,6 +24,7 @@ from synthetic_hotspots import (
     USER,
     WAIT,
     WORKER,
+    _frames,
     sampled_profile,
 )
 
@@ -35,7 +36,7 @@ from plumber.measure.hotspots import (
     parse_raw,
     python_samples,
 )
-from plumber.records.profile import Profile, ProfileFormatError, PyFrame
+from plumber.records.profile import Profile, ProfileFormatError, PyFrame, StageCode
 
 RAW = (
     'process 500:"python -m plumber profile train.py";thread (500): MainThread;'
@@ -183,3 +184,20 @@ def _spin_until_sampled() -> None:
     end = time.process_time() + 1.0
     while time.process_time() < end:
         sum(i * i for i in range(1000))
+
+
+def test_a_tf_thread_inside_a_py_function_body_is_that_stage():
+    body = StageCode("pipeline-0", "map-1", "decode_slowly", USER, 70, 75)
+    tf_thread = _frames(("EagerFunc.__call__", f"{SITE}/tensorflow/python/ops/script_ops.py", 1),
+                        ("decode_slowly", USER, 72),
+                        ("loads", f"{PY}/json/__init__.py", 346))
+    elsewhere = _frames(("Thread.run", f"{PY}/threading.py", 982), ("decode_slowly", USER, 90))
+    base = sampled_profile()
+    raw = [RawStack((MAIN,), MAIN + 3, tf_thread, 8), RawStack((MAIN,), MAIN + 4, elsewhere, 2)]
+    samples = dataclasses.replace(python_samples(raw, MAIN, 100, "py-spy", ROOTS),
+                                  stage_code=(body,))
+    found = hotspots(dataclasses.replace(base, hotspots=samples))
+    (stage,) = found.stages
+    assert (stage.pipeline, stage.stage, stage.samples) == ("pipeline-0", "map-1", 8)
+    assert stage.hottest.library == "json loads" and stage.hottest.line == 72
+    assert found.unattributed_samples == 2  # outside the body's lines

@@ -89,3 +89,18 @@ def test_the_notebook_table_has_a_row_per_function_with_shares():
     assert set(frame.stage) == {"transform_1", "consumer"}  # the others ran no user code
     empty = ProfileResult(dataclasses.replace(sampled_profile(), hotspots=None)).hotspots
     assert empty.empty and "self_share" in empty.columns
+
+
+def test_a_tf_map_of_graph_ops_is_said_to_run_in_cpp_with_its_cpu():
+    from synthetic_profiles import make_profile, stage
+
+    profile = make_profile(stage("source-0", "source", 100, 0.1),
+                           stage("map-0", "map", 100, 8.0, 6.5, parallelism=1),
+                           stage("batch-0", "batch", 10, 0.1), wait_s=9.0, step_s=1.0)
+    loop = sampled_profile((MAIN, MAIN, LOOP, 4)).hotspots
+    sampled = dataclasses.replace(profile, hotspots=loop)
+    (diagnosis,) = diagnose_all(sampled)
+    assert diagnosis.bottleneck_stage == "map-0"
+    summary = " ".join(render_summary(sampled, [diagnosis]).split())
+    assert ("Hottest map-0 runs TensorFlow ops in C++, where py-spy sees no Python frames; "
+            "its ops took 6.5 s of CPU") in summary, summary

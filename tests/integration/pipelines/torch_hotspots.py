@@ -51,6 +51,6 @@ class Numbers(Dataset):
 if __name__ == "__main__":
     loader = DataLoader(Numbers(), batch_size=8, num_workers=2,
                         collate_fn=planted_collate_work)
-    for epoch in range(2):
+    for _epoch in range(2):
         for batch in loader:
             planted_step(batch)
