@@ -115,9 +115,24 @@ def _from_exit(exc: SystemExit) -> ScriptOutcome:
     if code is None:
         return ScriptOutcome(exit_status=0)
     if isinstance(code, int):
-        return ScriptOutcome(exit_status=code, error=None if code == 0 else f"exit status {code}")
+        status = exit_status_of(code)
+        return ScriptOutcome(exit_status=status,
+                             error=None if status == 0 else f"exit status {status}")
     _print_error(f"{code}\n")
     return ScriptOutcome(exit_status=1, error=str(code)[:500])
+
+
+def exit_status_of(code: int) -> int:
+    """The status ``python SCRIPT`` exits with, as the shell sees it, for ``sys.exit(code)``.
+
+    The OS keeps the low 8 bits (``sys.exit(256)`` is 0, ``sys.exit(-1)`` is
+    255), and Python turns a code too large for a C long into -1, hence 255.
+    Recording the code itself wrote ``sys.exit(2**70)`` into a profile that
+    plumber then refused to load (a status beyond int64).
+    """
+    if not -(2**63) <= code < 2**63:
+        return 255
+    return code & 0xFF
 
 
 def _print_error(text: str) -> None:

@@ -147,3 +147,24 @@ def test_an_input_name_too_long_is_a_one_line_error(tmp_path, monkeypatch, capsy
     long = "a" * 300
     assert main([arg.format(long=long) for arg in args]) == exitcodes.USAGE
     assert capsys.readouterr().err.strip() == f"plumber: error: {reason.format(long=long)}"
+
+
+@pytest.mark.parametrize(("code", "status"),
+                         [("2**70", 255), ("-1", 255), ("256", 0), ("True", 1), ("3", 3)])
+def test_the_recorded_exit_status_is_the_one_python_exits_with(tmp_path, code, status):
+    from plumber.capture.scriptrun import run_script
+
+    script = tmp_path / "exits.py"
+    script.write_text(f"import sys\nsys.exit({code})\n")
+    assert run_script(script, [], lambda exc: False).exit_status == status
+
+
+def test_a_huge_exit_code_leaves_a_profile_plumber_can_read_again(tmp_path, monkeypatch):
+    """``sys.exit(2**70)`` was recorded as is, and ``plumber report`` refused the profile."""
+    monkeypatch.setenv("PLUMBER_CACHE_DIR", str(tmp_path / "cache"))
+    script = tmp_path / "exits.py"
+    script.write_text("import sys\nsys.exit(2**70)\n")
+    out = tmp_path / "out"
+    assert main(["profile", "--cpu-probe", "0", "-o", str(out), str(script)]) == 255
+    assert main(["report", str(out / "profile.json")]) == exitcodes.OK
+    assert Profile.load(out / "profile.json").run.exit_status == 255
