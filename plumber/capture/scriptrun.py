@@ -21,6 +21,7 @@ end-of-run steps.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import runpy
 import signal
@@ -62,7 +63,7 @@ def run_script(
     with the script's status.
     """
     starter = os.getpid()
-    saved_argv, saved_path = sys.argv[:], sys.path[:]
+    saved_argv, saved_path, start_folder = sys.argv[:], sys.path[:], os.getcwd()
     sys.argv = [str(script), *args]
     sys.path.insert(0, str(script.resolve().parent))
     with own_streams_kept():
@@ -70,10 +71,25 @@ def run_script(
             outcome = _run(script, is_bound_stop)
         finally:
             sys.argv, sys.path[:] = saved_argv, saved_path
+            _back_if_removed(start_folder)
         outcome = _with_output_written(outcome)
     if os.getpid() != starter:
         os._exit(outcome.exit_status)
     return outcome
+
+
+def _back_if_removed(start_folder: str) -> None:
+    """Go back to ``start_folder`` if the script left plumber in a folder it removed.
+
+    The script's own working folder is otherwise left as it was; but in a
+    removed one no relative path resolves, and the report (source lines shown
+    relative to it) and tune's plan (the script's folder) failed.
+    """
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        with contextlib.suppress(OSError):  # the start folder is gone too: nothing to go to
+            os.chdir(start_folder)
 
 
 def _run(script: Path, is_bound_stop: Callable[[BaseException], bool]) -> ScriptOutcome:

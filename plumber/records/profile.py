@@ -75,9 +75,14 @@ def builder_name(built_by: str) -> str:
 
 
 def _display_path(path: str) -> str:
+    """``path`` relative to the working folder when it is inside it, else as recorded.
+
+    The script may leave plumber in a folder it removed: then there is no
+    working folder to be relative to (the report failed on it).
+    """
     try:
         relative = os.path.relpath(path)
-    except ValueError:
+    except (ValueError, OSError):
         return path
     return path if relative.startswith(os.pardir) else relative
 

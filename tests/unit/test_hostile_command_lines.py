@@ -168,3 +168,35 @@ def test_a_huge_exit_code_leaves_a_profile_plumber_can_read_again(tmp_path, monk
     assert main(["profile", "--cpu-probe", "0", "-o", str(out), str(script)]) == 255
     assert main(["report", str(out / "profile.json")]) == exitcodes.OK
     assert Profile.load(out / "profile.json").run.exit_status == 255
+
+
+#: Leaves the process in a folder it removed.
+LEAVES_A_REMOVED_FOLDER = """
+import os, tempfile
+folder = tempfile.mkdtemp(dir=os.path.dirname(os.path.abspath(__file__)))
+os.chdir(folder)
+os.rmdir(folder)
+"""
+
+
+def test_a_script_that_removes_its_working_folder_leaves_plumber_where_it_started(
+        tmp_path, monkeypatch):
+    """The report (source lines relative to the working folder) and tune failed there."""
+    from plumber.capture.scriptrun import run_script
+
+    monkeypatch.chdir(tmp_path)
+    script = tmp_path / "leaves.py"
+    script.write_text(LEAVES_A_REMOVED_FOLDER)
+    assert run_script(script, [], lambda exc: False).exit_status == 0
+    assert os.getcwd() == str(tmp_path)
+
+
+def test_a_source_line_is_shown_as_recorded_when_there_is_no_working_folder(tmp_path,
+                                                                           monkeypatch):
+    from plumber.records.profile import SourceLocation
+
+    removed = tmp_path / "removed"
+    removed.mkdir()
+    monkeypatch.chdir(removed)
+    removed.rmdir()
+    assert str(SourceLocation(str(tmp_path / "train.py"), 3)) == f"{tmp_path / 'train.py'}:3"
