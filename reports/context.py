@@ -17,14 +17,14 @@ from pathlib import Path
 
 from markupsafe import Markup, escape
 
-from plumber.analyzers.hotspots import hotspots
+from plumber.analyzers.hotspots import focus_stage, hotspots, suggest
 from plumber.analyzers.results import Bound, Diagnosis, WhatIf
 from plumber.records.plan import PipelinePlan, Plan
 from plumber.records.profile import Pipeline, Profile, SourceLocation
 from plumber.reports import format as fmt
 from plumber.reports.charts import Chart, bounds_chart, timelines
 from plumber.reports.graph import layout, pipeline_graph
-from plumber.reports.hotspots import HotspotsView, focus_stage, hotspots_view, pipeline_hotspot
+from plumber.reports.hotspots import HotspotsView, hotspots_view, pipeline_hotspot
 from plumber.reports.network import NetworkView, network_view
 from plumber.reports.paths import full_source, short_source, shorten_paths
 from plumber.reports.plan import PlanView, plan_view, plans_by_pipeline
@@ -90,6 +90,8 @@ class PipelineView:
     notes: tuple[Markup, ...]
     #: The bottleneck stage's hottest Python function (``--hotspots``), if sampled.
     hotspot: str | None = None
+    #: Changes to the user's code the Python samples suggest (never part of a plan).
+    hotspot_suggestions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -166,8 +168,11 @@ def with_hotspots(
     if found is None:
         return views, None
     pairs = [(p, diagnosis_for(p, diagnoses)) for p in profile.pipelines]
-    views = tuple(dataclasses.replace(view, hotspot=pipeline_hotspot(p, d, found))
-                  for view, (p, d) in zip(views, pairs, strict=True))
+    views = tuple(
+        dataclasses.replace(view, hotspot=pipeline_hotspot(p, d, found),
+                            hotspot_suggestions=tuple(s.text for s in suggest(p, d, found)))
+        for view, (p, d) in zip(views, pairs, strict=True)
+    )
     focus = [focus_stage(p, d, found) for p, d in pairs]
     return views, hotspots_view(found, [s for s in focus if s is not None])
 

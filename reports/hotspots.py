@@ -18,7 +18,13 @@ from dataclasses import dataclass, field
 
 from markupsafe import Markup
 
-from plumber.analyzers.hotspots import CONSUMER, FoldedStack, Hotspots, StageHotspots
+from plumber.analyzers.hotspots import (
+    CONSUMER,
+    FoldedStack,
+    Hotspots,
+    StageHotspots,
+    focus_stage,
+)
 from plumber.analyzers.results import Diagnosis
 from plumber.records.kinds import POOL
 from plumber.records.profile import Pipeline
@@ -29,26 +35,6 @@ from plumber.reports.svg import element, fit, svg, text, title
 ICICLE_WIDTH, ROW_HEIGHT, ICICLE_DEPTH = 880.0, 18.0, 14
 #: Narrowest box drawn; narrower calls are part of their parent's width.
 MIN_BOX_PX = 2.0
-
-
-def focus_stage(pipeline: Pipeline, diagnosis: Diagnosis | None,
-                found: Hotspots) -> StageHotspots | None:
-    """The stage whose hotspot the headline names: the bottleneck, or the computing stage in it.
-
-    A consumer-bound pipeline's is the training loop. A DataLoader's pool
-    stands for the chain its workers run, so the member stage with the most
-    computing samples speaks for it; so does any stage without samples of its own.
-    """
-    if diagnosis is not None and not diagnosis.input_bound:
-        return found.stage("", CONSUMER)
-    stages = [s for s in found.stages if s.pipeline == pipeline.id]
-    bottleneck = diagnosis.bottleneck_stage if diagnosis is not None else None
-    chosen = next((s for s in stages if s.stage == bottleneck and s.hottest), None)
-    if chosen is not None and bottleneck != POOL:
-        return chosen
-    computing = [s for s in stages if s.hottest is not None]
-    return max(computing, key=lambda s: s.hottest.computing_samples if s.hottest else 0,
-               default=None)
 
 
 def pipeline_hotspot(pipeline: Pipeline, diagnosis: Diagnosis | None,
@@ -77,11 +63,18 @@ def _is_loader(pipeline: Pipeline) -> bool:
 
 
 def headline_hotspot(stage: StageHotspots | None) -> str | None:
-    """``planted_work (train.py:14): 78% of transform_1's sampled time, computing``."""
-    hottest = stage.hottest if stage is not None else None
-    if stage is None or hottest is None:
+    """``planted_work (train.py:14): 78% of transform_1's sampled time, computing``.
+
+    A stage that ran only library code says so, naming its most sampled call.
+    """
+    if stage is None:
         return None
     where = "the training loop" if stage.stage == CONSUMER else stage.stage
+    hottest = stage.hottest
+    if hottest is None:
+        top = stage.folded[0].labels if stage.folded else ()
+        return (f"no function of yours in {where}: its sampled time is in library code"
+                + (f" ({top[-1]})" if top else ""))
     called = f" in {hottest.library}" if hottest.library else ""
     return (f"{hottest.function} ({_place(hottest.file, hottest.line)}){called}: "
             f"{fmt.fraction(stage.share(hottest.computing_samples))} of {where}'s sampled "

@@ -15,7 +15,7 @@ import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
-from plumber.analyzers.hotspots import hotspots
+from plumber.analyzers.hotspots import hotspots, suggest
 from plumber.analyzers.results import Diagnosis
 from plumber.records.profile import Pipeline, Profile
 from plumber.reports import format as fmt
@@ -64,6 +64,8 @@ def render_summary(
         hotspot = pipeline_hotspot(pipeline, diagnosis, found) if found else None
         if hotspot is not None:
             lines += _field("Hottest", hotspot)
+        for suggestion in suggest(pipeline, diagnosis, found) if found else ():
+            lines += _field("Suggestion", suggestion.text)
         lines += _incident_lines(pipeline)
     network = network_line(profile)
     if network is not None:

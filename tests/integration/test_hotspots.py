@@ -72,7 +72,8 @@ def test_a_py_function_body_is_named_with_its_line_in_its_map(plumber_cli):
     assert stage is not None, hotspots(profile).stages
     hottest = stage.hottest
     assert (hottest.function, Path(hottest.file), hottest.line) == (
-        "planted_py_function", TF_SCRIPT, line_of("PLANTED-PY-FUNCTION", TF_SCRIPT))
+        "planted_py_function", TF_SCRIPT, line_of("PLANTED-PY-FUNCTION", TF_SCRIPT)
+    ), stage.functions
 
 
 @needs_torch

@@ -6,12 +6,24 @@ import dataclasses
 import re
 
 import pytest
-from synthetic_hotspots import CROP, IDLE, LOOP, MAIN, TENSOR, USER, WAIT, WORKER, sampled_profile
+from synthetic_hotspots import (
+    CROP,
+    FETCH,
+    IDLE,
+    LOOP,
+    MAIN,
+    SITE,
+    TENSOR,
+    USER,
+    WAIT,
+    WORKER,
+    sampled_profile,
+)
 
 from plumber.analyzers.diagnose import diagnose_all
-from plumber.analyzers.hotspots import FoldedStack, hotspots
+from plumber.analyzers.hotspots import FoldedStack, focus_stage, hotspots, suggest
 from plumber.records.profile import PyFrame
-from plumber.reports.hotspots import ICICLE_WIDTH, focus_stage, headline_hotspot, icicle
+from plumber.reports.hotspots import ICICLE_WIDTH, headline_hotspot, icicle
 from plumber.reports.html import render_html
 from plumber.reports.terminal import render_summary
 
@@ -104,3 +116,45 @@ def test_a_tf_map_of_graph_ops_is_said_to_run_in_cpp_with_its_cpu():
     summary = " ".join(render_summary(sampled, [diagnosis]).split())
     assert ("Hottest map-0 runs TensorFlow ops in C++, where py-spy sees no Python frames; "
             "its ops took 6.5 s of CPU") in summary, summary
+
+
+def _cpu_bound(profile):
+    (diagnosis,) = diagnose_all(profile)
+    return dataclasses.replace(diagnosis, bottleneck_kind="cpu", input_bound=True)
+
+
+def test_a_dominant_function_of_a_cpu_bound_stage_is_the_line_to_make_cheaper():
+    own_lines = (*TENSOR[:-1],)  # to_tensor_slowly computing on its own lines
+    profile = sampled_profile((WORKER, WORKER, own_lines, 30), (WORKER, WORKER, CROP, 10))
+    diagnosis = _cpu_bound(profile)
+    first, second = suggest(profile.pipelines[0], diagnosis, hotspots(profile))
+    assert (first.stage, first.function, first.file, first.line) == (
+        "transform_1", "to_tensor_slowly", USER, 30)
+    assert first.text.startswith("100% of transform_1's time is spent computing in "
+                                 "to_tensor_slowly at train.py:30")
+    assert "once per batch" in second.text
+    html = render_html(profile, [diagnosis])
+    box = html[html.index('class="note-box hotspot-suggestions"'):]
+    assert "not part of a plan" in box[:300] and "to_tensor_slowly at train.py:30" in box
+    assert diagnosis.recommendations == diagnose_all(profile)[0].recommendations
+    summary = " ".join(render_summary(profile, [diagnosis]).split())
+    assert "Suggestion 100% of transform_1's time" in summary
+
+
+def test_pil_decoding_points_at_torchvision_io():
+    decode = (*FETCH, PyFrame("Image.open", f"{SITE}/PIL/Image.py", 3400),
+              PyFrame("ImageFile.load", f"{SITE}/PIL/ImageFile.py", 290))
+    profile = sampled_profile((WORKER, WORKER, decode, 12))
+    first, second = suggest(profile.pipelines[0], _cpu_bound(profile), hotspots(profile))
+    assert first.function == "Images.__getitem__" and "(in PIL Image.open)" in first.text
+    assert "torchvision.io.decode_jpeg" in second.text
+
+
+def test_no_suggestion_when_no_function_dominates_or_the_stage_waits():
+    profile = sampled_profile(*STACKS)
+    found = hotspots(profile)
+    (diagnosis,) = diagnose_all(profile)
+    waits = dataclasses.replace(diagnosis, bottleneck_kind="latency", input_bound=True)
+    assert suggest(profile.pipelines[0], waits, found) == ()
+    spread = sampled_profile((WORKER, WORKER, TENSOR, 4), (WORKER, WORKER, CROP, 6))
+    assert suggest(spread.pipelines[0], _cpu_bound(spread), hotspots(spread)) == ()
