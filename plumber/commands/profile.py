@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 import traceback
@@ -20,7 +21,7 @@ from plumber.commands.base import (
 from plumber.records import exitcodes
 
 if TYPE_CHECKING:
-    from plumber.capture.session import SessionResult
+    from plumber.capture.session import SessionOptions, SessionResult
     from plumber.reports.outputs import Rendered
 
 #: The files a profiling run writes to its output folder, by what they hold.
@@ -53,14 +54,11 @@ class ProfileCommand:
             "-o", "--output", type=Path, default=None,
             help="output folder (default: ./plumber-out/SCRIPT-TIMESTAMP)",
         )
-        add_run_bounds(parser)
-        add_keep_secrets(parser)
-        add_hotspots(parser)
+        add_profiling_options(parser)
 
     def run(self, args: argparse.Namespace) -> int:
         if script_unusable(args.script):
             return exitcodes.USAGE
-        script_args = args.script_args
         from plumber.records.files import OutputError, checked_output_folder
 
         try:
@@ -69,25 +67,21 @@ class ProfileCommand:
         except OutputError as exc:
             say(f"error: {exc}")
             return exitcodes.USAGE
-        from plumber.capture.session import SessionOptions, profile_script
-
-        options = SessionOptions(
-            steps=args.steps, duration_s=args.duration, cpu_probe_s=args.cpu_probe, notify=say,
-            keep_secrets=args.keep_secrets, hotspots=args.hotspots,
-        )
-        say(f"profiling {args.script}")
-        result = profile_script(args.script, script_args, options)
         try:
-            rendered = write_run_files(result, out_dir / RUN_FILES["profile"],
-                                       out_dir / RUN_FILES["report"])
+            result, _ = profiling_run(args, out_dir / RUN_FILES["profile"],
+                                      out_dir / RUN_FILES["report"])
         except RunFilesNotWritten as failed:
             return failed.exit_status
-        write_now(sys.stderr, rendered.summary + "\n")
         return result.outcome.exit_status
 
 
-def add_hotspots(parser: argparse.ArgumentParser) -> None:
-    """``--hotspots``: sample the Python stacks of each stage with py-spy (profile and tune)."""
+def add_profiling_options(parser: argparse.ArgumentParser) -> None:
+    """What ``profile`` and ``tune`` share: the run's bounds, ``--keep-secrets``, ``--hotspots``.
+
+    ``--hotspots`` samples the Python stacks of each stage with py-spy.
+    """
+    add_run_bounds(parser)
+    add_keep_secrets(parser)
     parser.add_argument(
         "--hotspots", action="store_true",
         help="sample the script's Python stacks and its DataLoader workers' with py-spy and "
@@ -103,6 +97,36 @@ class RunFilesNotWritten(Exception):  # noqa: N818 - an outcome the command exit
         #: What the command exits with: the script's own status when it failed, else
         #: 2 (an output that could not be written) or 70 (a bug while rendering).
         self.exit_status = exit_status
+
+
+def session_options(args: argparse.Namespace) -> SessionOptions:
+    """The session options the command line gave, for every run of the script but stack sampling.
+
+    Only a profiling run samples stacks (:func:`profiling_run` adds ``--hotspots``):
+    ``tune``'s measured runs compare rates, which sampling would disturb.
+    """
+    from plumber.capture.session import SessionOptions
+
+    return SessionOptions(steps=args.steps, duration_s=args.duration, cpu_probe_s=args.cpu_probe,
+                          notify=say, keep_secrets=args.keep_secrets)
+
+
+def profiling_run(args: argparse.Namespace, profile_file: Path,
+                  report_file: Path) -> tuple[SessionResult, Rendered]:
+    """Profile the script, write its profile and report, print the summary.
+
+    ``profile`` is this run; ``tune`` derives its plan from it. Raises
+    :class:`RunFilesNotWritten` when a file cannot be written (see
+    :func:`write_run_files`).
+    """
+    from plumber.capture.session import profile_script
+
+    say(f"profiling {args.script}")
+    result = profile_script(args.script, args.script_args,
+                            dataclasses.replace(session_options(args), hotspots=args.hotspots))
+    rendered = write_run_files(result, profile_file, report_file)
+    write_now(sys.stderr, rendered.summary + "\n")
+    return result, rendered
 
 
 def write_run_files(result: SessionResult, profile_file: Path, report_file: Path) -> Rendered:

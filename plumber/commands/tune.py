@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from plumber.analyzers.speedup import DEFAULT_ROUNDS, MAX_ROUNDS, runs_of
-from plumber.capture.stdio import write_now
 from plumber.commands.base import (
-    add_keep_secrets,
-    add_run_bounds,
     add_script_arguments,
     non_negative_int,
     positive_int,
@@ -22,9 +17,10 @@ from plumber.commands.base import (
 from plumber.commands.profile import (
     RUN_FILES,
     RunFilesNotWritten,
-    add_hotspots,
+    add_profiling_options,
     default_output_dir,
-    write_run_files,
+    profiling_run,
+    session_options,
 )
 from plumber.measure.runbounds import Terminated
 from plumber.records import exitcodes
@@ -55,18 +51,14 @@ class TuneCommand:
         parser.add_argument("--rounds", type=positive_int, default=DEFAULT_ROUNDS,
                             help=f"interleaved verification rounds (default {DEFAULT_ROUNDS}); "
                             f"a result within the noise gets more, up to {MAX_ROUNDS}")
-        add_run_bounds(parser)
-        add_keep_secrets(parser)
-        add_hotspots(parser)
+        add_profiling_options(parser)
 
     def run(self, args: argparse.Namespace) -> int:
         if script_unusable(args.script):
             return exitcodes.USAGE
-        from plumber.capture.session import SessionOptions, profile_script
+        from plumber.records.files import OutputError, checked_outputs
         from plumber.reports.html import write_html
         from plumber.tuner.derive import derive_plan
-        script_args = args.script_args
-        from plumber.records.files import OutputError, checked_outputs
 
         out_dir = args.output.parent if args.output else default_output_dir(args.script)
         try:
@@ -79,19 +71,11 @@ class TuneCommand:
             say(f"error: {exc}")
             return exitcodes.USAGE
         plan_path = outputs["plan"]
-        options = SessionOptions(steps=args.steps, duration_s=args.duration,
-                                 cpu_probe_s=args.cpu_probe, notify=say,
-                                 keep_secrets=args.keep_secrets)
-        say(f"profiling {args.script}")
-        # Only the profiling run samples stacks: the measured runs compare rates.
-        result = profile_script(args.script, script_args,
-                                dataclasses.replace(options, hotspots=args.hotspots))
         try:
-            rendered = write_run_files(result, outputs["profile"], outputs["report"])
+            # The verdict the plan follows from, printed as ``plumber profile`` prints it.
+            result, rendered = profiling_run(args, outputs["profile"], outputs["report"])
         except RunFilesNotWritten as failed:
             return failed.exit_status
-        # The verdict the plan follows from, in the words ``plumber profile`` prints.
-        write_now(sys.stderr, rendered.summary + "\n")
         if result.outcome.exit_status != 0:
             say("the script failed while profiling; no plan derived")
             return result.outcome.exit_status
@@ -99,7 +83,7 @@ class TuneCommand:
         for note in plan.notes:
             say(note)
         try:
-            plan = _measured(plan, args, options)
+            plan = _measured(plan, args, session_options(args))
         except (KeyboardInterrupt, Terminated) as stop:
             say("stopped while measuring the plan; no plan written")
             return stop.exit_status if isinstance(stop, Terminated) else exitcodes.INTERRUPTED
