@@ -84,3 +84,29 @@ def test_without_a_working_py_spy_the_profile_says_why(plumber_cli, monkeypatch,
     assert any(note.startswith("no Python hotspots: py-spy could not be started")
                for note in profile.run.notes), profile.run.notes
     assert profile.pipelines[0].stage("transform_1").stats.elements > 0
+
+
+@needs_torch
+def test_the_notebook_profile_samples_the_loader_it_is_given():
+    import importlib.util as imports
+
+    import plumber
+    from plumber.measure.hotspots import find_py_spy
+
+    if find_py_spy() is None:
+        pytest.skip("py-spy is not installed")
+    pytest.importorskip("pandas")
+    from torch.utils.data import DataLoader
+
+    spec = imports.spec_from_file_location("torch_hotspots", SCRIPT)
+    script = imports.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    result = plumber.profile(
+        lambda: DataLoader(script.Numbers(), batch_size=8, num_workers=2,
+                           collate_fn=script.planted_collate_work),
+        cpu_probe=0, hotspots=True)
+    table = result.hotspots
+    collate = table[table.stage == "collate"].iloc[0]
+    assert (collate.function, Path(collate.file), collate.line) == (
+        "planted_collate_work", SCRIPT, line_of("PLANTED-COLLATE")), table
+    assert set(table.stage) >= {"collate", "transform_1"}, table
