@@ -29,6 +29,7 @@ from typing import Any
 from plumber.capture.scriptrun import EXIT_INTERRUPTED, ScriptOutcome
 from plumber.capture.session import SessionOptions, assemble, instrumented
 from plumber.measure.callsite import user_callsite
+from plumber.measure.runbounds import checked_cpu_probe, checked_duration, checked_steps
 from plumber.records.profile import Profile, SourceLocation
 from plumber.torch import is_loader
 
@@ -120,12 +121,16 @@ def profile_pipeline(
 
 
 def _check_bounds(steps: int | None, duration: float | None, cpu_probe: float) -> None:
-    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
-    if duration is not None and not (isinstance(duration, (int, float)) and duration > 0):
-        raise ValueError(f"duration must be a positive number of seconds, got {duration!r}")
-    if not (isinstance(cpu_probe, (int, float)) and cpu_probe >= 0):
-        raise ValueError(f"cpu_probe must be zero or a positive number, got {cpu_probe!r}")
+    """ValueError naming the argument and its value when a bound is not one (see runbounds)."""
+    checks = (("steps", steps, checked_steps), ("duration", duration, checked_duration),
+              ("cpu_probe", cpu_probe, checked_cpu_probe))
+    for name, value, check in checks:
+        if value is None and name != "cpu_probe":
+            continue
+        try:
+            check(value)
+        except ValueError as exc:
+            raise ValueError(f"{name} {exc}, got {value!r}") from None
 
 
 def _builder(obj: Any) -> Callable[[], Any]:

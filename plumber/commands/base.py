@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
 from plumber.capture.stdio import write_now
+from plumber.measure.runbounds import checked_cpu_probe, checked_duration
 
 
 class Command(Protocol):
@@ -66,11 +67,11 @@ def add_run_bounds(parser: argparse.ArgumentParser) -> None:
         help="stop the script after this many elements reach the consumer",
     )
     parser.add_argument(
-        "--duration", type=positive_float, default=None,
+        "--duration", type=duration_seconds, default=None,
         help="stop the script after this many seconds",
     )
     parser.add_argument(
-        "--cpu-probe", type=non_negative_float, default=2.0, metavar="SECONDS",
+        "--cpu-probe", type=cpu_probe_seconds, default=2.0, metavar="SECONDS",
         help="time spent after the run measuring per-stage CPU (0 disables; default 2)",
     )
 
@@ -93,24 +94,21 @@ def positive_int(text: str) -> int:
     return value
 
 
-def positive_float(text: str) -> float:
-    """argparse type: a finite number above zero."""
-    value = float(text)
-    if not 0 < value < math.inf:
-        raise argparse.ArgumentTypeError("must be a positive finite number")
-    return value
+def duration_seconds(text: str) -> float:
+    """argparse type: ``--duration`` (:func:`plumber.measure.runbounds.checked_duration`)."""
+    return _bound(checked_duration, float(text))
 
 
-def non_negative_float(text: str) -> float:
-    """argparse type: zero or a positive finite number.
+def cpu_probe_seconds(text: str) -> float:
+    """argparse type: ``--cpu-probe`` (:func:`plumber.measure.runbounds.checked_cpu_probe`)."""
+    return _bound(checked_cpu_probe, float(text))
 
-    ``inf`` is refused: ``--cpu-probe inf`` measured an endless stage
-    forever after the run, so the profile was never written.
-    """
-    value = float(text)
-    if not 0 <= value < math.inf:
-        raise argparse.ArgumentTypeError("must be zero or a positive finite number")
-    return value
+
+def _bound(check: Callable[[float], float], value: float) -> float:
+    try:
+        return check(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def non_negative_int(text: str) -> int:

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 from plumber.capture.stdio import write_now
 from plumber.commands.base import (
     add_script_args_after_separator,
-    non_negative_float,
-    positive_float,
+    cpu_probe_seconds,
+    duration_seconds,
     positive_int,
     say,
 )
@@ -78,9 +78,9 @@ class GateCommand:
                                  help="runs to take the median over (default 3)")
         script_only.add_argument("--steps", type=positive_int, default=None,
                                  help="bound every run to this many elements at the consumer")
-        script_only.add_argument("--duration", type=positive_float, default=None,
+        script_only.add_argument("--duration", type=duration_seconds, default=None,
                                  help="bound every run to this many seconds")
-        script_only.add_argument("--cpu-probe", type=non_negative_float, default=None,
+        script_only.add_argument("--cpu-probe", type=cpu_probe_seconds, default=None,
                                  metavar="SECONDS",
                                  help="per-stage CPU probe of every run (default 2)")
         script_only.add_argument("-o", "--output", type=Path, default=None, metavar="DIR",

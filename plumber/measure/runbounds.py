@@ -1,5 +1,8 @@
 """How much of a script's iteration is profiled, and the signals that stop it.
 
+The bounds' values are checked here, once, for the command line, the
+notebook's cell magic and ``plumber.profile``.
+
 Shared by every framework's hooks (tf.data, torch): the same ``--steps`` and
 ``--duration`` bounds apply whatever the script iterates. Ctrl-C, SIGTERM and
 SIGHUP (a cancelled CI job, ``timeout``) stop the script the same way, so the
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import _thread
 import contextlib
+import math
 import os
 import signal
 import threading
@@ -24,6 +28,35 @@ class RunBounds:
 
     steps: int | None = None
     duration_s: float | None = None
+
+
+def checked_steps(value: object) -> int:
+    """A ``steps`` bound: an integer above 0 (not a bool); ValueError saying what it must be."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError("must be a positive integer")
+    return value
+
+
+def checked_duration(value: object) -> float:
+    """A ``duration`` bound in seconds: a finite number above 0; ValueError if not."""
+    if not (_is_number(value) and 0 < value < math.inf):
+        raise ValueError("must be a positive finite number")
+    return float(value)
+
+
+def checked_cpu_probe(value: object) -> float:
+    """Seconds of the per-stage CPU probe after the run: 0 (none) or a finite number above.
+
+    ``inf`` is refused: the probe measured an endless stage forever after the
+    run, and the profile was never written.
+    """
+    if not (_is_number(value) and 0 <= value < math.inf):
+        raise ValueError("must be zero or a positive finite number")
+    return float(value)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 class BoundReached(BaseException):  # noqa: N818 - it is a signal, not an error

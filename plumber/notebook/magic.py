@@ -22,6 +22,7 @@ from IPython.display import display
 
 from plumber.capture.scriptrun import EXIT_INTERRUPTED, ScriptOutcome
 from plumber.capture.session import SessionOptions, assemble, instrumented
+from plumber.measure.runbounds import checked_cpu_probe, checked_duration, checked_steps
 from plumber.notebook.result import ProfileResult
 
 
@@ -49,12 +50,14 @@ class PlumberMagics(Magics):
     def plumber(self, line: str, cell: str) -> ProfileResult | None:
         """Profile the tf.data pipelines this cell iterates; the cell's output is the result."""
         args = parse_argstring(self.plumber, line)
-        if args.steps is not None and args.steps < 1:
-            raise ValueError("--steps must be a positive integer")
-        if args.duration is not None and not args.duration > 0:
-            raise ValueError("--duration must be a positive number of seconds")
-        if not args.cpu_probe >= 0:
-            raise ValueError("--cpu-probe must be zero or a positive number")
+        for flag, value, check in (("--steps", args.steps, checked_steps),
+                                   ("--duration", args.duration, checked_duration),
+                                   ("--cpu-probe", args.cpu_probe, checked_cpu_probe)):
+            if value is not None:
+                try:
+                    check(value)
+                except ValueError as exc:
+                    raise ValueError(f"{flag} {exc}") from None
         options = SessionOptions(
             steps=args.steps, duration_s=args.duration, cpu_probe_s=args.cpu_probe, notify=_say
         )

@@ -11,6 +11,7 @@ regular file.
 from __future__ import annotations
 
 import io
+import math
 import os
 import stat
 
@@ -200,3 +201,18 @@ def test_a_source_line_is_shown_as_recorded_when_there_is_no_working_folder(tmp_
     monkeypatch.chdir(removed)
     removed.rmdir()
     assert str(SourceLocation(str(tmp_path / "train.py"), 3)) == f"{tmp_path / 'train.py'}:3"
+
+
+@pytest.mark.parametrize(("bounds", "message"), [
+    ({"cpu_probe": math.inf}, "cpu_probe must be zero or a positive finite number, got inf"),
+    ({"duration": math.inf}, "duration must be a positive finite number, got inf"),
+    ({"duration": True}, "duration must be a positive finite number, got True"),
+    ({"steps": 2.5}, "steps must be a positive integer, got 2.5"),
+])
+def test_plumber_profile_in_code_takes_the_same_bounds_as_the_command_line(bounds, message):
+    """One rule (plumber.measure.runbounds) for the CLI, the cell magic and plumber.profile."""
+    from plumber.capture.inprocess import profile_pipeline
+
+    with pytest.raises(ValueError) as error:
+        profile_pipeline(object(), **bounds)
+    assert str(error.value) == message
