@@ -56,6 +56,13 @@ class TuneCommand:
     def run(self, args: argparse.Namespace) -> int:
         if script_unusable(args.script):
             return exitcodes.USAGE
+        if args.search:
+            from plumber.tuner.search import search_unavailable
+
+            problem = search_unavailable()
+            if problem is not None:
+                say(f"error: {problem}")
+                return exitcodes.USAGE
         from plumber.records.files import OutputError, checked_outputs
         from plumber.reports.html import write_html
         from plumber.tuner.derive import derive_plan

@@ -22,6 +22,19 @@ from plumber.records.plan import Plan, StageSetting
 from plumber.tuner.verify import measured_rates
 
 
+def search_unavailable() -> str | None:
+    """Why ``--search`` cannot run here (optuna is not installed), or None.
+
+    ``tune`` asks before the script runs, so a missing optuna is one line at
+    the start rather than a traceback after the profiling run.
+    """
+    try:
+        import optuna  # noqa: F401
+    except ImportError:
+        return "--search needs optuna: pip install 'plumber-pipelines[tune]'"
+    return None
+
+
 def search_plan(
     script: Path,
     args: Sequence[str],
@@ -31,12 +44,11 @@ def search_plan(
     notify: Callable[[str], None],
 ) -> tuple[Plan, float]:
     """The best of ``trials`` measured variants of ``plan`` and its measured rate."""
-    try:
-        import optuna
-    except ImportError:
-        raise RuntimeError(
-            "--search needs optuna: pip install 'plumber-pipelines[tune]'"
-        ) from None
+    problem = search_unavailable()
+    if problem is not None:
+        raise RuntimeError(problem)
+    import optuna
+
     from plumber.tuner.appliers import applying
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -14,6 +14,7 @@ import io
 import math
 import os
 import stat
+import sys
 
 import pytest
 from synthetic_profiles import make_profile, stage
@@ -216,3 +217,16 @@ def test_plumber_profile_in_code_takes_the_same_bounds_as_the_command_line(bound
     with pytest.raises(ValueError) as error:
         profile_pipeline(object(), **bounds)
     assert str(error.value) == message
+
+
+def test_tune_search_without_optuna_is_one_line_before_the_script_runs(tmp_path, monkeypatch,
+                                                                        capsys):
+    """Without optuna, --search ended in a traceback (exit 70) after the profiling run."""
+    monkeypatch.setitem(sys.modules, "optuna", None)  # import optuna raises ImportError
+    script = tmp_path / "never_run.py"
+    script.write_text("raise SystemExit('the script ran')\n")
+    assert main(["tune", "--search", "3", "-o", str(tmp_path / "plan.json"),
+                 str(script)]) == exitcodes.USAGE
+    assert capsys.readouterr().err.strip() == (
+        "plumber: error: --search needs optuna: pip install 'plumber-pipelines[tune]'")
+    assert not (tmp_path / "profile.json").exists()
