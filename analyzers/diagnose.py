@@ -28,6 +28,7 @@ from plumber.analyzers.observed import (
     startup_s,
     steady_rate,
 )
+from plumber.analyzers.offload import offload_what_if
 from plumber.analyzers.recommend import recommendations
 from plumber.analyzers.results import Bound, Diagnosis, StageAnalysis
 from plumber.analyzers.stages import (
@@ -77,6 +78,9 @@ def diagnose(profile: Profile, pipeline: Pipeline | None = None) -> Diagnosis:
     prefetch = prefetch_what_if(scene)
     if prefetch is not None:
         what_ifs.append(prefetch)
+    moved = offload_what_if(scene)
+    if moved is not None:
+        what_ifs.append(moved)
     recommended = recommendations(scene, what_ifs)
     what_ifs.sort(key=lambda w: (not w.feasible, -w.predicted_rate))
     predicted = scene.predicted_rate

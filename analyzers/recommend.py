@@ -10,7 +10,8 @@ Caches come after the other changes: they pay only from the second epoch
 on, and a profile cannot tell how many epochs the training runs. Nothing is
 recommended when whether the pipeline or the step binds is too close to
 call (:func:`plumber.analyzers.verdict.too_close_to_call`): the verdict
-then says so instead of giving advice.
+then says so instead of giving advice. Offloading to remote workers
+(:mod:`plumber.analyzers.offload`) comes last: it needs more machines.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from typing import Any
 
 from plumber.analyzers.objectcache import KNOB as OBJECT_CACHE
 from plumber.analyzers.objectcache import client_code
+from plumber.analyzers.offload import KNOBS as OFFLOAD_KNOBS
+from plumber.analyzers.offload import offload_recommendation
 from plumber.analyzers.results import Recommendation, WhatIf
 from plumber.analyzers.text import parallel_knob
 from plumber.analyzers.topology import pool_of
@@ -63,7 +66,8 @@ def recommendations(scene: Scene, what_ifs: Sequence[WhatIf]) -> tuple[Recommend
     observed = scene.observed_rate
     gap_floor = WORTHWHILE * observed if math.isfinite(observed) else math.inf
     groups: dict[tuple[str | None, str], list[WhatIf]] = {}
-    for w in what_ifs:
+    offloads = [w for w in what_ifs if w.knob in OFFLOAD_KNOBS.values()]
+    for w in (w for w in what_ifs if w not in offloads):
         # A prefetch raises no bound: it recovers the gap to the predicted rate.
         floor = gap_floor if w.knob == "prefetch" else change_floor
         if w.feasible and w.stage_id is not None and w.predicted_rate > floor:
@@ -71,7 +75,8 @@ def recommendations(scene: Scene, what_ifs: Sequence[WhatIf]) -> tuple[Recommend
             groups.setdefault(key, []).append(w)
     chosen = [_smallest_nearly_best(group) for group in groups.values()]
     chosen.sort(key=lambda w: (w.knob in CACHES, -w.predicted_rate))
-    return tuple(_recommend(scene, w) for w in chosen)
+    moved = [offload_recommendation(scene, w) for w in offloads if w.predicted_rate > change_floor]
+    return (*(_recommend(scene, w) for w in chosen), *(r for r in moved if r is not None))
 
 
 def _smallest_nearly_best(group: list[WhatIf]) -> WhatIf:

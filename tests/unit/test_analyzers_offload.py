@@ -1,0 +1,147 @@
+"""The offload model: cut point, workers, rate, mode, and when it is proposed at all."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+
+from plumber.analyzers import offload as model
+from plumber.analyzers.diagnose import diagnose, scene
+from plumber.records.profile import NetworkRequests, Profile, TimeSeries
+from tests.unit.synthetic_profiles import loader_profile, make_profile, stage
+
+BUSY = TimeSeries(t=(0, 1, 2), process_cpu_percent=(195,) * 3)
+IDLE = TimeSeries(t=(0, 1, 2), process_cpu_percent=(60,) * 3)
+
+
+def cpu_bound(*, stateful_decode: bool = False, resources: TimeSeries = BUSY,
+              step_s: float = 1.0, batch_bytes: int = 100_000) -> Profile:
+    """100 batches of 10: source -> decode map (8 ms CPU per element, parallelism 2) -> batch.
+
+    Two cores busy, so the pipeline needs 80 ms of CPU per batch: 25 batches/s;
+    the step alone would take 100 batches/s (``step_s`` over 100 steps).
+    """
+    knobs = {"stateful": True} if stateful_decode else {}
+    return make_profile(
+        stage("source", "source", 1000, 0.1, op="RangeDataset", line=10, bytes_per_element=8),
+        stage("decode", "map", 1000, 8.0, parallelism=2, knobs=knobs, line=11,
+              bytes_per_element=10_000),
+        stage("batch", "batch", 100, 0.1, line=12, bytes_per_element=batch_bytes),
+        wait_s=3.0, step_s=step_s, resources=resources,
+    )
+
+
+def test_a_cpu_bound_pipeline_is_cut_at_the_root_with_the_workers_that_reach_the_step():
+    chosen = model.offload(scene(cpu_bound(), cpu_bound().pipelines[0]))
+    assert chosen is not None
+    assert chosen.cut.id == "batch"
+    assert set(chosen.moved) == {"source", "decode", "batch"}
+    # 82 ms of CPU per batch move; one 2-core worker gives 2 / 0.082 = 24.4 batches/s.
+    assert chosen.rates[0] == pytest.approx(2 / 0.082)
+    # The step takes 100 batches/s: 5 workers reach it, 4 do not.
+    assert chosen.workers == 5
+    assert chosen.predicted_rate == pytest.approx(100.0)
+    assert chosen.limit == "the training step"
+    assert chosen.processing_mode == model.DISTRIBUTED_EPOCH
+    assert chosen.max_outstanding_requests == 2 * 5
+    assert not chosen.bandwidth_probed and chosen.bandwidth_bps == model.ASSUMED_BPS
+
+
+def test_the_bytes_crossing_at_the_cut_bound_the_rate_by_the_probed_bandwidth():
+    profile = dataclasses.replace(cpu_bound(batch_bytes=2_000_000), network=NetworkRequests(
+        requests=10, bytes_received=1000, busy_s=1.0, latency_mean_s=0.01, latency_p50_s=0.01,
+        latency_p90_s=0.01, in_flight_max=1, available_bps=100e6))
+    chosen = model.offload(scene(profile, profile.pipelines[0]))
+    assert chosen is not None and chosen.bandwidth_probed
+    # 100 MB/s over 2 MB per batch: 50 batches/s, below the step's 100; cutting lower
+    # sends 10 kB x 10 = 100 kB per batch instead, but leaves the batch stage here.
+    assert chosen.bytes_per_root is not None
+    assert chosen.predicted_rate == pytest.approx(min(100e6 / chosen.bytes_per_root, 100.0))
+    assert chosen.cut.id == "decode"
+
+
+def test_a_heavy_stage_that_calls_python_is_not_moved_and_the_row_says_why():
+    profile = cpu_bound(stateful_decode=True)
+    # Every cut but the source alone moves the decode map; the source has no CPU to spare.
+    assert model.offload(scene(profile, profile.pipelines[0])) is None
+    row = model.offload_what_if(scene(profile, profile.pipelines[0]))
+    assert row is not None and not row.feasible
+    assert row.reason.startswith("Not proposed: decode (map at train.py:11) calls Python")
+    assert "py_function" in row.reason
+    assert not [r for r in diagnose(profile).recommendations if "tf.data service" in r.title]
+
+
+def test_a_stateful_stage_above_the_heavy_one_moves_what_is_below_it():
+    profile = make_profile(
+        stage("source", "source", 1000, 0.1, op="TensorSliceDataset", line=10),
+        stage("decode", "map", 1000, 8.0, parallelism=2, line=11, bytes_per_element=10_000),
+        stage("label", "map", 1000, 0.1, knobs={"stateful": True}, line=12),
+        stage("batch", "batch", 100, 0.1, line=13, bytes_per_element=100_000),
+        wait_s=3.0, step_s=1.0, resources=BUSY,
+    )
+    chosen = model.offload(scene(profile, profile.pipelines[0]))
+    assert chosen is not None
+    assert chosen.cut.id == "decode"
+    assert any("label" in k for k in chosen.kept)
+    assert "Not moved: label" in model.reason(chosen)
+
+
+def test_nothing_is_offloaded_while_cores_are_idle_or_the_step_binds():
+    idle = cpu_bound(resources=IDLE)
+    assert model.offload(scene(idle, idle.pipelines[0])) is None
+    step_bound = cpu_bound(step_s=10.0)  # 10 steps/s, below the pipeline's 25/s
+    assert model.offload(scene(step_bound, step_bound.pipelines[0])) is None
+
+
+def test_an_unsplittable_source_is_read_in_parallel_epochs():
+    profile = make_profile(
+        stage("source", "source", 1000, 0.1, op="SqlDataset", line=10),
+        stage("decode", "map", 1000, 8.0, parallelism=2, line=11),
+        wait_s=3.0, step_s=1.0, steps=1000, resources=BUSY,
+    )
+    chosen = model.offload(scene(profile, profile.pipelines[0]))
+    assert chosen is not None and chosen.processing_mode == model.PARALLEL_EPOCHS
+    assert "once per worker" in model.reason(chosen)
+
+
+def test_outstanding_requests_fit_the_memory_share():
+    profile = make_profile(
+        stage("source", "source", 1000, 0.1, op="RangeDataset", line=10),
+        stage("decode", "map", 1000, 8.0, parallelism=2, line=11,
+              bytes_per_element=2_000_000),
+        wait_s=3.0, step_s=1.0, steps=1000, resources=BUSY, memory=20_000_000,
+    )
+    chosen = model.offload(scene(profile, profile.pipelines[0]))
+    assert chosen is not None and chosen.cut.id == "decode"
+    # A quarter of the memory budget (half of 20 MB) is 2.5 MB: one 2 MB element at a time.
+    assert chosen.workers > 1 and chosen.max_outstanding_requests == 1
+
+
+def test_the_diagnosis_lists_the_offload_and_recommends_the_distribute_edit():
+    diagnosis = diagnose(cpu_bound())
+    row = next(w for w in diagnosis.what_ifs if w.knob == "data_service")
+    assert row.value == "5" and row.stage_id == "batch"
+    assert "distributed_epoch" in row.change
+    advice = next(r for r in diagnosis.recommendations if r.stage_id == "batch"
+                  and "tf.data service" in r.title)
+    assert advice.old == ".batch(...)"
+    assert 'distribute(processing_mode="distributed_epoch", service=SERVICE, ' \
+           "max_outstanding_requests=10)" in advice.new
+    assert "plumber run --plan plan.json --data-service" in advice.reason
+    assert advice.source is not None and advice.source.line == 12
+
+
+def test_a_dataloader_names_a_ray_data_actor_pool_with_a_sketch():
+    profile = dataclasses.replace(
+        loader_profile((0.02, 0.02), (("Resize", 0.01, 0.01, False),), num_workers=2,
+                       wait_s=8.0, step_s=0.5),
+        resources=BUSY)
+    diagnosis = diagnose(profile)
+    row = next(w for w in diagnosis.what_ifs if w.knob == "ray_data")
+    assert "Ray Data actor pool" in row.change and int(row.value) >= 1
+    advice = next(r for r in diagnosis.recommendations if "Ray Data" in r.title)
+    assert f"concurrency={row.value}" in advice.new
+    assert "iter_torch_batches" in advice.new
+    assert math.isfinite(advice.predicted_rate) and advice.predicted_rate > diagnosis.observed_rate
