@@ -169,9 +169,13 @@ def _check_outputs(args: argparse.Namespace) -> str | None:
 
     The baseline is an output with ``--update`` (and may then replace only a
     baseline), else an input; no output may overwrite the target or the
-    baseline read, and ``--output`` must be a folder that takes files.
+    baseline read, and ``--output`` must be a folder whose ``run-N`` folders
+    take a run's files (a run refusing its folder would read as the script
+    failing).
     """
+    from plumber.commands.profile import RUN_FILES
     from plumber.gate.api import is_profile
+    from plumber.gate.runner import RunOptions, run_folder
     from plumber.records.files import OutputError, checked_output_folder, checked_outputs
 
     outputs = {"JUnit XML report": args.junit_xml} if args.junit_xml is not None else {}
@@ -187,6 +191,8 @@ def _check_outputs(args: argparse.Namespace) -> str | None:
         written = checked_outputs(outputs, inputs)
         if args.output is not None:
             args.output = checked_output_folder(args.output, {})
+            for repeat in range(1, (args.repeats or RunOptions().repeats) + 1):
+                checked_output_folder(run_folder(args.output, repeat), RUN_FILES)
     except OutputError as exc:
         return str(exc)
     args.junit_xml = written.get("JUnit XML report")

@@ -86,13 +86,18 @@ def measure_script(
         for repeat in range(1, options.repeats + 1):
             speeds += sample_speeds()
             notify(f"run {repeat}/{options.repeats} of {script}")
-            out_dir = base / f"run-{repeat}"
+            out_dir = run_folder(base, repeat)
             status, output = run_repeat(profile_command(script, args, out_dir, options))
             if status != 0:
                 raise ScriptFailed(repeat, status, output)
             profiles.append(Profile.load(out_dir / "profile.json"))
         speeds += sample_speeds()
     return measurement(profiles, Calibration.from_samples(speeds), (str(script), *args))
+
+
+def run_folder(base: Path, repeat: int) -> Path:
+    """Where repeat ``repeat`` (from 1) keeps its profile and report: ``BASE/run-N``."""
+    return base / f"run-{repeat}"
 
 
 def run_repeat(command: Sequence[str]) -> tuple[int, str]:

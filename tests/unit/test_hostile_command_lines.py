@@ -230,3 +230,17 @@ def test_tune_search_without_optuna_is_one_line_before_the_script_runs(tmp_path,
     assert capsys.readouterr().err.strip() == (
         "plumber: error: --search needs optuna: pip install 'plumber-pipelines[tune]'")
     assert not (tmp_path / "profile.json").exists()
+
+
+def test_gate_checks_each_runs_folder_before_any_run(tmp_path, capsys):
+    """A run-N that was a file made that run refuse it, read as 'the script failed' (exit 13)."""
+    script = tmp_path / "never_run.py"
+    script.write_text("raise SystemExit('the script ran')\n")
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / "run-2").write_text("not a folder")
+    code = main(["gate", "--update", "--baseline", str(tmp_path / "b.json"), "--repeats", "2",
+                 "-o", str(runs), str(script)])
+    assert code == exitcodes.USAGE
+    assert capsys.readouterr().err.strip() == (
+        f"plumber: error: the output folder {runs / 'run-2'} exists and is not a folder")
