@@ -31,7 +31,7 @@ from plumber.analyzers.results import WhatIf
 from plumber.analyzers.stages import cpu_demand, without
 from plumber.analyzers.topology import above, below, is_random, pool_of
 from plumber.analyzers.whatif import WORTH_LISTING, Scene
-from plumber.records.kinds import POOL
+from plumber.records.kinds import PIN_MEMORY, POOL
 from plumber.records.profile import Pipeline, Stage
 
 #: Share of the available memory a cache may take.
@@ -47,7 +47,7 @@ MIN_PASSES = 1.9
 #: buffer, or a stream that a repeat/take/skip already reshaped; a worker
 #: pool's batches and pinned copies (its cache holds samples).
 NOT_AFTER = frozenset(
-    {"cache", "prefetch", "repeat", "take", "skip", "config", POOL, "pin_memory"}
+    {"cache", "prefetch", "repeat", "take", "skip", "config", POOL, PIN_MEMORY}
 )
 
 

@@ -29,7 +29,7 @@ from plumber.analyzers.text import parallel_knob
 from plumber.analyzers.topology import pool_of
 from plumber.analyzers.verdict import too_close_to_call
 from plumber.analyzers.whatif import Scene
-from plumber.records.kinds import POOL
+from plumber.records.kinds import AUTOTUNE, POOL
 from plumber.records.profile import Stage
 
 #: The knobs that cache: at most one cache is recommended, a stage's or the objects'.
@@ -151,7 +151,7 @@ def _written(value: Any, names: dict[str, str]) -> str:
     """A knob's value as the user wrote it: ``None`` when unset, AUTOTUNE for -1."""
     if value is None:
         return "None"
-    if value == -1:
+    if value == AUTOTUNE:
         return names.get("AUTOTUNE", "AUTOTUNE")
     return str(value)
 
