@@ -214,11 +214,7 @@ class _WorkerOwners:
 
     def __init__(self, pipelines: Sequence[Pipeline]) -> None:
         self.by_pid = {w.pid: p for p in pipelines for w in p.workers if w.pid}
-        self.in_process = [p for p in pipelines if p.workers == () and _is_loader(p)]
-
-
-def _is_loader(pipeline: Pipeline) -> bool:
-    return any(stage.kind == POOL for stage in pipeline.stages)
+        self.in_process = [p for p in pipelines if p.workers == () and p.is_loader]
 
 
 def _attribute(

@@ -34,7 +34,6 @@ from plumber.analyzers.bounds import compute_bounds, rate_of
 from plumber.analyzers.cache import MIN_PASSES, average_rate
 from plumber.analyzers.results import StageAnalysis, WhatIf
 from plumber.analyzers.whatif import WORTH_LISTING, Scene
-from plumber.records.kinds import POOL
 
 KNOB = "object_cache"
 
@@ -57,7 +56,7 @@ def object_cache_what_if(scene: Scene) -> WhatIf | None:
         or network.objects_read <= 0
         or fetching is None
         or scene.limits.network_bytes_per_root is None
-        or any(s.kind == POOL for s in scene.pipeline.stages)
+        or scene.pipeline.is_loader
         or not _waits_on_requests(scene, fetching)
     ):
         return None

@@ -22,7 +22,6 @@ from plumber.analyzers.bounds import (
 )
 from plumber.analyzers.results import Bound, StageAnalysis, WhatIf
 from plumber.analyzers.topology import parallelism, parallelism_owner
-from plumber.records.kinds import POOL
 from plumber.records.profile import NetworkRequests, Pipeline, RunInfo, Stage
 
 #: A consumer that waits more than this share of its time is visibly stalled.
@@ -179,7 +178,7 @@ def prefetch_what_if(scene: Scene) -> WhatIf | None:
     if not (math.isfinite(predicted) and predicted > CLEARLY_ABOVE * scene.observed_rate):
         return None
     root = _buffering_root(scene.pipeline)
-    if root is None or any(s.kind == POOL for s in scene.pipeline.stages):
+    if root is None or scene.pipeline.is_loader:
         # A DataLoader's workers already run ahead (``prefetch_factor`` batches each).
         return None
     if root.kind == "prefetch":

@@ -26,7 +26,6 @@ from plumber.analyzers.hotspots import (
     focus_stage,
 )
 from plumber.analyzers.results import Diagnosis
-from plumber.records.kinds import POOL
 from plumber.records.profile import Pipeline
 from plumber.reports import format as fmt
 from plumber.reports.svg import element, fit, svg, text, title
@@ -48,7 +47,7 @@ def pipeline_hotspot(pipeline: Pipeline, diagnosis: Diagnosis | None,
     if text is not None or diagnosis is None or not diagnosis.input_bound:
         return text
     bottleneck = diagnosis.bottleneck_stage
-    if bottleneck is None or _is_loader(pipeline) or found.stage(pipeline.id, bottleneck):
+    if bottleneck is None or pipeline.is_loader or found.stage(pipeline.id, bottleneck):
         return None
     stats = pipeline.stage(bottleneck).stats
     cpu = stats.cpu_time_s if stats is not None else None
@@ -56,10 +55,6 @@ def pipeline_hotspot(pipeline: Pipeline, diagnosis: Diagnosis | None,
              if fmt.is_number(cpu) else "its CPU time was not measured")
     return (f"{bottleneck} runs TensorFlow ops in C++, where py-spy sees no Python "
             f"frames; {spent}")
-
-
-def _is_loader(pipeline: Pipeline) -> bool:
-    return any(stage.kind == POOL for stage in pipeline.stages)
 
 
 def headline_hotspot(stage: StageHotspots | None) -> str | None:

@@ -16,7 +16,7 @@ torch only when used).
 
 from __future__ import annotations
 
-from plumber.records.kinds import CACHE_POINTS, LOADER_ROOTS, POOL
+from plumber.records.kinds import CACHE_POINTS, LOADER_ROOTS
 from plumber.records.profile import Pipeline, Stage
 
 #: The tf.data ``Dataset`` methods the applier intercepts: the kind of stage
@@ -51,6 +51,6 @@ def appliable(pipeline: Pipeline, stage: Stage) -> bool:
     """
     if stage.source is None or not stage.written:
         return False
-    if any(s.kind == POOL for s in pipeline.stages):
+    if pipeline.is_loader:
         return stage.id in LOADER_ROOTS or CACHE_POINTS.fullmatch(stage.id) is not None
     return stage.kind in TF_KINDS

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from plumber.records import jsonfile
+from plumber.records.kinds import is_loader_root
 
 SCHEMA_VERSION = 2
 
@@ -267,6 +268,11 @@ class Pipeline:
             if stage.id == stage_id:
                 return stage
         raise KeyError(stage_id)
+
+    @property
+    def is_loader(self) -> bool:
+        """Whether this is a torch DataLoader: its root is the worker pool or the pin thread."""
+        return any(s.id == self.root and is_loader_root(s.kind) for s in self.stages)
 
 
 @dataclass(frozen=True)
