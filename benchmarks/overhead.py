@@ -5,9 +5,11 @@ elements per second, measured inside the script so interpreter and
 TensorFlow start-up are excluded). Plain and profiled runs are interleaved
 (A B A B ...) so machine noise hits both alike; the table reports medians,
 the profiled/plain ratio (goal: >= 0.95) and the extra wall time of a whole
-profiled run (post-run CPU probes and report writing).
+profiled run (post-run CPU probes and report writing). With ``--hotspots``
+a third run, ``plumber profile --hotspots`` (py-spy sampling the Python
+stacks), is interleaved with the two and reported beside them.
 
-    python benchmarks/overhead.py [--repeats 5] [--workloads cpu_map tiny_steps]
+    python benchmarks/overhead.py [--repeats 5] [--workloads cpu_map tiny_steps] [--hotspots]
 """
 
 from __future__ import annotations
@@ -27,11 +29,13 @@ WORKLOADS = HERE / "workloads"
 THROUGHPUT = re.compile(r"^THROUGHPUT ([0-9.]+)$", re.MULTILINE)
 
 
-def run_once(script: Path, profiled: bool, out_dir: Path) -> tuple[float, float]:
-    """(throughput, wall seconds of the whole command) of one run."""
+def run_once(script: Path, profiled: bool, out_dir: Path,
+             options: tuple[str, ...] = ()) -> tuple[float, float]:
+    """(throughput, wall seconds of the whole command) of one run; ``options`` go to profile."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     if profiled:
-        command = [sys.executable, "-m", "plumber", "profile", "-o", str(out_dir), str(script)]
+        command = [sys.executable, "-m", "plumber", "profile", "-o", str(out_dir), *options,
+                   str(script)]
     else:
         command = [sys.executable, str(script)]
     start = time.perf_counter()
@@ -47,28 +51,42 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--workloads", nargs="*", default=None)
+    parser.add_argument("--hotspots", action="store_true",
+                        help="also run `plumber profile --hotspots` (py-spy) each repeat")
     args = parser.parse_args()
     names = args.workloads or sorted(p.stem for p in WORKLOADS.glob("*.py"))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
             script = WORKLOADS / f"{name}.py"
-            plain, profiled = [], []
+            plain, profiled, sampled = [], [], []
             for i in range(args.repeats):
                 print(f"{name}: repeat {i + 1}/{args.repeats}", file=sys.stderr, flush=True)
                 plain.append(run_once(script, False, Path(tmp) / f"{name}-{i}"))
                 profiled.append(run_once(script, True, Path(tmp) / f"{name}-{i}"))
+                if args.hotspots:
+                    sampled.append(run_once(script, True, Path(tmp) / f"{name}-{i}-hotspots",
+                                            ("--hotspots",)))
             rate_plain = statistics.median(r for r, _ in plain)
             rate_prof = statistics.median(r for r, _ in profiled)
             wall_plain = statistics.median(w for _, w in plain)
             wall_prof = statistics.median(w for _, w in profiled)
-            rows.append((name, rate_plain, rate_prof, rate_prof / rate_plain,
-                         wall_plain, wall_prof))
-    print(f"| workload | plain elem/s | profiled elem/s | ratio | plain run s | "
-          f"profiled run s | (medians of {args.repeats}, interleaved) |")
-    print("|---|---|---|---|---|---|---|")
-    for name, rp, rq, ratio, wp, wq in rows:
-        print(f"| {name} | {rp:,.0f} | {rq:,.0f} | {ratio:.3f} | {wp:.1f} | {wq:.1f} | |")
+            row = [name, f"{rate_plain:,.0f}", f"{rate_prof:,.0f}",
+                   f"{rate_prof / rate_plain:.3f}", f"{wall_plain:.1f}", f"{wall_prof:.1f}"]
+            if args.hotspots:
+                rate_hot = statistics.median(r for r, _ in sampled)
+                row += [f"{rate_hot:,.0f}", f"{rate_hot / rate_plain:.3f}",
+                        f"{statistics.median(w for _, w in sampled):.1f}"]
+            rows.append(row)
+    header = ["workload", "plain elem/s", "profiled elem/s", "ratio", "plain run s",
+              "profiled run s"]
+    if args.hotspots:
+        header += ["--hotspots elem/s", "ratio", "--hotspots run s"]
+    header.append(f"(medians of {args.repeats}, interleaved)")
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for row in rows:
+        print("| " + " | ".join(row) + " | |")
     return 0
 
 
