@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import platform
+import signal
 import sys
 import time
 import traceback
@@ -25,6 +26,7 @@ from plumber.capture.scriptrun import ScriptOutcome, run_script
 from plumber.measure.capacity import probe_machine
 from plumber.measure.hotspots import StackSampler
 from plumber.measure.nettrace import RequestTracer
+from plumber.measure.runbounds import StoppableSteps
 from plumber.measure.sampler import ResourceSampler
 from plumber.measure.threadcpu import ThreadCpuTracker
 from plumber.records.profile import (
@@ -79,9 +81,13 @@ def profile_script(script: Path, args: Sequence[str], options: SessionOptions) -
         with around:
             outcome = run_script(script, args, _bound_stop_check(capture.hooks))
     bounded_by = capture.hooks.bound_reached if capture.hooks and outcome.bounded else None
+    probes = StoppableSteps()
     profile = assemble(
-        capture, (str(script), *args), outcome, options, bounded_by=bounded_by
+        capture, (str(script), *args), outcome, options, bounded_by=bounded_by, probes=probes
     )
+    if probes.stop_signal is not None and outcome.exit_status == 0:
+        outcome = dataclasses.replace(outcome, exit_status=128 + probes.stop_signal,
+                                      interrupted=True, stop_signal=probes.stop_signal)
     return SessionResult(profile=profile, outcome=outcome)
 
 
@@ -137,6 +143,13 @@ def instrumented(options: SessionOptions) -> Iterator[Capture]:
     capture.duration_s = time.monotonic() - start
 
 
+def _probes_stopped(signum: int) -> str:
+    """The note of a profile whose probes a signal cut short."""
+    name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+    return (f"stopped by {name} while probing after the script ended: the probes not yet "
+            f"done (per-stage CPU time, disk bandwidth, network) were skipped")
+
+
 def _stop_stacks(stacks: StackSampler, notes: list[str]) -> PythonSamples | None:
     """The Python stacks py-spy sampled; when there are none, a note says why."""
     samples = stacks.stop()
@@ -152,19 +165,32 @@ def assemble(
     options: SessionOptions,
     bounded_by: str | None = None,
     subject: str = "the script",
+    probes: StoppableSteps | None = None,
 ) -> Profile:
     """Run the CPU and capacity probes and build the Profile of a captured run.
 
     ``subject`` names what ran (``the script``) in the note written when no
     pipeline was iterated; ``bounded_by`` is the bound that stopped it, if any.
+    A Ctrl-C, SIGTERM or SIGHUP during the probes skips them, the rest too,
+    and the Profile is built from what ran (``probes.stop_signal`` says which
+    signal came; the notes say what was skipped).
     Unless ``options.keep_secrets``, the command, the error and the notes are
     recorded with secrets redacted (:mod:`plumber.records.redact`).
     """
     notes = capture.notes
-    collected = _collect(capture.hooks, options, notes, capture.sampler.clock_origin)
+    probes = probes if probes is not None else StoppableSteps()
+    unprobed = dataclasses.replace(options, cpu_probe_s=0.0, net_probe_s=0.0)
+    origin = capture.sampler.clock_origin
+    collected = probes.run(lambda: _collect(capture.hooks, options, notes, origin),
+                           lambda: _collect(capture.hooks, unprobed, notes, origin))
     hotspots = _with_stage_code(capture, notes)
-    machine = _machine(collected.data_paths, options, capture.sampler, notes)
-    network = _network(capture, options, notes)
+    machine = probes.run(
+        lambda: _machine(collected.data_paths, options, capture.sampler, notes),
+        lambda: _machine([], options, capture.sampler, notes))
+    network = probes.run(lambda: _network(capture, options, notes),
+                         lambda: _network(capture, unprobed, notes))
+    if probes.stop_signal is not None:
+        notes.append(_probes_stopped(probes.stop_signal))
     if not collected.pipelines:
         notes.append(f"no tf.data pipeline or torch DataLoader was iterated by {subject}")
     error = outcome.error

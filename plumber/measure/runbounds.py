@@ -17,9 +17,11 @@ import math
 import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -170,6 +172,35 @@ def remembering_interrupts() -> Iterator[None]:
         for signum, previous in replaced.items():
             signal.signal(signum, previous)
         _INTERRUPT.pending = None
+
+
+class StoppableSteps:
+    """The steps after the script (its probes) that Ctrl-C, SIGTERM or SIGHUP cut short.
+
+    Once the script has ended, plumber still runs probes (per-stage CPU,
+    disk, network) before it writes the profile. A stop during one of them
+    should not lose the profile: :meth:`run` then takes the step's fallback
+    (the same step without its probe), as does every later step, and
+    :attr:`stop_signal` says which signal came, so the command can exit as
+    it would had the signal stopped the script. A second signal, after the
+    first, ends plumber as the signal's default does.
+    """
+
+    def __init__(self) -> None:
+        #: The signal that stopped the steps (SIGINT for Ctrl-C), once one did.
+        self.stop_signal: int | None = None
+
+    def run(self, step: Callable[[], T], fallback: Callable[[], T]) -> T:
+        """``step()``, or ``fallback()`` when a stop came before or during it."""
+        if self.stop_signal is None:
+            try:
+                with remembering_interrupts():
+                    return step()
+            except KeyboardInterrupt:
+                self.stop_signal = signal.SIGINT
+            except Terminated as stop:
+                self.stop_signal = stop.signum
+        return fallback()
 
 
 def _remember_interrupt(signum: int, frame: Any) -> None:

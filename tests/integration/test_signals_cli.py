@@ -221,3 +221,40 @@ def test_sigterm_stops_a_dataloader_with_forked_workers_and_keeps_its_profile(tm
     assert profile.run.error == "terminated (SIGTERM)"
     assert profile.pipelines and profile.pipelines[0].consumer.steps > 20
     assert err.count("Profile:") == 1
+
+
+#: A short tf.data run, so that plumber's per-stage CPU probe runs after it.
+TF_SHORT = """
+import tensorflow as tf
+ds = tf.data.Dataset.range(200).map(lambda x: tf.reduce_sum(tf.range(x % 50)))
+for _ in ds:
+    pass
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_during_the_probes_after_the_script_still_writes_the_profile(tmp_path, signum):
+    pytest.importorskip("tensorflow")
+    script = write(tmp_path, "short.py", TF_SHORT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "plumber", "profile", "-o", "out", "--cpu-probe", "120",
+         str(script)],
+        cwd=tmp_path, env=plumber_env(tmp_path, TF_CPP_MIN_LOG_LEVEL="2"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_signals,
+    )
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if "measuring per-stage CPU time" in line:
+            break
+    assert seen and "measuring per-stage CPU time" in seen[-1], "".join(seen)[-3000:]
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=90)  # the probe alone would take 120 s
+    assert proc.returncode == 128 + signum, err[-3000:]
+    profile = Profile.load(tmp_path / "out" / "profile.json")
+    assert profile.run.exit_status == 0  # the script itself ended well
+    name = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
+    assert any(f"stopped by {name} while probing" in note for note in profile.run.notes)
+    (pipeline,) = profile.pipelines
+    assert pipeline.consumer is not None and pipeline.consumer.steps == 200
+    assert (tmp_path / "out" / "report.html").read_text().rstrip().endswith("</html>")
