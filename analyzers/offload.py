@@ -36,6 +36,7 @@ from plumber.analyzers.results import Recommendation, WhatIf
 from plumber.analyzers.stages import SATURATED, cpu_demand
 from plumber.analyzers.topology import below
 from plumber.analyzers.whatif import Scene
+from plumber.records.appliable import appliable
 from plumber.records.kinds import POOL, is_loader_root
 from plumber.records.profile import Pipeline, Stage
 
@@ -125,7 +126,8 @@ def offload(scene: Scene) -> Offload | None:
     chain = _chain(scene.pipeline)
     loader = is_loader_root(scene.pipeline.stage(scene.pipeline.root).kind)
     pool = next((s for s in chain if s.kind == POOL), None)
-    candidates = [pool] if loader and pool is not None else chain
+    candidates = ([pool] if pool is not None else []) if loader else [
+        s for s in chain if appliable(scene.pipeline, s)]
     options = [o for o in (_option(scene, c, loader) for c in candidates)
                if o is not None and o.predicted_rate > CLEARLY_ABOVE * scene.predicted_rate]
     if not options:

@@ -24,12 +24,14 @@ from plumber.commands.gate import GateCommand
 from plumber.commands.profile import ProfileCommand
 from plumber.commands.report import ReportCommand
 from plumber.commands.run import RunCommand
+from plumber.commands.service import ServiceCommand
 from plumber.commands.tune import TuneCommand
 from plumber.records import exitcodes
 from plumber.records.version import __version__
 
 COMMANDS: tuple[Command, ...] = (
     ProfileCommand(), ReportCommand(), TuneCommand(), RunCommand(), GateCommand(),
+    ServiceCommand(),
 )
 
 #: What separates plumber's arguments from the script's.

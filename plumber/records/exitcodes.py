@@ -20,5 +20,9 @@ GATE_NEW_BOTTLENECK = 11
 GATE_BAD_BASELINE = 12
 #: gate: the script being gated failed (non-zero exit status), so nothing was compared.
 GATE_SCRIPT_FAILED = 13
+#: run --data-service: the tf.data service the script read from went away (its dispatcher
+#: or its workers), which tf.data service itself would wait out for good. sysexits'
+#: EX_UNAVAILABLE.
+SERVICE_LOST = 69
 #: The profiled script was interrupted with Ctrl-C (as Python itself reports).
 INTERRUPTED = 130

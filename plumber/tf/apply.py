@@ -12,7 +12,8 @@ names but the script never built are reported as unmatched and nothing else
 changes. A setting that only keeps fetched objects is not this applier's
 business (:class:`plumber.tuner.appliers.ObjectCacheApplier` applies it to
 every S3 client, whatever stage made it). Everything patched is restored on
-exit.
+exit. :class:`ServiceApplier` places a plan's offload cut the same way: the
+stages below it then run on tf.data service workers.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 from plumber.measure.callsite import user_callsite
 from plumber.records.appliable import TF_METHODS
 from plumber.records.kinds import AUTOTUNE
+from plumber.records.offload import OffloadPlan
 from plumber.records.plan import Plan, StageRef, StageSetting, portable_path
 from plumber.tf.identity import StageCounter, stage_key
 
@@ -150,3 +152,62 @@ def cached(dataset: Any, cache: str) -> tuple[Any, str]:
 
     placed = placed_file_cache(dataset, cache)
     return dataset.cache(placed.prefix), placed.note
+
+
+class ServiceApplier(PlanApplier):
+    """Context manager that sends the planned cut of the script's pipelines to tf.data service.
+
+    Right after the stage the plan's offload section names (the cut, found by
+    its identity like any planned stage), it inserts
+    ``distribute(processing_mode, service, max_outstanding_requests)``: the
+    cut and every stage below it run on the service's workers, the stages
+    above it here. ``distributed`` lists the cuts it placed, ``missed`` says
+    when the script built no stage at the cut.
+    """
+
+    def __init__(self, offload: OffloadPlan, service: str, script: Path) -> None:
+        super().__init__(Plan(script=str(script)), script)
+        self.offload = offload
+        self.service = service
+        self.distributed: list[str] = []
+
+    def missed(self) -> str | None:
+        """What to say when the script built no stage at the cut, else None."""
+        if self.distributed:
+            return None
+        return (f"plan's offload cut not found, nothing sent to the tf.data service: "
+                f"{self.offload.cut} ({self.offload.stage_id})")
+
+    def _wrap_builder(self, original: Any, kind: str, knob: str | None) -> Any:
+        applier = self
+        cut = self.offload.cut
+
+        def builder(ds: Any, *args: Any, **kwargs: Any) -> Any:
+            if kind != cut.kind or applier.counter.suppressed_here():
+                return original(ds, *args, **kwargs)
+            location = user_callsite(skip=2)
+            if location is None:
+                return original(ds, *args, **kwargs)
+            occurrence = applier.counter.peek(stage_key(location.file, location.line, kind))
+            ref = StageRef(portable_path(location.file, applier.script_dir), location.line,
+                           kind, occurrence)
+            result = original(ds, *args, **kwargs)
+            return applier._distribute(result) if ref == cut else result
+
+        builder.__name__ = original.__name__
+        builder.__doc__ = original.__doc__
+        return builder
+
+    def _distribute(self, dataset: Any) -> Any:
+        """``dataset`` read from the service's workers, uncounted."""
+        import tensorflow as tf
+
+        offload = self.offload
+        with self.counter.suppressed():
+            distributed = dataset.apply(tf.data.experimental.service.distribute(
+                processing_mode=offload.processing_mode, service=self.service,
+                max_outstanding_requests=offload.max_outstanding_requests))
+        self.distributed.append(
+            f"distribute({offload.processing_mode}, max_outstanding_requests="
+            f"{offload.max_outstanding_requests}) to {self.service} after {offload.cut}")
+        return distributed

@@ -1,0 +1,150 @@
+"""``plumber service start`` and ``plumber run --data-service`` on loopback.
+
+The service runs in other processes, as on real hosts (a worker in the
+client's own process would find the client's Python functions and hide
+what fails on a real one). GIVEN a plan whose offload cut is the script's
+map, WHEN the script runs with it, THEN each epoch yields what the script
+yields as written (``distributed_epoch``) or that once per worker
+(``parallel_epochs``); a dispatcher or a worker that goes away mid-run is a
+named error with exit status 69 instead of a run that waits for good.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import PIPELINES, run_plumber
+
+from plumber.records.exitcodes import SERVICE_LOST
+
+pytestmark = pytest.mark.slow
+
+SCRIPT = PIPELINES / "tf_data_service.py"
+CUT_LINE = next(i for i, line in enumerate(SCRIPT.read_text().splitlines(), 1)
+                if line.endswith("# the cut"))
+
+
+class Service:
+    """``plumber service start`` in a process of its own; ``address`` is what it printed."""
+
+    def __init__(self, cwd: Path, *args: str) -> None:
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "plumber", "service", "start", *args], cwd=cwd, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None
+        self.address = self.process.stdout.readline().strip()
+        assert self.address.startswith("grpc://"), self.process.stderr.read()
+
+    def stop(self, how: int = signal.SIGTERM) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(how)
+        return self.process.wait(timeout=30)
+
+
+def write_plan(folder: Path, mode: str) -> Path:
+    plan = folder / "plan.json"
+    plan.write_text(json.dumps({
+        "kind": "plumber-plan", "schema_version": 2, "script": SCRIPT.name, "pipelines": [],
+        "offload": {"cut": {"file": SCRIPT.name, "line": CUT_LINE, "kind": "map"},
+                    "stage_id": "map-1", "processing_mode": mode,
+                    "max_outstanding_requests": 4, "workers": 2},
+    }))
+    return plan
+
+
+def epochs(stdout: str) -> list[collections.Counter]:
+    lines = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+    return [collections.Counter(line["elements"]) for line in lines]
+
+
+@pytest.fixture(scope="module")
+def two_workers(tmp_path_factory):
+    service = Service(tmp_path_factory.mktemp("service"), "--workers", "2")
+    yield service
+    assert service.stop() == 0
+
+
+def as_written(tmp_path: Path) -> list[collections.Counter]:
+    plain = subprocess.run([sys.executable, str(SCRIPT)], cwd=tmp_path, capture_output=True,
+                           text=True, timeout=90, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert plain.returncode == 0, plain.stderr
+    return epochs(plain.stdout)
+
+
+def test_distributed_epoch_yields_each_element_once_per_epoch(tmp_path, two_workers):
+    plan = write_plan(tmp_path, "distributed_epoch")
+    run = run_plumber(["run", "--plan", str(plan), "--data-service", two_workers.address,
+                       str(SCRIPT)], cwd=tmp_path, timeout=90)
+    assert run.returncode == 0, run.stderr
+    assert f"offload applied: distribute(distributed_epoch, max_outstanding_requests=4) to " \
+           f"{two_workers.address} after map at {SCRIPT.name}:{CUT_LINE}" in run.stderr
+    written = as_written(tmp_path)
+    assert len(written) == 2 and epochs(run.stdout) == written
+
+
+def test_parallel_epochs_yields_each_element_once_per_worker(tmp_path, two_workers):
+    plan = write_plan(tmp_path, "parallel_epochs")
+    run = run_plumber(["run", "--plan", str(plan), "--data-service", two_workers.address,
+                       str(SCRIPT)], cwd=tmp_path, timeout=90)
+    assert run.returncode == 0, run.stderr
+    doubled = [collections.Counter({k: 2 * v for k, v in epoch.items()})
+               for epoch in as_written(tmp_path)]
+    assert epochs(run.stdout) == doubled
+
+
+def slow_run(tmp_path: Path, address: str) -> subprocess.Popen:
+    plan = write_plan(tmp_path, "distributed_epoch")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "plumber", "run", "--plan", str(plan), "--data-service", address,
+         "--service-timeout", "5", str(SCRIPT), "--", "--slow"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_reads(run: subprocess.Popen) -> None:
+    """Block until the script has read from the service."""
+    assert run.stdout is not None
+    for line in run.stdout:
+        if line.startswith("read 40"):
+            return
+    pytest.fail(f"the script read nothing: {run.stderr.read() if run.stderr else ''}")
+
+
+def test_a_dispatcher_that_goes_away_ends_the_run_with_a_named_error(tmp_path):
+    service = Service(tmp_path, "--workers", "1")
+    run = slow_run(tmp_path, service.address)
+    try:
+        wait_for_reads(run)
+        service.stop(signal.SIGKILL)
+        _, stderr = run.communicate(timeout=60)
+    finally:
+        run.kill()
+        service.stop(signal.SIGKILL)
+    assert run.returncode == SERVICE_LOST
+    assert f"the tf.data service dispatcher at {service.address} stopped answering" in stderr
+
+
+def test_a_worker_that_dies_ends_the_run_with_a_named_error(tmp_path):
+    dispatcher = Service(tmp_path, "--workers", "0")
+    worker = Service(tmp_path, "--workers", "1", "--host", "localhost",
+                     "--dispatcher", dispatcher.address.removeprefix("grpc://"))
+    run = slow_run(tmp_path, dispatcher.address)
+    try:
+        wait_for_reads(run)
+        worker.stop(signal.SIGKILL)
+        _, stderr = run.communicate(timeout=60)
+    finally:
+        run.kill()
+        worker.stop(signal.SIGKILL)
+        dispatcher.stop()
+    assert run.returncode == SERVICE_LOST
+    assert f"no element came from the tf.data service at {dispatcher.address}" in stderr
+    assert "its workers died or stopped answering" in stderr
