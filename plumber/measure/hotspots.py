@@ -10,19 +10,23 @@ waiting threads (``--idle``) and writes the collapsed stacks (``--format
 raw``) when it gets SIGINT at the end of the run. It runs in a session of
 its own so the user's Ctrl-C reaches plumber, not it.
 
-py-spy may be missing or unable to attach (no ptrace permission in a
-container, an unsupported Python): :class:`StackSampler` then says why in
-one line and the run goes on unsampled. :func:`parse_raw` and
+Where Yama restricts tracing to descendants, this process and the workers
+forked while py-spy runs name py-spy as allowed to read them
+(:func:`allow_tracing`). py-spy may still be missing or unable to attach (no
+ptrace permission in a container, an unsupported Python):
+:class:`StackSampler` then says why in one line and the run goes on unsampled. :func:`parse_raw` and
 :func:`python_samples` are pure, tested on text.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import re
 import shutil
 import signal
 import subprocess
+import sys
 import sysconfig
 import tempfile
 from collections import Counter
@@ -172,14 +176,20 @@ class StackSampler:
             "--nonblocking", "--threads", "--idle", "--full-filenames", "--format", "raw",
             "--rate", str(int(self.rate_hz)), "--output", str(self._folder / "stacks.txt"),
         ]
+        allow_tracing(PTRACER_ANY)  # until py-spy's pid is known: it attaches at once
         try:
-            self._process = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=(self._folder / "stderr.txt").open("wb"), start_new_session=True,
-            )
+            with (self._folder / "stderr.txt").open("wb") as stderr:
+                self._process = subprocess.Popen(
+                    command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                    stderr=stderr, start_new_session=True,
+                )
         except OSError as exc:
+            allow_tracing(0)
             self.problem = f"py-spy could not be started: {exc}"
             self._cleanup()
+            return
+        _trace_forks_by(self._process.pid)
+        allow_tracing(self._process.pid)
 
     def stop(self) -> PythonSamples | None:
         """Stop py-spy (SIGINT: it writes its stacks) and read them; None with ``problem`` set."""
@@ -187,6 +197,8 @@ class StackSampler:
         if process is None or folder is None:
             return None
         self._process = None
+        _trace_forks_by(None)
+        allow_tracing(0)
         try:
             if process.poll() is None:
                 process.send_signal(signal.SIGINT)
@@ -212,6 +224,47 @@ class StackSampler:
         if self._folder is not None:
             shutil.rmtree(self._folder, ignore_errors=True)
             self._folder = None
+
+
+#: ``prctl(2)`` option of Linux's Yama module: the process allowed to trace this one.
+PR_SET_PTRACER = 0x59616D61
+#: Its value letting any process trace this one (``PR_SET_PTRACER_ANY``); 0 clears it.
+PTRACER_ANY = -1
+
+#: The sampler's pid while it samples: processes forked meanwhile let it trace them.
+_tracer: int | None = None
+_fork_hook_installed = False
+
+
+def allow_tracing(pid: int) -> None:
+    """Let process ``pid`` read this one (0: nobody beyond the default).
+
+    Under Yama's ``ptrace_scope`` 1 (Ubuntu's default) a process may read
+    only its descendants, and py-spy is plumber's child, not its parent: the
+    process being read has to name it. A no-op where there is no such
+    setting (not Linux, no Yama, or the call refused).
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PTRACER, ctypes.c_ulong(pid & 0xFFFFFFFFFFFFFFFF), 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+
+
+def _trace_forks_by(pid: int | None) -> None:
+    """Make each process forked from now on (DataLoader workers) let ``pid`` read it too."""
+    global _tracer, _fork_hook_installed
+    _tracer = pid
+    if pid is not None and not _fork_hook_installed:
+        os.register_at_fork(after_in_child=_let_tracer_read_child)
+        _fork_hook_installed = True
+
+
+def _let_tracer_read_child() -> None:
+    if _tracer is not None:
+        allow_tracing(_tracer)
 
 
 def _version_of(executable: str) -> str:
