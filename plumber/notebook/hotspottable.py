@@ -8,6 +8,8 @@ The training loop's rows have an empty ``pipeline`` and the stage
 
 from __future__ import annotations
 
+import math
+
 from plumber.analyzers.hotspots import hotspots
 from plumber.notebook._optional import require
 from plumber.records.profile import Profile
@@ -33,7 +35,7 @@ def hotspots_frame(profile: Profile) -> pd.DataFrame:
                 "self_share": stage.share(f.self_samples),
                 "total_share": stage.share(f.total_samples),
                 "computing_share": f.computing_samples / f.self_samples,
-                "self_s": f.self_samples / found.rate_hz,
+                "self_s": f.self_samples / found.rate_hz if found.rate_hz > 0 else math.nan,
                 "library": f.library,
             })
     return pd.DataFrame(rows, columns=list(HOTSPOT_COLUMNS))
