@@ -20,7 +20,7 @@ from plumber.records import exitcodes
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 #: Values for the synopsis's placeholders that need a number.
-PLACEHOLDER_VALUES = {"N": "3", "S": "1.5"}
+PLACEHOLDER_VALUES = {"N": "3", "S": "1.5", "P": "5050"}
 
 
 @pytest.fixture
@@ -61,7 +61,8 @@ def test_the_readme_has_its_commands_found():
     commands = readme_commands()
     assert len(commands) >= 10
     assert "tune benchmarks/torch/expensive_transform.py -o plan.json" in commands
-    assert {c.split()[0] for c in commands} == {"profile", "report", "tune", "run", "gate"}
+    assert {c.split()[0] for c in commands} == {
+        "profile", "report", "tune", "run", "gate", "service"}
 
 
 @pytest.mark.parametrize("command", readme_commands())
