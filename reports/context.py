@@ -174,7 +174,7 @@ def with_hotspots(
         for view, (p, d) in zip(views, pairs, strict=True)
     )
     focus = [focus_stage(p, d, found) for p, d in pairs]
-    return views, hotspots_view(found, [s for s in focus if s is not None])
+    return views, hotspots_view(found, [s for s in focus if s is not None], profile.pipelines)
 
 
 def pipeline_view(

@@ -106,21 +106,41 @@ class StageSection:
 
 @dataclass(frozen=True)
 class HotspotsView:
-    """The hotspots section: a line on what was sampled, and one part per stage."""
+    """The hotspots section: a line on what was sampled, one part per stage, the C++-only stages."""
 
     intro: str
     stages: tuple[StageSection, ...] = field(default_factory=tuple)
+    #: tf.data stages that ran TF ops in C++ only, with their CPU time.
+    in_cpp: tuple[str, ...] = ()
 
 
-def hotspots_view(found: Hotspots, focus: Sequence[StageHotspots]) -> HotspotsView:
-    """The section for ``found``; the stages in ``focus`` (the headlines') are open."""
+def hotspots_view(found: Hotspots, focus: Sequence[StageHotspots],
+                  pipelines: Sequence[Pipeline] = ()) -> HotspotsView:
+    """The section for ``found``; the stages in ``focus`` (the headlines') are open.
+
+    The tf.data stages of ``pipelines`` that used CPU but ran no Python are
+    listed as running in C++, with that CPU.
+    """
     kept = found.samples - found.unattributed_samples
     intro = (f"py-spy sampled the Python stacks {found.rate_hz:g} times a second per thread: "
              f"{found.samples} samples, {kept} of them in a stage or the training loop (the "
              "rest are plumber's and the frameworks' own threads and imports). Library frames "
              "are folded under the line of yours that called them.")
     sections = tuple(_section(s, s in focus) for s in found.stages if s.samples)
-    return HotspotsView(intro=intro, stages=sections)
+    return HotspotsView(intro=intro, stages=sections, in_cpp=_in_cpp(found, pipelines))
+
+
+def _in_cpp(found: Hotspots, pipelines: Sequence[Pipeline]) -> tuple[str, ...]:
+    """``pipeline-0 / map-0: 6.5 s of CPU``: tf.data stages that computed without Python."""
+    lines = []
+    for pipeline in pipelines:
+        if pipeline.is_loader:
+            continue
+        for stage in pipeline.stages:
+            cpu = stage.stats.cpu_time_s if stage.stats is not None else None
+            if fmt.is_number(cpu) and cpu > 0 and found.stage(pipeline.id, stage.id) is None:
+                lines.append(f"{pipeline.id} / {stage.id}: {fmt.seconds(cpu)} of CPU")
+    return tuple(lines)
 
 
 def _section(stage: StageHotspots, is_open: bool) -> StageSection:

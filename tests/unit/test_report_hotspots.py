@@ -158,3 +158,16 @@ def test_no_suggestion_when_no_function_dominates_or_the_stage_waits():
     assert suggest(profile.pipelines[0], waits, found) == ()
     spread = sampled_profile((WORKER, WORKER, TENSOR, 4), (WORKER, WORKER, CROP, 6))
     assert suggest(spread.pipelines[0], _cpu_bound(spread), hotspots(spread)) == ()
+
+
+def test_the_hotspots_section_lists_tf_stages_that_ran_only_in_cpp():
+    from synthetic_profiles import make_profile, stage
+
+    profile = make_profile(stage("source-0", "source", 100, 0.1, 0.0),
+                           stage("map-0", "map", 100, 8.0, 6.5, parallelism=1),
+                           wait_s=9.0, step_s=1.0)
+    sampled = dataclasses.replace(profile, hotspots=sampled_profile((MAIN, MAIN, LOOP, 4)).hotspots)
+    html = render_html(sampled, diagnose_all(sampled))
+    section = html[html.index('<section id="hotspots">'):]
+    assert "<li>pipeline-0 / map-0: 6.5 s of CPU</li>" in section
+    assert "source-0" not in section[:section.index("</section>")]
