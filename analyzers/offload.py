@@ -73,8 +73,8 @@ PARALLEL_EPOCHS = "parallel_epochs"
 MODE_MEANING = {
     DISTRIBUTED_EPOCH: (
         "each element once per epoch, as written, split among the workers as they ask; "
-        "the order is not the written one, and a batch above the cut is formed on each "
-        "worker, so batch members (and partial batches) differ"
+        "the order is not the written one, and a batch at or below the cut is formed on "
+        "each worker, so batch members (and partial batches) differ"
     ),
     PARALLEL_EPOCHS: (
         "every worker produces the whole dataset, so one epoch yields each element once "
@@ -138,11 +138,11 @@ def offload(scene: Scene) -> Offload | None:
 
 
 def cores_all_busy(scene: Scene) -> bool:
-    """The shared cores bind and the run was measured keeping them busy (not only the model)."""
+    """CPU binds (the shared cores, or a stage computing on all of them) and the run was
+    measured keeping the usable cores busy (not only the model)."""
     if not scene.bounds or scene.busy_share is None or scene.busy_share < SATURATED:
         return False
-    bound = binding(scene.bounds)
-    return bound.kind == "cpu" and bound.stage_id is None
+    return binding(scene.bounds).kind == "cpu"
 
 
 def _chain(pipeline: Pipeline) -> list[Stage]:

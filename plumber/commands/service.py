@@ -102,6 +102,7 @@ def _plan(args: argparse.Namespace) -> int:
     from plumber.records.offload import OffloadPlan, write_offload
     from plumber.records.plan import PlanError, StageRef
     from plumber.records.profile import Profile, ProfileFormatError, ProfileVersionError
+    from plumber.records.units import rate
 
     try:
         profile = Profile.load(args.profile)
@@ -126,7 +127,7 @@ def _plan(args: argparse.Namespace) -> int:
             return exitcodes.USAGE
         say(f"offload of {pipeline.id} written to {written}: distribute after "
             f"{section.cut} ({section.processing_mode}, {section.workers} worker(s) "
-            f"predicted to reach {chosen.predicted_rate:.3g}/s)")
+            f"predicted to reach {rate(chosen.predicted_rate)})")
         return exitcodes.OK
     print(f"plumber: error: nothing to offload in {args.profile}: no tf.data pipeline is "
           f"CPU-bound with every usable core busy and has stages that can move to workers",

@@ -49,6 +49,20 @@ def test_a_cpu_bound_pipeline_is_cut_at_the_root_with_the_workers_that_reach_the
     assert not chosen.bandwidth_probed and chosen.bandwidth_bps == model.ASSUMED_BPS
 
 
+def test_a_stage_computing_on_every_core_counts_as_cpu_bound():
+    profile = make_profile(
+        stage("source", "source", 1000, 0.1, op="RangeDataset", line=10),
+        stage("decode", "map", 1000, 10.0, 8.0, parallelism=2, line=11),
+        stage("batch", "batch", 100, 0.1, line=12),
+        wait_s=3.0, step_s=1.0, resources=BUSY,
+    )
+    model_scene = scene(profile, profile.pipelines[0])
+    # decode delivers 2 calls / 100 ms of wall per batch = 20/s, below the cores' 24.4/s.
+    assert min(model_scene.bounds, key=lambda b: b.rate).stage_id == "decode"
+    assert model.cores_all_busy(model_scene)
+    assert model.offload(model_scene) is not None
+
+
 def test_the_bytes_crossing_at_the_cut_bound_the_rate_by_the_probed_bandwidth():
     profile = dataclasses.replace(cpu_bound(batch_bytes=2_000_000), network=NetworkRequests(
         requests=10, bytes_received=1000, busy_s=1.0, latency_mean_s=0.01, latency_p50_s=0.01,

@@ -107,3 +107,31 @@ def test_run_without_a_dispatcher_is_a_lost_service_before_the_script_starts(
     status = main(["run", "--plan", str(plan), "--data-service", address, str(script)])
     assert status == exitcodes.SERVICE_LOST
     assert f"no tf.data service dispatcher answers at {address}" in capsys.readouterr().err
+
+
+def test_service_plan_writes_the_cut_the_analysis_chose(tmp_path, capsys):
+    from tests.unit.test_analyzers_offload import cpu_bound
+
+    profile_path = tmp_path / "profile.json"
+    cpu_bound().save(profile_path)
+    plan = tmp_path / "plan.json"
+    status = main(["service", "plan", str(profile_path), str(tmp_path / "train.py"),
+                   "--plan", str(plan)])
+    assert status == exitcodes.OK, capsys.readouterr().err
+    section = read_offload(plan)
+    assert section is not None
+    assert (section.cut, section.stage_id) == (StageRef("train.py", 12, "batch"), "batch")
+    assert (section.processing_mode, section.workers) == ("distributed_epoch", 5)
+    assert "offload of pipeline-0 written to" in capsys.readouterr().err
+
+
+def test_service_plan_refuses_a_profile_with_nothing_to_offload(tmp_path, capsys):
+    from tests.unit.test_analyzers_offload import IDLE, cpu_bound
+
+    profile_path = tmp_path / "profile.json"
+    cpu_bound(resources=IDLE).save(profile_path)
+    status = main(["service", "plan", str(profile_path), str(tmp_path / "train.py"),
+                   "--plan", str(tmp_path / "plan.json")])
+    assert status == exitcodes.USAGE
+    assert "nothing to offload" in capsys.readouterr().err
+    assert not (tmp_path / "plan.json").exists()
