@@ -23,7 +23,9 @@ from types import FrameType
 
 from plumber.records.profile import SourceLocation
 
-_PLUMBER_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+#: The plumber package's folder (this module sits in its ``measure`` layer):
+#: frames there are plumber's, never the user's.
+_PLUMBER_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _STDLIB_DIR = os.path.dirname(os.__file__) + os.sep
 
 #: Packages whose frames are never the user's: their folders are found from
