@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import stat
 from collections.abc import Mapping
 from itertools import combinations
@@ -28,7 +29,8 @@ def write_text_atomically(path: str | Path, text: str) -> Path:
     """Write ``text`` to ``path`` through a temporary file and a rename; return the path.
 
     The folder is created when missing. A reader sees the old file or the new
-    one, never a truncated one (profiles are written also when a run fails);
+    one, never a truncated one (profiles are written also when a run fails),
+    and two processes writing the same output leave one of the two whole;
     a temporary file a full disk cut short is removed. A file name or
     argument that is not UTF-8 reaches Python as lone surrogates, which UTF-8
     cannot encode: each is written as its escape (``\\udcff``), so the file
@@ -36,7 +38,9 @@ def write_text_atomically(path: str | Path, text: str) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    # A name of its own per write: two processes writing one output never
+    # write into each other's temporary file.
+    tmp = path.with_name(f"{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     try:
         tmp.write_text(text, encoding="utf-8", errors="backslashreplace")
         tmp.replace(path)

@@ -22,14 +22,14 @@ from plumber.records import exitcodes
 def fail_write(monkeypatch: pytest.MonkeyPatch, name: str, nth: int) -> None:
     """The ``nth`` write of a file called ``name`` raises ENOSPC; other writes go through.
 
-    plumber writes its files through a temporary ``NAME.tmp`` beside them
+    plumber writes its files through a temporary ``NAME.PID-RANDOM.tmp`` beside them
     (:func:`plumber.records.files.write_text_atomically`): that write fails.
     """
     real = pathlib.Path.write_text
     seen = []
 
     def write_text(self, *args, **kwargs):
-        if self.name == f"{name}.tmp":
+        if self.name.startswith(f"{name}.") and self.name.endswith(".tmp"):
             seen.append(self)
             if len(seen) == nth:
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self))
@@ -58,6 +58,6 @@ def test_a_write_that_fails_after_the_run_is_one_line_and_exit_2(
     assert "Traceback" not in err
     (line,) = [line for line in err.splitlines() if "error:" in line]
     assert line.startswith(f"plumber: error: {said}")
-    assert not (out / name).with_name(name + ".tmp").exists()
+    assert not list(out.glob(f"{name}.*.tmp"))
     if saved is not None:
         assert (out / saved).is_file() and str(out / saved) in line
