@@ -27,8 +27,15 @@ from plumber.records.exitcodes import SERVICE_LOST
 pytestmark = pytest.mark.slow
 
 SCRIPT = PIPELINES / "tf_data_service.py"
-CUT_LINE = next(i for i, line in enumerate(SCRIPT.read_text().splitlines(), 1)
+KERAS_SCRIPT = PIPELINES / "keras_data_service.py"
+
+
+def cut_line(script: Path) -> int:
+    return next(i for i, line in enumerate(script.read_text().splitlines(), 1)
                 if line.endswith("# the cut"))
+
+
+CUT_LINE = cut_line(SCRIPT)
 
 
 class Service:
@@ -49,11 +56,11 @@ class Service:
         return self.process.wait(timeout=30)
 
 
-def write_plan(folder: Path, mode: str) -> Path:
+def write_plan(folder: Path, mode: str, script: Path = SCRIPT) -> Path:
     plan = folder / "plan.json"
     plan.write_text(json.dumps({
-        "kind": "plumber-plan", "schema_version": 2, "script": SCRIPT.name, "pipelines": [],
-        "offload": {"cut": {"file": SCRIPT.name, "line": CUT_LINE, "kind": "map"},
+        "kind": "plumber-plan", "schema_version": 2, "script": script.name, "pipelines": [],
+        "offload": {"cut": {"file": script.name, "line": cut_line(script), "kind": "map"},
                     "stage_id": "map-1", "processing_mode": mode,
                     "max_outstanding_requests": 4, "workers": 2},
     }))
@@ -98,6 +105,16 @@ def test_parallel_epochs_yields_each_element_once_per_worker(tmp_path, two_worke
     doubled = [collections.Counter({k: 2 * v for k, v in epoch.items()})
                for epoch in as_written(tmp_path)]
     assert epochs(run.stdout) == doubled
+
+
+def test_keras_fit_trains_on_the_batches_as_written(tmp_path, two_workers):
+    plan = write_plan(tmp_path, "distributed_epoch", KERAS_SCRIPT)
+    run = run_plumber(["run", "--plan", str(plan), "--data-service", two_workers.address,
+                       str(KERAS_SCRIPT)], cwd=tmp_path, timeout=90)
+    assert run.returncode == 0, run.stderr
+    assert f"after map at {KERAS_SCRIPT.name}:{cut_line(KERAS_SCRIPT)}" in run.stderr
+    epochs_seen = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
+    assert epochs_seen == [{"epoch": 0, "batches": 8}, {"epoch": 1, "batches": 8}]
 
 
 def slow_run(tmp_path: Path, address: str) -> subprocess.Popen:
