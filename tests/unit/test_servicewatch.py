@@ -1,0 +1,73 @@
+"""The tf.data service watch: a dispatcher that stops answering is reported once, and nothing
+stays patched afterwards. A listening socket stands in for the dispatcher."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+
+from plumber.tf import servicewatch
+from plumber.tf.servicewatch import DispatcherGone, ServiceWatch, WorkersGone
+
+tf = pytest.importorskip("tensorflow")
+
+
+@pytest.fixture
+def fast_polls(monkeypatch):
+    monkeypatch.setattr(servicewatch, "POLL_S", 0.05)
+
+
+def listening() -> socket.socket:
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    return server
+
+
+def test_a_dispatcher_that_stops_listening_is_reported_once(fast_polls):
+    server = listening()
+    address = f"grpc://127.0.0.1:{server.getsockname()[1]}"
+    lost: list[Exception] = []
+    reported = threading.Event()
+
+    def on_lost(error: Exception) -> None:
+        lost.append(error)
+        reported.set()
+
+    with ServiceWatch(address, on_lost, grace_s=0.2, stall_s=3600):
+        assert not reported.wait(0.3)  # answering: nothing to report
+        server.close()
+        assert reported.wait(30)
+    assert len(lost) == 1 and isinstance(lost[0], DispatcherGone)
+    assert f"dispatcher at {address} stopped answering" in str(lost[0])
+
+
+def test_a_next_that_waits_too_long_while_the_dispatcher_answers_is_reported(fast_polls):
+    server = listening()
+    lost: list[Exception] = []
+    slow = tf.data.Dataset.range(1).map(
+        lambda x: tf.py_function(lambda v: time.sleep(2) or v, [x], tf.int64))
+    with ServiceWatch(f"grpc://127.0.0.1:{server.getsockname()[1]}", lost.append,
+                      grace_s=60, stall_s=0.3):
+        assert [int(v) for v in slow] == [0]
+    server.close()
+    assert len(lost) == 1 and isinstance(lost[0], WorkersGone)
+    assert "its workers died or stopped answering" in str(lost[0])
+
+
+def test_nothing_stays_patched_and_no_thread_is_left(fast_polls):
+    from tensorflow.python.data.ops import iterator_ops
+
+    original = iterator_ops.OwnedIterator.__dict__["__next__"]
+    server = listening()
+    with ServiceWatch(f"grpc://127.0.0.1:{server.getsockname()[1]}", lambda e: None,
+                      grace_s=60, stall_s=3600) as watch:
+        assert iterator_ops.OwnedIterator.__dict__["__next__"] is not original
+        assert [x for x in tf.data.Dataset.range(3).as_numpy_iterator()] == [0, 1, 2]
+        assert watch.longest_wait() == 0.0
+    server.close()
+    assert iterator_ops.OwnedIterator.__dict__["__next__"] is original
+    assert not [t for t in threading.enumerate() if t.name == "plumber-service-watch"]
