@@ -65,15 +65,21 @@ def test_planted_functions_are_named_with_their_line_in_their_stage(plumber_cli)
         assert stage.share(hottest.computing_samples) > 0.2, stage
 
 
-def test_a_py_function_body_is_named_with_its_line_in_its_map(plumber_cli):
+def test_tf_python_bodies_are_named_with_their_line_in_their_stage(plumber_cli):
     profile = sampled(plumber_cli, TF_SCRIPT)
     (pipeline,) = profile.pipelines
-    stage = hotspots(profile).stage(pipeline.id, "map-0")
-    assert stage is not None, hotspots(profile).stages
-    hottest = stage.hottest
-    assert (hottest.function, Path(hottest.file), hottest.line) == (
-        "planted_py_function", TF_SCRIPT, line_of("PLANTED-PY-FUNCTION", TF_SCRIPT)
-    ), stage.functions
+    found = hotspots(profile)
+    planted = {
+        "flat_map-0": ("planted_generator", "PLANTED-GENERATOR"),  # from_generator
+        "map-0": ("planted_py_function", "PLANTED-PY-FUNCTION"),
+        "map-1": ("planted_numpy_function", "PLANTED-NUMPY-FUNCTION"),
+    }
+    for stage_id, (function, marker) in planted.items():
+        stage = found.stage(pipeline.id, stage_id)
+        assert stage is not None, [(s.pipeline, s.stage) for s in found.stages]
+        hottest = stage.hottest
+        assert (hottest.function, Path(hottest.file), hottest.line) == (
+            function, TF_SCRIPT, line_of(marker, TF_SCRIPT)), stage.functions
 
 
 @needs_torch

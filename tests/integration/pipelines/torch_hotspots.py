@@ -1,7 +1,8 @@
 """A DataLoader with planted slow Python functions: in a transform, in collate_fn, in the step.
 
-Each planted function spends its time on one line (marked PLANTED-...), so
-``plumber profile --hotspots`` must name it, with that line, in its stage.
+Each planted function spends its time on one line (marked PLANTED-...) and
+returns without a tensor op of its own, so ``plumber profile --hotspots``
+must name it, with that line, in its stage.
 """
 
 import torch
@@ -12,19 +13,19 @@ from torchvision.transforms import Compose
 def planted_transform_work(x):
     total = 0
     for i in range(20000): total += i * i  # PLANTED-TRANSFORM  # noqa: E701
-    return x + (total % 2)
+    return x
 
 
 def planted_collate_work(batch):
     total = 0
     for i in range(120000): total += i * i  # PLANTED-COLLATE  # noqa: E701
-    return torch.stack(batch) + (total % 2)
+    return torch.stack(batch)
 
 
 def planted_step(batch):
     total = 0
     for i in range(150000): total += i * i  # PLANTED-STEP  # noqa: E701
-    return float(batch.sum()) + total
+    return total
 
 
 class Scale:
