@@ -82,7 +82,7 @@ def script_unusable(script: Path) -> bool:
 
     problem = check_script(script)
     if problem is not None:
-        print(f"plumber: error: {problem}", file=sys.stderr)
+        say(f"error: {problem}")
     return problem is not None
 
 

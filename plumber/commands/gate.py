@@ -175,6 +175,7 @@ def _check_outputs(args: argparse.Namespace) -> str | None:
     """
     from plumber.commands.profile import RUN_FILES
     from plumber.gate.api import is_profile
+    from plumber.gate.baseline import is_baseline_file
     from plumber.gate.runner import RunOptions, run_folder
     from plumber.records.files import OutputError, checked_output_folder, checked_outputs
 
@@ -182,7 +183,7 @@ def _check_outputs(args: argparse.Namespace) -> str | None:
     inputs = {"profile" if is_profile(args.target) else "script": args.target}
     if args.update:
         outputs["baseline"] = args.baseline
-        if args.baseline.is_file() and not _is_baseline(args.baseline):
+        if args.baseline.is_file() and not is_baseline_file(args.baseline):
             return (f"--update would replace {args.baseline}, which is not a plumber gate "
                     f"baseline; give a new file name or remove it first")
     else:
@@ -200,22 +201,10 @@ def _check_outputs(args: argparse.Namespace) -> str | None:
     return None
 
 
-def _is_baseline(path: Path) -> bool:
-    """Whether ``path`` holds a plumber gate baseline (any version, even a damaged one)."""
-    import json
-
-    from plumber.gate.baseline import FORMAT
-
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
-        return False
-    return isinstance(data, dict) and data.get("format") == FORMAT
-
 
 def _error(reason: str, code: int, junit: Path | None = None, name: str = "") -> int:
     """Print the one-line reason, write it as a JUnit error when asked, return ``code``."""
-    print(f"plumber: error: {reason}", file=sys.stderr, flush=True)
+    say(f"error: {reason}")
     if junit is not None:
         from plumber.gate.junit import error_junit
 

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from plumber.capture.stdio import write_now
+from plumber.commands.base import say
 from plumber.records import exitcodes
 
 #: The multi-host report's file name, in the folder the profiles share, unless -o says.
@@ -62,12 +63,12 @@ def _one_profile(path: Path, output: Path | None) -> int:
         )["report"]
         profile = Profile.load(path)
     except (ProfileFormatError, ProfileVersionError, OutputError) as exc:
-        print(f"plumber: error: {exc}", file=sys.stderr)
+        say(f"error: {exc}")
         return exitcodes.USAGE
     try:
         rendered = render(profile, report_path, path)
     except OSError as exc:
-        print(f"plumber: error: the report could not be written: {exc}", file=sys.stderr)
+        say(f"error: the report could not be written: {exc}")
         return exitcodes.USAGE
     write_now(sys.stdout, rendered.summary + "\n")
     return exitcodes.OK
@@ -82,8 +83,7 @@ def _hosts(paths: list[Path], output: Path | None) -> int:
 
     for index, path in enumerate(paths):
         if any(same_file(path, earlier) for earlier in paths[:index]):
-            print(f"plumber: error: {path} is given twice: give each host's profile once",
-                  file=sys.stderr)
+            say(f"error: {path} is given twice: give each host's profile once")
             return exitcodes.USAGE
     try:
         report_path = checked_outputs(
@@ -93,12 +93,12 @@ def _hosts(paths: list[Path], output: Path | None) -> int:
         profiles = [Profile.load(path) for path in paths]
         comparison = compare_hosts(names_from_files(paths), profiles)
     except (ProfileFormatError, ProfileVersionError, OutputError, ValueError) as exc:
-        print(f"plumber: error: {exc}", file=sys.stderr)
+        say(f"error: {exc}")
         return exitcodes.USAGE
     try:
         write_hosts_html(report_path, comparison)
     except OSError as exc:
-        print(f"plumber: error: the report could not be written: {exc}", file=sys.stderr)
+        say(f"error: the report could not be written: {exc}")
         return exitcodes.USAGE
     write_now(sys.stdout, hosts_summary(comparison, report_path) + "\n")
     return exitcodes.OK

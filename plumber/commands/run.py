@@ -50,7 +50,7 @@ class RunCommand:
         try:
             plan = Plan.load(args.plan)
         except PlanError as exc:
-            print(f"plumber: error: {exc}", file=sys.stderr)
+            say(f"error: {exc}")
             return exitcodes.USAGE
         warning = made_for_another_script(plan, args.script)
         if warning is not None:
@@ -100,15 +100,15 @@ def _service_applier(args: argparse.Namespace) -> Any:
         host_port(args.data_service)
         offload = read_offload(args.plan)
     except (ValueError, PlanError) as exc:
-        print(f"plumber: error: {exc}", file=sys.stderr)
+        say(f"error: {exc}")
         return exitcodes.USAGE
     if offload is None:
-        print(f"plumber: error: {args.plan} has no offload section; write one with: plumber "
-              f"service plan PROFILE.json --plan {args.plan}", file=sys.stderr)
+        say(f"error: {args.plan} has no offload section; write one with: plumber "
+            f"service plan PROFILE.json --plan {args.plan}")
         return exitcodes.USAGE
     if not reachable(args.data_service):
-        print(f"plumber: error: no tf.data service dispatcher answers at {args.data_service} "
-              f"(start one with: plumber service start --workers N)", file=sys.stderr)
+        say(f"error: no tf.data service dispatcher answers at {args.data_service} "
+            f"(start one with: plumber service start --workers N)")
         return exitcodes.SERVICE_LOST
     from plumber.tf.apply import ServiceApplier
 

@@ -71,8 +71,7 @@ def _start(args: argparse.Namespace) -> int:
         say("note: a dispatcher without workers on a free port; workers join it with "
             "plumber service start --dispatcher HOST:PORT --workers N")
     if args.dispatcher is not None and args.workers == 0:
-        print("plumber: error: --dispatcher starts workers only: give --workers 1 or more",
-              file=sys.stderr)
+        say("error: --dispatcher starts workers only: give --workers 1 or more")
         return exitcodes.USAGE
     host = args.host or ("localhost" if args.dispatcher is None else socket.getfqdn())
     stopping = (signal.SIGINT, signal.SIGTERM)
@@ -82,7 +81,7 @@ def _start(args: argparse.Namespace) -> int:
     try:
         service = start_service(args.workers, args.port, args.dispatcher, host)
     except RuntimeError as exc:
-        print(f"plumber: error: {exc}", file=sys.stderr)
+        say(f"error: {exc}")
         return exitcodes.USAGE
     workers = ", ".join(service.worker_addresses()) or "none yet"
     role = "dispatcher" if args.dispatcher is None else "workers for the dispatcher"
@@ -107,7 +106,7 @@ def _plan(args: argparse.Namespace) -> int:
     try:
         profile = Profile.load(args.profile)
     except (ProfileFormatError, ProfileVersionError) as exc:
-        print(f"plumber: error: {exc}", file=sys.stderr)
+        say(f"error: {exc}")
         return exitcodes.USAGE
     for pipeline in profile.pipelines:
         chosen = offload(scene(profile, pipeline))
@@ -123,13 +122,12 @@ def _plan(args: argparse.Namespace) -> int:
         try:
             written = write_offload(args.plan, section, str(args.script))
         except (PlanError, OSError) as exc:
-            print(f"plumber: error: {exc}", file=sys.stderr)
+            say(f"error: {exc}")
             return exitcodes.USAGE
         say(f"offload of {pipeline.id} written to {written}: distribute after "
             f"{section.cut} ({section.processing_mode}, {section.workers} worker(s) "
             f"predicted to reach {rate(chosen.predicted_rate)})")
         return exitcodes.OK
-    print(f"plumber: error: nothing to offload in {args.profile}: no tf.data pipeline is "
-          f"CPU-bound with every usable core busy and has stages that can move to workers",
-          file=sys.stderr)
+    say(f"error: nothing to offload in {args.profile}: no tf.data pipeline is "
+        f"CPU-bound with every usable core busy and has stages that can move to workers")
     return exitcodes.USAGE

@@ -180,9 +180,23 @@ def load_baseline(path: str | Path) -> Measurement:
     return baseline_from_dict(data, str(path))
 
 
+def is_baseline_file(path: str | Path) -> bool:
+    """Whether ``path`` holds a plumber gate baseline (any version, even a damaged one)."""
+    try:
+        data = read_json(path, BaselineError, f"baseline {path}", missing="")
+    except BaselineError:
+        return False
+    return _is_baseline(data)
+
+
+def _is_baseline(data: Any) -> bool:
+    """Whether parsed JSON says it is a gate baseline (its ``format``), whatever else it holds."""
+    return isinstance(data, Mapping) and data.get("format") == FORMAT
+
+
 def baseline_from_dict(data: Any, name: str = "baseline") -> Measurement:
     """Rebuild a baseline from parsed JSON, checking its format and version."""
-    if not isinstance(data, Mapping) or data.get("format") != FORMAT:
+    if not _is_baseline(data):
         raise BaselineError(f"{name} is not a plumber gate baseline (no format {FORMAT!r})")
     version = data.get("schema_version")
     if not isinstance(version, int) or isinstance(version, bool):
