@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import pwd
 import shutil
 import stat
 import tempfile
@@ -31,6 +30,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
+
+from plumber.records.folders import (
+    WRITABLE_BY_OTHERS,
+    folder_problem,
+    private_file,
+    writable_problem,
+)
 
 #: Room always left free on the cache's filesystem (and in RAM for a memory
 #: cache): this share of its size, and at least :data:`MIN_RESERVE_BYTES`.
@@ -41,7 +47,6 @@ _USAGE = "usage"
 _FULL = "full"
 _LOCK = "lock"
 _SUFFIX = ".entry"
-_WRITABLE_BY_OTHERS = stat.S_IWGRP | stat.S_IWOTH
 
 
 class UnsafeCacheFolderError(PermissionError):
@@ -76,7 +81,7 @@ def make_missing_folders(path: Path) -> None:
 
 def check_private(path: Path) -> None:
     """Refuse ``path`` unless it is a folder this user owns that group and others cannot write."""
-    _refuse_if(path, _problem(os.stat(path)))
+    _refuse_if(path, folder_problem(os.stat(path)))
 
 
 def check_shared_parent(path: Path) -> None:
@@ -88,27 +93,9 @@ def check_shared_parent(path: Path) -> None:
     status = os.stat(path)
     if not stat.S_ISDIR(status.st_mode):
         _refuse_if(path, "it is not a folder")
-    if status.st_mode & _WRITABLE_BY_OTHERS and not status.st_mode & stat.S_ISVTX:
-        _refuse_if(path, f"{_writable_problem(status)} without the sticky bit, so they could "
+    if status.st_mode & WRITABLE_BY_OTHERS and not status.st_mode & stat.S_ISVTX:
+        _refuse_if(path, f"{writable_problem(status)} without the sticky bit, so they could "
                          f"replace the folder plumber makes in it")
-
-
-def _problem(status: os.stat_result) -> str | None:
-    """Why a folder with ``status`` is not private, or None when it is."""
-    if not stat.S_ISDIR(status.st_mode):
-        return "it is not a folder"
-    if status.st_uid != os.geteuid():
-        return (f"it is owned by {_user(status.st_uid)}, not by this user "
-                f"({_user(os.geteuid())})")
-    if status.st_mode & _WRITABLE_BY_OTHERS:
-        return _writable_problem(status)
-    return None
-
-
-def _writable_problem(status: os.stat_result) -> str:
-    who = " and ".join(name for bit, name in ((stat.S_IWGRP, "group"), (stat.S_IWOTH, "others"))
-                       if status.st_mode & bit)
-    return f"it is writable by {who} (mode {stat.S_IMODE(status.st_mode):04o})"
 
 
 def _refuse_if(path: Path, problem: str | None) -> None:
@@ -120,17 +107,7 @@ def _refuse_if(path: Path, problem: str | None) -> None:
         )
 
 
-def _owned_entry(status: os.stat_result) -> bool:
-    """Whether an entry file is a plain file this user owns that no one else may write."""
-    return (stat.S_ISREG(status.st_mode) and status.st_uid == os.geteuid()
-            and not status.st_mode & _WRITABLE_BY_OTHERS)
 
-
-def _user(uid: int) -> str:
-    try:
-        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
-    except KeyError:
-        return f"uid {uid}"
 
 
 class EntryStore:
@@ -169,7 +146,7 @@ class EntryStore:
             self.discard(name)
             return None
         with os.fdopen(descriptor, "rb") as handle:
-            payload = handle.read() if _owned_entry(os.fstat(descriptor)) else None
+            payload = handle.read() if private_file(os.fstat(descriptor)) else None
         if payload is None:
             self.discard(name)
         return payload

@@ -37,7 +37,13 @@ from typing import Any
 import psutil
 
 from plumber.measure.sampler import probe_gpus
-from plumber.records.folders import data_cache_dir, default_cache_dir, free_bytes
+from plumber.records.folders import (
+    data_cache_dir,
+    default_cache_dir,
+    folder_problem,
+    free_bytes,
+    private_file,
+)
 from plumber.records.load import MAX_MAGNITUDE
 from plumber.records.profile import Machine
 from plumber.records.version import __version__
@@ -308,9 +314,19 @@ def _same_host_other_boot(key: str, prefix: str) -> bool:
 
 
 def _read_cache(store: Path) -> dict[str, Any]:
-    """The cache's entries; a missing or corrupt file reads as empty."""
+    """The cache's entries; a missing, corrupt or untrusted file reads as empty.
+
+    Measurements are read back only from a private folder and file (owned by
+    this user, writable by no one else: :func:`plumber.records.folders.folder_problem`);
+    one that someone else could have written is measured again instead.
+    """
     try:
-        data = json.loads(store.read_text(encoding="utf-8"))
+        if folder_problem(os.stat(store.parent)) is not None:
+            return {}
+        with open(store, encoding="utf-8") as handle:
+            if not private_file(os.fstat(handle.fileno())):
+                return {}
+            data = json.loads(handle.read())
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
@@ -319,7 +335,7 @@ def _read_cache(store: Path) -> dict[str, Any]:
 def _write_cache(store: Path, entries: dict[str, Any]) -> None:
     """Replace the cache atomically; failing to write only costs a re-measurement."""
     try:
-        store.parent.mkdir(parents=True, exist_ok=True)
+        store.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".capacity-", dir=store.parent)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(entries, handle, indent=1)

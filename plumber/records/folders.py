@@ -5,13 +5,23 @@ capacity measurements); file caches that a plan places go in its ``data``
 subfolder unless the plan names another path. The profile records that
 folder and its free space, so the (pure) analysis can check a file cache
 against the disk budget.
+
+What plumber reads back from a folder (a cache entry, the capacity
+measurements) is trusted only in a private folder: one this user owns that
+group and others cannot write (:func:`folder_problem`), and only from a
+file that is private too (:func:`private_file`). The caches share that rule.
 """
 
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
+import stat
 from pathlib import Path
+
+#: Mode bits that let someone other than the owner write a file or folder.
+WRITABLE_BY_OTHERS = stat.S_IWGRP | stat.S_IWOTH
 
 
 def default_cache_dir() -> Path:
@@ -37,3 +47,35 @@ def free_bytes(folder: Path) -> int | None:
         return shutil.disk_usage(probe).free
     except OSError:
         return None
+
+
+def folder_problem(status: os.stat_result) -> str | None:
+    """Why a folder with ``status`` is not private, or None when it is."""
+    if not stat.S_ISDIR(status.st_mode):
+        return "it is not a folder"
+    if status.st_uid != os.geteuid():
+        return (f"it is owned by {_user(status.st_uid)}, not by this user "
+                f"({_user(os.geteuid())})")
+    if status.st_mode & WRITABLE_BY_OTHERS:
+        return writable_problem(status)
+    return None
+
+
+def writable_problem(status: os.stat_result) -> str:
+    """Who besides the owner may write what has ``status``: ``it is writable by group ...``."""
+    who = " and ".join(name for bit, name in ((stat.S_IWGRP, "group"), (stat.S_IWOTH, "others"))
+                       if status.st_mode & bit)
+    return f"it is writable by {who} (mode {stat.S_IMODE(status.st_mode):04o})"
+
+
+def private_file(status: os.stat_result) -> bool:
+    """Whether ``status`` is of a plain file this user owns that no one else may write."""
+    return (stat.S_ISREG(status.st_mode) and status.st_uid == os.geteuid()
+            and not status.st_mode & WRITABLE_BY_OTHERS)
+
+
+def _user(uid: int) -> str:
+    try:
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"

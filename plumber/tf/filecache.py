@@ -33,13 +33,14 @@ import re
 import secrets
 import shutil
 import socket
-import stat
 import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from plumber.records.folders import folder_problem
 
 #: Strings in a graph checked for being file names; more and no key is given.
 MAX_SCANNED_STRINGS = 200_000
@@ -245,13 +246,8 @@ def _unsafe_folder(folder: Path) -> str | None:
         info = folder.lstat()
     except OSError as exc:
         return f"cache folder {folder} unusable ({exc.strerror})"
-    if not stat.S_ISDIR(info.st_mode):
-        return f"{folder} is not a folder"
-    if info.st_uid != os.getuid():
-        return f"cache folder {folder} belongs to another user"
-    if info.st_mode & 0o022:
-        return f"cache folder {folder} is writable by other users"
-    return None
+    problem = folder_problem(info)
+    return None if problem is None else f"cache folder {folder} is not private: {problem}"
 
 
 def _per_run(folder: Path, why: str) -> PlacedCache:

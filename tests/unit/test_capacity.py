@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -155,6 +156,22 @@ def test_the_disk_is_measured_once_and_then_read_from_the_cache(
     assert first.disk_read_bps == second.disk_read_bps == 123e6
     assert second.disk_probe_path == str(data_file)
     assert len(counted_measure) == 1
+
+
+@pytest.mark.parametrize("loosen", ["folder", "file"])
+def test_measurements_others_could_have_written_are_measured_again(
+    tmp_path, counted_measure, data_file, loosen
+):
+    cache = tmp_path / "cache"
+    capacity.cached_read_bandwidth(data_file, cache)
+    assert stat.S_IMODE(os.stat(cache).st_mode) == 0o700
+    loosened = cache if loosen == "folder" else cache / "capacity.json"
+    os.chmod(loosened, os.stat(loosened).st_mode | stat.S_IWOTH)
+    capacity.cached_read_bandwidth(data_file, cache)
+    assert len(counted_measure) == 2
+    os.chmod(loosened, os.stat(loosened).st_mode & ~stat.S_IWOTH)
+    capacity.cached_read_bandwidth(data_file, cache)
+    assert len(counted_measure) == 2  # private again: the rewritten entry is read
 
 
 def test_a_new_boot_measures_again_and_drops_the_old_boots_entry(

@@ -106,7 +106,7 @@ def test_a_folder_others_can_write_is_not_used(tmp_path):
     write_cache(shared, CURRENT, complete=True, user=None)
     shared.chmod(0o777)
     placed = place(shared, CURRENT)
-    assert "writable by other users" in placed.note
+    assert "is not private: it is writable by" in placed.note
     assert not placed.prefix.startswith(str(shared))
 
 
