@@ -344,6 +344,10 @@ def offload_recommendation(scene: Scene, what_if: WhatIf) -> Recommendation | No
     else:
         call = f"{cut.op}(...)" if cut.kind == "source" else f".{cut.kind}(...)"
         old, new = call, f"{call}.apply({distribute_call(chosen, 'SERVICE')})"
+        if cut.source is not None and cut.source.built_by:
+            old, new = f"{cut.source.builder}(...)", (
+                f"{new} inside it (no line of yours builds it: plumber service plan and "
+                f"plumber run --data-service place it)")
         title = (f"Offload {cut.id} and the stages below it to {chosen.workers} tf.data "
                  f"service workers")
     return Recommendation(

@@ -147,6 +147,18 @@ def test_the_diagnosis_lists_the_offload_and_recommends_the_distribute_edit():
     assert advice.source is not None and advice.source.line == 12
 
 
+def test_a_cut_a_library_built_says_it_is_placed_by_the_plan():
+    profile = cpu_bound()
+    (pipeline,) = profile.pipelines
+    built = dataclasses.replace(pipeline.stage("batch"), source=dataclasses.replace(
+        pipeline.stage("batch").source, built_by="keras.utils.image_dataset_from_directory"))
+    profile = dataclasses.replace(profile, pipelines=(dataclasses.replace(
+        pipeline, stages=tuple(built if s.id == "batch" else s for s in pipeline.stages)),))
+    advice = next(r for r in diagnose(profile).recommendations if "tf.data service" in r.title)
+    assert advice.old == "keras image_dataset_from_directory(...)"
+    assert "no line of yours builds it" in advice.new
+
+
 def test_a_dataloader_names_a_ray_data_actor_pool_with_a_sketch():
     profile = dataclasses.replace(
         loader_profile((0.02, 0.02), (("Resize", 0.01, 0.01, False),), num_workers=2,
