@@ -3,8 +3,8 @@
 import pytest
 
 from plumber import cli
-from plumber.records import exitcodes
 from plumber.commands.report import ReportCommand
+from plumber.records import exitcodes
 
 
 def test_an_exception_inside_a_command_is_an_internal_failure(tmp_path, monkeypatch, capsys):
