@@ -8,10 +8,12 @@ checks every :data:`POLL_S`:
 
 - the dispatcher: a TCP connection to its address; unreachable for
   ``grace_s`` is :class:`DispatcherGone`;
-- the reads: a ``next()`` on an iterator that has waited ``stall_s`` for
+- the reads: a ``next()`` on an iterator over a pipeline that reads from
+  the service (a ``distribute`` below it) that has waited ``stall_s`` for
   its element while the dispatcher answers is :class:`WorkersGone` (its
-  workers died or stopped answering). Keras ``fit`` reads inside a compiled
-  function that this cannot see; there only the dispatcher is watched.
+  workers died or stopped answering); other pipelines' reads may take as
+  long as they take. Keras ``fit`` reads inside a compiled function that
+  this cannot see; there only the dispatcher is watched.
 
 The blocked ``GetNext`` cannot be interrupted from Python, so ``on_lost``
 gets the error and decides how the process ends (``plumber run`` says so
@@ -23,6 +25,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -64,6 +67,23 @@ def reachable(service: str, timeout_s: float = CONNECT_TIMEOUT_S) -> bool:
         return False
 
 
+def reads_service(dataset: Any) -> bool:
+    """Whether ``dataset`` or a dataset below it reads from a tf.data service."""
+    pending, seen = [dataset], set()
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if "DataService" in type(current).__name__:
+            return True
+        try:
+            pending.extend(current._inputs())
+        except Exception:  # noqa: BLE001 - a dataset class that cannot list its inputs
+            continue
+    return False
+
+
 class ServiceWatch:
     """Context manager: calls ``on_lost(error)`` once when the service is gone (see module)."""
 
@@ -74,6 +94,8 @@ class ServiceWatch:
         self.grace_s = grace_s
         self.stall_s = stall_s
         self._waiting: dict[int, float] = {}
+        self._service_iterators: weakref.WeakKeyDictionary[Any, bool] = (
+            weakref.WeakKeyDictionary())
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -87,6 +109,8 @@ class ServiceWatch:
         watch = self
 
         def __next__(iterator: Any) -> Any:
+            if not watch._reads_service(iterator):
+                return original(iterator)
             key = threading.get_ident()
             with watch._lock:
                 watch._waiting[key] = time.monotonic()
@@ -111,6 +135,15 @@ class ServiceWatch:
             owner, original = self._restore
             owner.__next__ = original
             self._restore = None
+
+    def _reads_service(self, iterator: Any) -> bool:
+        """Whether the iterator's pipeline reads from a tf.data service (cached per iterator)."""
+        try:
+            return self._service_iterators[iterator]
+        except KeyError:
+            reads = reads_service(getattr(iterator, "_dataset", None))
+            self._service_iterators[iterator] = reads
+            return reads
 
     def longest_wait(self) -> float:
         """Seconds the longest ``next()`` in progress has waited (0 when none is)."""
