@@ -339,7 +339,7 @@ def offload_recommendation(scene: Scene, what_if: WhatIf) -> Recommendation | No
         return None
     cut = chosen.cut
     if chosen.engine == RAY_DATA:
-        old, new = "DataLoader(dataset, ...)", ray_data_sketch(chosen)
+        old, new = "DataLoader(dataset, ...)", ray_data_stream(chosen)
         title = f"Offload the DataLoader's work to {chosen.workers} Ray Data workers"
     else:
         call = f"{cut.op}(...)" if cut.kind == "source" else f".{cut.kind}(...)"
@@ -358,7 +358,8 @@ def offload_recommendation(scene: Scene, what_if: WhatIf) -> Recommendation | No
         new=new,
         predicted_rate=what_if.predicted_rate,
         speedup=what_if.speedup,
-        reason=what_if.reason + (" " + how_to_run(chosen) if chosen.engine == TF_SERVICE else ""),
+        reason=f"{what_if.reason} "
+        f"{how_to_run(chosen) if chosen.engine == TF_SERVICE else RAY_SAMPLES}",
     )
 
 
@@ -375,23 +376,22 @@ def how_to_run(chosen: Offload) -> str:
         f"Start a dispatcher and workers with plumber service start --workers N (on each "
         f"worker host: plumber service start --dispatcher HOST:PORT --workers 1; "
         f"{chosen.workers} workers in all), write the cut into a plan with plumber service "
-        f"plan PROFILE --plan plan.json, then run plumber run --plan plan.json "
+        f"plan PROFILE SCRIPT --plan plan.json, then run plumber run --plan plan.json "
         f"--data-service grpc://HOST:PORT SCRIPT."
     )
 
 
-def ray_data_sketch(chosen: Offload) -> str:
-    """A Ray Data actor pool doing the DataLoader's per-sample work, streamed to the trainer."""
-    return (
-        "import ray\n"
-        "class Samples:\n"
-        "    def __init__(self, dataset):\n"
-        "        self.dataset = dataset\n"
-        "    def __call__(self, batch):\n"
-        "        return {\"sample\": [self.dataset[int(i)] for i in batch[\"id\"]]}\n"
-        "samples = ray.data.range(len(dataset)).map_batches(\n"
-        f"    Samples, fn_constructor_args=(dataset,), concurrency={chosen.workers})\n"
-        "for batch in samples.iter_torch_batches(batch_size=BATCH_SIZE):\n"
-        "    ...  # the training step"
-    )
+def ray_data_stream(chosen: Offload) -> str:
+    """One line: a Ray Data actor pool doing the DataLoader's per-sample work, streamed."""
+    return (f"ray.data.range(len(dataset)).map_batches(Samples, fn_constructor_args=(dataset,), "
+            f"concurrency={chosen.workers}).iter_torch_batches(batch_size=BATCH_SIZE)")
 
+
+#: What ``Samples`` in :func:`ray_data_stream` is (docs/data-service.md has the whole sketch).
+RAY_SAMPLES = (
+    "Samples is a class whose __init__(self, dataset) keeps your Dataset and whose "
+    "__call__(self, batch) returns {\"sample\": [self.dataset[int(i)] for i in batch[\"id\"]]}: "
+    "Ray Data runs one per actor of the pool, on the remote CPU workers, and streams the "
+    "samples to the training loop, which iterates them as it iterated the DataLoader "
+    "(docs/data-service.md has the whole sketch). plumber does not apply it."
+)

@@ -168,6 +168,9 @@ def test_a_dataloader_names_a_ray_data_actor_pool_with_a_sketch():
     row = next(w for w in diagnosis.what_ifs if w.knob == "ray_data")
     assert "Ray Data actor pool" in row.change and int(row.value) >= 1
     advice = next(r for r in diagnosis.recommendations if "Ray Data" in r.title)
-    assert f"concurrency={row.value}" in advice.new
+    assert advice.old == "DataLoader(dataset, ...)"
+    assert f"map_batches(Samples, fn_constructor_args=(dataset,), concurrency={row.value})" \
+        in advice.new and "\n" not in advice.new
     assert "iter_torch_batches" in advice.new
+    assert "Samples is a class" in advice.reason
     assert math.isfinite(advice.predicted_rate) and advice.predicted_rate > diagnosis.observed_rate
