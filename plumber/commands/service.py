@@ -73,6 +73,12 @@ def _start(args: argparse.Namespace) -> int:
     if args.dispatcher is not None and args.workers == 0:
         say("error: --dispatcher starts workers only: give --workers 1 or more")
         return exitcodes.USAGE
+    from plumber.tf.servicewatch import reachable
+
+    if args.dispatcher is None and args.port and reachable(f"localhost:{args.port}"):
+        # gRPC binds with SO_REUSEPORT: a second dispatcher would share the port silently.
+        print(f"plumber: error: port {args.port} is in use on this machine", file=sys.stderr)
+        return exitcodes.USAGE
     host = args.host or ("localhost" if args.dispatcher is None else socket.getfqdn())
     stopping = (signal.SIGINT, signal.SIGTERM)
     signal.pthread_sigmask(signal.SIG_BLOCK, stopping)  # taken by sigwait, not a handler

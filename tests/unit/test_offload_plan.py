@@ -135,3 +135,13 @@ def test_service_plan_refuses_a_profile_with_nothing_to_offload(tmp_path, capsys
     assert status == exitcodes.USAGE
     assert "nothing to offload" in capsys.readouterr().err
     assert not (tmp_path / "plan.json").exists()
+
+
+def test_service_start_refuses_a_port_in_use(capsys):
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        status = main(["service", "start", "--workers", "1", "--port", str(port)])
+    assert status == exitcodes.USAGE
+    assert f"port {port} is in use" in capsys.readouterr().err
