@@ -50,7 +50,7 @@ for batch in dataset.take(5):
     pass
 sys.exit(3)
 """)
-    run = plumber_cli("profile", "-o", "out", script)
+    run = plumber_cli("profile", "-o", "out", "--cpu-probe", "0", script)
     assert run.returncode == 3
     assert Profile.load(run.profile_path).run.exit_status == 3
 
@@ -100,7 +100,8 @@ import tensorflow as tf
 for batch in tf.data.Dataset.range(10).repeat().batch(2):
     pass
 """)
-    run = plumber_cli("profile", "-o", "out", "--duration", "3", script, timeout=120)
+    run = plumber_cli("profile", "-o", "out", "--cpu-probe", "0", "--duration", "3", script,
+                      timeout=120)
     assert run.returncode == 0
     assert Profile.load(run.profile_path).run.bounded_by == "duration"
 
@@ -175,7 +176,7 @@ def test_report_rerenders_a_saved_profile_without_rerunning(plumber_cli, tmp_pat
 for batch in dataset.take(50):
     pass
 """)
-    run = plumber_cli("profile", "-o", "out", script)
+    run = plumber_cli("profile", "-o", "out", "--cpu-probe", "0", script)
     assert run.returncode == 0
     run.report_path.unlink()
     again = plumber_cli("report", run.profile_path, "-o", tmp_path / "again.html")
