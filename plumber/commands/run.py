@@ -104,7 +104,7 @@ def _service_applier(args: argparse.Namespace) -> Any:
         return exitcodes.USAGE
     if offload is None:
         say(f"error: {args.plan} has no offload section; write one with: plumber "
-            f"service plan PROFILE.json --plan {args.plan}")
+            f"service plan PROFILE.json {args.script} --plan {args.plan}")
         return exitcodes.USAGE
     if not reachable(args.data_service):
         say(f"error: no tf.data service dispatcher answers at {args.data_service} "

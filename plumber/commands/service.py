@@ -77,7 +77,7 @@ def _start(args: argparse.Namespace) -> int:
 
     if args.dispatcher is None and args.port and reachable(f"localhost:{args.port}"):
         # gRPC binds with SO_REUSEPORT: a second dispatcher would share the port silently.
-        print(f"plumber: error: port {args.port} is in use on this machine", file=sys.stderr)
+        say(f"error: port {args.port} is in use on this machine")
         return exitcodes.USAGE
     host = args.host or ("localhost" if args.dispatcher is None else socket.getfqdn())
     stopping = (signal.SIGINT, signal.SIGTERM)
