@@ -118,8 +118,13 @@ class Offload:
 def offload(scene: Scene) -> Offload | None:
     """The best cut when the pipeline is CPU-bound with every usable core busy, else None.
 
-    None too when no cut would clearly beat the rate as it is (the stages
-    that take the CPU cannot move, or nothing was measured to move).
+    A tf.data cut is a stage of the main chain that a plan can find where it
+    is applied (:func:`plumber.records.appliable.appliable`), so ``plumber
+    service plan`` can write it; a DataLoader's is its worker pool. Of the
+    cuts within 1% of the best rate, the one needing fewest workers, then
+    leaving least CPU here, wins. None too when no cut would clearly beat
+    the rate as it is (the stages that take the CPU cannot move, or nothing
+    was measured to move).
     """
     if not cores_all_busy(scene):
         return None
