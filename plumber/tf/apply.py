@@ -91,15 +91,8 @@ class PlanApplier:
         signature = inspect.signature(original)
 
         def builder(ds: Any, *args: Any, **kwargs: Any) -> Any:
-            if applier.counter.suppressed_here():  # a stage the applier itself adds
-                return original(ds, *args, **kwargs)
-            location = user_callsite(skip=2)
-            if location is None:
-                return original(ds, *args, **kwargs)
-            occurrence = applier.counter.peek(stage_key(location.file, location.line, kind))
-            ref = StageRef(portable_path(location.file, applier.script_dir), location.line,
-                           kind, occurrence)
-            setting = applier.settings.get(ref)
+            ref = applier._ref_here(kind)
+            setting = applier.settings.get(ref) if ref is not None else None
             if setting is None:
                 return original(ds, *args, **kwargs)
             applied = applier.applied.setdefault(ref, AppliedSetting(setting))
@@ -114,6 +107,21 @@ class PlanApplier:
         builder.__name__ = original.__name__
         builder.__doc__ = original.__doc__
         return builder
+
+    def _ref_here(self, kind: str) -> StageRef | None:
+        """The plan's name for the ``kind`` stage being built now, by the user's line.
+
+        None when the applier itself builds it (a cache or prefetch it adds)
+        or no line of the user's code does.
+        """
+        if self.counter.suppressed_here():
+            return None
+        location = user_callsite(skip=2)
+        if location is None:
+            return None
+        occurrence = self.counter.peek(stage_key(location.file, location.line, kind))
+        return StageRef(portable_path(location.file, self.script_dir), location.line, kind,
+                        occurrence)
 
     def _append(self, result: Any, setting: StageSetting, applied: AppliedSetting) -> Any:
         """Add the plan's cache and prefetch after the stage, uncounted."""
@@ -183,14 +191,7 @@ class ServiceApplier(PlanApplier):
         cut = self.offload.cut
 
         def builder(ds: Any, *args: Any, **kwargs: Any) -> Any:
-            if kind != cut.kind or applier.counter.suppressed_here():
-                return original(ds, *args, **kwargs)
-            location = user_callsite(skip=2)
-            if location is None:
-                return original(ds, *args, **kwargs)
-            occurrence = applier.counter.peek(stage_key(location.file, location.line, kind))
-            ref = StageRef(portable_path(location.file, applier.script_dir), location.line,
-                           kind, occurrence)
+            ref = applier._ref_here(kind) if kind == cut.kind else None
             result = original(ds, *args, **kwargs)
             return applier._distribute(result) if ref == cut else result
 
