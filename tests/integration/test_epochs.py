@@ -10,8 +10,10 @@ no cache (TF discards an unfinished one).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
-from conftest import PIPELINES
+from conftest import PIPELINES, CliRun, run_plumber
 
 from plumber.analyzers.diagnose import diagnose
 from plumber.records.profile import Profile
@@ -33,11 +35,34 @@ def feasible_caches(profile: Profile) -> dict[str, str]:
             if w.knob == "cache" and w.feasible}
 
 
-@pytest.mark.parametrize("source", ["tfrecord", "files"])
-def test_a_python_epoch_loop_reads_three_whole_passes_and_gets_a_cache(
-    plumber_cli, tmp_path, source
+@pytest.fixture(scope="module")
+def tuned_epoch_loop(tmp_path_factory) -> tuple[CliRun, Path]:
+    """``plumber tune`` of the epoch loop over TFRecords, once: its saved profile is the
+    profile of that loop, so the pass counts are checked on it without a second run."""
+    folder = tmp_path_factory.mktemp("epoch-loop")
+    script = PIPELINES / "jpeg_epoch_loop.py"
+    run = run_plumber(["tune", "-o", str(folder / "out" / "plan.json"), "--rounds", "1",
+                       str(script), "--", "--source", "tfrecord", "--data",
+                       str(folder / "data")], cwd=folder)
+    return run, script
+
+
+def test_a_python_epoch_loop_over_tfrecords_reads_three_whole_passes_and_gets_a_cache(
+    tuned_epoch_loop
 ):
-    profile = profiled(plumber_cli, tmp_path, "jpeg_epoch_loop.py", "--source", source)
+    run, _ = tuned_epoch_loop
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert_three_whole_passes_and_a_cache(Profile.load(run.profile_path))
+
+
+def test_a_python_epoch_loop_over_files_reads_three_whole_passes_and_gets_a_cache(
+    plumber_cli, tmp_path
+):
+    assert_three_whole_passes_and_a_cache(
+        profiled(plumber_cli, tmp_path, "jpeg_epoch_loop.py", "--source", "files"))
+
+
+def assert_three_whole_passes_and_a_cache(profile: Profile) -> None:
     (pipeline,) = profile.pipelines
     assert [(p.elements, p.complete) for p in pipeline.passes] == [(10, True)] * 3
     caches = feasible_caches(profile)
@@ -71,14 +96,11 @@ def test_a_dataloader_iterated_three_times_reads_three_whole_passes(plumber_cli,
     assert "averaged over the run's 3 passes" in feasible_caches(profile)["fetch"]
 
 
-def test_tune_plans_a_cache_for_the_epoch_loop_and_verifies_it(plumber_cli, tmp_path):
-    script = PIPELINES / "jpeg_epoch_loop.py"
-    out = tmp_path / "out"
-    run = plumber_cli("tune", "-o", out / "plan.json", "--rounds", "1", script, "--",
-                      "--data", tmp_path / "data")
+def test_tune_plans_a_cache_for_the_epoch_loop_and_verifies_it(tuned_epoch_loop):
+    run, script = tuned_epoch_loop
     assert run.returncode == 0, run.stderr[-3000:]
     assert " tuned (" in run.stderr or "is not faster" in run.stderr, run.stderr[-2000:]
-    profile = Profile.load(out / "profile.json")
+    profile = Profile.load(run.profile_path)
     (pipeline,) = derive_plan(profile, tuple(diagnose(profile, p) for p in profile.pipelines),
                               script).pipelines
     assert any(s.cache for s in pipeline.settings), pipeline.settings
