@@ -59,14 +59,17 @@ def real_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The report of ``plumber profile`` on the expensive-map pipeline, run once per session.
 
     It runs outside the repository, so the profile records absolute paths,
-    as it does for most users' scripts.
+    as it does for most users' scripts. 400 elements, as the CI gate runs it
+    (.ci/gate-baselines/expensive_map.json records map-0's parallelism as the
+    bottleneck there), a third of the script's default run.
     """
     if importlib.util.find_spec("tensorflow") is None:
         pytest.skip("TensorFlow is not installed; the real profile needs it")
     work = tmp_path_factory.mktemp("real-profile")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PLUMBER_CACHE_DIR": str(work / "cache")}
     run = subprocess.run(
-        [sys.executable, "-m", "plumber", "profile", "-o", str(work / "out"), str(REAL_PIPELINE)],
+        [sys.executable, "-m", "plumber", "profile", "-o", str(work / "out"), str(REAL_PIPELINE),
+         "--", "--elements", "400"],
         cwd=work, env=env, capture_output=True, text=True, timeout=300, check=False,
     )
     assert run.returncode == 0, f"plumber profile failed ({run.returncode}):\n{run.stderr[-3000:]}"
