@@ -33,8 +33,9 @@ from plumber.tuner.appliers import applying
 from plumber.tuner.derive import derive_plan
 
 script, args = Path(sys.argv[1]), sys.argv[2:]
-bounds = dict(steps=12, duration_s=30.0, net_probe_s=0.5)
-profile = profile_script(script, args, SessionOptions(cpu_probe_s=1.0, **bounds)).profile
+bounds = dict(steps=12, duration_s=30.0)
+profile = profile_script(script, args,
+                         SessionOptions(cpu_probe_s=1.0, net_probe_s=0.5, **bounds)).profile
 plan = derive_plan(profile, diagnose_all(profile), script)
 entered = []
 
@@ -44,7 +45,9 @@ def applied():
         entered.extend(appliers)
         yield
 
-profile_script(script, args, SessionOptions(cpu_probe_s=0.0, around_script=applied, **bounds))
+# The applied run only has to build the pipelines: no probes after it.
+profile_script(script, args,
+               SessionOptions(cpu_probe_s=0.0, net_probe_s=0.0, around_script=applied, **bounds))
 print("ROUNDTRIP " + json.dumps({
     "settings": [f"{s.stage} ({s.stage_id})" for p in plan.pipelines for s in p.settings],
     "unmatched": [f"{s.stage} ({s.stage_id})" for a in entered for s in a.unmatched()],
