@@ -25,6 +25,7 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from plumber.gate.machine import Calibration, MachineInfo
+from plumber.records import jsonfile
 from plumber.records.jsonfile import finite_or_none, read_json, save_json
 from plumber.records.redact import redact_arguments
 
@@ -198,16 +199,11 @@ def baseline_from_dict(data: Any, name: str = "baseline") -> Measurement:
     """Rebuild a baseline from parsed JSON, checking its format and version."""
     if not _is_baseline(data):
         raise BaselineError(f"{name} is not a plumber gate baseline (no format {FORMAT!r})")
-    version = data.get("schema_version")
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise BaselineError(f"{name} has no integer schema_version")
-    if version > SCHEMA_VERSION:
-        raise BaselineError(
-            f"{name} has baseline schema version {version}, newer than this plumber "
-            f"understands ({SCHEMA_VERSION}); upgrade plumber or re-record with --update"
-        )
-    if version < 1:
-        raise BaselineError(f"{name} has unknown baseline schema version {version}")
+    try:
+        jsonfile.checked_schema_version(data, SCHEMA_VERSION, "baseline")
+    except jsonfile.SchemaVersionError as exc:
+        again = " or re-record with --update" if exc.newer else ""
+        raise BaselineError(f"{name}: {exc}{again}") from None
     try:
         return _measurement(data)
     except (KeyError, TypeError, ValueError, OverflowError) as exc:

@@ -6,7 +6,9 @@ share is here. A value is written with every infinite or NaN float as
 unbounded), indented, atomically, ending with a newline. A file is read into
 parsed JSON, and every way that can fail (a missing file, one that cannot
 be read or is not UTF-8, invalid JSON, JSON nested too deeply for the
-parser) becomes the record's own error with a one-line reason.
+parser) becomes the record's own error with a one-line reason, and so does
+a ``schema_version`` that is missing, unknown or newer than this plumber's
+(:func:`checked_schema_version`, one wording for the three records).
 """
 
 from __future__ import annotations
@@ -66,3 +68,36 @@ def read_json(path: str | Path, error: type[Exception], name: str, missing: str,
         raise error(f"{name} {not_json} ({exc.msg}, line {exc.lineno})") from None
     except RecursionError:
         raise error(f"{name} {not_json} (nested too deeply)") from None
+
+
+class SchemaVersionError(ValueError):
+    """A record's ``schema_version`` this plumber cannot read.
+
+    ``malformed`` when it is missing or not an integer (the file is not such
+    a record), ``newer`` when a later plumber wrote it.
+    """
+
+    def __init__(self, message: str, malformed: bool = False, newer: bool = False) -> None:
+        super().__init__(message)
+        self.malformed = malformed
+        self.newer = newer
+
+
+def checked_schema_version(data: Mapping[str, Any], understood: int, what: str) -> int:
+    """The ``schema_version`` of a record's parsed JSON, checked against ``understood``.
+
+    ``what`` names the record (``profile``, ``plan``, ``baseline``). Raises
+    :class:`SchemaVersionError` when the version is missing or not an
+    integer, below 1, or above ``understood`` (``newer``: upgrade plumber).
+    """
+    version = data.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise SchemaVersionError(f"{what} has no integer schema_version (got {version!r})",
+                                 malformed=True)
+    if version > understood:
+        raise SchemaVersionError(
+            f"{what} schema version {version} is newer than this plumber understands "
+            f"({understood}); upgrade plumber", newer=True)
+    if version < 1:
+        raise SchemaVersionError(f"unknown {what} schema version {version}")
+    return version

@@ -147,14 +147,10 @@ class Plan:
         """
         if not isinstance(data, dict) or data.get("kind") != PLAN_KIND:
             raise PlanError("not a plumber plan (no \"kind\": \"plumber-plan\")")
-        version = data.get("schema_version")
-        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-            raise PlanError(f"unknown plan schema version {version!r}")
-        if version > PLAN_SCHEMA_VERSION:
-            raise PlanError(
-                f"plan schema version {version} is newer than this plumber understands "
-                f"({PLAN_SCHEMA_VERSION}); upgrade plumber"
-            )
+        try:
+            jsonfile.checked_schema_version(data, PLAN_SCHEMA_VERSION, "plan")
+        except jsonfile.SchemaVersionError as exc:
+            raise PlanError(str(exc)) from None
         if "script" not in data:
             raise PlanError("malformed plan: no script")
         reader = _Reader(os.cpu_count() or 1, data_cache_dir())

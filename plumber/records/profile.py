@@ -511,16 +511,10 @@ class Profile:
     def from_dict(cls, data: Mapping[str, Any]) -> Profile:
         if not isinstance(data, Mapping) or "schema_version" not in data:
             raise ProfileFormatError("not a plumber profile (no schema_version)")
-        version = data["schema_version"]
-        if not isinstance(version, int) or isinstance(version, bool):
-            raise ProfileFormatError(f"schema_version must be an integer, got {version!r}")
-        if version > SCHEMA_VERSION:
-            raise ProfileVersionError(
-                f"profile schema version {version} is newer than this plumber "
-                f"understands ({SCHEMA_VERSION}); upgrade plumber"
-            )
-        if version < 1:
-            raise ProfileVersionError(f"unknown profile schema version {version}")
+        try:
+            jsonfile.checked_schema_version(data, SCHEMA_VERSION, "profile")
+        except jsonfile.SchemaVersionError as exc:
+            raise (ProfileFormatError if exc.malformed else ProfileVersionError)(str(exc)) from None
         from plumber.records.load import build
 
         try:

@@ -93,7 +93,7 @@ def newer_schema(path: Path) -> None:
         (lambda path: None, "no baseline at"),
         (lambda path: path.write_text('{"format": "plumber-gate-baseline", "schema'),
          "is not valid JSON"),
-        (newer_schema, f"baseline schema version {SCHEMA_VERSION + 1}, newer than this plumber"),
+        (newer_schema, f"baseline schema version {SCHEMA_VERSION + 1} is newer than this plumber"),
     ],
     ids=["missing", "corrupt", "newer-schema"],
 )

@@ -78,7 +78,7 @@ def with_text_rate(data: dict) -> dict:
         (lambda d: {"schema_version": 1, "run": {}}, "is not a plumber gate baseline"),
         (lambda d: [1, 2], "is not a plumber gate baseline"),
         (lambda d: {**d, "schema_version": "1"}, "has no integer schema_version"),
-        (newer, f"schema version {SCHEMA_VERSION + 1}, newer than this plumber understands"),
+        (newer, f"schema version {SCHEMA_VERSION + 1} is newer than this plumber understands"),
         (lambda d: {**d, "schema_version": 0}, "unknown baseline schema version 0"),
         (without_machine, "is malformed: machine"),
         (with_text_rate, "is malformed: expected a number, got 'fast'"),

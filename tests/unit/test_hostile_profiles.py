@@ -101,7 +101,7 @@ def first_stats(data: dict[str, Any]) -> dict[str, Any]:
     (lambda d: d["pipelines"][0]["stages"][1]["knobs"].update(parallelism=10**30), None,
      "knobs['parallelism'] must be at most"),
     (lambda d: d["machine"].pop("cores_usable"), None, "machine.cores_usable is missing"),
-    (lambda d: d.update(schema_version=True), None, "schema_version must be an integer"),
+    (lambda d: d.update(schema_version=True), None, "profile has no integer schema_version"),
     (lambda d: d["pipelines"][0].update(root="nowhere"), None,
      "pipelines[0].root 'nowhere' names none of its stages"),
 ], ids=lambda v: v if isinstance(v, str) else "")
