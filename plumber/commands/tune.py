@@ -23,7 +23,7 @@ from plumber.commands.profile import (
     session_options,
 )
 from plumber.measure.runbounds import Terminated
-from plumber.records import exitcodes
+from plumber.records import exitcodes, units
 
 if TYPE_CHECKING:
     from plumber.capture.session import SessionOptions
@@ -124,7 +124,7 @@ def _measured(plan: Plan, args: argparse.Namespace, options: SessionOptions) -> 
         from plumber.tuner.search import search_plan
 
         plan, best = search_plan(args.script, args.script_args, plan, args.search, options, say)
-        say(f"search: best plan measured {best:.1f}/s")
+        say(f"search: best plan measured {units.rate(best)}")
     if plan.pipelines:
         check = verify(args.script, args.script_args, plan, args.rounds, options, say)
         noted = len(plan.notes)

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from plumber.gate.baseline import Measurement, PipelineThroughput
 from plumber.records import exitcodes
+from plumber.records.units import rate
 
 #: Bottleneck kinds whose rate follows the machine's compute speed.
 CPU_KINDS = frozenset({"cpu", "parallelism"})
@@ -89,6 +90,11 @@ class GateResult:
     @property
     def passed(self) -> bool:
         return self.exit_code == exitcodes.OK
+
+
+def rate_text(value: float) -> str:
+    """A rate as the gate's reports show it: the one rate wording, ``-`` when there is none."""
+    return rate(value) if math.isfinite(value) else "-"
 
 
 def scale_for(baseline: PipelineThroughput, speed_ratio: float) -> float:

@@ -8,10 +8,9 @@ no file. Pure: returns the XML as a string.
 
 from __future__ import annotations
 
-import math
 import xml.etree.ElementTree as ET
 
-from plumber.gate.compare import PASS, GateResult, Row
+from plumber.gate.compare import PASS, GateResult, Row, rate_text
 
 SUITE = "plumber gate"
 
@@ -48,17 +47,13 @@ def error_junit(name: str, message: str, suite: str = SUITE) -> str:
 
 def _detail(row: Row) -> str:
     """The numbers behind a verdict, for the report's failure or output text."""
-    measured = f"measured median {_rate(row.measured.rate) if row.measured else '-'}"
+    measured = f"measured median {rate_text(row.measured.rate) if row.measured else '-'}"
     if row.baseline is None:
         return f"{measured}: {row.reason}"
     return (
-        f"expected {_rate(row.expected_rate)} (baseline {_rate(row.baseline.rate)} "
+        f"expected {rate_text(row.expected_rate)} (baseline {rate_text(row.baseline.rate)} "
         f"x {row.scale:.3g} for machine speed), {measured}: {row.reason}"
     )
-
-
-def _rate(rate: float) -> str:
-    return f"{rate:.4g}/s" if math.isfinite(rate) else "-"
 
 
 def _suite(name: str, tests: int, failures: int, errors: int) -> tuple[ET.Element, ET.Element]:

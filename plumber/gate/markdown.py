@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import math
 
-from plumber.analyzers import text
 from plumber.gate.baseline import Measurement, PipelineThroughput
-from plumber.gate.compare import CPU_KINDS, GateResult, Row
+from plumber.gate.compare import CPU_KINDS, GateResult, Row, rate_text
 from plumber.records import exitcodes
 
 HEADLINES = {
@@ -74,19 +73,15 @@ def _row(row: Row) -> str:
     after = row.measured.bottlenecks if row.measured else ()
     cells = [
         f"`{row.key}`",
-        _rate(row.baseline.rate) if row.baseline else "-",
-        _rate(row.expected_rate),
-        _rate(row.measured.rate) if row.measured else "-",
+        rate_text(row.baseline.rate) if row.baseline else "-",
+        rate_text(row.expected_rate),
+        rate_text(row.measured.rate) if row.measured else "-",
         f"{row.change:+.1%}" if math.isfinite(row.change) else "-",
         before.label() if before else "-",
         " or ".join(b.label() for b in after) if after else "-",
         f"**{row.verdict}**" if row.verdict not in ("pass", "not in baseline") else row.verdict,
     ]
     return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
-
-
-def _rate(rate: float) -> str:
-    return text.rate(rate) if math.isfinite(rate) else "-"
 
 
 def recorded_summary(measurement: Measurement, path: str) -> str:
@@ -106,6 +101,6 @@ def recorded_summary(measurement: Measurement, path: str) -> str:
 
 
 def _recorded_row(p: PipelineThroughput) -> str:
-    rates = ", ".join(_rate(r) for r in p.rates)
+    rates = ", ".join(rate_text(r) for r in p.rates)
     bottleneck = " or ".join(b.label() for b in p.bottlenecks) or "-"
-    return f"| `{p.key}` | {_rate(p.rate)} | {rates} | {bottleneck} |"
+    return f"| `{p.key}` | {rate_text(p.rate)} | {rates} | {bottleneck} |"

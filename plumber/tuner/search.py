@@ -19,6 +19,7 @@ from typing import Any
 
 from plumber.capture.session import SessionOptions
 from plumber.records.plan import Plan, StageSetting
+from plumber.records.units import rate as rate_text
 from plumber.tuner.verify import measured_rates
 
 
@@ -63,7 +64,7 @@ def search_plan(
         tuned = dataclasses.replace(measuring,
                                     around_script=lambda: applying(candidate, script))
         rate = sum(measured_rates(script, args, tuned))
-        notify(f"search: trial {trial.number + 1} of {trials}: {rate:.1f}/s")
+        notify(f"search: trial {trial.number + 1} of {trials}: {rate_text(rate)}")
         return rate
 
     study.optimize(objective, n_trials=trials)
