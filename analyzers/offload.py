@@ -35,7 +35,7 @@ from plumber.analyzers.bounds import CLEARLY_ABOVE, binding
 from plumber.analyzers.results import Recommendation, WhatIf
 from plumber.analyzers.stages import SATURATED, cpu_demand
 from plumber.analyzers.topology import below
-from plumber.analyzers.whatif import Scene
+from plumber.analyzers.whatif import NEARLY_AS_GOOD, Scene
 from plumber.records.appliable import appliable
 from plumber.records.kinds import POOL, is_loader_root
 from plumber.records.profile import Pipeline, Stage
@@ -138,7 +138,7 @@ def offload(scene: Scene) -> Offload | None:
     if not options:
         return None
     best = max(o.predicted_rate for o in options)
-    good = [o for o in options if o.predicted_rate >= 0.99 * best]
+    good = [o for o in options if o.predicted_rate >= NEARLY_AS_GOOD * best]
     return min(good, key=lambda o: (o.workers, o.local_cpu_s))
 
 

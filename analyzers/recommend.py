@@ -28,7 +28,7 @@ from plumber.analyzers.results import Recommendation, WhatIf
 from plumber.analyzers.text import parallel_knob
 from plumber.analyzers.topology import pool_of
 from plumber.analyzers.verdict import too_close_to_call
-from plumber.analyzers.whatif import Scene
+from plumber.analyzers.whatif import NEARLY_AS_GOOD, Scene
 from plumber.records.kinds import AUTOTUNE, POOL
 from plumber.records.profile import Stage
 
@@ -37,9 +37,6 @@ CACHES = frozenset({"cache", OBJECT_CACHE})
 
 #: A change must beat the rate by this factor to be recommended.
 WORTHWHILE = 1.1
-
-#: A smaller change within this share of the best one is preferred.
-NEARLY_AS_GOOD = 0.99
 
 #: How each framework spells a knob in the user's code; other frameworks
 #: get the knob's own name.

@@ -30,6 +30,10 @@ STALLED = 0.1
 #: Gains smaller than this factor over the current prediction are not worth listing.
 WORTH_LISTING = 1.01
 
+#: A smaller change (fewer workers, a cheaper cut) within this share of the
+#: best one's predicted rate is preferred to it.
+NEARLY_AS_GOOD = 0.99
+
 
 @dataclass(frozen=True)
 class Scene:
