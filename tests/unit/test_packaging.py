@@ -80,3 +80,10 @@ def test_package_data_covers_every_report_template():
                for path in folder.glob(pattern)}
     assert templates
     assert sorted(map(str, templates - covered)) == []
+
+
+def test_test_files_have_unique_names():
+    """The test folders are not packages, so two test files of one name stop the whole suite."""
+    tests = Path(__file__).resolve().parents[1]
+    names = [p.name for p in tests.rglob("test_*.py")]
+    assert sorted({n for n in names if names.count(n) > 1}) == []
