@@ -107,11 +107,20 @@ def test_the_notebook_profile_samples_the_loader_it_is_given():
     spec = imports.spec_from_file_location("torch_hotspots", SCRIPT)
     script = imports.module_from_spec(spec)
     spec.loader.exec_module(script)
+    class Longer(script.Numbers):
+        """Four times the script's samples: its own epoch of 24 batches takes 0.3 s, about 15
+        samples of each worker, and in the whole suite's process a slower start could leave
+        the collate none (it failed so in CI)."""
+
+        def __len__(self):
+            return 4 * super().__len__()
+
     result = plumber.profile(
-        lambda: DataLoader(script.Numbers(), batch_size=8, num_workers=2,
+        lambda: DataLoader(Longer(), batch_size=8, num_workers=2,
                            collate_fn=script.planted_collate_work),
         cpu_probe=0, hotspots=True)
     table = result.hotspots
+    assert "collate" in set(table.stage), table
     collate = table[table.stage == "collate"].iloc[0]
     assert (collate.function, Path(collate.file), collate.line) == (
         "planted_collate_work", SCRIPT, line_of("PLANTED-COLLATE")), table
