@@ -76,6 +76,10 @@ _COMPUTING_KINDS = frozenset({"cpu", "parallelism", "consumer"})
 #: PIL entry points that decode an image file (where torchvision.io decodes faster).
 _PIL_DECODING = ("open", "load", "decode", "convert", "draft")
 
+#: Fewer samples than this in a stage make its shares rough (one share of a
+#: half from 20 samples is off by about 11 points, one standard deviation).
+FEW_SAMPLES = 20
+
 #: How many functions per stage and folded stacks per stage a result keeps.
 TOP_FUNCTIONS = 10
 TOP_FOLDED = 200
@@ -136,6 +140,11 @@ class StageHotspots:
         """The user function with the most computing self samples, if it computed at all."""
         best = max(self.functions, key=lambda f: f.computing_samples, default=None)
         return best if best is not None and best.computing_samples > 0 else None
+
+    @property
+    def few_samples(self) -> bool:
+        """Whether the stage was sampled too rarely for its shares to be more than rough."""
+        return self.samples < FEW_SAMPLES
 
     def share(self, samples: int) -> float:
         """``samples`` as a share of this stage's samples."""

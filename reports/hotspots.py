@@ -60,7 +60,8 @@ def pipeline_hotspot(pipeline: Pipeline, diagnosis: Diagnosis | None,
 def headline_hotspot(stage: StageHotspots | None) -> str | None:
     """``planted_work (train.py:14): 78% of transform_1's sampled time, computing``.
 
-    A stage that ran only library code says so, naming its most sampled call.
+    A stage that ran only library code says so, naming its most sampled call;
+    a stage sampled too rarely for a firm share says how rarely.
     """
     if stage is None:
         return None
@@ -71,9 +72,11 @@ def headline_hotspot(stage: StageHotspots | None) -> str | None:
         return (f"no function of yours in {where}: its sampled time is in library code"
                 + (f" ({top[-1]})" if top else ""))
     called = f" in {hottest.library}" if hottest.library else ""
+    rough = (f" (only {stage.samples} samples: a rough share; a longer run gives a firmer one)"
+             if stage.few_samples else "")
     return (f"{hottest.function} ({_place(hottest.file, hottest.line)}){called}: "
             f"{fmt.fraction(stage.share(hottest.computing_samples))} of {where}'s sampled "
-            f"Python time, computing")
+            f"Python time, computing{rough}")
 
 
 def _place(file: str, line: int) -> str:

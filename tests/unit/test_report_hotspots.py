@@ -44,6 +44,17 @@ def test_the_headline_names_the_hottest_user_function_of_the_stage_in_the_bottle
     assert re.search(r"Hottest +to_tensor_slowly \(train\.py:30\) in numpy asarray", summary)
 
 
+def test_a_stage_sampled_rarely_says_its_share_is_rough():
+    profile = sampled_profile((WORKER, WORKER, TENSOR, 3), (MAIN, MAIN, LOOP, 4))
+    (diagnosis,) = diagnose_all(profile)
+    stage = focus_stage(profile.pipelines[0], diagnosis, hotspots(profile))
+    assert stage.samples == 3
+    assert headline_hotspot(stage) == (
+        "to_tensor_slowly (train.py:30) in numpy asarray: 100% of transform_1's sampled "
+        "Python time, computing (only 3 samples: a rough share; a longer run gives a "
+        "firmer one)")
+
+
 def test_a_consumer_bound_pipeline_names_the_training_loop():
     profile = sampled_profile(*STACKS)
     (diagnosis,) = diagnose_all(profile)
