@@ -29,6 +29,7 @@ from typing import Any
 from plumber.capture.scriptrun import EXIT_INTERRUPTED, ScriptOutcome
 from plumber.capture.session import SessionOptions, assemble, instrumented
 from plumber.measure.callsite import user_callsite
+from plumber.measure.hotspots import DEFAULT_RATE_HZ, checked_rate_hz
 from plumber.measure.runbounds import checked_cpu_probe, checked_duration, checked_steps
 from plumber.records.profile import Profile, SourceLocation
 from plumber.torch import is_loader
@@ -76,22 +77,26 @@ def profile_pipeline(
     steps: int | None = None,
     duration: float | None = None,
     cpu_probe: float = 2.0,
-    hotspots: bool = False,
+    hotspots: bool | int = False,
 ) -> Profile:
     """The Profile of ``dataset`` iterated by plumber's own loop.
 
     The arguments, bounds and errors are those of :func:`plumber.profile`
     (:mod:`plumber.notebook.run`), which wraps the record with its analysis
-    (``hotspots`` samples the Python stacks with py-spy meanwhile);
+    (``hotspots`` samples the Python stacks with py-spy meanwhile, True at
+    the default rate, a number at that many samples per second);
     ``plumber.optimize`` profiles through here too.
     """
     _check_bounds(steps, duration, cpu_probe)
+    rate_hz = _hotspots_rate(hotspots)
     builder = _builder(dataset)
     caller = user_callsite() if builder is not dataset else None
     limit_s = duration if duration is not None else (None if steps else DEFAULT_DURATION_S)
     # The loop below enforces the bounds itself; an infinite limit keeps the
     # hooks from imposing their own default bound on an infinite pipeline.
-    options = SessionOptions(duration_s=math.inf, cpu_probe_s=cpu_probe, hotspots=hotspots)
+    options = SessionOptions(duration_s=math.inf, cpu_probe_s=cpu_probe,
+                             hotspots=rate_hz is not None,
+                             hotspots_rate_hz=rate_hz or DEFAULT_RATE_HZ)
     with instrumented(options) as capture:
         built = _dataset_of(builder())
         loader = is_loader(built)
@@ -131,6 +136,19 @@ def _check_bounds(steps: int | None, duration: float | None, cpu_probe: float) -
             check(value)
         except ValueError as exc:
             raise ValueError(f"{name} {exc}, got {value!r}") from None
+
+
+def _hotspots_rate(hotspots: bool | int) -> int | None:
+    """The sampling rate ``hotspots`` asks for (True: the default), None for no sampling."""
+    if hotspots is False or hotspots is None:
+        return None
+    if hotspots is True:
+        return DEFAULT_RATE_HZ
+    try:
+        return checked_rate_hz(hotspots)
+    except ValueError as exc:
+        raise ValueError(f"hotspots is True, False or a rate that {exc}, got {hotspots!r}") \
+            from None
 
 
 def _builder(obj: Any) -> Callable[[], Any]:

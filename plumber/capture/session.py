@@ -24,7 +24,7 @@ from typing import Any
 
 from plumber.capture.scriptrun import ScriptOutcome, run_script
 from plumber.measure.capacity import probe_machine
-from plumber.measure.hotspots import StackSampler
+from plumber.measure.hotspots import DEFAULT_RATE_HZ, StackSampler
 from plumber.measure.nettrace import RequestTracer
 from plumber.measure.runbounds import StoppableSteps
 from plumber.measure.sampler import ResourceSampler
@@ -63,7 +63,7 @@ class SessionOptions:
     #: Sample the Python stacks of the process and its workers with py-spy
     #: (``--hotspots``), at ``hotspots_rate_hz`` samples per second per thread.
     hotspots: bool = False
-    hotspots_rate_hz: float = 50.0
+    hotspots_rate_hz: float = DEFAULT_RATE_HZ
 
 
 @dataclass(frozen=True)

@@ -111,6 +111,13 @@ def _bound(check: Callable[[float], float], value: float) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def hotspots_rate(text: str) -> int:
+    """argparse type: ``--hotspots-rate`` (:func:`plumber.measure.hotspots.checked_rate_hz`)."""
+    from plumber.measure.hotspots import checked_rate_hz
+
+    return int(_bound(checked_rate_hz, float(text)))
+
+
 def non_negative_int(text: str) -> int:
     """argparse type: zero or a positive integer."""
     value = int(text)

@@ -15,6 +15,7 @@ from plumber.commands.base import (
     add_keep_secrets,
     add_run_bounds,
     add_script_arguments,
+    hotspots_rate,
     say,
     script_unusable,
 )
@@ -78,14 +79,23 @@ class ProfileCommand:
 def add_profiling_options(parser: argparse.ArgumentParser) -> None:
     """What ``profile`` and ``tune`` share: the run's bounds, ``--keep-secrets``, ``--hotspots``.
 
-    ``--hotspots`` samples the Python stacks of each stage with py-spy.
+    ``--hotspots`` samples the Python stacks of each stage with py-spy,
+    ``--hotspots-rate`` times a second per thread (giving it implies ``--hotspots``).
     """
+    from plumber.measure.hotspots import DEFAULT_RATE_HZ
+
     add_run_bounds(parser)
     add_keep_secrets(parser)
     parser.add_argument(
         "--hotspots", action="store_true",
         help="sample the script's Python stacks and its DataLoader workers' with py-spy and "
              "report each stage's hottest functions (needs py-spy: the 'hotspots' extra)",
+    )
+    parser.add_argument(
+        "--hotspots-rate", type=hotspots_rate, default=None, metavar="HZ",
+        help=f"samples per second of each thread for --hotspots, which it implies (default "
+             f"{DEFAULT_RATE_HZ}; more gives firmer shares on a short run and costs py-spy "
+             "more CPU)",
     )
 
 
@@ -120,10 +130,13 @@ def profiling_run(args: argparse.Namespace, profile_file: Path,
     :func:`write_run_files`).
     """
     from plumber.capture.session import profile_script
+    from plumber.measure.hotspots import DEFAULT_RATE_HZ
 
     say(f"profiling {args.script}")
-    result = profile_script(args.script, args.script_args,
-                            dataclasses.replace(session_options(args), hotspots=args.hotspots))
+    sampled = dataclasses.replace(
+        session_options(args), hotspots=args.hotspots or args.hotspots_rate is not None,
+        hotspots_rate_hz=args.hotspots_rate or DEFAULT_RATE_HZ)
+    result = profile_script(args.script, args.script_args, sampled)
     rendered = write_run_files(result, profile_file, report_file)
     write_now(sys.stderr, rendered.summary + "\n")
     return result, rendered

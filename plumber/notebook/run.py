@@ -19,7 +19,7 @@ def profile(
     steps: int | None = None,
     duration: float | None = None,
     cpu_probe: float = 2.0,
-    hotspots: bool = False,
+    hotspots: bool | int = False,
 ) -> ProfileResult:
     """Profile a tf.data pipeline or a torch DataLoader and return its analysed profile.
 
@@ -33,11 +33,13 @@ def profile(
     ``cpu_probe`` is the time spent afterwards measuring each tf.data
     stage's CPU (0 disables it; a DataLoader's CPU is measured as it runs).
     ``hotspots`` samples the Python stacks with py-spy meanwhile, as
-    ``plumber profile --hotspots`` does (``ProfileResult.hotspots``).
+    ``plumber profile --hotspots`` does (``ProfileResult.hotspots``); a
+    number instead of True is the samples per second per thread
+    (``--hotspots-rate``).
 
     Errors raised by the pipeline propagate (the hooks are removed first);
     Ctrl-C stops the loop and returns what was profiled, marked interrupted.
     Raises TypeError for anything but a tf.data dataset or a DataLoader and
-    ValueError for a bad bound.
+    ValueError for a bad bound or rate.
     """
     return ProfileResult(profile_pipeline(dataset, steps, duration, cpu_probe, hotspots))

@@ -41,8 +41,11 @@ def sampled(plumber_cli, script: Path) -> Profile:
 
     if find_py_spy() is None:
         pytest.skip("py-spy is not installed")
-    profile = profiled(plumber_cli, "--hotspots", script=script)
+    # The planted scripts run for about a second: 100 samples a second (not the default 20)
+    # give each planted stage enough samples to be named even on a loaded machine.
+    profile = profiled(plumber_cli, "--hotspots-rate", "100", script=script)
     assert profile.hotspots is not None, profile.run.notes
+    assert profile.hotspots.rate_hz == 100
     return profile
 
 
@@ -109,8 +112,8 @@ def test_the_notebook_profile_samples_the_loader_it_is_given():
     spec.loader.exec_module(script)
     class Longer(script.Numbers):
         """Four times the script's samples: its own epoch of 24 batches takes 0.3 s, about 15
-        samples of each worker, and in the whole suite's process a slower start could leave
-        the collate none (it failed so in CI)."""
+        samples of each worker at 50 a second, and in the whole suite's process a slower start
+        could leave the collate none (it failed so in CI)."""
 
         def __len__(self):
             return 4 * super().__len__()
@@ -118,7 +121,8 @@ def test_the_notebook_profile_samples_the_loader_it_is_given():
     result = plumber.profile(
         lambda: DataLoader(Longer(), batch_size=8, num_workers=2,
                            collate_fn=script.planted_collate_work),
-        cpu_probe=0, hotspots=True)
+        cpu_probe=0, hotspots=100)
+    assert result.profile.hotspots.rate_hz == 100
     table = result.hotspots
     assert "collate" in set(table.stage), table
     collate = table[table.stage == "collate"].iloc[0]

@@ -33,6 +33,7 @@ from plumber.analyzers.hotspots import CONSUMER, hotspots
 from plumber.measure.hotspots import (
     RawStack,
     StackSampler,
+    checked_rate_hz,
     parse_raw,
     python_samples,
 )
@@ -66,6 +67,13 @@ def test_samples_merge_identical_stacks_and_keep_the_most_sampled():
     assert (only.pid, only.samples, kept.frames[only.frames[0]]) == (500, 7, frame)
     both = python_samples(stacks, 500, 50, "py-spy")
     assert {s.pid for s in both.stacks} == {500, 1001}
+
+
+def test_a_sampling_rate_is_a_whole_number_py_spy_takes():
+    assert [checked_rate_hz(rate) for rate in (1, 20.0, 1000)] == [1, 20, 1000]
+    for bad in (0, 2.5, 1001, True, "20", float("nan")):
+        with pytest.raises(ValueError, match="from 1 to 1000"):
+            checked_rate_hz(bad)
 
 
 def test_a_missing_or_failing_py_spy_is_one_line_and_no_samples(tmp_path):

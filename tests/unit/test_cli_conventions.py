@@ -20,7 +20,7 @@ from plumber.records import exitcodes
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 #: Values for the synopsis's placeholders that need a number.
-PLACEHOLDER_VALUES = {"N": "3", "S": "1.5", "P": "5050"}
+PLACEHOLDER_VALUES = {"N": "3", "S": "1.5", "P": "5050", "HZ": "50"}
 
 
 @pytest.fixture
@@ -134,6 +134,18 @@ def test_report_takes_nothing_after_the_separator(capsys, handled):
 def test_keep_secrets_is_off_unless_asked_for():
     assert parse_command_line(["profile", "train.py"]).keep_secrets is False
     assert parse_command_line(["tune", "train.py", "--keep-secrets"]).keep_secrets is True
+
+
+def test_a_hotspots_rate_is_a_whole_number_from_1_to_1000(capsys, handled):
+    args = parse_command_line(["tune", "train.py", "--hotspots-rate", "100"])
+    assert (args.hotspots, args.hotspots_rate) == (False, 100)  # the run implies --hotspots
+    assert parse_command_line(["profile", "train.py", "--hotspots"]).hotspots_rate is None
+    for bad in ("0", "2.5", "1001", "fast"):
+        with pytest.raises(SystemExit) as exited:
+            main(["profile", "train.py", "--hotspots-rate", bad])
+        assert exited.value.code == exitcodes.USAGE
+        assert "error: argument --hotspots-rate:" in capsys.readouterr().err
+    assert handled == []
 
 
 def test_python_m_plumber_refuses_a_misplaced_script_option_before_running_anything(tmp_path):

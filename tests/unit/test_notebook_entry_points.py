@@ -54,7 +54,8 @@ def test_anything_else_is_refused_naming_what_is_supported(value):
 @pytest.mark.parametrize(
     "kwargs",
     [{"steps": 0}, {"steps": 2.5}, {"steps": True}, {"duration": 0}, {"duration": -1.0},
-     {"cpu_probe": -1}],
+     {"cpu_probe": -1}, {"hotspots": 0}, {"hotspots": 2.5}, {"hotspots": 1001},
+     {"hotspots": "yes"}],
 )
 def test_bad_bounds_are_refused_before_anything_runs(kwargs):
     def build():
