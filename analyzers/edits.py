@@ -158,14 +158,18 @@ def is_loader(pipeline: PipelinePlan) -> bool:
 def outcome(pipeline: PipelinePlan, kept: bool) -> str:
     """What verification measured for a plan pipeline, and what became of the plan."""
     before, after = pipeline.measured_rate_before, pipeline.measured_rate_after
-    predicted = pipeline.predicted_rate
+    predicted, steady = pipeline.predicted_rate, pipeline.measured_steady_rate_after
     if before is None or after is None:
         measured = "not measured"
     else:
         measured = f"{text.rate(before)} as written -> {text.rate(after)} tuned"
         if before > 0:
             measured += f" ({after / before:.2f}x)"
-    if predicted is not None and after:
+    if predicted is not None and steady:
+        error = abs(predicted - steady) / steady
+        model = (f"; the model predicted {text.rate(predicted)} after start-up, where the "
+                 f"tuned runs measured {text.rate(steady)} (prediction error {error:.0%})")
+    elif predicted is not None and after:
         error = abs(predicted - after) / after
         model = f"; the model predicted {text.rate(predicted)} (prediction error {error:.0%})"
     elif predicted is not None:

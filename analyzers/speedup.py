@@ -49,10 +49,17 @@ class Decision(enum.Enum):
 
 @dataclass(frozen=True)
 class Comparison:
-    """The rates of one pipeline, as written and tuned, one per round, and what they say."""
+    """The rates of one pipeline, as written and tuned, one per round, and what they say.
+
+    ``before`` and ``after`` are rates over each run's whole iteration (start-up
+    included: that is what the user gets), which decide. ``steady_after`` are
+    the tuned runs' rates over their steady windows, where recorded: the
+    window the model predicts, so the prediction is checked against them.
+    """
 
     before: tuple[float, ...]
     after: tuple[float, ...]
+    steady_after: tuple[float, ...] = ()
 
     @property
     def median_before(self) -> float:
@@ -61,6 +68,10 @@ class Comparison:
     @property
     def median_after(self) -> float:
         return statistics.median(self.after) if self.after else 0.0
+
+    @property
+    def median_steady_after(self) -> float | None:
+        return statistics.median(self.steady_after) if self.steady_after else None
 
     @property
     def gain(self) -> float:

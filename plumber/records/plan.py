@@ -91,6 +91,9 @@ class PipelinePlan:
     ``measured_rate_before``/``_after`` are the medians of the verification
     runs, ``measured_rates_before``/``_after`` those runs' rates, one per
     interleaved round (empty in plans written before they were recorded).
+    ``measured_steady_rate_after`` is the median of the tuned runs' rates over
+    their steady windows (after each iterator's first step), the window
+    ``predicted_rate`` is for; None where the runs recorded none.
     """
 
     root: StageRef
@@ -101,6 +104,7 @@ class PipelinePlan:
     measured_rate_after: float | None = None
     measured_rates_before: tuple[float, ...] = ()
     measured_rates_after: tuple[float, ...] = ()
+    measured_steady_rate_after: float | None = None
 
 
 @dataclass(frozen=True)
@@ -191,7 +195,8 @@ class _Reader:
             raise PlanError(f"malformed plan: {where} must be an object with root and settings")
         settings = planchecks.items(data["settings"], f"{where}.settings")
         rates = {name: planchecks.number(data.get(name), f"{where}: {name}") for name in (
-            "observed_rate", "predicted_rate", "measured_rate_before", "measured_rate_after")}
+            "observed_rate", "predicted_rate", "measured_rate_before", "measured_rate_after",
+            "measured_steady_rate_after")}
         return PipelinePlan(
             root=StageRef(**planchecks.stage_ref_values(data["root"], f"{where}.root")),
             settings=tuple(self.setting(s, f"{where}.settings[{i}]")

@@ -2,7 +2,9 @@
 
 Each round runs the script as written, then with the plan applied (A B A B),
 with the same bounds and no CPU probe, and takes each pipeline's rate (root
-elements per second over the time the consumer iterated). Pipelines are
+elements per second over the time the consumer iterated), which decides;
+the tuned runs' steady-window rates are kept beside it, to check the model's
+prediction over the window it predicts. Pipelines are
 matched by the order in which the script first iterated them. Whether the
 plan is faster is decided by :mod:`plumber.analyzers.speedup`, which runs more
 rounds while the result is within the noise; :func:`keep_faster` keeps in the
@@ -15,6 +17,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from plumber.analyzers.observed import steady_rate
 from plumber.analyzers.speedup import Comparison, compare_rounds
 from plumber.capture.session import SessionOptions, profile_script
 from plumber.records.plan import Plan
@@ -34,7 +37,12 @@ def pipeline_rates(profile: Profile) -> tuple[float, ...]:
 
 
 def measured_rates(script: Path, args: Sequence[str], options: SessionOptions) -> tuple[float, ...]:
-    """:func:`pipeline_rates` of one profiled run; a run stopped from outside stops the caller.
+    """:func:`pipeline_rates` of one profiled run; a run stopped from outside stops the caller."""
+    return pipeline_rates(_measured(script, args, options))
+
+
+def _measured(script: Path, args: Sequence[str], options: SessionOptions) -> Profile:
+    """The profile of one measuring run.
 
     Ctrl-C, SIGTERM or SIGHUP during a measuring run is raised again here
     (:func:`plumber.capture.scriptrun.stop_again`): the run's partial rate is no
@@ -44,7 +52,7 @@ def measured_rates(script: Path, args: Sequence[str], options: SessionOptions) -
 
     result = profile_script(script, args, options)
     stop_again(result.outcome)
-    return pipeline_rates(result.profile)
+    return result.profile
 
 
 def verify(
@@ -60,12 +68,19 @@ def verify(
 
     measuring = dataclasses.replace(options, cpu_probe_s=0.0, notify=lambda message: None)
     tuned = dataclasses.replace(measuring, around_script=lambda: applying(plan, script))
-    return compare_rounds(
-        lambda: measured_rates(script, args, measuring),
-        lambda: measured_rates(script, args, tuned),
-        rounds,
-        notify,
-    )
+    steady: list[tuple[float | None, ...]] = []
+
+    def tuned_rates() -> tuple[float, ...]:
+        profile = _measured(script, args, tuned)
+        steady.append(tuple(steady_rate(p) for p in profile.pipelines))
+        return pipeline_rates(profile)
+
+    compared = compare_rounds(lambda: measured_rates(script, args, measuring), tuned_rates,
+                              rounds, notify)
+    return tuple(
+        dataclasses.replace(check, steady_after=tuple(
+            run[index] for run in steady if index < len(run) and run[index] is not None))
+        for index, check in enumerate(compared))
 
 
 def keep_faster(plan: Plan, comparisons: Sequence[Comparison]) -> Plan:
@@ -82,6 +97,7 @@ def keep_faster(plan: Plan, comparisons: Sequence[Comparison]) -> Plan:
             pipeline,
             measured_rate_before=check.median_before,
             measured_rate_after=check.median_after,
+            measured_steady_rate_after=check.median_steady_after,
             measured_rates_before=check.before,
             measured_rates_after=check.after,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from itertools import combinations
 
 import pytest
@@ -158,3 +159,41 @@ def test_keep_faster_records_the_runs_and_rejects_what_was_not_measured_faster()
         "pipeline 1: with the plan 0/s against 0/s as written is not faster; keeping the "
         "pipeline as written (the pipeline was not measured both as written and tuned; "
         "no runs recorded)",)
+
+
+def test_the_tuned_runs_steady_rates_are_kept_beside_the_rates_that_decide(monkeypatch):
+    import dataclasses
+
+    from plumber.capture.session import SessionOptions
+    from plumber.tuner import verify as verifying
+    from tests.report_samples import sample_profile
+
+    def run_with(steady_steps: int | None) -> object:
+        profile = sample_profile()
+        (pipeline,) = profile.pipelines
+        consumer = dataclasses.replace(pipeline.consumer, steady_steps=steady_steps,
+                                       steady_s=2.0 if steady_steps else None)
+        return dataclasses.replace(profile, pipelines=(
+            dataclasses.replace(pipeline, consumer=consumer),))
+
+    runs = iter([run_with(None), run_with(100), run_with(None), run_with(None),
+                 run_with(None), run_with(130)])
+    monkeypatch.setattr(verifying, "_measured", lambda script, args, options: next(runs))
+    plan = Plan(script="train.py", pipelines=(
+        PipelinePlan(root=StageRef("train.py", 3, "prefetch"), settings=(), predicted_rate=60.0),))
+    (check,) = verifying.verify(Path("train.py"), [], plan, 3, SessionOptions(), lambda m: None)
+    assert check.steady_after == (50.0, 65.0)
+    (kept,) = keep_faster(plan, (check,)).rejected
+    assert kept.measured_steady_rate_after == 57.5
+    assert kept.measured_rate_after == check.median_after
+
+
+def test_the_prediction_is_checked_against_the_steady_rate_where_recorded():
+    from plumber.analyzers.edits import outcome
+
+    pipeline = PipelinePlan(root=StageRef("train.py", 3, "prefetch"), settings=(),
+                            predicted_rate=60.0, measured_rate_before=30.0,
+                            measured_rate_after=48.0, measured_steady_rate_after=57.0)
+    assert outcome(pipeline, kept=True) == (
+        "measured 30/s as written -> 48/s tuned (1.60x); the model predicted 60/s "
+        "after start-up, where the tuned runs measured 57/s (prediction error 5%)")
