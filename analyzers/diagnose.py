@@ -24,6 +24,7 @@ from plumber.analyzers.observed import (
     disk_read_rate,
     machine_busy_share,
     observed_rate,
+    past_startup,
     root_elements,
     startup_s,
     steady_rate,
@@ -84,7 +85,9 @@ def diagnose(profile: Profile, pipeline: Pipeline | None = None) -> Diagnosis:
     recommended = recommendations(scene, what_ifs)
     what_ifs.sort(key=lambda w: (not w.feasible, -w.predicted_rate))
     predicted = scene.predicted_rate
-    _check_gap(predicted, scene.observed_rate, warnings)
+    started = past_startup(pipeline)
+    if started:
+        _check_gap(predicted, scene.observed_rate, warnings)
     _check_steady(pipeline, warnings)
     return Diagnosis(
         pipeline_id=pipeline.id,
@@ -104,6 +107,7 @@ def diagnose(profile: Profile, pipeline: Pipeline | None = None) -> Diagnosis:
         warnings=tuple(warnings),
         startup_s=startup_s(pipeline),
         uncertain=verdict.uncertain,
+        past_startup=started,
     )
 
 
@@ -226,7 +230,14 @@ def _check_steady(pipeline: Pipeline, warnings: list[str]) -> None:
     if consumer is None or consumer.steady_s is None:
         return
     steps, seconds = consumer.steady_steps or 0, consumer.steady_s
-    if steps < STEADY_STEPS or seconds < STEADY_S:
+    if steps == 0:
+        warnings.append(
+            "The run never got past its start-up, so no steady rate was measured: the "
+            "observed rate includes the start-up and the model's rate, which is for the "
+            "steady state, is not checked against it; run longer (more steps or epochs, or "
+            "fewer batches asked for at once)."
+        )
+    elif steps < STEADY_STEPS or seconds < STEADY_S:
         warnings.append(
             f"The run was too short to measure a steady state: {steps} step(s) in "
             f"{seconds:.1f} s after start-up (at least {STEADY_STEPS} steps over "

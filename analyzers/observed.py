@@ -55,6 +55,17 @@ def steady_rate(pipeline: Pipeline) -> float | None:
     return consumer.steady_steps / consumer.steady_s
 
 
+def past_startup(pipeline: Pipeline) -> bool:
+    """False when the iterators' steady windows were recorded and hold no step.
+
+    Then every step came during a start-up (an epoch shorter than the batches
+    a DataLoader asks its workers for at once, say). Profiles that record no
+    steady window say nothing either way and count as past it.
+    """
+    consumer = pipeline.consumer
+    return consumer is None or consumer.steady_s is None or bool(consumer.steady_steps)
+
+
 def startup_s(pipeline: Pipeline) -> float | None:
     """Seconds of the iteration outside its steady window: start-up (None where not recorded)."""
     consumer = pipeline.consumer

@@ -129,6 +129,10 @@ class Diagnosis:
     (the next binding bound). ``uncertain``: the training step's bound and
     the pipeline's lowest are within the run-to-run noise, so whether the
     input pipeline holds the loop back is not known (no change is advised).
+    ``past_startup`` is False when the iterators never got past their
+    start-up (their steady windows hold no step): the observed rate is then
+    all start-up, and the model's rate, which is for the steady state, has
+    nothing to be checked against.
     """
 
     pipeline_id: str
@@ -148,11 +152,17 @@ class Diagnosis:
     warnings: tuple[str, ...] = ()
     startup_s: float | None = None
     uncertain: bool = False
+    past_startup: bool = True
 
     @property
     def prediction_error(self) -> float | None:
-        """``|predicted - observed| / observed`` for the pipeline as it ran; None without both."""
+        """``|predicted - observed| / observed`` for the pipeline as it ran.
+
+        None without both rates, or when the run never got past its start-up.
+        """
         predicted, observed = self.predicted_rate, self.observed_rate
+        if not self.past_startup:
+            return None
         if not (math.isfinite(predicted) and math.isfinite(observed) and observed > 0):
             return None
         return abs(predicted - observed) / observed

@@ -25,8 +25,18 @@ from plumber.records.profile import SteadySpan
 
 @dataclass
 class SteadyWindow:
-    """First and last mark of one iterator: (clock, steps delivered, process CPU, monotonic)."""
+    """First and last mark of one iterator: (clock, steps delivered, process CPU, monotonic).
 
+    ``opens_at`` is the step whose delivery opens the window (:meth:`step`):
+    the first, unless the pipeline asks for more at its start than one step.
+    A DataLoader's workers are handed ``num_workers * prefetch_factor``
+    batches at once, so those arrive in a burst made during the start-up;
+    counting them as steady made 16 workers on 2 cores, whose 24-batch epoch
+    was all asked for at the start, look 30 times faster than they ran.
+    """
+
+    opens_at: int = 1
+    delivered: int = 0
     first_at: float | None = None
     first_steps: int = 0
     first_cpu: float = 0.0
@@ -46,8 +56,10 @@ class SteadyWindow:
         self.last_monotonic = monotonic
 
     def step(self, now: float) -> None:
-        """One more step delivered at ``now``."""
-        self.mark(self.last_steps + 1, now)
+        """One more step delivered at ``now``; marked once the window is open."""
+        self.delivered += 1
+        if self.delivered >= self.opens_at:
+            self.mark(self.delivered, now)
 
     @property
     def steps(self) -> int:
@@ -72,16 +84,23 @@ class Steady:
 def steady_of(
     windows: Iterable[SteadyWindow], clock_origin: float | None = None
 ) -> Steady | None:
-    """The windows' totals; None when no window holds a step after its first.
+    """The windows' totals; None when there is no window at all.
+
+    Windows none of which holds a step after it opened give zero steps in
+    zero seconds: the iterators ran, but never past their start-up, which
+    the analysis reports as a run too short for a steady state.
 
     ``clock_origin`` is the ``time.monotonic()`` reading at the resource
     samples' time 0 (:attr:`plumber.measure.sampler.ResourceSampler.clock_origin`);
     with it each window becomes a :class:`~plumber.records.profile.SteadySpan` in
     seconds on that axis, in the order the windows opened.
     """
+    windows = list(windows)
+    if not windows:
+        return None
     held = [w for w in windows if w.steps > 0 and w.first_at is not None]
     if not held:
-        return None
+        return Steady(steps=0, seconds=0.0, cpu_s=0.0)
     placed = () if clock_origin is None else tuple(
         SteadySpan(
             start_s=w.first_monotonic - clock_origin,

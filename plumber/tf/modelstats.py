@@ -77,7 +77,7 @@ class ModelAccumulator:
             stats.bytes_consumed = max(stats.bytes_consumed, node.bytes_consumed)
             stats.ratio = node.ratio
             for param in node.parameters:
-                stats.parameters[param.name] = param.value
+                stats.parameters[param.name] = parameter_in_use(param)
             if _is_async(node):
                 stats.buffer_samples += 1
                 stats.buffered_sum += node.buffered_elements
@@ -129,6 +129,19 @@ class ModelAccumulator:
     def root_elements(self) -> int:
         root = self.nodes.get(self.output) if self.output is not None else None
         return root.elements if root else 0
+
+
+def parameter_in_use(param: Any) -> float:
+    """The value a node's parameter has in the running pipeline.
+
+    ``value`` is the autotuner's own working copy; ``state_value`` the
+    shared state the dataset op reads. They differ under AUTOTUNE: on this
+    machine a map's ``parallelism`` read 1 in ``value`` while 2 calls ran
+    (``state_value`` 2), and a model given 1 call predicted 0.7x the rate
+    observed. A parameter without a state has ``state_value`` 0 (proto3's
+    default), so ``value`` stands then.
+    """
+    return param.state_value if param.state_value > 0 else param.value
 
 
 def _input_restarts(parent_name: str, position: int) -> bool:

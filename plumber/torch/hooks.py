@@ -113,6 +113,20 @@ class IteratorWatch:
     steady: SteadyWindow | None = None
 
 
+def batches_asked_at_start(iterator: Any) -> int:
+    """Batches a loader iterator asks its workers for at once when it starts (1 without workers).
+
+    ``num_workers * prefetch_factor``, read from the multiprocessing
+    iterator (private attributes, as torch 2.x names them); its steady
+    window opens once they have been delivered.
+    """
+    workers = getattr(iterator, "_num_workers", 0)
+    factor = getattr(iterator, "_prefetch_factor", None) or 1
+    if not isinstance(workers, int) or not isinstance(factor, int) or workers <= 0:
+        return 1
+    return max(1, workers * factor)
+
+
 class TorchHooks:
     """Context manager installing the DataLoader observation hooks."""
 
@@ -258,7 +272,7 @@ class TorchHooks:
                 loader.passes.append(watch.current)
             watch.current.batches += 1
             if watch.steady is None:
-                watch.steady = SteadyWindow()
+                watch.steady = SteadyWindow(opens_at=batches_asked_at_start(it))
                 loader.windows.append(watch.steady)
             watch.steady.step(returned)
             if not loader.element_spec:

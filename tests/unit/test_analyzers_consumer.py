@@ -182,3 +182,19 @@ def test_a_step_that_takes_most_of_the_shared_cores_is_the_bottleneck_not_the_pi
     assert diagnosis.bottleneck_kind == "consumer"
     assert "the training step (it takes 25 ms of the CPU" in diagnosis.summary
     assert diagnosis.recommendations == ()
+
+
+def test_a_run_that_never_got_past_its_start_up_is_not_checked_against_the_model():
+    # GIVEN iterators whose steady windows held no step (every batch came in the start-up burst)
+    profile = _cpu_bound_profile()
+    pipeline = profile.pipelines[0]
+    consumer = dataclasses.replace(pipeline.consumer, steady_steps=0, steady_s=0.0)
+    profile = dataclasses.replace(
+        profile, pipelines=(dataclasses.replace(pipeline, consumer=consumer),)
+    )
+    diagnosis = diagnose(profile)
+    # THEN no prediction error is published, and the report says why
+    assert not diagnosis.past_startup
+    assert diagnosis.prediction_error is None
+    assert any("never got past its start-up" in w for w in diagnosis.warnings)
+    assert not any("apart" in w and "observed" in w for w in diagnosis.warnings)

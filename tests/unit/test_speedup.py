@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from itertools import combinations
+from pathlib import Path
 
 import pytest
 

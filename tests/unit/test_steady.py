@@ -53,11 +53,36 @@ def test_the_window_measures_this_process_cpu():
     assert steady.cpu_s >= 0.05
 
 
-def test_no_window_without_a_second_step():
+def test_an_iterator_that_never_passed_its_start_up_gives_zero_steady_steps():
     window = SteadyWindow()
     window.step(1.0)
-    assert steady_of([window]) is None
+    steady = steady_of([window])
+    assert steady is not None and (steady.steps, steady.seconds) == (0, 0.0)
     assert steady_of([]) is None
+
+
+def test_a_window_opens_once_the_batches_asked_for_at_the_start_are_delivered():
+    window = SteadyWindow(opens_at=4)
+    for now in (5.0, 5.1, 5.2, 6.0, 7.0, 8.0):
+        window.step(now)
+    steady = steady_of([window])
+    assert steady is not None
+    assert (steady.steps, steady.seconds) == (2, pytest.approx(2.0))
+    short = SteadyWindow(opens_at=32)
+    for now in range(24):
+        short.step(float(now))
+    assert steady_of([short]).steps == 0
+
+
+def test_a_loader_opens_its_window_after_workers_times_prefetch_factor_batches():
+    from torch.utils.data import DataLoader
+
+    from plumber.torch.hooks import batches_asked_at_start
+
+    assert batches_asked_at_start(iter(DataLoader(list(range(8)), num_workers=0))) == 1
+    pooled = iter(DataLoader(list(range(8)), num_workers=2, prefetch_factor=3))
+    assert batches_asked_at_start(pooled) == 6
+    del pooled
 
 
 def test_windows_are_placed_on_the_samples_clock_in_the_order_they_opened():

@@ -58,3 +58,14 @@ def test_finished_cycle_elements_and_repeat_passes_are_not_extrapolated():
     assert acc.nodes[4].elements == 10 and not acc.nodes[4].extrapolated
     assert acc.nodes[6].elements == 4 and not acc.nodes[6].extrapolated
     assert acc.nodes[2].inputs == (3, 4, 7)
+
+
+def test_an_autotuned_parameter_reads_the_value_the_pipeline_runs_with():
+    def param(name, value, state_value):
+        return SimpleNamespace(name=name, value=value, state_value=state_value)
+
+    mapped = node("MapAndBatch", [], 16)
+    mapped.parameters = [param("parallelism", 1.0, 2.0), param("buffer_size", 2.0, 0.0)]
+    acc = ModelAccumulator()
+    acc.fold(proto({1: mapped}))
+    assert acc.nodes[1].parameters == {"parallelism": 2.0, "buffer_size": 2.0}
