@@ -37,9 +37,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from plumber.analyzers import network, text
-from plumber.analyzers.bounds import compute_bounds, rate_of
+from plumber.analyzers.bounds import compute_bounds, rate_of, step_fills_cores
 from plumber.analyzers.results import StageAnalysis, WhatIf
-from plumber.analyzers.stages import oversubscribed, without_core_wait
+from plumber.analyzers.stages import oversubscribed, rate_at, without_core_wait
 from plumber.analyzers.topology import parallelism_owner
 from plumber.analyzers.whatif import Scene
 from plumber.records.kinds import AUTOTUNE, POOL
@@ -81,7 +81,13 @@ class Allocation:
 
 
 def allocate(scene: Scene) -> Allocation:
-    """Choose the parallelism of every tunable stage of ``scene`` together."""
+    """Choose the parallelism of every tunable stage of ``scene`` together.
+
+    Computing stages get no more calls while the training step fills the
+    cores (:func:`~plumber.analyzers.bounds.step_fills_cores`); oversubscribed
+    ones may still get fewer, and waiting ones more, since neither takes
+    cores from the step.
+    """
     analyses = list(scene.analyses)
     tunable = {a.stage_id for a in analyses if _tunable(scene, a)}
     chosen: dict[str, int] = {}
@@ -95,7 +101,8 @@ def allocate(scene: Scene) -> Allocation:
         target = _rate_unbounded(scene, analyses, set(cpu_ids) | latency_ids)
         crowded = {a.stage_id: a for a in analyses
                    if a.stage_id in cpu_ids and oversubscribed(a, scene.limits.cores)}
-        keep_up = [stage_id for stage_id in cpu_ids if stage_id not in crowded]
+        keep_up = [stage_id for stage_id in cpu_ids
+                   if stage_id not in crowded and not step_fills_cores(scene.limits)]
         for stage_id, p in _keep_up(scene, analyses, keep_up, target).items():
             chosen[stage_id] = p
             reasons[stage_id] = (
@@ -328,8 +335,10 @@ def with_parallelism(
             out.append(a)
             continue
         wall = (walls or {}).get(a.stage_id, a.wall_demand_s)
-        out.append(dataclasses.replace(a, parallelism=float(p), wall_demand_s=wall,
-                                       max_rate=p / wall))
+        changed = dataclasses.replace(a, parallelism=float(p), wall_demand_s=wall)
+        if p != a.parallelism:
+            changed = dataclasses.replace(changed, loop_step_s=None)
+        out.append(dataclasses.replace(changed, max_rate=rate_at(changed, wall)))
     return out
 
 

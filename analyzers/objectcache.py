@@ -33,6 +33,7 @@ from plumber.analyzers import text
 from plumber.analyzers.bounds import compute_bounds, rate_of
 from plumber.analyzers.cache import MIN_PASSES, average_rate
 from plumber.analyzers.results import StageAnalysis, WhatIf
+from plumber.analyzers.stages import rate_at
 from plumber.analyzers.whatif import WORTH_LISTING, Scene
 
 KNOB = "object_cache"
@@ -154,7 +155,7 @@ def without_network_waits(analyses: Sequence[StageAnalysis]) -> list[StageAnalys
         out.append(dataclasses.replace(
             a,
             wall_demand_s=wall,
-            max_rate=a.parallelism / wall if wall > 0 else math.inf,
+            max_rate=rate_at(a, wall),
             wait_fraction=0.0,
             resource="cpu",
         ))

@@ -43,6 +43,9 @@ class StageAnalysis:
     ``core_wait_fraction``: the share of the wall time the stage was runnable
     but waiting for a core (the scheduler's run queue), where measured; the
     rest of ``wait_fraction`` beyond it is waiting for I/O or latency.
+    ``loop_step_s``: where the stage runs in the training loop's own thread
+    (a DataLoader with ``num_workers=0``), the training step's wall time per
+    root element that it takes turns with; None where it runs beside the loop.
     """
 
     stage_id: str
@@ -59,6 +62,7 @@ class StageAnalysis:
     note: str = ""
     pool: str | None = None
     core_wait_fraction: float | None = None
+    loop_step_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -126,8 +130,9 @@ class Diagnosis:
     ``input_bound`` is False when the consumer is the limit.
     ``stall_share`` is the share of the consumer's time spent waiting on data.
     ``rate_if_fixed`` is the predicted rate once the bottleneck is removed
-    (the next binding bound). ``uncertain``: the training step's bound and
-    the pipeline's lowest are within the run-to-run noise, so whether the
+    (the next binding bound; NaN where the model cannot predict it).
+    ``uncertain``: the training step's bound and the pipeline's lowest are
+    within the run-to-run noise, so whether the
     input pipeline holds the loop back is not known (no change is advised).
     ``past_startup`` is False when the iterators never got past their
     start-up (their steady windows hold no step): the observed rate is then

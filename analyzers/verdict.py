@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from plumber.analyzers import text
 from plumber.analyzers.allocate import allocate
-from plumber.analyzers.bounds import binding, next_rate
+from plumber.analyzers.bounds import binding, next_rate, step_cores, step_fills_cores
 from plumber.analyzers.results import Bound, StageAnalysis
 from plumber.analyzers.stages import SATURATED, cpu_demand, oversubscribed
 from plumber.analyzers.whatif import STALLED, Scene
@@ -122,7 +122,10 @@ def judge(scene: Scene, warnings: list[str]) -> Verdict:
         kind="consumer" if step_first else bound.kind,
         stage_id=None if step_first else bound.stage_id or _heaviest(scene, bound.kind),
         input_bound=bound is not consumer and not step_first,
-        rate_if_fixed=_rate_if_fixed(bounds, bound),
+        rate_if_fixed=(
+            math.nan if bound.kind == "parallelism" and step_fills_cores(scene.limits)
+            else _rate_if_fixed(bounds, bound)
+        ),
         uncertain=too_close_to_call(scene) is not None,
     )
 
@@ -260,11 +263,32 @@ def summarise(scene: Scene, verdict: Verdict) -> str:
         if cap is not None:
             then += f" The server refused requests beyond {cap} in flight, so no more than that."
     else:  # parallelism: a CPU-bound stage with cores left idle
-        cores = scene.limits.cores
-        p = analysis.parallelism if analysis is not None else 1.0
-        why = f"is CPU-bound at parallelism {p:g} while {cores - p:g} of {cores:g} cores idle"
-        then = f"With more parallelism the pipeline should reach about {fixed} ({observed})."
+        why, then = _parallelism_summary(scene, analysis, f"about {fixed} ({observed})")
     return f"{who} is the bottleneck: it {why}. {then}{inside}"
+
+
+def _parallelism_summary(
+    scene: Scene, analysis: StageAnalysis | None, reach: str
+) -> tuple[str, str]:
+    """Why a CPU-bound stage with cores to spare binds, and what more calls would give."""
+    cores = scene.limits.cores
+    p = analysis.parallelism if analysis is not None else 1.0
+    if analysis is not None and analysis.loop_step_s is not None:
+        why = (
+            f"makes each batch in the training loop's own thread (num_workers=0), taking "
+            f"turns with the step ({text.ms(analysis.wall_demand_s or 0.0)} and "
+            f"{text.ms(analysis.loop_step_s)} per root element)"
+        )
+    else:
+        why = f"is CPU-bound at parallelism {p:g} while {cores - p:g} of {cores:g} cores idle"
+    if step_fills_cores(scene.limits):
+        busy = step_cores(scene.limits) or 0.0
+        return why, (
+            f"The step itself keeps {busy:.1f} of the {cores:g} usable cores busy while it "
+            f"runs, so work moved beside it would take cores from its threads: the model "
+            f"cannot predict what that gives, and plumber proposes no more parallelism here."
+        )
+    return why, f"With more parallelism the pipeline should reach {reach}."
 
 
 def _inside_pool(scene: Scene, stage_id: str | None) -> str:

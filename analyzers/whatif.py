@@ -19,6 +19,8 @@ from plumber.analyzers.bounds import (
     binding,
     compute_bounds,
     rate_of,
+    step_cores,
+    step_fills_cores,
 )
 from plumber.analyzers.results import Bound, StageAnalysis, WhatIf
 from plumber.analyzers.topology import parallelism, parallelism_owner
@@ -95,8 +97,27 @@ def parallelism_what_ifs(scene: Scene) -> list[WhatIf]:
         for value, reason in _candidates(scene, owner, members):
             what_if = _parallelism(scene, owner, members, value, reason)
             if what_if.predicted_rate > WORTH_LISTING * scene.predicted_rate:
-                what_ifs.append(what_if)
+                what_ifs.append(_beside_a_full_step(scene, members, what_if))
     return what_ifs
+
+
+def _beside_a_full_step(scene: Scene, members: list[StageAnalysis], what_if: WhatIf) -> WhatIf:
+    """``what_if`` ruled out when its calls would compute beside a step that fills the cores."""
+    computes = all(m.resource == "cpu" for m in members)
+    if not computes or not step_fills_cores(scene.limits):
+        return what_if
+    busy = step_cores(scene.limits) or 0.0
+    return dataclasses.replace(
+        what_if,
+        feasible=False,
+        reason=(
+            f"Not proposed: the training step keeps {busy:.1f} of the "
+            f"{scene.limits.cores:g} usable cores busy while it runs, so more calls "
+            f"computing beside it would take cores from its threads, a slowdown the model "
+            f"cannot predict (the shared CPU bound alone would give "
+            f"{text.rate(what_if.predicted_rate)})."
+        ),
+    )
 
 
 def _candidates(
@@ -131,7 +152,8 @@ def _parallelism(
 ) -> WhatIf:
     ids = {m.stage_id for m in members}
     changed = tuple(
-        dataclasses.replace(a, parallelism=float(value), max_rate=value / a.wall_demand_s)
+        dataclasses.replace(a, parallelism=float(value), max_rate=value / a.wall_demand_s,
+                            loop_step_s=None)
         if a.stage_id in ids and a.wall_demand_s
         else a
         for a in scene.analyses

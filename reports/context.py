@@ -334,7 +334,8 @@ def _if_fixed(diagnosis: Diagnosis) -> Metric:
         return Metric("Pipeline alone", fmt.rate(rate), detail)
     if not fmt.is_number(rate):
         return Metric(
-            "Predicted if fixed", fmt.MISSING, "not predicted: nothing measured bounds the rate"
+            "Predicted if fixed", fmt.MISSING,
+            "not predicted: nothing measured bounds the rate, or the summary says why not"
         )
     gain = gain_if_fixed(diagnosis)
     parts = [f"{fmt.speedup(gain)} the observed rate" if gain is not None else ""]

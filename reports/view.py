@@ -143,8 +143,10 @@ def describe_bottleneck(pipeline: Pipeline, diagnosis: Diagnosis) -> str:
 
 def gain_if_fixed(diagnosis: Diagnosis) -> float | None:
     """How many times the observed rate fixing the bottleneck would give."""
-    observed = diagnosis.observed_rate
-    return diagnosis.rate_if_fixed / observed if math.isfinite(observed) and observed > 0 else None
+    observed, fixed = diagnosis.observed_rate, diagnosis.rate_if_fixed
+    if math.isnan(fixed) or not (math.isfinite(observed) and observed > 0):
+        return None
+    return fixed / observed
 
 
 def verdict_label(diagnosis: Diagnosis) -> str:

@@ -5,6 +5,7 @@ and its members are a breakdown of it."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 
 import pytest
@@ -213,3 +214,60 @@ def test_a_bursty_consumer_gets_a_deeper_prefetch_factor():
     setting = next(s for s in plan.pipelines[0].settings if s.stage_id == "workers")
     assert setting.prefetch is not None and setting.prefetch > 2
     assert f"prefetch_factor {setting.prefetch}" in setting.reason
+
+
+def _without_workers(step_cpu_s=None):
+    """No workers: 22 ms of fetch and blur per sample, 8 per batch, made between 10 ms steps.
+
+    ``step_cpu_s`` is the training step's own CPU per step; the process's
+    CPU over its 100 steady steps then holds the pool's and the step's.
+    """
+    profile = loader_profile((0.002, 0.002), (BLUR,), num_workers=0, wait_s=18.0, step_s=1.0)
+    if step_cpu_s is None:
+        return profile
+    pipeline = profile.pipelines[0]
+    pool_cpu = pipeline.stage("workers").stats.cpu_time_s
+    consumer = dataclasses.replace(pipeline.consumer, cpu_s=pool_cpu + 100 * step_cpu_s,
+                                   steady_steps=100, steady_s=19.0)
+    return dataclasses.replace(
+        profile, pipelines=(dataclasses.replace(pipeline, consumer=consumer),)
+    )
+
+
+def test_batches_made_in_the_loops_thread_take_turns_with_the_step():
+    profile = _without_workers()
+    pool = next(a for a in scene(profile, profile.pipelines[0]).analyses
+                if a.stage_id == "workers")
+    # each batch costs its own wall time and then the 10 ms step, one after the other
+    assert pool.loop_step_s == pytest.approx(0.01)
+    assert pool.max_rate == pytest.approx(1 / (pool.wall_demand_s + 0.01))
+    diagnosis = diagnose(profile)
+    bound = next(b for b in diagnosis.bounds if b.name == "workers")
+    assert "training loop's own thread" in bound.detail
+    assert "taking turns with the step" in diagnosis.summary
+    # one worker per core makes batches beside the step: parallelism / wall, no step added
+    change = next(w for w in diagnosis.what_ifs if w.knob == "parallelism")
+    assert change.predicted_rate > 1.5 * pool.max_rate
+
+
+def test_no_more_workers_beside_a_step_that_fills_the_cores():
+    # GIVEN a 10 ms step that uses 20 ms of CPU: both of the 2 cores while it runs
+    profile = _without_workers(step_cpu_s=0.020)
+    diagnosis = diagnose(profile)
+    # THEN more workers are listed as not proposed, with why, and nothing is planned
+    change = next(w for w in diagnosis.what_ifs if w.knob == "parallelism")
+    assert not change.feasible
+    assert change.reason.startswith("Not proposed: the training step keeps 2.0 of the 2")
+    assert not any(r.stage_id == "workers" for r in diagnosis.recommendations)
+    assert "proposes no more parallelism" in diagnosis.summary
+    assert math.isnan(diagnosis.rate_if_fixed)
+    plan = derive_plan(profile, (diagnosis,), Path("train.py"))
+    assert not any(s.parallelism for p in plan.pipelines for s in p.settings)
+
+
+def test_workers_are_still_proposed_beside_a_step_that_leaves_cores_free():
+    # a 10 ms step using 5 ms of CPU leaves one and a half cores to the workers
+    diagnosis = diagnose(_without_workers(step_cpu_s=0.005))
+    change = next(w for w in diagnosis.what_ifs if w.knob == "parallelism")
+    assert change.feasible
+    assert any(r.stage_id == "workers" for r in diagnosis.recommendations)
