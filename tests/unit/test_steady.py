@@ -62,12 +62,15 @@ def test_an_iterator_that_never_passed_its_start_up_gives_zero_steady_steps():
 
 
 def test_a_window_opens_once_the_batches_asked_for_at_the_start_are_delivered():
+    # GIVEN 4 batches asked for at the start, delivered in a burst, then one a second
+    # until the workers, handed nothing new, finish the last 3 in a burst too
     window = SteadyWindow(opens_at=4)
-    for now in (5.0, 5.1, 5.2, 6.0, 7.0, 8.0):
+    for now in (5.0, 5.1, 5.2, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 11.1, 11.2, 11.3):
         window.step(now)
     steady = steady_of([window])
+    # THEN the window runs from the 4th delivery to the 9th: 5 steps in 5 s
     assert steady is not None
-    assert (steady.steps, steady.seconds) == (2, pytest.approx(2.0))
+    assert (steady.steps, steady.seconds) == (5, pytest.approx(5.0))
     short = SteadyWindow(opens_at=32)
     for now in range(24):
         short.step(float(now))
