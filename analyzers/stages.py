@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from plumber.analyzers import text
+from plumber.analyzers.observed import consumer_rate
 from plumber.analyzers.results import StageAnalysis
 from plumber.analyzers.topology import parallelism, pool_of
 from plumber.records.kinds import POOL
@@ -203,9 +204,10 @@ def loop_step_per_root(pipeline: Pipeline, stage: Stage) -> float | None:
     consumer = pipeline.consumer
     if stage.kind != POOL or stage.knobs.get("num_workers") != 0 or consumer is None:
         return None
-    if consumer.source != "python_next" or consumer.steps <= 0 or not consumer.step_s >= 0:
+    rate = consumer_rate(pipeline)
+    if consumer.source != "python_next" or rate is None:
         return None
-    return consumer.step_s / consumer.steps
+    return 1.0 / rate
 
 
 def _own_seconds(stage: Stage) -> float | None:

@@ -19,9 +19,10 @@ and states their means over it, whatever clock the hook times steps with.
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from plumber.records.profile import SteadySpan
@@ -135,3 +136,8 @@ def steady_of(
         cpu_s=sum(last.cpu - first.cpu for first, last, _ in held),
         spans=placed,
     )
+
+
+def median_step(steps: Sequence[float]) -> float | None:
+    """The median of the timed step times (``ConsumerStats.step_median_s``); None without any."""
+    return statistics.median(steps) if steps else None

@@ -24,6 +24,9 @@ from plumber.records.kinds import is_loader_root
 
 SCHEMA_VERSION = 2
 
+#: How many of the latest step times ``ConsumerStats.step_median_s`` is the median of.
+RECENT_STEPS = 4096
+
 
 class ProfileFormatError(ValueError):
     """A profile file that is not valid JSON or not a plumber profile."""
@@ -179,7 +182,10 @@ class ConsumerStats:
     per-step wait and step times, over every call but each iterator's first
     (which pays the pipeline's start-up), when timed around ``next()``; None
     otherwise. How much the two rates vary sizes the prefetch buffer
-    (:mod:`plumber.analyzers.prefetch`).
+    (:mod:`plumber.analyzers.prefetch`). ``step_median_s`` is the median
+    step time over the same calls (the latest :data:`RECENT_STEPS` of them):
+    the steady step, which a one-off long one (the first call of a
+    ``tf.function`` traces it) does not move; None where not timed.
 
     The steady window is the iteration after each iterator's first step,
     which pays the start-up (threads, buffers, function tracing):
@@ -197,6 +203,7 @@ class ConsumerStats:
     wait_estimated: bool = False
     wait_sd_s: float | None = None
     step_sd_s: float | None = None
+    step_median_s: float | None = None
     steady_steps: int | None = None
     steady_s: float | None = None
     cpu_s: float | None = None

@@ -30,6 +30,7 @@ import dataclasses
 import threading
 import time
 import weakref
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +38,7 @@ from plumber.measure.callsite import user_callsite
 from plumber.measure.poller import Poller
 from plumber.measure.runbounds import RunBounds, ScriptStopper
 from plumber.measure.steady import SteadyWindow
-from plumber.records.profile import SourceLocation
+from plumber.records.profile import RECENT_STEPS, SourceLocation
 from plumber.tf.identity import StageCounter, stage_key
 from plumber.tf.modelstats import ModelAccumulator
 
@@ -58,6 +59,7 @@ class IteratorWatch:
     timed_step_s: float = 0.0
     wait_sq: float = 0.0
     step_sq: float = 0.0
+    recent_steps: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT_STEPS))
     last_return: float | None = None
     last_progress_at: float | None = None
     last_root_elements: int = 0
@@ -226,6 +228,7 @@ class TfHooks:
                 watch.timed_step_s += step
                 watch.wait_sq += wait * wait
                 watch.step_sq += step * step
+                watch.recent_steps.append(step)
             calls = watch.python_calls = watch.python_calls + 1
             watch.steady.step(returned)
             if calls & (calls - 1) == 0:

@@ -13,7 +13,7 @@ import math
 from statistics import fmean
 from typing import Any
 
-from plumber.measure.steady import steady_of
+from plumber.measure.steady import median_step, steady_of
 from plumber.records.profile import ConsumerStats, IteratorPass, Pipeline, Stage, StageStats
 from plumber.tf.align import RunStage, align
 from plumber.tf.cpuprobe import measure_prefixes, own_cpu_per_root
@@ -210,6 +210,7 @@ def _consumer(
                              sum(w.wait_sq for w in timed)),
             "step_sd_s": _sd(pairs, sum(w.timed_step_s for w in timed),
                              sum(w.step_sq for w in timed)),
+            "step_median_s": median_step([s for w in timed for s in w.recent_steps]),
         }
         return ConsumerStats("python_next", calls, wait, step, **spread,
                              **_steady(timed, clock_origin)), wait + step

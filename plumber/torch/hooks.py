@@ -37,6 +37,7 @@ import tempfile
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,10 +46,10 @@ from typing import Any
 from plumber.measure.callsite import user_callsite
 from plumber.measure.poller import Poller
 from plumber.measure.runbounds import RunBounds, ScriptStopper
-from plumber.measure.steady import SteadyWindow, steady_of
+from plumber.measure.steady import SteadyWindow, median_step, steady_of
 from plumber.records.identity import StageCounter
 from plumber.records.kinds import POOL
-from plumber.records.profile import IteratorPass, Pipeline, SourceLocation
+from plumber.records.profile import RECENT_STEPS, IteratorPass, Pipeline, SourceLocation
 from plumber.torch.pipelines import LoaderSummary, build_pipeline
 from plumber.torch.randomness import DatasetRandomness, decide_randomness, randomness_key
 from plumber.torch.sizes import describe
@@ -87,6 +88,7 @@ class WatchedLoader:
     steps: int = 0
     wait_s: float = 0.0
     step_s: float = 0.0
+    recent_steps: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT_STEPS))
     element_spec: str = ""
     recorder: StageRecorder | None = None
     worker_iterators: list[Any] = field(default_factory=list)
@@ -250,7 +252,9 @@ class TorchHooks:
             called = clock()
             fresh = it._num_yielded == 0  # a new pass, also of an iterator reset for it
             if watch.last_return is not None and not fresh:
-                loader.step_s += called - watch.last_return
+                step = called - watch.last_return
+                loader.step_s += step
+                loader.recent_steps.append(step)
             consuming.loader = loader
             try:
                 value = original(it)
@@ -442,6 +446,7 @@ def _summary(watch: WatchedLoader, clock_origin: float | None = None) -> LoaderS
         steps=watch.steps,
         wait_s=watch.wait_s,
         step_s=watch.step_s,
+        step_median_s=median_step(watch.recent_steps),
         element_spec=watch.element_spec,
         pin=watch.pin if watch.pin.elements else None,
         notes=tuple(notes),

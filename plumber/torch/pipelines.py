@@ -67,6 +67,7 @@ class LoaderSummary:
     steps: int = 0
     wait_s: float = 0.0
     step_s: float = 0.0
+    step_median_s: float | None = None
     element_spec: str = ""
     pin: StageCounts | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
@@ -105,6 +106,7 @@ def build_pipeline(
         steady = summary.steady
         consumer = ConsumerStats(
             "python_next", summary.steps, summary.wait_s, summary.step_s,
+            step_median_s=summary.step_median_s,
             steady_steps=steady.steps if steady is not None else None,
             steady_s=steady.seconds if steady is not None else None,
             cpu_s=steady.cpu_s if steady is not None else None,

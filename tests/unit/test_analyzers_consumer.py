@@ -198,3 +198,15 @@ def test_a_run_that_never_got_past_its_start_up_is_not_checked_against_the_model
     assert diagnosis.prediction_error is None
     assert any("never got past its start-up" in w for w in diagnosis.warnings)
     assert not any("apart" in w and "observed" in w for w in diagnosis.warnings)
+
+
+def test_the_step_bound_uses_the_median_step_where_it_was_timed():
+    from plumber.analyzers.observed import consumer_rate
+
+    # GIVEN 100 steps of 2 ms and one of 300 ms (the first call of a tf.function traces it)
+    profile = _cpu_bound_profile(step_s=0.5)
+    pipeline = profile.pipelines[0]
+    assert consumer_rate(pipeline) == pytest.approx(200.0)
+    timed = dataclasses.replace(pipeline.consumer, step_median_s=0.002)
+    # THEN the step alone allows 500/s, not the mean's 200/s
+    assert consumer_rate(dataclasses.replace(pipeline, consumer=timed)) == pytest.approx(500.0)
