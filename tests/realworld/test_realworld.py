@@ -305,3 +305,17 @@ def test_plumber_profile_recommends_no_argument_the_keras_call_lacks(workdir):
     printed = _edit_lines(run.stdout + run.stderr, f"{case.path.name}:{_keras_line()}")
     assert printed, (run.stdout + run.stderr)[-2000:]
     assert not [p for p in printed if ARGUMENT_EDIT.search(p)], printed
+
+
+def test_keras_fit_on_the_cpu_charges_its_training_step_to_the_shared_cores(workdir):
+    # Keras fit runs its steps inside a compiled function on the same 2 cores as the
+    # pipeline: the step's CPU, measured over the steady window, joins the CPU bound.
+    case = CASES["keras_image_classification"]
+    result = tuned(case, workdir)
+    (training,) = [(p, d) for p, d in zip(result.profile.pipelines, result.diagnoses,
+                                          strict=True)
+                   if any(_is_random(case, s) and s.kind == "map" for s in p.stages)]
+    pipeline, diagnosis = training
+    assert pipeline.consumer is not None and pipeline.consumer.cpu_s is not None
+    cpu = next(b for b in diagnosis.bounds if b.name == "CPU")
+    assert "training step" in cpu.detail, cpu.detail
