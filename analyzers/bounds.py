@@ -34,6 +34,11 @@ CLEARLY_ABOVE = 1.1
 #: while it runs leaves none for computing beside it.
 STEP_FILLS_CORES = 0.75
 
+#: Below this share of the loop's time in the step, the process's CPU beyond
+#: the stages is mostly not the step's (the hooks, the sampler's thread), so
+#: it cannot say how many cores the step keeps busy.
+STEP_SHARE_READABLE = 0.2
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -45,7 +50,9 @@ class Limits:
     root element. ``in_flight_cap`` is the most requests the server took at
     once before refusing one (None when it never refused).
     ``consumer_cpu_per_root`` is the CPU the training step itself takes from
-    the same cores per root element (None when not measured).
+    the same cores per root element (None when not measured);
+    ``step_share`` the share of the loop's time it spent in the step, not
+    waiting for data (None when the loop was not observed).
     """
 
     cores: float
@@ -57,12 +64,19 @@ class Limits:
     network_bytes_per_root: float | None = None
     in_flight_cap: int | None = None
     consumer_cpu_per_root: float | None = None
+    step_share: float | None = None
 
 
 def step_cores(limits: Limits) -> float | None:
-    """Cores the training step keeps busy while it runs: its CPU per root element x its rate."""
-    cpu, rate = limits.consumer_cpu_per_root, limits.consumer_rate
+    """Cores the training step keeps busy while it runs: its CPU per root element x its rate.
+
+    None where either was not measured, or where the step takes too little of
+    the loop's time (:data:`STEP_SHARE_READABLE`) for the CPU to be its own.
+    """
+    cpu, rate, share = limits.consumer_cpu_per_root, limits.consumer_rate, limits.step_share
     if cpu is None or rate is None or not math.isfinite(rate):
+        return None
+    if share is None or share < STEP_SHARE_READABLE:
         return None
     return cpu * rate
 

@@ -216,19 +216,21 @@ def test_a_bursty_consumer_gets_a_deeper_prefetch_factor():
     assert f"prefetch_factor {setting.prefetch}" in setting.reason
 
 
-def _without_workers(step_cpu_s=None):
-    """No workers: 22 ms of fetch and blur per sample, 8 per batch, made between 10 ms steps.
+def _without_workers(step_cpu_s=None, wait_s=2.4):
+    """No workers: 3 ms of fetch and resize per sample, 8 per batch, made between 10 ms steps.
 
     ``step_cpu_s`` is the training step's own CPU per step; the process's
     CPU over its 100 steady steps then holds the pool's and the step's.
+    ``wait_s`` is the loop's time waiting for the 100 batches.
     """
-    profile = loader_profile((0.002, 0.002), (BLUR,), num_workers=0, wait_s=18.0, step_s=1.0)
+    profile = loader_profile((0.002, 0.002), (RESIZE,), num_workers=0, wait_s=wait_s,
+                             step_s=1.0)
     if step_cpu_s is None:
         return profile
     pipeline = profile.pipelines[0]
     pool_cpu = pipeline.stage("workers").stats.cpu_time_s
     consumer = dataclasses.replace(pipeline.consumer, cpu_s=pool_cpu + 100 * step_cpu_s,
-                                   steady_steps=100, steady_s=19.0)
+                                   steady_steps=100, steady_s=wait_s + 1.0)
     return dataclasses.replace(
         profile, pipelines=(dataclasses.replace(pipeline, consumer=consumer),)
     )
@@ -271,3 +273,12 @@ def test_workers_are_still_proposed_beside_a_step_that_leaves_cores_free():
     change = next(w for w in diagnosis.what_ifs if w.knob == "parallelism")
     assert change.feasible
     assert any(r.stage_id == "workers" for r in diagnosis.recommendations)
+
+
+def test_a_step_too_small_a_share_of_the_loop_does_not_say_how_many_cores_it_keeps_busy():
+    # GIVEN the same CPU beyond the stages, but a loop that waited 99% of its time: that
+    # CPU is mostly the process's own (hooks, sampler), not the 10 ms step's
+    diagnosis = diagnose(_without_workers(step_cpu_s=0.020, wait_s=99.0))
+    # THEN more workers are still proposed
+    change = next(w for w in diagnosis.what_ifs if w.knob == "parallelism")
+    assert change.feasible
