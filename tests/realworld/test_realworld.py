@@ -75,7 +75,10 @@ class Case:
 CASES = {
     case.script: case for case in (
         Case("tf_imagenet_input", ("--data-dir", "{data}", "--epochs", "2"), "tf"),
-        Case("keras_image_classification", ("--data-dir", "{data}", "--epochs", "2"), "tf"),
+        # 40 batches an epoch: Keras fit's steps are seen only in TF's model, read four
+        # times a second, and 8-batch epochs could pass between two readings
+        Case("keras_image_classification",
+             ("--data-dir", "{data}", "--epochs", "2", "--per-class", "400"), "tf"),
         Case("tf_custom_epoch_loop", ("--data-dir", "{data}", "--epochs", "3"), "tf"),
         Case("torchvision_classification", ("--data-path", "{data}", "--epochs", "2"), "torch",
              bottleneck_stage="workers", summary_names=("fetch",),
@@ -234,7 +237,7 @@ def test_keras_fit_reads_each_epoch_of_the_training_data_once(workdir):
     result = tuned(case, workdir)
     (training,) = [p for p in result.profile.pipelines
                    if any(_is_random(case, s) and s.kind == "map" for s in p.stages)]
-    batches = 128 // 16  # 80% of 2 x 80 files in batches of 16
+    batches = 640 // 16  # 80% of 2 x 400 files in batches of 16
     assert [p.elements for p in training.passes] == [batches, batches]
 
 
