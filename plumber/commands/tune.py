@@ -64,6 +64,7 @@ class TuneCommand:
                 say(f"error: {problem}")
                 return exitcodes.USAGE
         from plumber.records.files import OutputError, checked_outputs
+        from plumber.records.offload import save_keeping_offload
         from plumber.reports.html import write_html
         from plumber.tuner.derive import derive_plan
 
@@ -96,7 +97,7 @@ class TuneCommand:
             return stop.exit_status if isinstance(stop, Terminated) else exitcodes.INTERRUPTED
         _print_plan(plan, result.profile)
         try:
-            plan.save(plan_path)
+            kept = save_keeping_offload(plan, plan_path)
         except OSError as exc:
             say(f"error: the plan could not be written ({exc}); the profile is saved at "
                 f"{outputs['profile']}")
@@ -107,6 +108,10 @@ class TuneCommand:
             say(f"error: the report could not be written with the plan ({exc}); the plan is "
                 f"saved at {plan_path}")
             return exitcodes.USAGE
+        if kept is not None:
+            say(f"kept the offload section of the plan it replaced (distribute after "
+                f"{kept.cut}, {kept.workers} worker(s)): it was planned from an earlier "
+                f"profile; write it again with plumber service plan")
         say(f"plan: {plan_path}")
         say(f"report: {rendered.report_path}")
         return exitcodes.OK

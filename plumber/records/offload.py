@@ -4,9 +4,10 @@ The section sits in the plan file under ``"offload"``, beside the per-stage
 settings :class:`plumber.records.plan.Plan` reads (which leaves it alone), so
 ``plumber run --plan PLAN --data-service grpc://HOST:PORT`` finds it in the
 plan the user already passes. ``plumber service plan`` writes it from a
-profile's analysis; a plan that ``plumber tune`` rewrites loses it (write
-it again). The cut is the last stage that runs on the service's workers, named
-as the user wrote it (:class:`plumber.records.plan.StageRef`).
+profile's analysis; ``plumber tune`` writing its plan over one for the same
+script keeps the section (:func:`save_keeping_offload`). The cut is the
+last stage that runs on the service's workers, named as the user wrote it
+(:class:`plumber.records.plan.StageRef`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from plumber.records import jsonfile, planchecks
-from plumber.records.plan import PLAN_KIND, PLAN_SCHEMA_VERSION, StageRef
+from plumber.records.plan import PLAN_KIND, PLAN_SCHEMA_VERSION, Plan, StageRef
 from plumber.records.planchecks import PlanError
 
 #: The key of the section in a plan file.
@@ -99,3 +100,36 @@ def write_offload(path: str | Path, offload: OffloadPlan, script: str) -> Path:
                 "schema_version": PLAN_SCHEMA_VERSION, "kind": PLAN_KIND}
     data[SECTION] = asdict(offload)
     return jsonfile.save_json(target, data)
+
+
+def save_keeping_offload(plan: Plan, path: str | Path) -> OffloadPlan | None:
+    """Write ``plan`` at ``path``, keeping the offload section of the plan it replaces.
+
+    The section is kept only from a plan made for a script of the same name
+    (as :func:`plumber.records.plan.made_for_another_script` compares them)
+    whose section checks; returns it, or None when there was none to keep.
+    """
+    kept = _offload_for(path, Path(plan.script).name)
+    if kept is None:
+        plan.save(path)
+    else:
+        jsonfile.save_json(path, {**asdict(plan), SECTION: asdict(kept)})
+    return kept
+
+
+def _offload_for(path: str | Path, script_name: str) -> OffloadPlan | None:
+    """The offload section of the plan at ``path`` when it was made for ``script_name``."""
+    if not Path(path).is_file():
+        return None
+    try:
+        data = jsonfile.read_json(path, PlanError, str(path), missing=f"no such plan: {path}")
+    except PlanError:
+        return None
+    if not isinstance(data, dict) or data.get("kind") != PLAN_KIND or not data.get(SECTION):
+        return None
+    if Path(str(data.get("script", ""))).name != script_name:
+        return None
+    try:
+        return OffloadPlan.from_dict(data[SECTION])
+    except PlanError:
+        return None

@@ -12,7 +12,12 @@ import pytest
 
 from plumber.cli import main
 from plumber.records import exitcodes
-from plumber.records.offload import OffloadPlan, read_offload, write_offload
+from plumber.records.offload import (
+    OffloadPlan,
+    read_offload,
+    save_keeping_offload,
+    write_offload,
+)
 from plumber.records.plan import Plan, PlanError, StageRef
 from plumber.tf.servicewatch import host_port, reachable
 
@@ -38,6 +43,34 @@ def test_the_section_joins_an_existing_plan_and_keeps_its_settings(tmp_path):
 def test_a_plan_without_the_section_has_none(tmp_path):
     path = Plan(script="train.py").save(tmp_path / "plan.json")
     assert read_offload(path) is None
+
+
+def test_a_new_plan_over_one_for_the_same_script_keeps_its_offload_section(tmp_path):
+    path = write_offload(tmp_path / "plan.json", SECTION, "/checkout/train.py")
+    kept = save_keeping_offload(Plan(script="/elsewhere/train.py", notes=("tuned",)), path)
+    assert kept == SECTION
+    assert read_offload(path) == SECTION
+    assert Plan.load(path).notes == ("tuned",)
+
+
+@pytest.mark.parametrize("before", ["other script", "no section", "bad section", "not a plan",
+                                    "no file"])
+def test_a_new_plan_keeps_no_section_it_cannot_trust(tmp_path, before):
+    path = tmp_path / "plan.json"
+    if before == "other script":
+        write_offload(path, SECTION, "eval.py")
+    elif before == "no section":
+        Plan(script="train.py").save(path)
+    elif before == "bad section":
+        write_offload(path, SECTION, "train.py")
+        data = json.loads(path.read_text())
+        data["offload"]["workers"] = 0
+        path.write_text(json.dumps(data))
+    elif before == "not a plan":
+        path.write_text("{not json")
+    assert save_keeping_offload(Plan(script="train.py", notes=("tuned",)), path) is None
+    assert read_offload(path) is None
+    assert Plan.load(path).notes == ("tuned",)
 
 
 @pytest.mark.parametrize("change, message", [
