@@ -345,7 +345,8 @@ def offload_recommendation(scene: Scene, what_if: WhatIf) -> Recommendation | No
     cut = chosen.cut
     if chosen.engine == RAY_DATA:
         old, new = "DataLoader(dataset, ...)", ray_data_stream(chosen)
-        title = f"Offload the DataLoader's work to {chosen.workers} Ray Data workers"
+        title = (f"Offload the DataLoader's work to {chosen.workers} Ray Data workers on "
+                 f"other hosts")
     else:
         call = f"{cut.op}(...)" if cut.kind == "source" else f".{cut.kind}(...)"
         old, new = call, f"{call}.apply({distribute_call(chosen, 'SERVICE')})"
@@ -354,7 +355,7 @@ def offload_recommendation(scene: Scene, what_if: WhatIf) -> Recommendation | No
                 f"{new} inside it (no line of yours builds it: plumber service plan and "
                 f"plumber run --data-service place it)")
         title = (f"Offload {cut.id} and the stages below it to {chosen.workers} tf.data "
-                 f"service workers")
+                 f"service workers on other hosts")
     return Recommendation(
         title=title,
         stage_id=cut.id,
