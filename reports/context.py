@@ -17,7 +17,8 @@ from pathlib import Path
 
 from markupsafe import Markup, escape
 
-from plumber.analyzers.hotspots import focus_stage, hotspots, suggest
+from plumber.analyzers.hotspotadvice import focus_stage, suggest
+from plumber.analyzers.hotspots import hotspots
 from plumber.analyzers.results import Bound, Diagnosis, WhatIf
 from plumber.records.plan import PipelinePlan, Plan
 from plumber.records.profile import Pipeline, Profile, SourceLocation

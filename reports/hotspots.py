@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 
 from markupsafe import Markup
 
+from plumber.analyzers.hotspotadvice import focus_stage
 from plumber.analyzers.hotspots import (
     CONSUMER,
     FoldedStack,
     Hotspots,
     StageHotspots,
-    focus_stage,
 )
 from plumber.analyzers.results import Diagnosis
 from plumber.records.profile import Pipeline

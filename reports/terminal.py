@@ -15,7 +15,8 @@ import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
-from plumber.analyzers.hotspots import hotspots, suggest
+from plumber.analyzers.hotspotadvice import suggest
+from plumber.analyzers.hotspots import hotspots
 from plumber.analyzers.results import Diagnosis
 from plumber.records.profile import Pipeline, Profile
 from plumber.reports import format as fmt

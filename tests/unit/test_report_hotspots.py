@@ -21,7 +21,8 @@ from synthetic_hotspots import (
 )
 
 from plumber.analyzers.diagnose import diagnose_all
-from plumber.analyzers.hotspots import FoldedStack, focus_stage, hotspots, suggest
+from plumber.analyzers.hotspotadvice import focus_stage, suggest
+from plumber.analyzers.hotspots import FoldedStack, hotspots
 from plumber.records.profile import PyFrame
 from plumber.reports.hotspots import ICICLE_WIDTH, headline_hotspot, icicle
 from plumber.reports.html import render_html
