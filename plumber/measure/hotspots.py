@@ -40,8 +40,10 @@ from plumber.records.profile import PyFrame, PythonSamples, SampledStack
 #: seconds (a stage sampled less says its share is rough). py-spy's own CPU
 #: grows with it: on a DataLoader decoding images in 2 workers for 12 short
 #: epochs (5 s in all) it used 0.93 s of CPU at 50 Hz, 0.65 s at 20 and
-#: 0.48 s at 10, much of the rest attaching to each epoch's new workers.
-DEFAULT_RATE_HZ = 20
+#: 0.48 s at 10, much of the rest attaching to each epoch's new workers; on
+#: 2 busy cores that workload kept 0.85 of its plain rate at 20 Hz and 0.92
+#: at 10 (BENCHMARKS.md, hotspots overhead).
+DEFAULT_RATE_HZ = 10
 
 #: The highest rate asked of py-spy (its own default is 100).
 MAX_RATE_HZ = 1000
