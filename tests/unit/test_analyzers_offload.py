@@ -49,6 +49,23 @@ def test_a_cpu_bound_pipeline_is_cut_at_the_root_with_the_workers_that_reach_the
     assert not chosen.bandwidth_probed and chosen.bandwidth_bps == model.ASSUMED_BPS
 
 
+def test_of_cuts_as_good_the_one_sending_fewest_elements_across_wins():
+    profile = make_profile(
+        stage("source", "source", 1000, 0.0, op="RangeDataset", line=10, bytes_per_element=8),
+        stage("decode", "map", 1000, 8.0, parallelism=2, line=11, bytes_per_element=8),
+        stage("batch", "batch", 100, 0.0, line=12, bytes_per_element=80),
+        wait_s=3.0, step_s=1.0, resources=BUSY,
+    )
+    cut_here = scene(profile, profile.pipelines[0])
+    after_decode = model._option(cut_here, profile.pipelines[0].stage("decode"), False)
+    after_batch = model._option(cut_here, profile.pipelines[0].stage("batch"), False)
+    assert after_decode is not None and after_batch is not None
+    assert after_decode.workers == after_batch.workers
+    assert after_decode.local_cpu_s == after_batch.local_cpu_s
+    # After the decode, 10 elements per batch would cross (each a request); after the batch, 1.
+    assert model.offload(cut_here).cut.id == "batch"
+
+
 def test_a_stage_computing_on_every_core_counts_as_cpu_bound():
     profile = make_profile(
         stage("source", "source", 1000, 0.1, op="RangeDataset", line=10),
