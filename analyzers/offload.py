@@ -411,8 +411,10 @@ def ray_data_stream(chosen: Offload) -> str:
 #: What ``Samples`` in :func:`ray_data_stream` is (docs/data-service.md has the whole sketch).
 RAY_SAMPLES = (
     "Samples is a class whose __init__(self, dataset) keeps your Dataset and whose "
-    "__call__(self, batch) returns {\"sample\": [self.dataset[int(i)] for i in batch[\"id\"]]}: "
-    "Ray Data runs one per actor of the pool, on the remote CPU workers, and streams the "
-    "samples to the training loop, which iterates them as it iterated the DataLoader "
-    "(docs/data-service.md has the whole sketch). plumber does not apply it."
+    "__call__(self, batch) collates [self.dataset[int(i)] for i in batch[\"id\"]] with "
+    "torch's default_collate and returns one numpy column per field ({\"0\": images, "
+    "\"1\": labels}): Ray Data runs one per actor of the pool, on the remote CPU "
+    "workers, and streams batches of those columns to the training loop as torch tensors "
+    "(batch[\"0\"], batch[\"1\"]); docs/data-service.md has the whole sketch, run with "
+    "Ray 2.60. plumber does not apply it."
 )
