@@ -122,13 +122,12 @@ def offload(scene: Scene) -> Offload | None:
     is applied (:func:`plumber.records.appliable.appliable`), so ``plumber
     service plan`` can write it; a DataLoader's is its worker pool. Of the
     cuts within 1% of the best rate, the one needing fewest workers, then
-    leaving least CPU here, wins. None too when no cut would clearly beat
-    the rate as it is (the stages that take the CPU cannot move, or nothing
-    was measured to move).
+    sending fewest elements across, then leaving least CPU here, wins. None
+    too when no cut would clearly beat the rate as it is (the stages that
+    take the CPU cannot move, or nothing was measured to move).
 
-    Between cuts that need as many workers, the one sending fewest elements
-    across per root element wins before the CPU left here: each element is
-    a request to a worker, which the model does not price. Measured on
+    Elements across come before CPU left here because each is a request to
+    a worker, a cost the model does not price. Measured on
     ``benchmarks/data_service.py`` (one worker on the other core): a cut
     before the batch of 16 delivered 26.6 batches/s where 31.2 were
     predicted, a cut after it 37.1 where 36.8 were.

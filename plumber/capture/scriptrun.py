@@ -92,8 +92,8 @@ def own_objects_frozen() -> Iterator[None]:
     makes while importing torch came in a DataLoader's first epoch instead,
     where it cost about 150 ms (BENCHMARKS.md, hotspots overhead).
     Collected and then frozen before the script starts, they are never
-    traversed while it runs. Left alone where something else froze objects
-    already (a notebook's kernel), or collection is off; unfrozen after.
+    traversed while it runs. Left alone where the process froze objects of
+    its own already, or collection is off; unfrozen after.
     """
     if gc.get_freeze_count() or not gc.isenabled():
         yield
