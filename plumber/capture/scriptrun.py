@@ -8,10 +8,6 @@ afterwards. A Ctrl-C or termination signal that Python loses (in a
 ``__del__``) is raised again at the loop's next step
 (:class:`plumber.measure.runbounds.ScriptStopper`), so one is always enough.
 
-plumber's own objects are frozen out of the garbage collector's way while
-the script runs (:func:`own_objects_frozen`), so that the script's
-collections come when they would under ``python SCRIPT``.
-
 The script may close or replace ``sys.stdout`` and ``sys.stderr``: what it
 left open is flushed as Python flushes it at exit, and plumber's own lines
 afterwards go to the streams plumber started with
@@ -26,14 +22,13 @@ end-of-run steps.
 from __future__ import annotations
 
 import contextlib
-import gc
 import os
 import runpy
 import signal
 import stat
 import sys
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -71,7 +66,7 @@ def run_script(
     saved_argv, saved_path, start_folder = sys.argv[:], sys.path[:], os.getcwd()
     sys.argv = [str(script), *args]
     sys.path.insert(0, str(script.resolve().parent))
-    with own_streams_kept(), own_objects_frozen():
+    with own_streams_kept():
         try:
             outcome = _run(script, is_bound_stop)
         finally:
@@ -81,29 +76,6 @@ def run_script(
     if os.getpid() != starter:
         os._exit(outcome.exit_status)
     return outcome
-
-
-@contextlib.contextmanager
-def own_objects_frozen() -> Iterator[None]:
-    """While active, what was alive on entry is left out of garbage collections.
-
-    plumber's own objects (its modules, the parsed command line, the hooks)
-    changed when the script's full collections ran: one that a plain run
-    makes while importing torch came in a DataLoader's first epoch instead,
-    where it cost about 150 ms (BENCHMARKS.md, hotspots overhead).
-    Collected and then frozen before the script starts, they are never
-    traversed while it runs. Left alone where the process froze objects of
-    its own already, or collection is off; unfrozen after.
-    """
-    if gc.get_freeze_count() or not gc.isenabled():
-        yield
-        return
-    gc.collect()
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 def _back_if_removed(start_folder: str) -> None:
