@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
+import math
 import platform
 import signal
 import sys
@@ -29,6 +31,7 @@ from plumber.measure.nettrace import RequestTracer
 from plumber.measure.runbounds import StoppableSteps
 from plumber.measure.sampler import ResourceSampler
 from plumber.measure.threadcpu import ThreadCpuTracker
+from plumber.records import exitcodes
 from plumber.records.profile import (
     Machine,
     Pipeline,
@@ -39,6 +42,7 @@ from plumber.records.profile import (
 )
 from plumber.records.redact import redact_arguments, redact_message, secret_values
 from plumber.records.version import __version__
+from plumber.tf.servicewatch import DEFAULT_TIMEOUT_S
 
 
 @dataclass
@@ -64,6 +68,16 @@ class SessionOptions:
     #: (``--hotspots``), at ``hotspots_rate_hz`` samples per second per thread.
     hotspots: bool = False
     hotspots_rate_hz: float = DEFAULT_RATE_HZ
+    #: Called from another thread when a run's tf.data service went away (its read
+    #: would wait for good; :mod:`plumber.tf.servicewatch`), with a function that
+    #: builds the run's profile: the caller writes it and ends the process, since the
+    #: script never returns. None: such a run waits, as it would without plumber.
+    on_service_lost: Callable[[Callable[[], SessionResult]], None] | None = None
+    #: Seconds a read from a tf.data service may wait for its element before the run is lost.
+    service_timeout_s: float = DEFAULT_TIMEOUT_S
+    #: Whether the pipelines may be read again after the run: the per-stage CPU probe
+    #: and the randomness check. A run whose service went away may not.
+    rereads: bool = True
 
 
 @dataclass(frozen=True)
@@ -75,8 +89,15 @@ class SessionResult:
 
 
 def profile_script(script: Path, args: Sequence[str], options: SessionOptions) -> SessionResult:
-    """Run ``script`` under instrumentation and return its Profile."""
-    with instrumented(options) as capture:
+    """Run ``script`` under instrumentation and return its Profile.
+
+    With ``options.on_service_lost``, a run whose tf.data service goes away
+    does not return here: its profile goes to that callback instead.
+    """
+    lost = None
+    if options.on_service_lost is not None:
+        lost = functools.partial(_service_lost, (str(script), *args), options)
+    with instrumented(options, on_service_lost=lost) as capture:
         around = options.around_script() if options.around_script else contextlib.nullcontext()
         with around:
             outcome = run_script(script, args, _bound_stop_check(capture.hooks))
@@ -110,15 +131,45 @@ class Capture:
     python_samples: PythonSamples | None = None
 
 
+def _service_lost(command: Sequence[str], options: SessionOptions, capture: Capture,
+                  error: Exception) -> None:
+    """Hand over how to build the profile of a run whose tf.data service went away.
+
+    Runs in the service watch's thread while the script waits in a read that
+    never returns, so nothing after the script will run: the profile holds
+    what the hooks and the sampler have now, without the steps that read the
+    pipelines again (per-stage CPU, randomness) or probe the network.
+    """
+
+    def profile_of_lost_run() -> SessionResult:
+        if capture.hooks is not None and capture.hooks.tf is not None:
+            capture.hooks.tf.final_poll()
+        capture.duration_s = time.monotonic() - capture.sampler.clock_origin
+        capture.notes.append(f"the run was lost: {error}; this profile holds what ran until "
+                             f"then, without the probes that follow a run")
+        outcome = ScriptOutcome(exitcodes.SERVICE_LOST, error=str(error), interrupted=True)
+        unread = dataclasses.replace(options, cpu_probe_s=0.0, net_probe_s=0.0, rereads=False)
+        return SessionResult(profile=assemble(capture, command, outcome, unread),
+                             outcome=outcome)
+
+    assert options.on_service_lost is not None
+    options.on_service_lost(profile_of_lost_run)
+
+
 @contextlib.contextmanager
-def instrumented(options: SessionOptions) -> Iterator[Capture]:
+def instrumented(
+    options: SessionOptions,
+    on_service_lost: Callable[[Capture, Exception], None] | None = None,
+) -> Iterator[Capture]:
     """Sample resources, track thread CPU and hook the frameworks around a block.
 
     Shared by the script runner and the notebook API, so both observe a run
     the same way. Each framework's hooks are installed when the block (or
     anything before it) imports the framework, never by importing it here.
     They are removed when the block ends, whatever way it ends; the (data
-    re-reading) probes are left to :func:`assemble`.
+    re-reading) probes are left to :func:`assemble`. With ``on_service_lost``
+    the reads from a tf.data service are watched, and a read that waits
+    ``options.service_timeout_s`` calls it with the capture and the error.
     """
     start = time.monotonic()
     threads = ThreadCpuTracker()
@@ -133,7 +184,9 @@ def instrumented(options: SessionOptions) -> Iterator[Capture]:
             if stacks is not None:
                 stacks.start()
             try:
-                with FrameworkHooks(options, capture.notes) as capture.hooks:
+                lost = None if on_service_lost is None else functools.partial(
+                    on_service_lost, capture)
+                with FrameworkHooks(options, capture.notes, lost) as capture.hooks:
                     yield capture
             finally:
                 capture.network_traces.append(requests.snapshot())
@@ -264,9 +317,11 @@ class FrameworkHooks:
     already is). Leaving the context removes them all, last installed first.
     """
 
-    def __init__(self, options: SessionOptions, notes: list[str]) -> None:
+    def __init__(self, options: SessionOptions, notes: list[str],
+                 on_service_lost: Callable[[Exception], None] | None = None) -> None:
         self.options = options
         self.notes = notes
+        self.on_service_lost = on_service_lost
         self.tf: Any = None
         self.torch: Any = None
         self._stack = contextlib.ExitStack()
@@ -300,6 +355,12 @@ class FrameworkHooks:
         hooks = TfHooks(self._bounds(), poll_interval_s=self.options.poll_interval_s,
                         notify=self.options.notify)
         self.tf = self._install(hooks, "tf.data")
+        if self.tf is not None and self.on_service_lost is not None:
+            from plumber.tf.servicewatch import ServiceWatch
+
+            self._install(ServiceWatch(None, self.on_service_lost, grace_s=math.inf,
+                                       stall_s=self.options.service_timeout_s),
+                          "tf.data service watch")
 
     def _install_torch(self) -> None:
         from plumber.torch.hooks import TorchHooks
@@ -399,7 +460,8 @@ def _collect_tf(
     try:
         if options.cpu_probe_s > 0 and hooks.pipelines:
             options.notify(f"measuring per-stage CPU time (about {options.cpu_probe_s:g} s)")
-        pipelines = build_pipelines(hooks, options.cpu_probe_s, clock_origin)
+        pipelines = build_pipelines(hooks, options.cpu_probe_s if options.rereads else 0.0,
+                                    clock_origin, check_randomness=options.rereads)
     except Exception:  # noqa: BLE001 - the run's other data is still worth saving
         traceback.print_exc(file=sys.stderr)
         notes.append("plumber failed to assemble the pipeline statistics (see stderr)")

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import functools
+import os
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,11 +19,13 @@ from plumber.commands.base import (
     add_keep_secrets,
     add_run_bounds,
     add_script_arguments,
+    duration_seconds,
     hotspots_rate,
     say,
     script_unusable,
 )
 from plumber.records import exitcodes
+from plumber.tf.servicewatch import DEFAULT_TIMEOUT_S
 
 if TYPE_CHECKING:
     from plumber.capture.session import SessionOptions, SessionResult
@@ -92,6 +98,11 @@ def add_profiling_options(parser: argparse.ArgumentParser) -> None:
              "report each stage's hottest functions (needs py-spy: the 'hotspots' extra)",
     )
     parser.add_argument(
+        "--service-timeout", type=duration_seconds, default=DEFAULT_TIMEOUT_S, metavar="S",
+        help=f"seconds a read from a tf.data service may wait for its element before the "
+             f"run ends as lost, with its profile written and exit status "
+             f"{exitcodes.SERVICE_LOST} (default {DEFAULT_TIMEOUT_S:g})")
+    parser.add_argument(
         "--hotspots-rate", type=hotspots_rate, default=None, metavar="HZ",
         help=f"samples per second of each thread for --hotspots, which it implies (default "
              f"{DEFAULT_RATE_HZ}; more gives firmer shares on a short run and costs py-spy "
@@ -135,11 +146,39 @@ def profiling_run(args: argparse.Namespace, profile_file: Path,
     say(f"profiling {args.script}")
     sampled = dataclasses.replace(
         session_options(args), hotspots=args.hotspots or args.hotspots_rate is not None,
-        hotspots_rate_hz=args.hotspots_rate or DEFAULT_RATE_HZ)
+        hotspots_rate_hz=args.hotspots_rate or DEFAULT_RATE_HZ,
+        service_timeout_s=args.service_timeout,
+        on_service_lost=functools.partial(_end_lost_run, profile_file, report_file))
     result = profile_script(args.script, args.script_args, sampled)
     rendered = write_run_files(result, profile_file, report_file)
     write_now(sys.stderr, rendered.summary + "\n")
     return result, rendered
+
+
+def _end_lost_run(profile_file: Path, report_file: Path,
+                  profile_of_lost_run: Callable[[], SessionResult]) -> None:
+    """Write the profile of a run whose tf.data service went away, then end the process.
+
+    Called from the service watch's thread: the script waits in a read that
+    never returns, so the process ends here, with
+    :data:`plumber.records.exitcodes.SERVICE_LOST`, whatever happens on the way.
+    """
+    try:
+        result = profile_of_lost_run()
+        rendered = write_run_files(result, profile_file, report_file)
+        write_now(sys.stderr, rendered.summary + "\n")
+        say(f"error: {result.outcome.error}")
+    except RunFilesNotWritten:
+        pass
+    except Exception:  # noqa: BLE001 - the process must end whatever failed
+        traceback.print_exc()
+        say("plumber: internal error while writing the profile of a lost run (a bug in "
+            "plumber; the traceback is above)")
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(exitcodes.SERVICE_LOST)
 
 
 def write_run_files(result: SessionResult, profile_file: Path, report_file: Path) -> Rendered:

@@ -18,6 +18,7 @@ from typing import Any
 
 from plumber.commands.base import add_script_arguments, duration_seconds, say, script_unusable
 from plumber.records import exitcodes
+from plumber.tf.servicewatch import DEFAULT_TIMEOUT_S
 
 
 class RunCommand:
@@ -36,9 +37,9 @@ class RunCommand:
             "--data-service", metavar="grpc://HOST:PORT",
             help="send the plan's offload cut to the tf.data service at this dispatcher")
         parser.add_argument(
-            "--service-timeout", type=duration_seconds, default=SERVICE_TIMEOUT_S, metavar="S",
+            "--service-timeout", type=duration_seconds, default=DEFAULT_TIMEOUT_S, metavar="S",
             help=f"with --data-service: seconds without the dispatcher, or waiting for an "
-                 f"element, before the run ends as lost (default {SERVICE_TIMEOUT_S:g})")
+                 f"element, before the run ends as lost (default {DEFAULT_TIMEOUT_S:g})")
         add_script_arguments(parser)
 
     def run(self, args: argparse.Namespace) -> int:
@@ -85,9 +86,6 @@ class RunCommand:
                 say(missed)
         return outcome.exit_status
 
-
-#: Default seconds without the dispatcher, or waiting for one element, before a run is lost.
-SERVICE_TIMEOUT_S = 60.0
 
 
 def _service_applier(args: argparse.Namespace) -> Any:

@@ -137,6 +137,16 @@ class TfHooks:
         self._restore.clear()
         self.poll_all()
 
+    def final_poll(self) -> None:
+        """Stop the periodic poll and read TF's model once more, the patches left in place.
+
+        For a run that ends while its main thread waits for good (a lost
+        tf.data service): the counters are final, the process ends after.
+        """
+        if self._poller is not None:
+            self._poller.stop()
+        self.poll_all()
+
     def _patch(self, owner: Any, name: str, wrapper_factory: Any) -> None:
         original = owner.__dict__[name]
         self._restore.append((owner, name, original))

@@ -27,16 +27,18 @@ def build_pipelines(
     hooks: TfHooks,
     cpu_probe_s: float,
     clock_origin: float | None = None,
+    check_randomness: bool = True,
 ) -> tuple[Pipeline, ...]:
     """Pipeline records for every watched dataset whose iterators produced data.
 
     ``clock_origin`` (the resource samples' time 0 on ``time.monotonic()``)
     places the iterators' steady windows on the samples' clock; without it
-    they are not placed.
+    they are not placed. Without ``check_randomness`` no prefix is read
+    again to find random stages, and each pipeline's notes say so.
     """
     productive = [p for p in hooks.pipelines.values() if _productive(p)]
     budget = cpu_probe_s / max(len(productive), 1)
-    check_s = DETERMINISM_BUDGET_S / max(len(productive), 1)
+    check_s = DETERMINISM_BUDGET_S / max(len(productive), 1) if check_randomness else 0.0
     return tuple(
         _build_one(f"pipeline-{i}", watched, hooks, budget, check_s, clock_origin)
         for i, watched in enumerate(productive)
@@ -61,7 +63,7 @@ def _build_one(
         f"{stage.id} is random: two fresh passes over its output differed, so nothing "
         f"is cached after it"
         for stage in find_random_stages(written, check_s)
-    ]
+    ] if check_s > 0 else ["not checked for random stages (its prefixes were not read again)"]
     stages: dict[str, RunStage] = {}
     root = written.id
     for watch in iterators:

@@ -15,6 +15,10 @@ checks every :data:`POLL_S`:
   long as they take. Keras ``fit`` reads inside a compiled function that
   this cannot see; there only the dispatcher is watched.
 
+Without an address (``plumber profile`` of a script that calls
+``distribute`` itself) only the reads are watched: a read from any service
+that waits ``stall_s`` is :class:`WorkersGone`, whatever went away.
+
 The blocked ``GetNext`` cannot be interrupted from Python, so ``on_lost``
 gets the error and decides how the process ends (``plumber run`` says so
 and exits). Everything patched is restored on exit.
@@ -35,6 +39,9 @@ POLL_S = 1.0
 
 #: Seconds one connection attempt to the dispatcher may take.
 CONNECT_TIMEOUT_S = 2.0
+
+#: Default seconds without the dispatcher, or waiting for one element, before a run is lost.
+DEFAULT_TIMEOUT_S = 60.0
 
 
 class ServiceLost(RuntimeError):
@@ -87,7 +94,7 @@ def reads_service(dataset: Any) -> bool:
 class ServiceWatch:
     """Context manager: calls ``on_lost(error)`` once when the service is gone (see module)."""
 
-    def __init__(self, service: str, on_lost: Callable[[ServiceLost], None], *,
+    def __init__(self, service: str | None, on_lost: Callable[[ServiceLost], None], *,
                  grace_s: float, stall_s: float) -> None:
         self.service = service
         self.on_lost = on_lost
@@ -155,14 +162,11 @@ class ServiceWatch:
         gone_since: float | None = None
         while not self._stop.wait(POLL_S):
             now = time.monotonic()
-            if reachable(self.service):
+            if self.service is None or reachable(self.service):
                 gone_since = None
                 waited = self.longest_wait()
                 if waited >= self.stall_s:
-                    self.on_lost(WorkersGone(
-                        f"no element came from the tf.data service at {self.service} for "
-                        f"{waited:.0f} s while its dispatcher answered: its workers died or "
-                        f"stopped answering (tf.data service would wait for them for good)"))
+                    self.on_lost(WorkersGone(self._stalled(waited)))
                     return
                 continue
             gone_since = now if gone_since is None else gone_since
@@ -172,3 +176,12 @@ class ServiceWatch:
                     f"({now - gone_since:.0f} s without a connection): its process ended or "
                     f"the network to it is down (tf.data service would wait for it for good)"))
                 return
+
+    def _stalled(self, waited: float) -> str:
+        if self.service is None:
+            return (f"no element came from the tf.data service the script reads from for "
+                    f"{waited:.0f} s: its dispatcher or its workers died or stopped answering "
+                    f"(tf.data service would wait for them for good)")
+        return (f"no element came from the tf.data service at {self.service} for "
+                f"{waited:.0f} s while its dispatcher answered: its workers died or "
+                f"stopped answering (tf.data service would wait for them for good)")

@@ -6,7 +6,8 @@ what fails on a real one). GIVEN a plan whose offload cut is the script's
 map, WHEN the script runs with it, THEN each epoch yields what the script
 yields as written (``distributed_epoch``) or that once per worker
 (``parallel_epochs``); a dispatcher or a worker that goes away mid-run is a
-named error with exit status 69 instead of a run that waits for good.
+named error with exit status 69 instead of a run that waits for good; under
+``plumber profile``, with the profile of what ran written.
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ import pytest
 from conftest import PIPELINES, run_plumber
 
 from plumber.records.exitcodes import SERVICE_LOST
+from plumber.records.profile import Profile
 
 pytestmark = pytest.mark.slow
 
 SCRIPT = PIPELINES / "tf_data_service.py"
 KERAS_SCRIPT = PIPELINES / "keras_data_service.py"
+READER_SCRIPT = PIPELINES / "tf_service_reader.py"
 
 
 def cut_line(script: Path) -> int:
@@ -165,3 +168,27 @@ def test_a_worker_that_dies_ends_the_run_with_a_named_error(tmp_path):
     assert run.returncode == SERVICE_LOST
     assert f"no element came from the tf.data service at {dispatcher.address}" in stderr
     assert "its workers died or stopped answering" in stderr
+
+
+def test_a_profiled_script_whose_service_goes_away_ends_with_its_profile_written(tmp_path):
+    service = Service(tmp_path, "--workers", "1")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
+    run = subprocess.Popen(
+        [sys.executable, "-m", "plumber", "profile", "-o", "out", "--service-timeout", "5",
+         str(READER_SCRIPT), "--", service.address],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for_reads(run)
+        service.stop(signal.SIGKILL)
+        _, stderr = run.communicate(timeout=90)
+    finally:
+        run.kill()
+        service.stop(signal.SIGKILL)
+    assert run.returncode == SERVICE_LOST, stderr
+    assert "no element came from the tf.data service the script reads from" in stderr
+    profile = Profile.load(tmp_path / "out" / "profile.json")
+    assert profile.run.exit_status == SERVICE_LOST
+    assert "no element came from the tf.data service" in (profile.run.error or "")
+    assert any("the run was lost" in note for note in profile.run.notes)
+    assert profile.pipelines and profile.pipelines[0].consumer.steps >= 40
+    assert (tmp_path / "out" / "report.html").is_file()
