@@ -120,13 +120,17 @@ def test_keras_fit_trains_on_the_batches_as_written(tmp_path, two_workers):
     assert epochs_seen == [{"epoch": 0, "batches": 8}, {"epoch": 1, "batches": 8}]
 
 
+def plumber_in_background(tmp_path: Path, *args: str) -> subprocess.Popen:
+    """``plumber ARGS`` started in ``tmp_path``, its output read as it comes."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "plumber", *args], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
 def slow_run(tmp_path: Path, address: str) -> subprocess.Popen:
     plan = write_plan(tmp_path, "distributed_epoch")
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "plumber", "run", "--plan", str(plan), "--data-service", address,
-         "--service-timeout", "5", str(SCRIPT), "--", "--slow"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return plumber_in_background(tmp_path, "run", "--plan", str(plan), "--data-service", address,
+                                 "--service-timeout", "5", str(SCRIPT), "--", "--slow")
 
 
 def wait_for_reads(run: subprocess.Popen) -> None:
@@ -138,16 +142,26 @@ def wait_for_reads(run: subprocess.Popen) -> None:
     pytest.fail(f"the script read nothing: {run.stderr.read() if run.stderr else ''}")
 
 
-def test_a_dispatcher_that_goes_away_ends_the_run_with_a_named_error(tmp_path):
-    service = Service(tmp_path, "--workers", "1")
-    run = slow_run(tmp_path, service.address)
+def killed_mid_run(run: subprocess.Popen, service: Service, *others: Service) -> str:
+    """Kill ``service`` once the run has read from it; the run's stderr once it has ended.
+
+    Whatever happens, the run is killed and every service stopped afterwards.
+    """
     try:
         wait_for_reads(run)
         service.stop(signal.SIGKILL)
-        _, stderr = run.communicate(timeout=60)
+        return run.communicate(timeout=90)[1]
     finally:
         run.kill()
         service.stop(signal.SIGKILL)
+        for other in others:
+            other.stop()
+
+
+def test_a_dispatcher_that_goes_away_ends_the_run_with_a_named_error(tmp_path):
+    service = Service(tmp_path, "--workers", "1")
+    run = slow_run(tmp_path, service.address)
+    stderr = killed_mid_run(run, service)
     assert run.returncode == SERVICE_LOST
     assert f"the tf.data service dispatcher at {service.address} stopped answering" in stderr
 
@@ -157,14 +171,7 @@ def test_a_worker_that_dies_ends_the_run_with_a_named_error(tmp_path):
     worker = Service(tmp_path, "--workers", "1", "--host", "localhost",
                      "--dispatcher", dispatcher.address.removeprefix("grpc://"))
     run = slow_run(tmp_path, dispatcher.address)
-    try:
-        wait_for_reads(run)
-        worker.stop(signal.SIGKILL)
-        _, stderr = run.communicate(timeout=60)
-    finally:
-        run.kill()
-        worker.stop(signal.SIGKILL)
-        dispatcher.stop()
+    stderr = killed_mid_run(run, worker, dispatcher)
     assert run.returncode == SERVICE_LOST
     assert f"no element came from the tf.data service at {dispatcher.address}" in stderr
     assert "its workers died or stopped answering" in stderr
@@ -172,18 +179,9 @@ def test_a_worker_that_dies_ends_the_run_with_a_named_error(tmp_path):
 
 def test_a_profiled_script_whose_service_goes_away_ends_with_its_profile_written(tmp_path):
     service = Service(tmp_path, "--workers", "1")
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
-    run = subprocess.Popen(
-        [sys.executable, "-m", "plumber", "profile", "-o", "out", "--service-timeout", "5",
-         str(READER_SCRIPT), "--", service.address],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_for_reads(run)
-        service.stop(signal.SIGKILL)
-        _, stderr = run.communicate(timeout=90)
-    finally:
-        run.kill()
-        service.stop(signal.SIGKILL)
+    run = plumber_in_background(tmp_path, "profile", "-o", "out", "--service-timeout", "5",
+                                str(READER_SCRIPT), "--", service.address)
+    stderr = killed_mid_run(run, service)
     assert run.returncode == SERVICE_LOST, stderr
     assert "no element came from the tf.data service the script reads from" in stderr
     profile = Profile.load(tmp_path / "out" / "profile.json")

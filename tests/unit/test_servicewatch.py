@@ -51,37 +51,27 @@ def slow(elements: int) -> object:
         lambda x: tf.py_function(lambda v: time.sleep(1) or v, [x], tf.int64))
 
 
+@pytest.mark.parametrize("watched, message", [
+    ("dispatcher", "its workers died or stopped answering"),
+    (None, "the tf.data service the script reads from"),
+])
 def test_a_service_read_that_waits_too_long_while_the_dispatcher_answers_is_reported(
-        fast_polls):
+        fast_polls, watched, message):
     service = tf.data.experimental.service
     dispatcher = service.DispatchServer()
     worker = service.WorkerServer(service.WorkerConfig(
         dispatcher_address=dispatcher.target.removeprefix("grpc://")))
     lost: list[Exception] = []
     distributed = slow(2).apply(service.distribute("parallel_epochs", dispatcher.target))
-    with ServiceWatch(dispatcher.target, lost.append, grace_s=60, stall_s=0.3):
-        assert sorted(int(v) for v in distributed) == [0, 1]
-    worker.stop()
-    dispatcher.stop()
-    assert lost and isinstance(lost[0], WorkersGone)
-    assert "its workers died or stopped answering" in str(lost[0])
-
-
-def test_without_an_address_only_a_service_read_that_waits_too_long_is_reported(fast_polls):
-    service = tf.data.experimental.service
-    dispatcher = service.DispatchServer()
-    worker = service.WorkerServer(service.WorkerConfig(
-        dispatcher_address=dispatcher.target.removeprefix("grpc://")))
-    lost: list[Exception] = []
-    distributed = slow(2).apply(service.distribute("parallel_epochs", dispatcher.target))
-    with ServiceWatch(None, lost.append, grace_s=0.0, stall_s=0.3):
+    address = dispatcher.target if watched else None
+    with ServiceWatch(address, lost.append, grace_s=60, stall_s=0.3):
         assert [int(v) for v in slow(1)] == [0]  # not read from a service: not watched
         assert lost == []
         assert sorted(int(v) for v in distributed) == [0, 1]
     worker.stop()
     dispatcher.stop()
     assert lost and isinstance(lost[0], WorkersGone)
-    assert "the tf.data service the script reads from" in str(lost[0])
+    assert message in str(lost[0])
 
 
 def test_a_slow_read_of_a_pipeline_without_the_service_is_not_reported(fast_polls):
