@@ -87,7 +87,6 @@ class RunCommand:
         return outcome.exit_status
 
 
-
 def _service_applier(args: argparse.Namespace) -> Any:
     """The applier for the plan's offload cut, or the exit status when it cannot be used."""
     from plumber.records.offload import read_offload

@@ -24,7 +24,8 @@ from plumber.records.kinds import is_loader_root
 
 SCHEMA_VERSION = 2
 
-#: How many of the latest step times ``ConsumerStats.step_median_s`` is the median of.
+#: How many of each iterator's latest step times ``ConsumerStats.step_median_s`` is the
+#: median of.
 RECENT_STEPS = 4096
 
 
@@ -183,9 +184,10 @@ class ConsumerStats:
     (which pays the pipeline's start-up), when timed around ``next()``; None
     otherwise. How much the two rates vary sizes the prefetch buffer
     (:mod:`plumber.analyzers.prefetch`). ``step_median_s`` is the median
-    step time over the same calls (the latest :data:`RECENT_STEPS` of them):
-    the steady step, which a one-off long one (the first call of a
-    ``tf.function`` traces it) does not move; None where not timed.
+    step time over the same calls (the latest :data:`RECENT_STEPS` of each
+    iterator or loader): the steady step, which a one-off long one (the
+    first call of a ``tf.function`` traces it) does not move; None where
+    not timed.
 
     The steady window is the iteration after each iterator's first step,
     which pays the start-up (threads, buffers, function tracing):

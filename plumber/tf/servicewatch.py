@@ -178,6 +178,7 @@ class ServiceWatch:
                 return
 
     def _stalled(self, waited: float) -> str:
+        """The error of a service read that has waited ``waited`` seconds for its element."""
         if self.service is None:
             return (f"no element came from the tf.data service the script reads from for "
                     f"{waited:.0f} s: its dispatcher or its workers died or stopped answering "

@@ -315,10 +315,9 @@ def test_keras_fit_on_the_cpu_charges_its_training_step_to_the_shared_cores(work
     # pipeline: the step's CPU, measured over the steady window, joins the CPU bound.
     case = CASES["keras_image_classification"]
     result = tuned(case, workdir)
-    (training,) = [(p, d) for p, d in zip(result.profile.pipelines, result.diagnoses,
-                                          strict=True)
-                   if any(_is_random(case, s) and s.kind == "map" for s in p.stages)]
-    pipeline, diagnosis = training
+    ((pipeline, diagnosis),) = [
+        (p, d) for p, d in zip(result.profile.pipelines, result.diagnoses, strict=True)
+        if any(_is_random(case, s) and s.kind == "map" for s in p.stages)]
     assert pipeline.consumer is not None and pipeline.consumer.cpu_s is not None
     cpu = next(b for b in diagnosis.bounds if b.name == "CPU")
     assert "training step" in cpu.detail, cpu.detail
