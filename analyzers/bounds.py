@@ -24,7 +24,7 @@ from plumber.analyzers.results import Bound, StageAnalysis
 from plumber.analyzers.stages import cpu_demand
 
 #: Stage resources that give the stage a bound of its own (not pass-through, measured).
-STAGE_RESOURCES = frozenset({"cpu", "latency", "disk"})
+STAGE_RESOURCES = frozenset({"cpu", "latency", "disk", "service"})
 
 #: A bound this many times another is "clearly above" it; below that they are
 #: too close to tell apart with these measurements.
@@ -157,7 +157,9 @@ def _stage_bound(a: StageAnalysis, cpu_rate: float, cores: float) -> Bound:
         kind = "parallelism"
     wall = a.wall_demand_s or 0.0
     detail = f"parallelism {a.parallelism:g} / {text.ms(wall)} of wall time per root element"
-    if a.loop_step_s is not None:
+    if kind == "service":
+        detail = f"1 / {text.ms(wall)} waiting for the tf.data service per root element"
+    elif a.loop_step_s is not None:
         detail = (
             f"made in the training loop's own thread (num_workers=0), taking turns with "
             f"the step: 1 / ({text.ms(wall)} + {text.ms(a.loop_step_s)} of training step) "

@@ -31,7 +31,7 @@ from plumber.analyzers.results import WhatIf
 from plumber.analyzers.stages import cpu_demand, without
 from plumber.analyzers.topology import above, below, is_random, pool_of
 from plumber.analyzers.whatif import WORTH_LISTING, Scene
-from plumber.records.kinds import PIN_MEMORY, POOL
+from plumber.records.kinds import PIN_MEMORY, POOL, SERVICE
 from plumber.records.profile import Pipeline, Stage
 
 #: Share of the available memory a cache may take.
@@ -219,6 +219,14 @@ def _obstacle(
 ) -> tuple[str | None, str]:
     """Why a cache after ``stage`` must not be proposed (None if it may), and what it holds."""
     pipeline = scene.pipeline
+    service = next((s for s in pipeline.stages if s.id in covered and SERVICE in s.knobs),
+                   None)
+    if service is not None:
+        return (
+            f"{service.id} reads from a tf.data service, whose workers make every epoch "
+            f"anew with functions not checked here, and a cache after it would replay one "
+            f"epoch in every epoch", "",
+        )
     random = [s for s in pipeline.stages if s.id in covered and is_random(s)]
     if random:
         first = min(random, key=lambda s: len(below(pipeline, s.id)))

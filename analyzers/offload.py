@@ -33,19 +33,15 @@ from dataclasses import dataclass
 from plumber.analyzers import text
 from plumber.analyzers.bounds import CLEARLY_ABOVE, binding
 from plumber.analyzers.results import Recommendation, WhatIf
-from plumber.analyzers.stages import SATURATED, cpu_demand
+from plumber.analyzers.stages import RECEIVE_BPS_PER_CORE, SATURATED, cpu_demand
 from plumber.analyzers.topology import below
 from plumber.analyzers.whatif import NEARLY_AS_GOOD, Scene
 from plumber.records.appliable import appliable
-from plumber.records.kinds import POOL, is_loader_root
+from plumber.records.kinds import POOL, SERVICE, is_loader_root
 from plumber.records.profile import Pipeline, Stage
 
 #: Bandwidth taken when the run probed none: a 10 Gb/s link between hosts, in bytes/s.
 ASSUMED_BPS = 10e9 / 8
-
-#: Bytes one core receives and unpacks per second at the training process (an assumption:
-#: a copy out of the gRPC message; compression would cost more).
-RECEIVE_BPS_PER_CORE = 1e9
 
 #: The most remote workers a what-if proposes.
 MAX_WORKERS = 64
@@ -170,6 +166,10 @@ def _chain(pipeline: Pipeline) -> list[Stage]:
 
 def unmovable(stage: Stage) -> str | None:
     """Why ``stage`` cannot run on a remote worker, or None when it can."""
+    if SERVICE in stage.knobs:
+        return (f"{text.where(stage)} already reads from the tf.data service at "
+                f"{stage.knobs[SERVICE]}: the stages below it run on that service's "
+                f"workers")
     if stage.knobs.get("stateful") is True:
         return (f"{text.where(stage)} calls Python or holds state (py_function, "
                 f"numpy_function, from_generator, variables): it cannot be serialized to a "

@@ -19,9 +19,11 @@ from plumber.records.profile import SourceLocation
 #: back by too little parallelism while cores are idle; ``memory``: a buffer
 #: or cache that does not fit; ``consumer``: the training step itself, so the
 #: input pipeline is not the problem; ``unknown``: the consumer waited on
-#: input but no measured stage explains it.
+#: input but no measured stage explains it; ``service``: the elements a
+#: tf.data service's workers send (what they run is not measured here).
 BOTTLENECK_KINDS = (
     "cpu", "disk", "network", "latency", "parallelism", "memory", "consumer", "unknown",
+    "service",
 )
 
 
@@ -36,7 +38,8 @@ class StageAnalysis:
     parallelism. ``wait_fraction``: share of the stage's wall time not spent
     on CPU (high means it waits on I/O or latency). ``resource``: what the
     stage's work is bound by (``cpu``, ``disk``, ``network``, ``latency``,
-    ``none`` for pass-through stages, ``unmeasured``). ``pool`` is the id of
+    ``service`` for a read from a tf.data service, ``none`` for pass-through
+    stages, ``unmeasured``). ``pool`` is the id of
     the worker pool the stage runs in, one after its siblings (a torch
     DataLoader's): the pool's own analysis carries their summed demand, so
     bounds are taken from the pool and the members only break it down.

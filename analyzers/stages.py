@@ -32,7 +32,7 @@ from plumber.analyzers import text
 from plumber.analyzers.observed import consumer_rate
 from plumber.analyzers.results import StageAnalysis
 from plumber.analyzers.topology import parallelism, pool_of
-from plumber.records.kinds import POOL
+from plumber.records.kinds import POOL, SERVICE
 from plumber.records.profile import Pipeline, Stage, StageStats, ThreadCpu
 
 #: A stage whose own time is below this share of the pipeline's total is
@@ -55,6 +55,12 @@ SATURATED = 0.85
 #: for a core more than for anything else, is oversubscribed.
 OVERSUBSCRIBED = 0.25
 
+
+#: Bytes one core receives and unpacks per second at the training process from a
+#: tf.data service (an assumption: a copy out of the gRPC message; compression
+#: would cost more). A service read's CPU is estimated from it where the read
+#: was not measured (it is never read again for a CPU probe).
+RECEIVE_BPS_PER_CORE = 1e9
 
 #: The frameworks' threads must have computed at least this long for their
 #: run-queue wait per CPU second to stand for a stage's.
@@ -136,6 +142,20 @@ def cpu_demand(analysis: StageAnalysis) -> float | None:
     return analysis.wall_demand_s
 
 
+def _stage_cpu_s(stage: Stage) -> float | None:
+    """The stage's measured CPU seconds; for a service read not measured, the estimate
+    of receiving its bytes (its wall time is waiting for the service, not computing)."""
+    stats = stage.stats
+    if stats is None:
+        return None
+    cpu = stats.cpu_time_s
+    if cpu is not None and math.isfinite(cpu):
+        return cpu
+    if SERVICE in stage.knobs:
+        return stats.bytes_produced / RECEIVE_BPS_PER_CORE
+    return None
+
+
 def cpu_seconds_per_root(pipeline: Pipeline, roots: int) -> float:
     """CPU demand of the whole pipeline per root element (wall where CPU is missing)."""
     total = 0.0
@@ -143,8 +163,8 @@ def cpu_seconds_per_root(pipeline: Pipeline, roots: int) -> float:
         stats = stage.stats
         if stats is None or pool_of(pipeline, stage) is not None:
             continue
-        cpu = stats.cpu_time_s
-        seconds = cpu if cpu is not None and math.isfinite(cpu) else stats.wall_time_s
+        cpu = _stage_cpu_s(stage)
+        seconds = cpu if cpu is not None else stats.wall_time_s
         total += seconds if math.isfinite(seconds) else 0.0
     return total / roots
 
@@ -240,8 +260,8 @@ def _analyse(
         )
     stats = stage.stats
     wall = stats.wall_time_s / roots
-    cpu_s = stats.cpu_time_s
-    cpu = cpu_s / roots if cpu_s is not None and math.isfinite(cpu_s) else None
+    cpu_s = _stage_cpu_s(stage)
+    cpu = cpu_s / roots if cpu_s is not None else None
     runqueue = stats.runqueue_time_s
     estimated = False
     if runqueue is None and pool is not None:
@@ -253,6 +273,12 @@ def _analyse(
     core = split.core if split is not None else None
     if stage.kind in PASS_THROUGH:
         resource, note = "none", ""
+    elif SERVICE in stage.knobs:
+        estimated = stats.cpu_time_s is None or not math.isfinite(stats.cpu_time_s)
+        resource, note = "service", (
+            f"waits for the tf.data service's workers ({stage.knobs[SERVICE]}): what they run "
+            f"is not measured here" + ("; its own CPU is estimated from the bytes it received"
+                                       if estimated else ""))
     else:
         in_pool = stage.kind == POOL or pool is not None
         crowd = _Crowd(p, cores, "workers" if in_pool else "calls in flight", estimated)

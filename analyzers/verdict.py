@@ -25,7 +25,7 @@ from plumber.analyzers.bounds import binding, next_rate, step_cores, step_fills_
 from plumber.analyzers.results import Bound, StageAnalysis
 from plumber.analyzers.stages import SATURATED, cpu_demand, oversubscribed
 from plumber.analyzers.whatif import STALLED, Scene
-from plumber.records.kinds import POOL
+from plumber.records.kinds import POOL, SERVICE
 
 #: The share of time waiting on input above which a job is input-bound
 #: (the TensorBoard input-pipeline analyzer's threshold).
@@ -262,6 +262,13 @@ def summarise(scene: Scene, verdict: Verdict) -> str:
         cap = scene.limits.in_flight_cap
         if cap is not None:
             then += f" The server refused requests beyond {cap} in flight, so no more than that."
+    elif verdict.kind == "service":
+        address = stage.knobs.get(SERVICE) if stage is not None else None
+        why = (f"waits for the tf.data service at {address}, whose workers delivered about "
+               f"{text.rate(verdict.bound.rate)}")
+        then = (f"More workers there (or fewer stages sent to them) would allow about {fixed} "
+                f"({observed}); what the workers run is not measured here, so how many is "
+                f"not predicted.")
     else:  # parallelism: a CPU-bound stage with cores left idle
         why, then = _parallelism_summary(scene, analysis, f"about {fixed} ({observed})")
     return f"{who} is the bottleneck: it {why}. {then}{inside}"

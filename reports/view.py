@@ -24,6 +24,7 @@ KIND_LABELS = {
     "parallelism": "too little parallelism (cores left idle)",
     "memory": "memory",
     "consumer": "the consumer (training step), not the input pipeline",
+    "service": "the tf.data service's workers",
 }
 
 

@@ -24,6 +24,11 @@ PIN_MEMORY = "pin_memory"
 #: thread above it.
 LOADER_ROOTS = frozenset({POOL, PIN_MEMORY})
 
+#: The knob of a stage that reads from a tf.data service (``distribute``): the
+#: service's address. The stages the script sent there are recorded below it,
+#: unmeasured (they ran on the service's workers).
+SERVICE = "service"
+
 #: The DataLoader stages a sample cache can follow (``CachedDataset(upto=...)``):
 #: the fetch (``upto=-1``) or a transform (its index).
 CACHE_POINTS = re.compile(r"fetch|transform_(\d+)")

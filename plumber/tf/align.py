@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from plumber.records.kinds import SERVICE
 from plumber.tf.modelstats import ModelAccumulator, NodeStats
 from plumber.tf.written import NESTING_KINDS, WrittenStage, kind_of
 
@@ -198,9 +199,11 @@ class _Aligner:
         stage_id = f"tf-{kind}-above-{w.id}"
         stage = self.stages.get(stage_id)
         if stage is None:
+            uncompress = kind == "map" and SERVICE in w.knobs
             stage = self.stages[stage_id] = RunStage(
                 id=stage_id, kind=kind, op=node.name, inputs=[w.id], written=False,
-                note="added by TF when it rewrote the pipeline",
+                note=("added by TF: it uncompresses the elements the tf.data service sends"
+                      if uncompress else "added by TF when it rewrote the pipeline"),
             )
         stage.add(node)
         below = self.match(w, node.inputs[0]) if node.inputs else w.id

@@ -17,6 +17,9 @@ While a :class:`TfHooks` context is active:
 - ``tf.function``'s ``Function.__call__`` notes the same end when a
   compiled function given an iterator (Keras ``fit``'s train step) raises
   it;
+- ``distribute`` (its module's ``_distribute``) notes which dataset each
+  service read was made from, so the profile can show the stages that ran
+  on the service's workers;
 - a poller thread folds ``get_model_proto(iterator)`` of every live
   iterator into a :class:`ModelAccumulator` (cheap; TF keeps the model for
   autotuning anyway) and enforces the run's step/duration bounds.
@@ -41,6 +44,7 @@ from plumber.measure.steady import SteadyWindow
 from plumber.records.profile import RECENT_STEPS, SourceLocation
 from plumber.tf.identity import StageCounter, stage_key
 from plumber.tf.modelstats import ModelAccumulator
+from plumber.tf.written import is_service_read
 
 
 @dataclass
@@ -99,6 +103,7 @@ class TfHooks:
         self.infinite_default_s = infinite_default_s
         self.notify = notify or (lambda message: None)
         self.sources: dict[int, tuple[Any, SourceLocation]] = {}
+        self.distributed: dict[int, tuple[Any, Any]] = {}
         self.counter = StageCounter()
         self.pipelines: dict[int, WatchedPipeline] = {}
         self.started_at = 0.0
@@ -122,6 +127,7 @@ class TfHooks:
         self._patch(iterator_ops.OwnedIterator, "_next_internal", self._wrap_next)
         self._patch(polymorphic_function.Function, "__call__", self._wrap_function_call)
         self._add_finalizer(iterator_ops.OwnedIterator)
+        self._patch_distribute()
         self._poller = Poller("plumber-tf-poll", self.poll_interval_s, self._poll)
         self._poller.start()
         return self
@@ -151,6 +157,14 @@ class TfHooks:
         original = owner.__dict__[name]
         self._restore.append((owner, name, original))
         setattr(owner, name, wrapper_factory(original))
+
+    def _patch_distribute(self) -> None:
+        try:
+            from tensorflow.python.data.experimental.ops import data_service_ops
+        except ImportError:  # a TF build without tf.data service
+            return
+        if "_distribute" in data_service_ops.__dict__:
+            self._patch(data_service_ops, "_distribute", self._wrap_distribute)
 
     def _add_finalizer(self, owner: Any) -> None:
         """Poll an iterator one last time just before it is destroyed.
@@ -188,6 +202,23 @@ class TfHooks:
             hooks.sources[id(ds)] = (weakref.ref(ds), location)
 
         return __init__
+
+    def _wrap_distribute(self, original: Any) -> Any:
+        hooks = self
+
+        def _distribute(*args: Any, **kwargs: Any) -> Any:
+            apply_fn = original(*args, **kwargs)
+
+            def _apply_fn(dataset: Any) -> Any:
+                result = apply_fn(dataset)
+                read = _service_read_in(result)
+                if read is not None:
+                    hooks.distributed[id(read)] = (weakref.ref(read), dataset)
+                return result
+
+            return _apply_fn
+
+        return _distribute
 
     def _wrap_iterator_init(self, original: Any) -> Any:
         hooks = self
@@ -307,6 +338,13 @@ class TfHooks:
             return entry[1]
         return None
 
+    def distributed_of(self, service_read: Any) -> Any:
+        """The dataset ``distribute`` sent to the service ``service_read`` reads from."""
+        entry = self.distributed.get(id(service_read))
+        if entry is not None and entry[0]() is service_read:
+            return entry[1]
+        return None
+
     def poll_all(self) -> None:
         with self._lock:
             watches = list(self._watches.values())
@@ -364,6 +402,20 @@ class TfHooks:
 
 
 _ABSENT = object()
+
+
+def _service_read_in(dataset: Any) -> Any:
+    """The service read ``distribute`` returned, under the options it may add for a job."""
+    current, seen = dataset, 0
+    while current is not None and seen < 4:
+        if is_service_read(current):
+            return current
+        try:
+            inputs = current._inputs()
+        except Exception:  # noqa: BLE001 - a class without inputs ends the walk
+            return None
+        current, seen = (inputs[0] if inputs else None), seen + 1
+    return None
 
 
 def _is_infinite(dataset: Any) -> bool:

@@ -14,13 +14,14 @@ from statistics import fmean
 from typing import Any
 
 from plumber.measure.steady import median_step, steady_of
+from plumber.records.kinds import SERVICE
 from plumber.records.profile import ConsumerStats, IteratorPass, Pipeline, Stage, StageStats
 from plumber.tf.align import RunStage, align
 from plumber.tf.cpuprobe import measure_prefixes, own_cpu_per_root
 from plumber.tf.determinism import BUDGET_S as DETERMINISM_BUDGET_S
 from plumber.tf.determinism import find_random_stages
 from plumber.tf.hooks import IteratorWatch, TfHooks, WatchedPipeline
-from plumber.tf.written import NESTING_KINDS, WrittenStage, read_written
+from plumber.tf.written import NESTING_KINDS, WrittenStage, is_service_read, read_written
 
 
 def build_pipelines(
@@ -57,7 +58,7 @@ def _build_one(
     check_s: float,
     clock_origin: float | None,
 ) -> Pipeline:
-    written = read_written(watched.dataset, hooks.source_of)
+    written = read_written(watched.dataset, hooks.source_of, hooks.distributed_of)
     iterators = [w for w in watched.iterators if w.model.root_elements > 0]
     notes: list[str] = [
         f"{stage.id} is random: two fresh passes over its output differed, so nothing "
@@ -94,7 +95,7 @@ def _build_one(
     by_id = {w.id: w for w in written.walk()}
     records = tuple(
         _stage_record(run, by_id.get(sid), cpu.get(sid)) for sid, run in stages.items()
-    )
+    ) + _remote_records(written)
     consumer, duration = _consumer(watched.iterators, clock_origin)
     if watched.infinite:
         notes.append("the pipeline is infinite (repeat()); statistics cover the profiled part")
@@ -127,11 +128,18 @@ def _cpu_times(
         notes.append("per-stage CPU time was not measured: TF's model counted no element "
                      "at the pipeline's root")
         return {}
-    costs = measure_prefixes(written.walk(), budget_s)
+    local = [w for w in written.walk() if not any(is_service_read(s.dataset) for s in w.walk())]
+    costs = measure_prefixes(local, budget_s)
     notes.append(
         f"per-stage CPU time measured by re-running each pipeline prefix briefly "
         f"after the script ({budget_s:.1f} s budget)"
     )
+    if len(local) < len(written.walk()):
+        notes.append(
+            "the stages from the tf.data service read up were not re-run for their CPU "
+            "time: reading the service again would start another job on its workers, or "
+            "take elements from a job shared with other readers"
+        )
     cpu: dict[str, float] = {}
     for w in written.walk():
         per_root = own_cpu_per_root(w, costs, visit)
@@ -160,6 +168,24 @@ def _apportion_nested(stages: dict[str, RunStage], cpu: dict[str, float]) -> Non
             cpu[stage.id] = total * stage.processing_time_s / wall
 
 
+def _remote_records(written: WrittenStage) -> tuple[Stage, ...]:
+    """The stages each service read's ``distribute`` sent to the service, unmeasured here."""
+    records: list[Stage] = []
+    for read in written.walk():
+        if read.remote is None:
+            continue
+        address = read.knobs.get(SERVICE)
+        reason = (f"ran on the tf.data service's workers{f' ({address})' if address else ''}, "
+                  f"not in this process: not measured here")
+        records.extend(
+            Stage(id=w.id, kind=w.kind, op=w.op, inputs=tuple(i.id for i in w.inputs),
+                  knobs=dict(w.knobs), source=w.source, unmeasured_reason=reason)
+            for w in read.remote.walk()
+        )
+        records.extend(_remote_records(read.remote))
+    return tuple(records)
+
+
 def _stage_record(run: RunStage, w: WrittenStage | None, cpu_s: float | None) -> Stage:
     stats = None
     reason = None
@@ -181,11 +207,12 @@ def _stage_record(run: RunStage, w: WrittenStage | None, cpu_s: float | None) ->
     knobs = dict(w.knobs) if w is not None else {}
     if run.note and run.matched:
         knobs.setdefault("note", run.note)
+    remote = (w.remote.id,) if w is not None and w.remote is not None else ()
     return Stage(
         id=run.id,
         kind=run.kind,
         op=run.op,
-        inputs=tuple(run.inputs),
+        inputs=tuple(run.inputs) + remote,
         knobs=knobs,
         source=w.source if w is not None else None,
         written=run.written,

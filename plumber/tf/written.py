@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from plumber.records.kinds import SERVICE
 from plumber.records.profile import SourceLocation
 
 #: Op-name prefixes (without "Dataset") to framework-neutral stage kinds,
@@ -113,7 +114,14 @@ def _written_kind(dataset: Any, op: str) -> str:
 
 @dataclass
 class WrittenStage:
-    """One stage the user wrote, tied to its dataset object and graph node."""
+    """One stage the user wrote, tied to its dataset object and graph node.
+
+    A read from a tf.data service (``distribute``) is a source here: what
+    it reads was made on the service's workers. The stages the script
+    handed to ``distribute`` are its ``remote`` stages, outside
+    :meth:`walk`, so nothing plumber runs again in this process (CPU
+    probe, randomness check) runs them here.
+    """
 
     id: str
     kind: str
@@ -123,6 +131,7 @@ class WrittenStage:
     inputs: list[WrittenStage] = field(default_factory=list)
     knobs: dict[str, Any] = field(default_factory=dict)
     source: SourceLocation | None = None
+    remote: WrittenStage | None = None
 
     def walk(self) -> list[WrittenStage]:
         """This stage and everything below it, inputs first (bottom-up)."""
@@ -134,47 +143,119 @@ class WrittenStage:
 
 
 def read_written(
-    dataset: Any, source_of: Callable[[Any], SourceLocation | None]
+    dataset: Any,
+    source_of: Callable[[Any], SourceLocation | None],
+    distributed_of: Callable[[Any], Any] = lambda service_read: None,
 ) -> WrittenStage:
     """Build the written stage tree of ``dataset``.
 
     ``source_of`` gives the user's source line of a dataset object, as
-    recorded while the script built the pipeline.
+    recorded while the script built the pipeline; ``distributed_of`` the
+    dataset a service read was made from by ``distribute``, when seen. Ids
+    count each kind from the bottom up, the stages sent to a service among
+    them (they come before the read).
     """
-    graph = _graph_def(dataset)
-    nodes = {n.name: n for n in graph.node} if graph is not None else {}
-    functions = {f.signature.name: f for f in graph.library.function} if graph else {}
-    root_node = _root_node(nodes)
     counters: dict[str, int] = {}
     built: dict[int, WrittenStage] = {}
 
-    def build(obj: Any, node: Any) -> WrittenStage:
-        if id(obj) in built:
-            return built[id(obj)]
-        op = node.op if node is not None else type(obj).__name__.lstrip("_")
-        graph_inputs = [nodes[n] for n in _dataset_inputs(node, nodes)] if node else []
-        py_inputs = list(_py_inputs(obj))
-        if len(graph_inputs) != len(py_inputs):
-            graph_inputs = [None] * len(py_inputs)
-        inputs = [build(o, n) for o, n in zip(py_inputs, graph_inputs, strict=True)]
-        run_kind = kind_of(op)
-        kind = _written_kind(obj, op)
-        ordinal = counters.get(kind, 0)
-        counters[kind] = ordinal + 1
-        stage = WrittenStage(
-            id=f"{kind}-{ordinal}",
-            kind=kind,
-            op=_SOURCE_WRAPPERS.get(type(obj).__name__, op_base(op)),
-            dataset=obj,
-            run_kind=run_kind,
-            inputs=inputs,
-            knobs=_knobs(obj, node, functions),
-            source=source_of(obj),
-        )
-        built[id(obj)] = stage
-        return stage
+    def tree(top: Any) -> WrittenStage:
+        graph = _graph_def(top)
+        nodes = {n.name: n for n in graph.node} if graph is not None else {}
+        functions = {f.signature.name: f for f in graph.library.function} if graph else {}
 
-    return build(dataset, root_node)
+        def build(obj: Any, node: Any) -> WrittenStage:
+            if id(obj) in built:
+                return built[id(obj)]
+            service = is_service_read(obj)
+            remote = None
+            if service:
+                node = _service_node(node, nodes)
+                distributed = distributed_of(obj)
+                remote = tree(distributed) if distributed is not None else None
+            op = node.op if node is not None else type(obj).__name__.lstrip("_")
+            graph_inputs = [nodes[n] for n in _dataset_inputs(node, nodes)] if node else []
+            py_inputs = [] if service else list(_py_inputs(obj))
+            if len(graph_inputs) != len(py_inputs):
+                graph_inputs = [None] * len(py_inputs)
+            inputs = [build(o, n) for o, n in zip(py_inputs, graph_inputs, strict=True)]
+            kind = "source" if service else _written_kind(obj, op)
+            ordinal = counters.get(kind, 0)
+            counters[kind] = ordinal + 1
+            stage = WrittenStage(
+                id=f"{kind}-{ordinal}",
+                kind=kind,
+                op=_SOURCE_WRAPPERS.get(type(obj).__name__, op_base(op)),
+                dataset=obj,
+                run_kind=kind_of(op),
+                inputs=inputs,
+                knobs=service_knobs(obj) if service else _knobs(obj, node, functions),
+                source=source_of(obj),
+                remote=remote,
+            )
+            built[id(obj)] = stage
+            return stage
+
+        return build(top, _root_node(nodes))
+
+    return tree(dataset)
+
+
+def is_service_read(dataset: Any) -> bool:
+    """Whether ``dataset`` reads elements from a tf.data service (``distribute``,
+    ``from_dataset_id``)."""
+    return type(dataset).__name__.startswith("_DataServiceDataset")
+
+
+def _service_node(node: Any, nodes: dict[str, Any]) -> Any:
+    """The ``DataServiceDataset`` node at or below ``node``: TF serializes a service
+    read under the ``ParallelMap`` that uncompresses what the workers send."""
+    current = node
+    while current is not None and not current.op.startswith("DataServiceDataset"):
+        below = _dataset_inputs(current, nodes)
+        current = nodes[below[0]] if below else None
+    return current if current is not None else node
+
+
+#: tf.data service's sharding policies (``ProcessingModeDef``) by the names of
+#: ``distribute``'s processing modes where it has one.
+_PROCESSING_MODES = {"OFF": "parallel_epochs", "DYNAMIC": "distributed_epoch"}
+
+
+def service_knobs(dataset: Any) -> dict[str, Any]:
+    """What a service read was given: the service's address, the processing mode,
+    ``max_outstanding_requests`` (-1: AUTOTUNE) and a shared job's name.
+
+    Its elements are taken as random (nothing is cached after it): they are
+    made on the service's workers, which produce each epoch anew, by
+    functions this process cannot check.
+    """
+    knobs: dict[str, Any] = {"random": True}
+    protocol = _scalar(getattr(dataset, "_protocol", None))
+    address = _scalar(getattr(dataset, "_address", None))
+    if isinstance(address, str) and address:
+        knobs[SERVICE] = f"{protocol}://{address}" if protocol else address
+    mode = _processing_mode(getattr(dataset, "_processing_mode", None))
+    if mode is not None:
+        knobs["processing_mode"] = mode
+    requests = _scalar(getattr(dataset, "_max_outstanding_requests", None))
+    if isinstance(requests, int):
+        knobs["max_outstanding_requests"] = requests
+    job = _scalar(getattr(dataset, "_job_name", None))
+    if isinstance(job, str) and job:
+        knobs["job_name"] = job
+    return knobs
+
+
+def _processing_mode(serialized: Any) -> str | None:
+    try:
+        from tensorflow.core.protobuf import data_service_pb2
+
+        definition = data_service_pb2.ProcessingModeDef.FromString(serialized.numpy())
+        policy = data_service_pb2.ProcessingModeDef.ShardingPolicy.Name(
+            definition.sharding_policy)
+    except Exception:  # noqa: BLE001 - an unreadable mode is left out, not guessed
+        return None
+    return _PROCESSING_MODES.get(policy, policy.lower())
 
 
 def _graph_def(dataset: Any) -> Any:

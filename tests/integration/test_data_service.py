@@ -31,6 +31,7 @@ pytestmark = pytest.mark.slow
 SCRIPT = PIPELINES / "tf_data_service.py"
 KERAS_SCRIPT = PIPELINES / "keras_data_service.py"
 READER_SCRIPT = PIPELINES / "tf_service_reader.py"
+SERVICE_BOUND_SCRIPT = PIPELINES / "tf_service_bound.py"
 
 
 def cut_line(script: Path) -> int:
@@ -190,3 +191,27 @@ def test_a_profiled_script_whose_service_goes_away_ends_with_its_profile_written
     assert any("the run was lost" in note for note in profile.run.notes)
     assert profile.pipelines and profile.pipelines[0].consumer.steps >= 40
     assert (tmp_path / "out" / "report.html").is_file()
+
+
+def test_a_profile_names_a_slow_service_and_marks_the_stages_that_ran_on_it(tmp_path):
+    service = Service(tmp_path, "--workers", "1")
+    try:
+        run = run_plumber(["profile", "-o", "out", str(SERVICE_BOUND_SCRIPT), "--",
+                           service.address], cwd=tmp_path)
+    finally:
+        service.stop()
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "Bound by    the tf.data service's workers" in run.stderr, run.stderr[-3000:]
+    (pipeline,) = Profile.load(tmp_path / "out" / "profile.json").pipelines
+    read = next(s for s in pipeline.stages if s.op.startswith("DataService"))
+    assert (read.kind, read.source.line) == ("source", 25)
+    assert read.knobs["service"] == service.address
+    assert read.knobs["processing_mode"] == "distributed_epoch"
+    assert read.stats is not None and read.stats.elements == 2 * 60
+    sent = {s.id: s for s in pipeline.stages if s.stats is None}
+    assert {(s.op, s.source.line) for s in sent.values()} == {
+        ("Range", 22), ("ParallelMapV2", 23), ("BatchV2", 24)}
+    assert all("ran on the tf.data service's workers" in s.unmeasured_reason
+               for s in sent.values())
+    assert read.inputs == (next(i for i, s in sent.items() if s.kind == "batch"),)
+    assert any("not re-run for their CPU time" in note for note in pipeline.notes)

@@ -221,3 +221,23 @@ def test_cycle_elements_missed_between_polls_are_extrapolated_from_the_interleav
     assert nested.elements == 30
     assert nested.processing_time_s == 3.0
     assert "extrapolated" in nested.note
+
+
+def test_a_service_read_takes_the_service_node_and_tf_adds_the_uncompressing_map():
+    read = WrittenStage(id="source-1", kind="source", op="DataServiceV4", dataset=None,
+                        run_kind="source", knobs={"service": "grpc://localhost:5000"})
+    written = WrittenStage(id="prefetch-0", kind="prefetch", op="Prefetch", dataset=None,
+                           run_kind="prefetch", inputs=[read])
+    acc = model(
+        (1, "Root", [2], 100, 0.0),
+        (2, "Prefetch", [3], 100, 0.02),
+        (3, "ParallelMapV2", [4], 102, 0.1),
+        (4, "DataService", [], 104, 4.0),
+    )
+    stages = align(written, acc).stages
+    assert stages["source-1"].as_run == ["DataService"]
+    assert stages["source-1"].processing_time_s == 4.0
+    uncompress = stages["tf-map-above-source-1"]
+    assert uncompress.inputs == ["source-1"] and not uncompress.written
+    assert "uncompresses the elements the tf.data service sends" in uncompress.note
+    assert stages["prefetch-0"].inputs == ["tf-map-above-source-1"]
