@@ -124,12 +124,17 @@ def session_options(args: argparse.Namespace) -> SessionOptions:
     """The session options the command line gave, for every run of the script but stack sampling.
 
     Only a profiling run samples stacks (:func:`profiling_run` adds ``--hotspots``):
-    ``tune``'s measured runs compare rates, which sampling would disturb.
+    ``tune``'s measured runs compare rates, which sampling would disturb. Every
+    run watches the reads from a tf.data service the script sets up; a
+    measured run whose service went away ends the command
+    (:func:`_end_measuring_run`), the profiling run writes its files first.
     """
     from plumber.capture.session import SessionOptions
 
     return SessionOptions(steps=args.steps, duration_s=args.duration, cpu_probe_s=args.cpu_probe,
-                          notify=say, keep_secrets=args.keep_secrets)
+                          notify=say, keep_secrets=args.keep_secrets,
+                          service_timeout_s=args.service_timeout,
+                          on_service_lost=_end_measuring_run)
 
 
 def profiling_run(args: argparse.Namespace, profile_file: Path,
@@ -174,6 +179,29 @@ def _end_lost_run(profile_file: Path, report_file: Path,
         traceback.print_exc()
         say("plumber: internal error while writing the profile of a lost run (a bug in "
             "plumber; the traceback is above)")
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(exitcodes.SERVICE_LOST)
+
+
+def _end_measuring_run(profile_of_lost_run: Callable[[], SessionResult]) -> None:
+    """End ``tune`` when the tf.data service of one of its measured runs went away.
+
+    Called from the service watch's thread while the script waits in a read
+    that never returns: the profiling run's profile and report are written
+    already, no plan is, and the process ends with
+    :data:`plumber.records.exitcodes.SERVICE_LOST`.
+    """
+    try:
+        error = profile_of_lost_run().outcome.error
+        say(f"error: {error}; it went away while tune measured the plan, so no plan was "
+            f"written")
+    except Exception:  # noqa: BLE001 - the process must end whatever failed
+        traceback.print_exc()
+        say("error: the tf.data service went away while tune measured the plan; no plan "
+            "was written")
     finally:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):

@@ -32,6 +32,7 @@ SCRIPT = PIPELINES / "tf_data_service.py"
 KERAS_SCRIPT = PIPELINES / "keras_data_service.py"
 READER_SCRIPT = PIPELINES / "tf_service_reader.py"
 SERVICE_BOUND_SCRIPT = PIPELINES / "tf_service_bound.py"
+SERVICE_THEN_MAP_SCRIPT = PIPELINES / "tf_service_then_map.py"
 
 
 def cut_line(script: Path) -> int:
@@ -215,3 +216,27 @@ def test_a_profile_names_a_slow_service_and_marks_the_stages_that_ran_on_it(tmp_
                for s in sent.values())
     assert read.inputs == (next(i for i, s in sent.items() if s.kind == "batch"),)
     assert any("not re-run for their CPU time" in note for note in pipeline.notes)
+
+
+def test_tune_ends_with_a_named_error_when_the_service_goes_away_while_it_measures(tmp_path):
+    service = Service(tmp_path, "--workers", "1")
+    run = plumber_in_background(tmp_path, "tune", "-o", "out/plan.json", "--duration", "3",
+                                "--rounds", "1", "--service-timeout", "5",
+                                str(SERVICE_THEN_MAP_SCRIPT), "--", service.address)
+    try:
+        assert run.stdout is not None
+        profiled = tmp_path / "out" / "profile.json"
+        for line in run.stdout:
+            if line.startswith("read 40") and profiled.exists():
+                break  # a measuring run reads, the profiling run's files are written
+        else:
+            pytest.fail(f"tune measured no run: {run.stderr.read() if run.stderr else ''}")
+        service.stop(signal.SIGKILL)
+        stderr = run.communicate(timeout=90)[1]
+    finally:
+        run.kill()
+        service.stop(signal.SIGKILL)
+    assert run.returncode == SERVICE_LOST, stderr[-3000:]
+    assert "it went away while tune measured the plan, so no plan was written" in stderr
+    assert not (tmp_path / "out" / "plan.json").exists()
+    assert Profile.load(profiled).pipelines
