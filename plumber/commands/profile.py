@@ -168,22 +168,17 @@ def _end_lost_run(profile_file: Path, report_file: Path,
     never returns, so the process ends here, with
     :data:`plumber.records.exitcodes.SERVICE_LOST`, whatever happens on the way.
     """
-    try:
+
+    def write() -> None:
         result = profile_of_lost_run()
-        rendered = write_run_files(result, profile_file, report_file)
+        try:
+            rendered = write_run_files(result, profile_file, report_file)
+        except RunFilesNotWritten:
+            return
         write_now(sys.stderr, rendered.summary + "\n")
         say(f"error: {result.outcome.error}")
-    except RunFilesNotWritten:
-        pass
-    except Exception:  # noqa: BLE001 - the process must end whatever failed
-        traceback.print_exc()
-        say("plumber: internal error while writing the profile of a lost run (a bug in "
-            "plumber; the traceback is above)")
-    finally:
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(Exception):
-                stream.flush()
-        os._exit(exitcodes.SERVICE_LOST)
+
+    _exit_lost(write, "while writing the profile of a lost run")
 
 
 def _end_measuring_run(profile_of_lost_run: Callable[[], SessionResult]) -> None:
@@ -194,14 +189,22 @@ def _end_measuring_run(profile_of_lost_run: Callable[[], SessionResult]) -> None
     already, no plan is, and the process ends with
     :data:`plumber.records.exitcodes.SERVICE_LOST`.
     """
-    try:
+
+    def tell() -> None:
         error = profile_of_lost_run().outcome.error
         say(f"error: {error}; it went away while tune measured the plan, so no plan was "
             f"written")
+
+    _exit_lost(tell, "while telling why tune stopped measuring (no plan was written)")
+
+
+def _exit_lost(last_words: Callable[[], None], during: str) -> None:
+    """Run ``last_words``, then end the process with SERVICE_LOST, whatever they raise."""
+    try:
+        last_words()
     except Exception:  # noqa: BLE001 - the process must end whatever failed
         traceback.print_exc()
-        say("error: the tf.data service went away while tune measured the plan; no plan "
-            "was written")
+        say(f"plumber: internal error {during} (a bug in plumber; the traceback is above)")
     finally:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
