@@ -274,11 +274,11 @@ def _analyse(
     if stage.kind in PASS_THROUGH:
         resource, note = "none", ""
     elif SERVICE in stage.knobs:
-        estimated = stats.cpu_time_s is None or not math.isfinite(stats.cpu_time_s)
+        received = stats.cpu_time_s is None or not math.isfinite(stats.cpu_time_s)
         resource, note = "service", (
             f"waits for the tf.data service's workers ({stage.knobs[SERVICE]}): what they run "
             f"is not measured here" + ("; its own CPU is estimated from the bytes it received"
-                                       if estimated else ""))
+                                       if received else ""))
     else:
         in_pool = stage.kind == POOL or pool is not None
         crowd = _Crowd(p, cores, "workers" if in_pool else "calls in flight", estimated)
