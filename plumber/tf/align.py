@@ -202,7 +202,7 @@ class _Aligner:
             uncompress = kind == "map" and SERVICE in w.knobs
             stage = self.stages[stage_id] = RunStage(
                 id=stage_id, kind=kind, op=node.name, inputs=[w.id], written=False,
-                note=("added by TF: it uncompresses the elements the tf.data service sends"
+                note=("uncompresses the elements the tf.data service sends (distribute adds it)"
                       if uncompress else "added by TF when it rewrote the pipeline"),
             )
         stage.add(node)
