@@ -142,15 +142,17 @@ def _scene(profile: Profile, pipeline: Pipeline, warnings: list[str]) -> Scene:
         busy_share = max(busy if math.isfinite(busy) else 0.0, measured or 0.0)
         cpu_saturated = busy_share >= SATURATED
         _note_contention(profile, measured, warnings)
+        per_root, basis, doubt = disk_bytes_per_root(profile, pipeline, roots, observed)
+        if doubt is not None:
+            warnings.append(doubt)
         read_rate = disk_read_rate(profile)
-        disk_busy = bool(
+        disk_busy = doubt is None and bool(
             machine.disk_read_bps
             and read_rate is not None
             and read_rate >= DISK_BUSY * machine.disk_read_bps
         )
         analyses = analyse_stages(pipeline, roots, cpu_saturated, disk_busy, cores,
                                   core_wait_per_cpu(profile.threads))
-        per_root, basis = disk_bytes_per_root(profile, pipeline, roots)
         limits = Limits(
             cores, machine.disk_read_bps, per_root, basis, limits.consumer_rate,
             network_bps=network.bounding_bps(profile.network, pipeline),

@@ -16,6 +16,10 @@ from plumber.records.profile import Pipeline, Profile
 #: Source ops that read files; their bytes produced approximate bytes read.
 FILE_READERS = ("TFRecord", "TextLine", "FixedLengthRecord")
 
+#: Observed reads per element that would need this many times the disk's
+#: bandwidth at the observed rate were not the pipeline's own.
+IMPLAUSIBLE = 2.0
+
 
 def root_elements(pipeline: Pipeline) -> int | None:
     """Root elements the run produced: the root stage's count, else the consumer's steps."""
@@ -139,18 +143,34 @@ def disk_read_rate(profile: Profile) -> float | None:
 
 
 def disk_bytes_per_root(
-    profile: Profile, pipeline: Pipeline, roots: int
-) -> tuple[float | None, str]:
-    """Bytes read from storage per root element, and how it was obtained.
+    profile: Profile, pipeline: Pipeline, roots: int, rate: float
+) -> tuple[float | None, str, str | None]:
+    """Bytes read from storage per root element, how it was obtained, and a doubt.
 
     Prefers the machine's observed reads (they include reads the model
     cannot see, such as files opened in a map); only attributable when one
-    pipeline ran. Otherwise sums the bytes that file-reading sources produced.
+    pipeline ran, and only when the pipeline could have made them: at the
+    observed ``rate`` (root elements/s) they must not need :data:`IMPLAUSIBLE`
+    times the disk's bandwidth. Reads it could not have made belong to the
+    program (libraries it loads) or to other processes; the doubt says so
+    and the bytes that file-reading sources produced stand in for them.
     """
+    doubt = None
     if len(profile.pipelines) == 1:
         total = integral(profile.resources.t, profile.resources.disk_read_bps)
-        if total is not None:
-            return total / roots, "observed disk reads"
+        bandwidth = profile.machine.disk_read_bps
+        if total is not None and bandwidth and math.isfinite(rate) and rate > 0 and (
+            total / roots * rate > IMPLAUSIBLE * bandwidth
+        ):
+            doubt = (
+                f"The machine read {total / roots / 1e6:.3g} MB from disk per element "
+                f"delivered, more than its disk ({bandwidth / 1e6:.3g} MB/s) could give at "
+                f"the observed {rate:.3g}/s: most of those reads were not this pipeline's "
+                f"(the program loading its libraries, other processes), so the disk bound "
+                f"counts only what its file readers produced."
+            )
+        elif total is not None:
+            return total / roots, "observed disk reads", None
     readers = {
         s.id: s.stats.bytes_produced
         for s in pipeline.stages
@@ -159,5 +179,5 @@ def disk_bytes_per_root(
     # A reader TF runs as a body nested in the written reader counts the same bytes.
     outermost = [b for sid, b in readers.items() if pipeline.stage(sid).nested_in not in readers]
     if outermost:
-        return sum(outermost) / roots, "bytes produced by file-reading sources"
-    return None, "no disk reads attributable"
+        return sum(outermost) / roots, "bytes produced by file-reading sources", doubt
+    return None, "no disk reads attributable", doubt

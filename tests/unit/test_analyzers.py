@@ -201,12 +201,12 @@ def test_waiting_read_while_the_disk_runs_near_its_bandwidth_is_disk_bound() -> 
     assert fetch[0].predicted_rate == pytest.approx(100e6 / 3.6e6)
 
 
-def test_disk_bound_counts_the_bytes_a_nested_file_reader_produced_once() -> None:
-    # Without disk samples: 100 MB of records per 100 root elements = 1 MB each,
-    # so a 50 MB/s disk allows 50/s, below the decode's 2 / 0.02 = 100/s.
+def tfrecord_decode(resources: TimeSeries | None = None) -> Profile:
+    """Records (100 MB per 100 root elements: 1 MB each) read by a TFRecord source whose
+    reader TF runs nested in it, decoded on 2 calls; 50 MB/s disk, 50/s observed."""
     reader = stage("source-0>TFRecord", "source", 1000, 0.5, op="TFRecord",
                    bytes_per_element=100_000)
-    profile = make_profile(
+    return make_profile(
         stage("source-0", "source", 1000, 0.1, op="TFRecord", bytes_per_element=100_000),
         dataclasses.replace(reader, nested_in="source-0"),
         dataclasses.replace(stage("map-0", "map", 1000, 2.0, parallelism=2),
@@ -215,13 +215,42 @@ def test_disk_bound_counts_the_bytes_a_nested_file_reader_produced_once() -> Non
         wait_s=1.9,
         step_s=0.1,
         disk_bps=50e6,
+        resources=resources,
     )
-    diagnosis = diagnose(profile)
+
+
+def test_disk_bound_counts_the_bytes_a_nested_file_reader_produced_once() -> None:
+    # Without disk samples: 1 MB of records per root element, so a 50 MB/s disk
+    # allows 50/s, below the decode's 2 / 0.02 = 100/s.
+    diagnosis = diagnose(tfrecord_decode())
     disk = next(b for b in diagnosis.bounds if b.name == "disk")
     assert disk.rate == pytest.approx(50.0)
     assert "file-reading sources" in disk.detail
     assert diagnosis.bottleneck_kind == "disk"
     assert diagnosis.bottleneck_stage == "source-0>TFRecord"
+
+
+def test_disk_reads_the_pipeline_could_not_have_made_are_not_counted_as_its_own() -> None:
+    # 250 MB/s read for 4 s: 10 MB per root element, which at the observed 100 / 2 s
+    # = 50/s would need 500 MB/s of a 50 MB/s disk (a program loading its libraries
+    # reads so). The records' 1 MB per root element stands in: the disk allows 50/s.
+    reads = TimeSeries(t=(0.0, 2.0, 4.0), disk_read_bps=(250e6, 250e6, 250e6))
+    diagnosis = diagnose(tfrecord_decode(reads))
+    disk = next(b for b in diagnosis.bounds if b.name == "disk")
+    assert disk.rate == pytest.approx(50.0)
+    assert "file-reading sources" in disk.detail
+    (doubt,) = [w for w in diagnosis.warnings if "were not this pipeline's" in w]
+    assert "read 10 MB from disk per element" in doubt
+
+
+def test_disk_reads_the_pipeline_could_have_made_are_its_own() -> None:
+    # 10 MB/s for 4 s: 0.4 MB per root element, 20 MB/s at the observed 50/s.
+    reads = TimeSeries(t=(0.0, 2.0, 4.0), disk_read_bps=(10e6, 10e6, 10e6))
+    diagnosis = diagnose(tfrecord_decode(reads))
+    disk = next(b for b in diagnosis.bounds if b.name == "disk")
+    assert disk.rate == pytest.approx(50e6 / 0.4e6)
+    assert "observed disk reads" in disk.detail
+    assert not [w for w in diagnosis.warnings if "were not this pipeline's" in w]
 
 
 def test_consumer_slower_than_the_pipeline_is_not_input_bound() -> None:

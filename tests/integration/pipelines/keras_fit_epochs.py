@@ -28,7 +28,7 @@ rng = np.random.default_rng(0)
 paths = []
 with tf.io.TFRecordWriter(os.path.join(folder, "images.tfrecord")) as records:
     for i in range(args.images):
-        data = tf.io.encode_jpeg(rng.integers(0, 255, (128, 128, 3), dtype=np.uint8)).numpy()
+        data = tf.io.encode_jpeg(rng.integers(0, 255, (256, 256, 3), dtype=np.uint8)).numpy()
         paths.append(os.path.join(folder, f"{i:05d}.jpg"))
         with open(paths[-1], "wb") as f:
             f.write(data)

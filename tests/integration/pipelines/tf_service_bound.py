@@ -27,7 +27,7 @@ dataset = dataset.apply(tf.data.experimental.service.distribute(
 dataset = dataset.prefetch(2)
 
 total = 0.0
-for epoch in range(2):
+for _epoch in range(2):
     for batch in dataset:
         total += float(tf.reduce_sum(batch))
 print("done", total)
