@@ -99,8 +99,9 @@ def add_profiling_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--service-timeout", type=duration_seconds, default=DEFAULT_TIMEOUT_S, metavar="S",
-        help=f"seconds a read from a tf.data service may wait for its element before the "
-             f"run ends as lost, with its profile written and exit status "
+        help=f"seconds a read from a tf.data service (or a Keras train step reading "
+             f"from one) may wait before the run ends as lost, with its profile written "
+             f"and exit status "
              f"{exitcodes.SERVICE_LOST} (default {DEFAULT_TIMEOUT_S:g})")
     parser.add_argument(
         "--hotspots-rate", type=hotspots_rate, default=None, metavar="HZ",

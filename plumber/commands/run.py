@@ -39,7 +39,8 @@ class RunCommand:
         parser.add_argument(
             "--service-timeout", type=duration_seconds, default=DEFAULT_TIMEOUT_S, metavar="S",
             help=f"with --data-service: seconds without the dispatcher, or waiting for an "
-                 f"element, before the run ends as lost (default {DEFAULT_TIMEOUT_S:g})")
+                 f"element (or in a Keras train step reading one), before the run ends as "
+                 f"lost (default {DEFAULT_TIMEOUT_S:g})")
         add_script_arguments(parser)
 
     def run(self, args: argparse.Namespace) -> int:

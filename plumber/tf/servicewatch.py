@@ -12,8 +12,12 @@ checks every :data:`POLL_S`:
   the service (a ``distribute`` below it) that has waited ``stall_s`` for
   its element while the dispatcher answers is :class:`WorkersGone` (its
   workers died or stopped answering); other pipelines' reads may take as
-  long as they take. Keras ``fit`` reads inside a compiled function that
-  this cannot see; there only the dispatcher is watched.
+  long as they take;
+- the compiled calls: Keras ``fit`` (and a custom loop's step given the
+  iterator, as TF's model code writes it) read inside a ``tf.function``
+  that Python does not see read. A call of one whose arguments hold such an
+  iterator, and that has run ``stall_s``, is :class:`WorkersGone` too; its
+  message says that one call taking that long would read the same.
 
 Without an address (``plumber profile`` of a script that calls
 ``distribute`` itself) only the reads are watched: a read from any service
@@ -26,11 +30,13 @@ and exits). Everything patched is restored on exit.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import socket
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -100,35 +106,42 @@ class ServiceWatch:
         self.on_lost = on_lost
         self.grace_s = grace_s
         self.stall_s = stall_s
-        self._waiting: dict[int, float] = {}
+        self._waiting: dict[int, tuple[float, str]] = {}
+        self._tokens = itertools.count()
         self._service_iterators: weakref.WeakKeyDictionary[Any, bool] = (
             weakref.WeakKeyDictionary())
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._restore: tuple[Any, Any] | None = None
+        self._restore: tuple[tuple[Any, str, Any], ...] | None = None
 
     def __enter__(self) -> ServiceWatch:
         from tensorflow.python.data.ops import iterator_ops
+        from tensorflow.python.eager.polymorphic_function import polymorphic_function
 
-        owner = iterator_ops.OwnedIterator
-        original = owner.__dict__["__next__"]
+        owned = iterator_ops.OwnedIterator
+        compiled = polymorphic_function.Function
+        original_next = owned.__dict__["__next__"]
+        original_call = compiled.__dict__["__call__"]
         watch = self
 
         def __next__(iterator: Any) -> Any:
             if not watch._reads_service(iterator):
-                return original(iterator)
-            key = threading.get_ident()
-            with watch._lock:
-                watch._waiting[key] = time.monotonic()
-            try:
-                return original(iterator)
-            finally:
-                with watch._lock:
-                    watch._waiting.pop(key, None)
+                return original_next(iterator)
+            with watch._waiting_for("read"):
+                return original_next(iterator)
 
-        self._restore = (owner, original)
-        owner.__next__ = __next__
+        def __call__(function: Any, *args: Any, **kwargs: Any) -> Any:
+            if not any(isinstance(value, owned) and watch._reads_service(value)
+                       for value in (*args, *kwargs.values())):
+                return original_call(function, *args, **kwargs)
+            with watch._waiting_for("call"):
+                return original_call(function, *args, **kwargs)
+
+        self._restore = ((owned, "__next__", original_next),
+                         (compiled, "__call__", original_call))
+        owned.__next__ = __next__
+        compiled.__call__ = __call__
         self._thread = threading.Thread(target=self._run, name="plumber-service-watch",
                                         daemon=True)
         self._thread.start()
@@ -138,10 +151,21 @@ class ServiceWatch:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        if self._restore is not None:
-            owner, original = self._restore
-            owner.__next__ = original
-            self._restore = None
+        for owner, name, original in self._restore or ():
+            setattr(owner, name, original)
+        self._restore = None
+
+    @contextlib.contextmanager
+    def _waiting_for(self, what: str) -> Iterator[None]:
+        """While the block runs, it is a ``what`` ("read" or "call") waiting on the service."""
+        token = next(self._tokens)
+        with self._lock:
+            self._waiting[token] = (time.monotonic(), what)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._waiting.pop(token, None)
 
     def _reads_service(self, iterator: Any) -> bool:
         """Whether the iterator's pipeline reads from a tf.data service (cached per iterator)."""
@@ -152,11 +176,12 @@ class ServiceWatch:
             self._service_iterators[iterator] = reads
             return reads
 
-    def longest_wait(self) -> float:
-        """Seconds the longest ``next()`` in progress has waited (0 when none is)."""
+    def longest_wait(self) -> tuple[float, str | None]:
+        """Seconds the longest read or compiled call in progress has waited, and which it is
+        ("read" or "call"); ``(0.0, None)`` when none is."""
         with self._lock:
-            started = min(self._waiting.values(), default=None)
-        return 0.0 if started is None else time.monotonic() - started
+            started, what = min(self._waiting.values(), default=(None, None))
+        return (0.0 if started is None else time.monotonic() - started), what
 
     def _run(self) -> None:
         gone_since: float | None = None
@@ -164,9 +189,9 @@ class ServiceWatch:
             now = time.monotonic()
             if self.service is None or reachable(self.service):
                 gone_since = None
-                waited = self.longest_wait()
+                waited, what = self.longest_wait()
                 if waited >= self.stall_s:
-                    self.on_lost(WorkersGone(self._stalled(waited)))
+                    self.on_lost(WorkersGone(self._stalled(waited, what)))
                     return
                 continue
             gone_since = now if gone_since is None else gone_since
@@ -177,12 +202,18 @@ class ServiceWatch:
                     f"the network to it is down (tf.data service would wait for it for good)"))
                 return
 
-    def _stalled(self, waited: float) -> str:
-        """The error of a service read that has waited ``waited`` seconds for its element."""
+    def _stalled(self, waited: float, what: str | None) -> str:
+        """The error of a read (or compiled call) that has waited ``waited`` seconds."""
         if self.service is None:
-            return (f"no element came from the tf.data service the script reads from for "
-                    f"{waited:.0f} s: its dispatcher or its workers died or stopped answering "
-                    f"(tf.data service would wait for them for good)")
-        return (f"no element came from the tf.data service at {self.service} for "
-                f"{waited:.0f} s while its dispatcher answered: its workers died or "
-                f"stopped answering (tf.data service would wait for them for good)")
+            text = (f"no element came from the tf.data service the script reads from for "
+                    f"{waited:.0f} s: its dispatcher or its workers died or stopped answering")
+        else:
+            text = (f"no element came from the tf.data service at {self.service} for "
+                    f"{waited:.0f} s while its dispatcher answered: its workers died or "
+                    f"stopped answering")
+        text += " (tf.data service would wait for them for good)"
+        if what == "call":
+            text += (f"; read inside a compiled function (Keras fit, or a step given the "
+                     f"iterator), so one call that computes for {waited:.0f} s would read "
+                     f"the same")
+        return text

@@ -112,14 +112,16 @@ def test_parallel_epochs_yields_each_element_once_per_worker(tmp_path, two_worke
     assert epochs(run.stdout) == doubled
 
 
-def test_keras_fit_trains_on_the_batches_as_written(tmp_path, two_workers):
+def test_keras_fit_trains_on_the_elements_as_written(tmp_path, two_workers):
     plan = write_plan(tmp_path, "distributed_epoch", KERAS_SCRIPT)
     run = run_plumber(["run", "--plan", str(plan), "--data-service", two_workers.address,
                        str(KERAS_SCRIPT)], cwd=tmp_path, timeout=90)
     assert run.returncode == 0, run.stderr
     assert f"after map at {KERAS_SCRIPT.name}:{cut_line(KERAS_SCRIPT)}" in run.stderr
     epochs_seen = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
-    assert epochs_seen == [{"epoch": 0, "batches": 8}, {"epoch": 1, "batches": 8}]
+    ids = range(256)
+    each = {"batches": 8, "elements": 256, "total": sum(ids), "squares": sum(i * i for i in ids)}
+    assert epochs_seen == [{"epoch": 0, **each}, {"epoch": 1, **each}]
 
 
 def plumber_in_background(tmp_path: Path, *args: str) -> subprocess.Popen:
@@ -129,10 +131,10 @@ def plumber_in_background(tmp_path: Path, *args: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def slow_run(tmp_path: Path, address: str) -> subprocess.Popen:
-    plan = write_plan(tmp_path, "distributed_epoch")
+def slow_run(tmp_path: Path, address: str, script: Path = SCRIPT) -> subprocess.Popen:
+    plan = write_plan(tmp_path, "distributed_epoch", script)
     return plumber_in_background(tmp_path, "run", "--plan", str(plan), "--data-service", address,
-                                 "--service-timeout", "5", str(SCRIPT), "--", "--slow")
+                                 "--service-timeout", "5", str(script), "--", "--slow")
 
 
 def wait_for_reads(run: subprocess.Popen) -> None:
@@ -168,15 +170,18 @@ def test_a_dispatcher_that_goes_away_ends_the_run_with_a_named_error(tmp_path):
     assert f"the tf.data service dispatcher at {service.address} stopped answering" in stderr
 
 
-def test_a_worker_that_dies_ends_the_run_with_a_named_error(tmp_path):
+@pytest.mark.parametrize("script, compiled", [(SCRIPT, False), (KERAS_SCRIPT, True)],
+                         ids=["custom loop", "keras fit"])
+def test_a_worker_that_dies_ends_the_run_with_a_named_error(tmp_path, script, compiled):
     dispatcher = Service(tmp_path, "--workers", "0")
     worker = Service(tmp_path, "--workers", "1", "--host", "localhost",
                      "--dispatcher", dispatcher.address.removeprefix("grpc://"))
-    run = slow_run(tmp_path, dispatcher.address)
+    run = slow_run(tmp_path, dispatcher.address, script)
     stderr = killed_mid_run(run, worker, dispatcher)
-    assert run.returncode == SERVICE_LOST
+    assert run.returncode == SERVICE_LOST, stderr[-3000:]
     assert f"no element came from the tf.data service at {dispatcher.address}" in stderr
     assert "its workers died or stopped answering" in stderr
+    assert ("read inside a compiled function (Keras fit" in stderr) == compiled
 
 
 def test_a_profiled_script_whose_service_goes_away_ends_with_its_profile_written(tmp_path):
