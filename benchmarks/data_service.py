@@ -18,10 +18,12 @@ service pinned to the other cores takes the map over. Steps:
    size is printed beside it.
 
 On real hosts, run ``plumber service start --dispatcher ... --workers 1`` on
-each worker host instead and pass ``--service grpc://HOST:PORT`` (see
-docs/data-service.md); step 3 then compares with the N-host prediction.
+each worker host instead and pass ``--service grpc://HOST:PORT --hosts N``
+(see docs/data-service.md); step 3 then compares with the model's rate for
+N workers on hosts of this machine's size.
 
     python benchmarks/data_service.py [--repeats 3] [--elements 3000]
+                                      [--service grpc://HOST:PORT --hosts N]
 """
 
 from __future__ import annotations
@@ -118,7 +120,11 @@ def main() -> None:
     parser.add_argument("--elements", type=int, default=3000)
     parser.add_argument("--service", default=None,
                         help="a running service (grpc://HOST:PORT) instead of local ones")
+    parser.add_argument("--hosts", type=int, default=None,
+                        help="with --service: its workers, one per host the size of this one")
     args = parser.parse_args()
+    if (args.service is None) != (args.hosts is None) or (args.hosts or 1) < 1:
+        parser.error("--service and --hosts N (1 or more) go together")
     cores = sorted(os.sched_getaffinity(0))
     if len(cores) < 2 and args.service is None:
         raise SystemExit("needs 2 cores: one for the trainer, the rest for the workers")
@@ -129,30 +135,32 @@ def main() -> None:
         batch = 16  # elements per root element (the workload's batch)
         print(f"cut after {chosen.cut.id}; CPU per batch moved {chosen.remote_cpu_s * 1e3:.1f} "
               f"ms, left here {chosen.local_cpu_s * 1e3:.2f} ms")
+        # (name, workers, the cores they share: None when each has a host of its own)
+        configs = ([(f"service, {n} local worker(s)", n, len(left.split(","))) for n in (1, 2)]
+                   if args.service is None else
+                   [(f"service, {args.hosts} host(s)", args.hosts, None)])
         runs: dict[str, list[float]] = {"as written": []}
-        configs = [(n, None) for n in (1, 2)] if args.service is None else [(0, args.service)]
         for _ in range(args.repeats):
             runs["as written"].append(measure(work, args.elements))
-            for workers, address in configs:
-                name = f"service, {workers} local worker(s)" if address is None else "service"
-                if address is None:
+            for name, workers, _shared in configs:
+                if args.service is None:
                     with LocalService(workers, left, work) as local:
                         runs.setdefault(name, []).append(
                             measure(work, args.elements, plan, local.address))
                 else:
-                    runs.setdefault(name, []).append(measure(work, args.elements, plan, address))
-        model_cores = len(left.split(","))
+                    runs.setdefault(name, []).append(
+                        measure(work, args.elements, plan, args.service))
         print(f"{'configuration':<28} {'measured':>12} {'predicted':>12} {'on N hosts':>12}")
-        for name, values in runs.items():
-            measured = statistics.median(values) / batch
-            if name == "as written":
-                predicted, hosts = as_written, math.nan
-            else:
-                workers = int(name.split(", ")[1].split()[0]) if ", " in name else 1
-                predicted = chosen.rates[min(workers, model_cores, len(chosen.rates)) - 1]
-                hosts = chosen.rates[min(workers, len(chosen.rates)) - 1]
+        print(f"{'as written':<28} {rate(statistics.median(runs['as written']) / batch):>12} "
+              f"{rate(as_written):>12} {rate(math.nan):>12}")
+        for name, workers, shared in configs:
+            measured = statistics.median(runs[name]) / batch
+            hosts = chosen.rates[min(workers, len(chosen.rates)) - 1]
+            predicted = (hosts if shared is None else
+                         chosen.rates[min(workers, shared, len(chosen.rates)) - 1])
             print(f"{name:<28} {rate(measured):>12} {rate(predicted):>12} {rate(hosts):>12}")
-        print("rates in batches/s (medians); predicted: the workers share the cores left here")
+        print("rates in batches/s (medians); predicted: local workers share the cores left here, "
+              "remote ones each have a host")
 
 
 if __name__ == "__main__":
