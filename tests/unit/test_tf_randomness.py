@@ -57,6 +57,17 @@ def test_py_function_and_numpy_function_bodies_are_unseen_and_so_stateful():
     assert stages_of(numpy)["map-0"].knobs["stateful"] is True
 
 
+def test_a_from_generator_source_is_stateful_and_the_map_above_it_is_not():
+    def samples():
+        yield from range(4)
+
+    source = tf.data.Dataset.from_generator(samples, output_signature=tf.TensorSpec([], tf.int64))
+    stages = stages_of(source.map(lambda x: x * 2))
+    # TF builds from_generator as a flat_map whose function calls the generator
+    assert stages["flat_map-0"].knobs["stateful"] is True
+    assert "stateful" not in stages["map-0"].knobs
+
+
 def test_random_ops_inside_a_nested_tf_function_are_found():
     @tf.function
     def shifted(x):
