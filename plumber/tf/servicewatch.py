@@ -20,8 +20,9 @@ checks every :data:`POLL_S`:
   message says that one call taking that long would read the same.
 
 Without an address (``plumber profile`` of a script that calls
-``distribute`` itself) only the reads are watched: a read from any service
-that waits ``stall_s`` is :class:`WorkersGone`, whatever went away.
+``distribute`` itself) the dispatcher is not watched: a read (or compiled
+call) of any service that waits ``stall_s`` is :class:`WorkersGone`,
+whatever went away.
 
 The blocked ``GetNext`` cannot be interrupted from Python, so ``on_lost``
 gets the error and decides how the process ends (``plumber run`` says so
