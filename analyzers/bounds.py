@@ -52,7 +52,9 @@ class Limits:
     ``consumer_cpu_per_root`` is the CPU the training step itself takes from
     the same cores per root element (None when not measured);
     ``step_share`` the share of the loop's time it spent in the step, not
-    waiting for data (None when the loop was not observed).
+    waiting for data (None when the loop was not observed). ``link_bps`` is the
+    network's rate to hosts that could run the pipeline's work, as the user
+    gave it (None when not given): only the offload what-if uses it.
     """
 
     cores: float
@@ -65,6 +67,7 @@ class Limits:
     in_flight_cap: int | None = None
     consumer_cpu_per_root: float | None = None
     step_share: float | None = None
+    link_bps: float | None = None
 
 
 def step_cores(limits: Limits) -> float | None:

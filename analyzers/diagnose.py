@@ -160,6 +160,7 @@ def _scene(profile: Profile, pipeline: Pipeline, warnings: list[str]) -> Scene:
             in_flight_cap=network.in_flight_cap(profile.network),
             consumer_cpu_per_root=step_cpu,
             step_share=1.0 - consumer.stall_share if consumer is not None else None,
+            link_bps=machine.link_bps,
         )
         bounds = compute_bounds(analyses, limits)
         stage_id = binding(bounds).stage_id if bounds else None

@@ -10,8 +10,9 @@ pipeline at the cut:
 - remote: the CPU per root element of the stages that move, spread over N
   workers of ``worker_cores`` each, and each moved stage's own bound N times;
 - network: bytes per root element crossing at the cut (the cut stage's
-  output bytes as recorded) over the bandwidth (probed when the run made
-  requests, else :data:`ASSUMED_BPS`, said so);
+  output bytes as recorded) over the bandwidth (the link's rate the user
+  gave, else the one probed when the run made requests, else
+  :data:`ASSUMED_BPS`; the reason says which);
 - local: the stages that stay, the training step's CPU and the unpacking of
   the received bytes (:data:`RECEIVE_BPS_PER_CORE`) on this machine's cores,
   the stages that stay keeping their own bounds, and the consumer.
@@ -98,7 +99,7 @@ class Offload:
     local_cpu_s: float
     bytes_per_root: float | None
     bandwidth_bps: float
-    bandwidth_probed: bool
+    bandwidth_basis: str
     worker_cores: float
     workers: int
     rates: tuple[float, ...]
@@ -164,6 +165,17 @@ def _chain(pipeline: Pipeline) -> list[Stage]:
     return chain[::-1]
 
 
+def _bandwidth(scene: Scene) -> tuple[float, str]:
+    """The network's rate to the workers, in bytes/s, and where it comes from."""
+    given = scene.limits.link_bps
+    if given is not None and given > 0:
+        return given, "given with --link-bandwidth"
+    probed = scene.network.available_bps if scene.network is not None else None
+    if probed is not None and probed > 0:
+        return probed, "probed"
+    return ASSUMED_BPS, "assumed, not measured"
+
+
 def unmovable(stage: Stage) -> str | None:
     """Why ``stage`` cannot run on a remote worker, or None when it can."""
     if SERVICE in stage.knobs:
@@ -194,8 +206,7 @@ def _option(scene: Scene, cut: Stage, loader: bool) -> Offload | None:
     step = scene.limits.consumer_cpu_per_root or 0.0
     local = sum(cpu_demand(a) or 0.0 for a in counted if a.stage_id not in moved) + step
     local += (crossing or 0.0) / RECEIVE_BPS_PER_CORE
-    probed = scene.network.available_bps if scene.network is not None else None
-    bandwidth = probed if probed is not None and probed > 0 else ASSUMED_BPS
+    bandwidth, bandwidth_basis = _bandwidth(scene)
     cores = scene.limits.cores
     fixed = {"the training step": scene.limits.consumer_rate or math.inf,
              "this machine's CPU": cores / local if local > 0 else math.inf,
@@ -225,7 +236,7 @@ def _option(scene: Scene, cut: Stage, loader: bool) -> Offload | None:
         local_cpu_s=local,
         bytes_per_root=crossing,
         bandwidth_bps=bandwidth,
-        bandwidth_probed=probed is not None and probed > 0,
+        bandwidth_basis=bandwidth_basis,
         worker_cores=cores,
         workers=workers,
         rates=rates,
@@ -327,9 +338,9 @@ def _change(chosen: Offload) -> str:
 def reason(chosen: Offload) -> str:
     """The model's arithmetic and the assumptions behind it, in sentences."""
     per_worker = text.rate(chosen.rates[0])
-    basis = "probed" if chosen.bandwidth_probed else "assumed, not measured"
     crossing = (f"{text.size(chosen.bytes_per_root)} per root element cross the network "
-                f"at the cut ({text.size(chosen.bandwidth_bps)}/s {basis}, uncompressed)"
+                f"at the cut ({text.size(chosen.bandwidth_bps)}/s {chosen.bandwidth_basis}, "
+                f"uncompressed)"
                 if chosen.bytes_per_root is not None
                 else "the bytes crossing at the cut were not recorded, so the network is "
                      "left out")

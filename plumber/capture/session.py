@@ -78,6 +78,9 @@ class SessionOptions:
     #: Whether the pipelines may be read again after the run: the per-stage CPU probe
     #: and the randomness check. A run whose service went away may not.
     rereads: bool = True
+    #: Bytes/s between this machine and remote workers, as the user gave it
+    #: (``--link-bandwidth``); recorded as :attr:`Machine.link_bps`.
+    link_bps: float | None = None
 
 
 @dataclass(frozen=True)
@@ -479,7 +482,9 @@ def _machine(
     if data_paths:
         options.notify("probing machine capacity (cached per machine)")
     try:
-        return probe_machine(data_paths, cache_dir=options.capacity_cache_dir, sampler=sampler)
+        machine = probe_machine(data_paths, cache_dir=options.capacity_cache_dir,
+                                sampler=sampler)
     except Exception as exc:  # noqa: BLE001
         notes.append(f"capacity probe failed: {exc}")
-        return probe_machine([], cache_dir=options.capacity_cache_dir, sampler=sampler)
+        machine = probe_machine([], cache_dir=options.capacity_cache_dir, sampler=sampler)
+    return dataclasses.replace(machine, link_bps=options.link_bps)

@@ -99,6 +99,16 @@ def duration_seconds(text: str) -> float:
     return _bound(checked_duration, float(text))
 
 
+def link_bandwidth(text: str) -> float:
+    """argparse type: ``--link-bandwidth`` (:func:`plumber.records.units.link_rate_bps`)."""
+    from plumber.records.units import link_rate_bps
+
+    try:
+        return link_rate_bps(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def cpu_probe_seconds(text: str) -> float:
     """argparse type: ``--cpu-probe`` (:func:`plumber.measure.runbounds.checked_cpu_probe`)."""
     return _bound(checked_cpu_probe, float(text))

@@ -21,6 +21,7 @@ from plumber.commands.base import (
     add_script_arguments,
     duration_seconds,
     hotspots_rate,
+    link_bandwidth,
     say,
     script_unusable,
 )
@@ -83,7 +84,8 @@ class ProfileCommand:
 
 
 def add_profiling_options(parser: argparse.ArgumentParser) -> None:
-    """What ``profile`` and ``tune`` share: the run's bounds, ``--keep-secrets``, ``--hotspots``.
+    """What ``profile`` and ``tune`` share: the run's bounds, ``--keep-secrets``, ``--hotspots``,
+    ``--service-timeout`` and ``--link-bandwidth``.
 
     ``--hotspots`` samples the Python stacks of each stage with py-spy,
     ``--hotspots-rate`` times a second per thread (giving it implies ``--hotspots``).
@@ -103,6 +105,11 @@ def add_profiling_options(parser: argparse.ArgumentParser) -> None:
              f"from one) may wait before the run ends as lost, with its profile written "
              f"and exit status "
              f"{exitcodes.SERVICE_LOST} (default {DEFAULT_TIMEOUT_S:g})")
+    parser.add_argument(
+        "--link-bandwidth", type=link_bandwidth, default=None, metavar="RATE",
+        help="the network's rate between this machine and hosts that could run the "
+             "pipeline's work (10Gb/s, 100Mbit/s, 1.25GB/s): the offload what-if uses it "
+             "instead of assuming 10Gb/s")
     parser.add_argument(
         "--hotspots-rate", type=hotspots_rate, default=None, metavar="HZ",
         help=f"samples per second of each thread for --hotspots, which it implies (default "
@@ -135,7 +142,8 @@ def session_options(args: argparse.Namespace) -> SessionOptions:
     return SessionOptions(steps=args.steps, duration_s=args.duration, cpu_probe_s=args.cpu_probe,
                           notify=say, keep_secrets=args.keep_secrets,
                           service_timeout_s=args.service_timeout,
-                          on_service_lost=_end_measuring_run)
+                          on_service_lost=_end_measuring_run,
+                          link_bps=args.link_bandwidth)
 
 
 def profiling_run(args: argparse.Namespace, profile_file: Path,

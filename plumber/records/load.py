@@ -45,7 +45,7 @@ LOWEST: dict[str, float] = {
 }
 
 #: Numeric fields that must be above (not equal to) their lowest value of 0.
-ABOVE_ZERO = frozenset({"Machine.cores_usable"})
+ABOVE_ZERO = frozenset({"Machine.cores_usable", "Machine.link_bps"})
 
 
 def build(tp: Any, data: Any, path: str) -> Any:

@@ -364,7 +364,10 @@ class Machine:
     bandwidth of the filesystem holding the data, or ``None`` when no data
     file was found to probe. ``gpus`` is empty when none is present.
     ``cache_dir`` is where file caches go by default and ``cache_dir_free_bytes``
-    the free space of its filesystem (``None`` when unknown).
+    the free space of its filesystem (``None`` when unknown). ``link_bps`` is
+    the network's rate in bytes/s between this machine and hosts that could
+    run the pipeline's work, as the user gave it (never measured; ``None``
+    when not given).
     """
 
     cores_logical: int
@@ -377,6 +380,7 @@ class Machine:
     gpu_status: str = "absent"
     cache_dir: str | None = None
     cache_dir_free_bytes: int | None = None
+    link_bps: float | None = None
 
 
 #: Roles of a thread group (:attr:`ThreadCpu.role`): the process's main

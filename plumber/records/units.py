@@ -7,6 +7,7 @@ lines all word numbers through these, so a rate reads the same everywhere.
 from __future__ import annotations
 
 import math
+import re
 
 #: A rate that limits nothing (a pass-through stage, a bound with no demand).
 UNBOUNDED = "unbounded"
@@ -34,3 +35,23 @@ def size(num_bytes: float) -> str:
             return f"{num_bytes:.3g} {unit}"
         num_bytes /= 1000
     return f"{num_bytes:.3g} TB"
+
+
+_LINK_RATE = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([kMGT]?)(b|B|bit)/s")
+_PREFIX = {"": 1.0, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
+
+
+def link_rate_bps(text: str) -> float:
+    """A network link's rate written as ``10Gb/s``, ``100 Mbit/s`` or ``1.25GB/s``, in bytes/s.
+
+    ``b`` and ``bit`` are bits, ``B`` bytes; prefixes are decimal. ValueError
+    for anything else, zero included.
+    """
+    match = _LINK_RATE.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(f"not a link rate such as 10Gb/s, 100Mbit/s or 1.25GB/s: {text!r}")
+    number, prefix, unit = match.groups()
+    value = float(number) * _PREFIX[prefix] / (1 if unit == "B" else 8)
+    if not value > 0 or not math.isfinite(value):
+        raise ValueError(f"a link rate must be above zero: {text!r}")
+    return value

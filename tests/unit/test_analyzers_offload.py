@@ -48,7 +48,8 @@ def test_a_cpu_bound_pipeline_is_cut_at_the_root_with_the_workers_that_reach_the
     assert chosen.limit == "the training step"
     assert chosen.processing_mode == model.DISTRIBUTED_EPOCH
     assert chosen.max_outstanding_requests == 2 * 5
-    assert not chosen.bandwidth_probed and chosen.bandwidth_bps == model.ASSUMED_BPS
+    assert chosen.bandwidth_basis == "assumed, not measured"
+    assert chosen.bandwidth_bps == model.ASSUMED_BPS
 
 
 def test_of_cuts_as_good_the_one_sending_fewest_elements_across_wins():
@@ -87,13 +88,29 @@ def test_the_bytes_crossing_at_the_cut_bound_the_rate_by_the_probed_bandwidth():
         requests=10, bytes_received=1000, busy_s=1.0, latency_mean_s=0.01, latency_p50_s=0.01,
         latency_p90_s=0.01, in_flight_max=1, available_bps=100e6))
     chosen = model.offload(scene(profile, profile.pipelines[0]))
-    assert chosen is not None and chosen.bandwidth_probed
+    assert chosen is not None and chosen.bandwidth_basis == "probed"
     # 100 MB/s over 2 MB per batch: 50 batches/s, below the step's 100; cutting lower
     # sends 10 kB x 10 = 100 kB per batch instead, but leaves the batch stage here.
     assert chosen.bytes_per_root is not None
     assert chosen.predicted_rate == pytest.approx(min(100e6 / chosen.bytes_per_root, 100.0))
     assert chosen.cut.id == "decode"
 
+
+
+def test_a_link_rate_the_user_gave_wins_over_the_probe_and_bounds_the_workers():
+    probed = dataclasses.replace(cpu_bound(batch_bytes=2_000_000), network=NetworkRequests(
+        requests=10, bytes_received=1000, busy_s=1.0, latency_mean_s=0.01, latency_p50_s=0.01,
+        latency_p90_s=0.01, in_flight_max=1, available_bps=1e12))
+    profile = dataclasses.replace(
+        probed, machine=dataclasses.replace(probed.machine, link_bps=60e6))
+    chosen = model.offload(scene(profile, profile.pipelines[0]))
+    assert chosen is not None and chosen.bandwidth_basis == "given with --link-bandwidth"
+    assert chosen.bandwidth_bps == 60e6
+    # 60 MB/s over 2 MB per batch after the batch: 30/s, under the step's 100/s. Cut
+    # below the batch, 10 elements of 10 kB cross instead (100 kB per batch: 600/s),
+    # so the network no longer holds the rate and the step does.
+    assert chosen.cut.id == "decode" and chosen.limit == "the training step"
+    assert "(60 MB/s given with --link-bandwidth, uncompressed)" in model.reason(chosen)
 
 def test_a_heavy_stage_that_calls_python_is_not_moved_and_the_row_says_why():
     profile = cpu_bound(stateful_decode=True)

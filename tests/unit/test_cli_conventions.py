@@ -20,7 +20,7 @@ from plumber.records import exitcodes
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 #: Values for the synopsis's placeholders that need a number.
-PLACEHOLDER_VALUES = {"N": "3", "S": "1.5", "P": "5050", "HZ": "50"}
+PLACEHOLDER_VALUES = {"N": "3", "S": "1.5", "P": "5050", "HZ": "50", "RATE": "10Gb/s"}
 
 
 @pytest.fixture
@@ -145,6 +145,20 @@ def test_a_hotspots_rate_is_a_whole_number_from_1_to_1000(capsys, handled):
             main(["profile", "train.py", "--hotspots-rate", bad])
         assert exited.value.code == exitcodes.USAGE
         assert "error: argument --hotspots-rate:" in capsys.readouterr().err
+    assert handled == []
+
+
+def test_a_link_bandwidth_is_a_rate_in_bits_or_bytes_per_second(capsys, handled):
+    assert parse_command_line(["profile", "train.py"]).link_bandwidth is None
+    for given, bps in (("10Gb/s", 1.25e9), ("100 Mbit/s", 12.5e6), ("1.25GB/s", 1.25e9),
+                       ("800kB/s", 8e5)):
+        assert parse_command_line(["tune", "train.py", "--link-bandwidth", given]
+                                  ).link_bandwidth == pytest.approx(bps)
+    for bad in ("10", "0Gb/s", "fast", "10 Gbps", "-1Gb/s"):
+        with pytest.raises(SystemExit) as exited:
+            main(["profile", "train.py", "--link-bandwidth", bad])
+        assert exited.value.code == exitcodes.USAGE
+        assert "error: argument --link-bandwidth:" in capsys.readouterr().err
     assert handled == []
 
 

@@ -73,6 +73,7 @@ def first_stats(data: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize(("change", "raw", "named"), [
     (lambda d: d["machine"].update(cores_usable=0), None, "machine.cores_usable must be above 0"),
     (lambda d: d["machine"].update(cores_usable=-2.0), None, "machine.cores_usable"),
+    (lambda d: d["machine"].update(link_bps=0), None, "machine.link_bps must be above 0"),
     (lambda d: d["machine"].update(cores_usable="NAN"), {"NAN": "NaN"},
      "machine.cores_usable must be a finite number"),
     (lambda d: d["machine"].update(cores_usable="INF"), {"INF": "Infinity"},
