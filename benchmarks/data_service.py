@@ -123,7 +123,8 @@ def main() -> None:
     parser.add_argument("--hosts", type=int, default=None,
                         help="with --service: its workers, one per host the size of this one")
     args = parser.parse_args()
-    if (args.service is None) != (args.hosts is None) or (args.hosts or 1) < 1:
+    if (args.service is None) != (args.hosts is None) or (
+            args.hosts is not None and args.hosts < 1):
         parser.error("--service and --hosts N (1 or more) go together")
     cores = sorted(os.sched_getaffinity(0))
     if len(cores) < 2 and args.service is None:

@@ -29,15 +29,16 @@ from pathlib import Path
 
 import psutil
 
-from plumber.measure.hotspots import DEFAULT_RATE_HZ, find_py_spy
+from plumber.measure.hotspots import DEFAULT_RATE_HZ, SAMPLING_FLAGS, find_py_spy
 
 HERE = Path(__file__).resolve().parent
 THROUGHPUT = re.compile(r"^THROUGHPUT ([0-9.]+)$", re.MULTILINE)
 
 
 def py_spy_flags(subprocesses: bool) -> list[str]:
-    flags = ["--nonblocking", "--threads", "--idle", "--rate", str(DEFAULT_RATE_HZ)]
-    return flags + (["--subprocesses"] if subprocesses else [])
+    """plumber's sampling flags and rate, without ``--subprocesses`` when asked."""
+    flags = [f for f in SAMPLING_FLAGS if subprocesses or f != "--subprocesses"]
+    return [*flags, "--rate", str(DEFAULT_RATE_HZ)]
 
 
 def run_once(script: Path, spy: list[str] | None, folder: Path) -> tuple[float, float | None]:

@@ -45,6 +45,10 @@ from plumber.records.profile import PyFrame, PythonSamples, SampledStack
 #: at 10 (BENCHMARKS.md, hotspots overhead).
 DEFAULT_RATE_HZ = 10
 
+#: How py-spy samples (see the module): the workers too, without stopping
+#: them, thread by thread, idle threads included.
+SAMPLING_FLAGS = ("--subprocesses", "--nonblocking", "--threads", "--idle")
+
 #: The highest rate asked of py-spy (its own default is 100).
 MAX_RATE_HZ = 1000
 
@@ -191,8 +195,8 @@ class StackSampler:
         self._version = _version_of(executable)
         self._folder = Path(tempfile.mkdtemp(prefix="plumber-hotspots-"))
         command = [
-            executable, "record", "--pid", str(os.getpid()), "--subprocesses",
-            "--nonblocking", "--threads", "--idle", "--full-filenames", "--format", "raw",
+            executable, "record", "--pid", str(os.getpid()), *SAMPLING_FLAGS,
+            "--full-filenames", "--format", "raw",
             "--rate", str(int(self.rate_hz)), "--output", str(self._folder / "stacks.txt"),
         ]
         allow_tracing(PTRACER_ANY)  # until py-spy's pid is known: it attaches at once
