@@ -27,6 +27,11 @@ from plumber.analyzers.topology import pool_of
 from plumber.records.kinds import POOL
 from plumber.records.profile import Pipeline, Stage
 
+#: The in-process stages' CPU may exceed the process's own by this factor
+#: before the process's measurement replaces theirs: a short steady window
+#: counts a few elements made before it began (the buffers' fill), so the
+#: process's figure per step runs a little low.
+EXCESS_TOLERANCE = 1.25
 
 def consumer_cpu_per_root(pipeline: Pipeline, roots: int, cores: float) -> float | None:
     """CPU-seconds the consumer spends per root element, beyond the pipeline's own stages.
@@ -51,6 +56,43 @@ def consumer_cpu_per_root(pipeline: Pipeline, roots: int, cores: float) -> float
     beyond = max(consumer.cpu_s / consumer.steady_steps - stages / roots, 0.0)
     step_time = consumer.step_s / consumer.steps if consumer.steps > 0 else 0.0
     return min(beyond, cores * step_time)
+
+
+def in_process_excess(pipeline: Pipeline, roots: int) -> float | None:
+    """How many times the CPU the consumer's process used its in-process stages claim.
+
+    Those stages ran in that process, so together they cannot have used more
+    CPU per root element than the process did over the steady window. Their
+    figures come from separate measurements (tf.data's from short prefix
+    runs after the script, whose read-ahead and neighbours make them noisy),
+    so they can claim more: above :data:`EXCESS_TOLERANCE` times the
+    process's own, the process's measurement is the one to believe. None
+    when either was not measured or the stages claim no more than that.
+    """
+    consumer = pipeline.consumer
+    stages = in_process_cpu(pipeline)
+    if (
+        consumer is None
+        or consumer.cpu_s is None
+        or not math.isfinite(consumer.cpu_s)
+        or not consumer.steady_steps
+        or not consumer.cpu_s > 0
+        or stages is None
+        or roots <= 0
+    ):
+        return None
+    excess = (stages / roots) / (consumer.cpu_s / consumer.steady_steps)
+    return excess if excess > EXCESS_TOLERANCE else None
+
+
+def in_process_ids(pipeline: Pipeline) -> frozenset[str]:
+    """The stages that ran in the consumer's process: all but a DataLoader's workers'."""
+    ids = set()
+    for stage in pipeline.stages:
+        pool = pool_of(pipeline, stage)
+        if not _in_workers(pipeline.stage(pool) if pool is not None else stage):
+            ids.add(stage.id)
+    return frozenset(ids)
 
 
 def in_process_cpu(pipeline: Pipeline) -> float | None:

@@ -15,7 +15,12 @@ from plumber.analyzers import network, text
 from plumber.analyzers.allocate import fewer_calls_what_ifs
 from plumber.analyzers.bounds import Limits, binding, compute_bounds
 from plumber.analyzers.cache import DISK_BUDGET, MEMORY_BUDGET, cache_what_ifs
-from plumber.analyzers.consumer import consumer_cpu_per_root, steady_busy_share
+from plumber.analyzers.consumer import (
+    consumer_cpu_per_root,
+    in_process_excess,
+    in_process_ids,
+    steady_busy_share,
+)
 from plumber.analyzers.objectcache import object_cache_what_if
 from plumber.analyzers.observed import (
     consumer_rate,
@@ -37,6 +42,7 @@ from plumber.analyzers.stages import (
     analyse_stages,
     core_wait_per_cpu,
     cpu_seconds_per_root,
+    with_cpu_scaled,
     with_unrecorded_wall,
 )
 from plumber.analyzers.verdict import judge, summarise
@@ -136,7 +142,12 @@ def _scene(profile: Profile, pipeline: Pipeline, warnings: list[str]) -> Scene:
         warnings.append("No root elements were recorded, so no stage could be modelled.")
     else:
         step_cpu = consumer_cpu_per_root(pipeline, roots, cores)
-        busy = (cpu_seconds_per_root(pipeline, roots) + (step_cpu or 0.0)) * observed / cores
+        excess = in_process_excess(pipeline, roots)
+        busy = (
+            (cpu_seconds_per_root(pipeline, roots) + (step_cpu or 0.0)) * observed / cores
+            if excess is None
+            else 0.0
+        )
         in_window = steady_busy_share(pipeline, cores, roots)
         measured = in_window if in_window is not None else cpu_busy_share(profile)
         busy_share = max(busy if math.isfinite(busy) else 0.0, measured or 0.0)
@@ -153,6 +164,13 @@ def _scene(profile: Profile, pipeline: Pipeline, warnings: list[str]) -> Scene:
         )
         analyses = analyse_stages(pipeline, roots, cpu_saturated, disk_busy, cores,
                                   core_wait_per_cpu(profile.threads))
+        if excess is not None:
+            analyses = with_cpu_scaled(analyses, in_process_ids(pipeline), 1.0 / excess)
+            warnings.append(
+                f"The CPU measured per stage adds up to {excess:.2g}x what the training "
+                f"process used over the same steps: the process's measurement wins, and "
+                f"the stages' CPU is scaled down to agree with it."
+            )
         limits = Limits(
             cores, machine.disk_read_bps, per_root, basis, limits.consumer_rate,
             network_bps=network.bounding_bps(profile.network, pipeline),

@@ -377,6 +377,23 @@ def with_unrecorded_wall(
     return tuple(out)
 
 
+def with_cpu_scaled(
+    analyses: Sequence[StageAnalysis], stage_ids: frozenset[str], factor: float
+) -> tuple[StageAnalysis, ...]:
+    """The CPU demand of the stages in ``stage_ids`` times ``factor``; wall times unchanged.
+
+    For stages whose CPU figures, taken together, claim more than a direct
+    measurement of the same work allows (see ``consumer.in_process_excess``).
+    Each stage keeps the resource its own figures gave it.
+    """
+    return tuple(
+        dataclasses.replace(a, cpu_demand_s=a.cpu_demand_s * factor)
+        if a.stage_id in stage_ids and a.cpu_demand_s is not None
+        else a
+        for a in analyses
+    )
+
+
 def without(analyses: Sequence[StageAnalysis], removed: frozenset[str]) -> list[StageAnalysis]:
     """The analyses once the stages in ``removed`` no longer run (a cache replays them).
 

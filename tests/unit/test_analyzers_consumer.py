@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from plumber.analyzers.consumer import consumer_cpu_per_root, in_process_cpu
+from plumber.analyzers.consumer import consumer_cpu_per_root, in_process_cpu, in_process_excess
 from plumber.analyzers.diagnose import diagnose
 from plumber.reports.terminal import render_summary
 from tests.unit.synthetic_profiles import loader_profile, make_profile, stage
@@ -210,3 +210,60 @@ def test_the_step_bound_uses_the_median_step_where_it_was_timed():
     timed = dataclasses.replace(pipeline.consumer, step_median_s=0.002)
     # THEN the step alone allows 500/s, not the mean's 200/s
     assert consumer_rate(dataclasses.replace(pipeline, consumer=timed)) == pytest.approx(500.0)
+
+
+def _one_call_map_profile(process_cpu_s):
+    # 100 batches at 18/s over 5.5 s; a map of parallelism 1 on 2 cores whose probe
+    # claims 75 ms of CPU per batch, though TF recorded only 50 ms of its wall time
+    # (its while_loop's ops ran on threads TF does not time), and a prefetch whose
+    # probe charged it 17 ms of read-ahead
+    profile = make_profile(
+        stage("source-0", "source", 1600, 0.01),
+        stage("map-0", "map", 1600, 5.0, cpu=7.5, parallelism=1),
+        stage("batch-0", "batch", 100, 0.0),
+        stage("prefetch-0", "prefetch", 100, 0.01, cpu=1.7),
+        wait_s=5.4, step_s=0.1,
+    )
+    pipeline = profile.pipelines[0]
+    consumer = dataclasses.replace(pipeline.consumer, cpu_s=process_cpu_s, steady_steps=100,
+                                   steady_s=5.5)
+    return dataclasses.replace(
+        profile, pipelines=(dataclasses.replace(pipeline, consumer=consumer),)
+    )
+
+
+def test_stages_claiming_more_cpu_than_their_process_used_are_scaled_to_the_measurement():
+    # GIVEN a process that used one core over the window: 55 ms per batch,
+    # where its stages claim 92 ms
+    profile = _one_call_map_profile(process_cpu_s=5.5)
+    assert in_process_excess(profile.pipelines[0], 100) == pytest.approx(9.21 / 5.5)
+    diagnosis = diagnose(profile)
+    # THEN the measurement wins: the stages' CPU adds up to the process's, one core
+    # stays idle, and the map is named as held back by its parallelism (not as
+    # CPU-bound, which the stages' own figures came within 10% of claiming)
+    demand = sum(a.cpu_demand_s for a in diagnosis.stages if a.pool is None)
+    assert demand == pytest.approx(0.055)
+    assert diagnosis.bottleneck_kind == "parallelism"
+    assert any("the process's measurement wins" in w for w in diagnosis.warnings)
+    (more,) = [w for w in diagnosis.what_ifs if w.knob == "parallelism"]
+    assert more.speedup > 1.5
+
+
+def test_stages_within_the_tolerance_of_their_process_keep_their_own_cpu():
+    # GIVEN a process whose window counts a little less than its stages (buffers
+    # filled before it began)
+    profile = _one_call_map_profile(process_cpu_s=8.0)
+    assert in_process_excess(profile.pipelines[0], 100) is None
+    diagnosis = diagnose(profile)
+    demand = sum(a.cpu_demand_s for a in diagnosis.stages if a.pool is None)
+    assert demand == pytest.approx(0.0921)
+    assert not any("the process's measurement wins" in w for w in diagnosis.warnings)
+
+
+def test_worker_processes_are_never_scaled_to_the_main_process():
+    # GIVEN a DataLoader whose workers claim far more CPU than the main process used
+    profile = loader_profile((0.004, 0.004), (("Resize", 0.002, 0.002, False),),
+                             num_workers=2, wait_s=0.5, step_s=0.5)
+    profile = _with_consumer_cpu(profile, cpu_s=0.1, steady_steps=100)
+    # THEN nothing ran in the main process to compare: no excess
+    assert in_process_excess(profile.pipelines[0], 100) is None
