@@ -58,8 +58,10 @@ class CloseCall:
     def sentence(self) -> str:
         """Why the verdict is uncertain, in the words profile and tune both print."""
         low, high = sorted((self.consumer.rate, self.pipeline.rate))
+        step = ("the training step" if self.consumer.kind == "consumer"
+                else "the training step, on the cores it shares with the pipeline,")
         return (
-            f"Too close to call: the training step allows about "
+            f"Too close to call: {step} allows about "
             f"{text.rate(self.consumer.rate)} and {self.pipeline.name} about "
             f"{text.rate(self.pipeline.rate)}, {high / low - 1:.0%} apart, within the "
             f"run-to-run noise ({NOISE - 1:.0%}), so whether the input pipeline holds the "
@@ -70,15 +72,19 @@ class CloseCall:
 def too_close_to_call(scene: Scene) -> CloseCall | None:
     """The step's and the pipeline's bounds when which binds is within the noise.
 
-    None when they are further apart, when either is missing, and when the
-    loop's measured waiting already settled it (it hardly waited although
-    the model put the pipeline lower: :func:`judge` takes the step).
+    The step's side is its own bound and, where the training step takes
+    most of the CPU the cores share (:func:`_step_takes_most_cpu`), the CPU
+    bound, which the verdict then charges to the step. None when the two
+    sides are further apart, when either is missing, and when the loop's
+    measured waiting already settled it (it hardly waited although the model
+    put the pipeline lower: :func:`judge` takes the step).
     """
-    consumer = next((b for b in scene.bounds if b.kind == "consumer"), None)
-    inputs = [b for b in scene.bounds if b.kind != "consumer"]
-    if consumer is None or not inputs:
+    steps = [b for b in scene.bounds
+             if b.kind == "consumer" or _step_takes_most_cpu(scene, b)]
+    inputs = [b for b in scene.bounds if b not in steps]
+    if not steps or not inputs:
         return None
-    lowest = binding(inputs)
+    consumer, lowest = binding(steps), binding(inputs)
     low, high = sorted((consumer.rate, lowest.rate))
     if not (low > 0 and math.isfinite(high)) or high > NOISE * low:
         return None

@@ -60,6 +60,9 @@ class Case:
     summary_names: tuple[str, ...] = ()
     #: Ops known to be random besides shuffles and marked lines.
     random_ops: tuple[str, ...] = ()
+    #: The training step's bound and the planted stage's are within a few percent of
+    #: each other, so "too close to call" (naming the stage as the other side) is right.
+    near_tie: bool = False
 
     @property
     def path(self) -> Path:
@@ -85,9 +88,11 @@ CASES = {
              random_ops=("ClassificationPresetTrain",)),
         # num_workers=0: each batch is tokenized in the loop's thread between steps,
         # which wait for it most of their time (more workers measured slower: the
-        # step itself runs on both cores)
+        # step itself runs on both cores). The step's share of the cores and the
+        # loader came within 2% of each other in one CI run in four.
         Case("torch_text_classification", ("--epochs", "3"), "torch",
-             bottleneck_stage="workers", summary_names=("training loop's own thread",)),
+             bottleneck_stage="workers", summary_names=("training loop's own thread",),
+             near_tie=True),
     )
 }
 
@@ -180,6 +185,12 @@ def test_plumber_names_the_real_bottleneck(script, workdir):
     case = CASES[script]
     result = tuned(case, workdir)
     for pipeline, diagnosis in zip(result.profile.pipelines, result.diagnoses, strict=True):
+        if case.near_tie and diagnosis.uncertain:
+            assert diagnosis.summary.startswith("Too close to call"), diagnosis.summary
+            assert any(f"{stage} about" in diagnosis.summary
+                       for stage in _planted(case, pipeline)), diagnosis.summary
+            assert diagnosis.recommendations == ()
+            continue
         assert diagnosis.input_bound, diagnosis.summary
         assert diagnosis.bottleneck_stage in _planted(case, pipeline), diagnosis.summary
         for name in case.summary_names:

@@ -267,3 +267,35 @@ def test_worker_processes_are_never_scaled_to_the_main_process():
     profile = _with_consumer_cpu(profile, cpu_s=0.1, steady_steps=100)
     # THEN nothing ran in the main process to compare: no excess
     assert in_process_excess(profile.pipelines[0], 100) is None
+
+
+def _step_sharing_cores_with_one_call_map(step_cpu_s):
+    # A one-call map of 10 ms per batch (100/s) beside a step of `step_cpu_s` CPU per
+    # batch on the same 2 cores; the step lasts 7.5 ms (133/s alone)
+    profile = make_profile(
+        stage("source-0", "source", 3200, 0.01),
+        stage("map-0", "map", 3200, 1.0, parallelism=1),
+        stage("batch-0", "batch", 100, 0.01),
+        wait_s=0.5, step_s=0.75, steps=100,
+    )
+    return _with_consumer_cpu(profile, cpu_s=1.02 + 100 * step_cpu_s, steady_steps=100)
+
+
+def test_a_step_on_shared_cores_within_the_noise_of_a_stage_is_too_close_to_call():
+    # GIVEN the shared cores allow 2 / (10.2 + 11) ms = 94/s, most of it the step's,
+    # and the map 100/s: 6% apart
+    diagnosis = diagnose(_step_sharing_cores_with_one_call_map(0.011))
+    # THEN neither side is claimed and nothing is advised
+    assert diagnosis.uncertain
+    assert diagnosis.summary.startswith(
+        "Too close to call: the training step, on the cores it shares with the pipeline, "
+        "allows about 94")
+    assert "map-0 about 100" in diagnosis.summary
+    assert diagnosis.recommendations == ()
+
+
+def test_a_step_on_shared_cores_well_below_a_stage_is_the_bottleneck():
+    # GIVEN the step takes 15 ms of the shared CPU: 2 / 25.2 ms = 79/s against the map's 100/s
+    diagnosis = diagnose(_step_sharing_cores_with_one_call_map(0.015))
+    assert not diagnosis.uncertain
+    assert diagnosis.bottleneck_kind == "consumer" and not diagnosis.input_bound
