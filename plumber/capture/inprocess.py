@@ -32,6 +32,7 @@ from plumber.measure.callsite import user_callsite
 from plumber.measure.hotspots import DEFAULT_RATE_HZ, checked_rate_hz
 from plumber.measure.runbounds import checked_cpu_probe, checked_duration, checked_steps
 from plumber.records.profile import Profile, SourceLocation
+from plumber.records.units import link_rate_bps
 from plumber.torch import is_loader
 
 #: How long a profile runs when neither ``steps`` nor ``duration`` is given.
@@ -78,6 +79,7 @@ def profile_pipeline(
     duration: float | None = None,
     cpu_probe: float = 2.0,
     hotspots: bool | int = False,
+    link_bandwidth: str | None = None,
 ) -> Profile:
     """The Profile of ``dataset`` iterated by plumber's own loop.
 
@@ -89,6 +91,7 @@ def profile_pipeline(
     """
     _check_bounds(steps, duration, cpu_probe)
     rate_hz = _hotspots_rate(hotspots)
+    link_bps = _link_bps(link_bandwidth)
     builder = _builder(dataset)
     caller = user_callsite() if builder is not dataset else None
     limit_s = duration if duration is not None else (None if steps else DEFAULT_DURATION_S)
@@ -96,7 +99,7 @@ def profile_pipeline(
     # hooks from imposing their own default bound on an infinite pipeline.
     options = SessionOptions(duration_s=math.inf, cpu_probe_s=cpu_probe,
                              hotspots=rate_hz is not None,
-                             hotspots_rate_hz=rate_hz or DEFAULT_RATE_HZ)
+                             hotspots_rate_hz=rate_hz or DEFAULT_RATE_HZ, link_bps=link_bps)
     with instrumented(options) as capture:
         built = _dataset_of(builder())
         loader = is_loader(built)
@@ -136,6 +139,25 @@ def _check_bounds(steps: int | None, duration: float | None, cpu_probe: float) -
             check(value)
         except ValueError as exc:
             raise ValueError(f"{name} {exc}, got {value!r}") from None
+
+
+def _link_bps(link_bandwidth: str | None) -> float | None:
+    """``link_bandwidth`` in bytes/s (see ``units.link_rate_bps``); None if not given.
+
+    TypeError for anything but a string such as ``"10Gb/s"``: a bare number
+    would leave bits or bytes to a guess.
+    """
+    if link_bandwidth is None:
+        return None
+    if not isinstance(link_bandwidth, str):
+        raise TypeError(
+            f"link_bandwidth is a rate with its unit, such as '10Gb/s', not "
+            f"{link_bandwidth!r}"
+        )
+    try:
+        return link_rate_bps(link_bandwidth)
+    except ValueError as exc:
+        raise ValueError(f"link_bandwidth: {exc}") from None
 
 
 def _hotspots_rate(hotspots: bool | int) -> int | None:

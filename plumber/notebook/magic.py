@@ -24,6 +24,7 @@ from plumber.capture.scriptrun import EXIT_INTERRUPTED, ScriptOutcome
 from plumber.capture.session import SessionOptions, assemble, instrumented
 from plumber.measure.runbounds import checked_cpu_probe, checked_duration, checked_steps
 from plumber.notebook.result import ProfileResult
+from plumber.records.units import link_rate_bps
 
 
 def load_ipython_extension(ipython: Any) -> None:
@@ -46,6 +47,9 @@ class PlumberMagics(Magics):
               help="stop the cell after this many seconds")
     @argument("--cpu-probe", type=float, default=2.0, metavar="SECONDS",
               help="time spent afterwards measuring per-stage CPU (0 disables; default 2)")
+    @argument("--link-bandwidth", default=None, metavar="RATE",
+              help="the network's rate to hosts that could run the pipeline's work "
+                   "(10Gb/s, 100Mbit/s, 1.25GB/s), for the offload what-if")
     @cell_magic
     def plumber(self, line: str, cell: str) -> ProfileResult | None:
         """Profile the tf.data pipelines this cell iterates; the cell's output is the result."""
@@ -58,8 +62,15 @@ class PlumberMagics(Magics):
                     check(value)
                 except ValueError as exc:
                     raise ValueError(f"{flag} {exc}") from None
+        link_bps = None
+        if args.link_bandwidth is not None:
+            try:
+                link_bps = link_rate_bps(args.link_bandwidth)
+            except ValueError as exc:
+                raise ValueError(f"--link-bandwidth: {exc}") from None
         options = SessionOptions(
-            steps=args.steps, duration_s=args.duration, cpu_probe_s=args.cpu_probe, notify=_say
+            steps=args.steps, duration_s=args.duration, cpu_probe_s=args.cpu_probe, notify=_say,
+            link_bps=link_bps,
         )
         shell = self.shell
         code = shell.transform_cell(cell)

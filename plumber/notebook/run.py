@@ -20,6 +20,7 @@ def profile(
     duration: float | None = None,
     cpu_probe: float = 2.0,
     hotspots: bool | int = False,
+    link_bandwidth: str | None = None,
 ) -> ProfileResult:
     """Profile a tf.data pipeline or a torch DataLoader and return its analysed profile.
 
@@ -36,10 +37,17 @@ def profile(
     ``plumber profile --hotspots`` does (``ProfileResult.hotspots``); a
     number instead of True is the samples per second per thread
     (``--hotspots-rate``).
+    ``link_bandwidth`` (``"10Gb/s"``, ``"100Mbit/s"``, ``"1.25GB/s"``) is the
+    network's rate to hosts that could run the pipeline's work, as
+    ``--link-bandwidth`` gives it: the offload what-if divides the bytes
+    crossing at its cut by it instead of a probed or assumed rate.
 
     Errors raised by the pipeline propagate (the hooks are removed first);
     Ctrl-C stops the loop and returns what was profiled, marked interrupted.
-    Raises TypeError for anything but a tf.data dataset or a DataLoader and
-    ValueError for a bad bound or rate.
+    Raises TypeError for anything but a tf.data dataset or a DataLoader, or
+    a ``link_bandwidth`` that is not a string, and ValueError for a bad
+    bound or rate.
     """
-    return ProfileResult(profile_pipeline(dataset, steps, duration, cpu_probe, hotspots))
+    return ProfileResult(
+        profile_pipeline(dataset, steps, duration, cpu_probe, hotspots, link_bandwidth)
+    )

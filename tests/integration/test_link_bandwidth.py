@@ -20,3 +20,13 @@ def test_the_link_rate_given_is_recorded_with_the_machine(plumber_cli, tmp_path)
     plain = plumber_cli("profile", "-o", "out", "--cpu-probe", "0", script)
     assert plain.returncode == 0, plain.stderr[-3000:]
     assert Profile.load(plain.profile_path).machine.link_bps is None
+
+
+def test_plumber_profile_records_the_link_rate_given_in_a_notebook():
+    tf = pytest.importorskip("tensorflow")
+    import plumber
+
+    dataset = tf.data.Dataset.range(64).map(lambda x: x * 2).batch(8)
+    given = plumber.profile(dataset, cpu_probe=0, link_bandwidth="100Mbit/s")
+    assert given.profile.machine.link_bps == pytest.approx(12.5e6)
+    assert plumber.profile(dataset, cpu_probe=0).profile.machine.link_bps is None

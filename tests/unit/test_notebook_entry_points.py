@@ -55,7 +55,7 @@ def test_anything_else_is_refused_naming_what_is_supported(value):
     "kwargs",
     [{"steps": 0}, {"steps": 2.5}, {"steps": True}, {"duration": 0}, {"duration": -1.0},
      {"cpu_probe": -1}, {"hotspots": 0}, {"hotspots": 2.5}, {"hotspots": 1001},
-     {"hotspots": "yes"}],
+     {"hotspots": "yes"}, {"link_bandwidth": "fast"}, {"link_bandwidth": "0Gb/s"}],
 )
 def test_bad_bounds_are_refused_before_anything_runs(kwargs):
     def build():
@@ -63,6 +63,14 @@ def test_bad_bounds_are_refused_before_anything_runs(kwargs):
 
     with pytest.raises(ValueError):
         plumber.profile(build, **kwargs)
+
+
+def test_a_link_bandwidth_without_its_unit_is_refused():
+    def build():
+        raise AssertionError("must not be called")
+
+    with pytest.raises(TypeError, match="10Gb/s"):
+        plumber.profile(build, link_bandwidth=1e10)
 
 
 class RecordingShell:
@@ -89,6 +97,7 @@ def test_magic_refuses_bad_options_before_running_the_cell():
 
     magics = PlumberMagics(shell=None)
     for line, option in (("--steps 0", "--steps"), ("--duration -1", "--duration"),
-                         ("--cpu-probe -1", "--cpu-probe")):
+                         ("--cpu-probe -1", "--cpu-probe"),
+                         ("--link-bandwidth fast", "--link-bandwidth")):
         with pytest.raises(ValueError, match=option):
             magics.plumber(line, "raise AssertionError('the cell ran')")
