@@ -27,11 +27,12 @@ from plumber.analyzers.topology import pool_of
 from plumber.records.kinds import POOL
 from plumber.records.profile import Pipeline, Stage
 
-#: The in-process stages' CPU may exceed the process's own by this factor
-#: before the process's measurement replaces theirs: a short steady window
-#: counts a few elements made before it began (the buffers' fill), so the
-#: process's figure per step runs a little low.
+#: The most CPU the in-process stages may claim, as a multiple of what their
+#: process used: a short steady window counts a few elements made before it
+#: began (the buffers' fill), so the process's figure per step runs a little
+#: low, and claims above this are capped at it.
 EXCESS_TOLERANCE = 1.25
+
 
 def consumer_cpu_per_root(pipeline: Pipeline, roots: int, cores: float) -> float | None:
     """CPU-seconds the consumer spends per root element, beyond the pipeline's own stages.
@@ -66,8 +67,9 @@ def in_process_excess(pipeline: Pipeline, roots: int) -> float | None:
     figures come from separate measurements (tf.data's from short prefix
     runs after the script, whose read-ahead and neighbours make them noisy),
     so they can claim more: above :data:`EXCESS_TOLERANCE` times the
-    process's own, the process's measurement is the one to believe. None
-    when either was not measured or the stages claim no more than that.
+    process's own, the process's measurement is the one to believe, and
+    their figures are scaled down by :func:`in_process_scale`. None when
+    either was not measured or the stages claim no more than that.
     """
     consumer = pipeline.consumer
     stages = in_process_cpu(pipeline)
@@ -83,6 +85,15 @@ def in_process_excess(pipeline: Pipeline, roots: int) -> float | None:
         return None
     excess = (stages / roots) / (consumer.cpu_s / consumer.steady_steps)
     return excess if excess > EXCESS_TOLERANCE else None
+
+
+def in_process_scale(excess: float | None) -> float:
+    """The factor on the in-process stages' CPU that caps it at the tolerance (1 without excess).
+
+    Capped rather than brought down to the process's figure, so that a
+    claim just above the tolerance changes the model just as little.
+    """
+    return 1.0 if excess is None else EXCESS_TOLERANCE / excess
 
 
 def in_process_ids(pipeline: Pipeline) -> frozenset[str]:

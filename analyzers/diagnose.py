@@ -16,9 +16,12 @@ from plumber.analyzers.allocate import fewer_calls_what_ifs
 from plumber.analyzers.bounds import Limits, binding, compute_bounds
 from plumber.analyzers.cache import DISK_BUDGET, MEMORY_BUDGET, cache_what_ifs
 from plumber.analyzers.consumer import (
+    EXCESS_TOLERANCE,
     consumer_cpu_per_root,
+    in_process_cpu,
     in_process_excess,
     in_process_ids,
+    in_process_scale,
     steady_busy_share,
 )
 from plumber.analyzers.objectcache import object_cache_what_if
@@ -143,11 +146,10 @@ def _scene(profile: Profile, pipeline: Pipeline, warnings: list[str]) -> Scene:
     else:
         step_cpu = consumer_cpu_per_root(pipeline, roots, cores)
         excess = in_process_excess(pipeline, roots)
-        busy = (
-            (cpu_seconds_per_root(pipeline, roots) + (step_cpu or 0.0)) * observed / cores
-            if excess is None
-            else 0.0
-        )
+        scale = in_process_scale(excess)
+        over = (1.0 - scale) * (in_process_cpu(pipeline) or 0.0) / roots
+        demand = cpu_seconds_per_root(pipeline, roots) - over
+        busy = (demand + (step_cpu or 0.0)) * observed / cores
         in_window = steady_busy_share(pipeline, cores, roots)
         measured = in_window if in_window is not None else cpu_busy_share(profile)
         busy_share = max(busy if math.isfinite(busy) else 0.0, measured or 0.0)
@@ -165,11 +167,12 @@ def _scene(profile: Profile, pipeline: Pipeline, warnings: list[str]) -> Scene:
         analyses = analyse_stages(pipeline, roots, cpu_saturated, disk_busy, cores,
                                   core_wait_per_cpu(profile.threads))
         if excess is not None:
-            analyses = with_cpu_scaled(analyses, in_process_ids(pipeline), 1.0 / excess)
+            analyses = with_cpu_scaled(analyses, in_process_ids(pipeline), scale)
             warnings.append(
                 f"The CPU measured per stage adds up to {excess:.2g}x what the training "
                 f"process used over the same steps: the process's measurement wins, and "
-                f"the stages' CPU is scaled down to agree with it."
+                f"the stages' CPU is scaled down to {EXCESS_TOLERANCE:g}x it (what a short "
+                f"window's start-up can account for)."
             )
         limits = Limits(
             cores, machine.disk_read_bps, per_root, basis, limits.consumer_rate,

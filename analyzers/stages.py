@@ -384,7 +384,9 @@ def with_cpu_scaled(
 
     For stages whose CPU figures, taken together, claim more than a direct
     measurement of the same work allows (see ``consumer.in_process_excess``).
-    Each stage keeps the resource its own figures gave it.
+    Each stage keeps the resource and the shares of waiting that its own
+    figures gave it: which of them computes and which waits is still theirs
+    to tell, only the total is the process's.
     """
     return tuple(
         dataclasses.replace(a, cpu_demand_s=a.cpu_demand_s * factor)

@@ -6,8 +6,10 @@ whatever the model says, and a loop that waited a lot with no measured
 stage to blame is reported as an unknown input bottleneck, never as
 "not the input pipeline".
 
-Where the training step's bound and the pipeline's lowest bound are within
-:data:`NOISE` of each other, which one binds depends on run-to-run noise:
+Where the training step's bound (or the CPU bound of the cores it shares
+with the pipeline, when it takes most of them) and the pipeline's lowest
+bound are within :data:`NOISE` of each other, which one binds depends on
+run-to-run noise:
 the verdict is then uncertain (:func:`too_close_to_call`), its sentence says
 so instead of giving advice, no change is recommended, and ``plumber tune``
 plans none, so ``profile`` and ``tune`` tell one story whatever the run.

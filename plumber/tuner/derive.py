@@ -12,8 +12,9 @@ count: more workers could repeat its stream), persistent workers when it is
 iterated more than once, a ``prefetch_factor`` from the same depth rule, and
 pinned memory when a GPU is present.
 A consumer-bound pipeline gets no change, and neither does one whose
-verdict is too close to call (the pipeline's and the step's bounds within
-the noise: :func:`plumber.analyzers.verdict.too_close_to_call`); the note
+verdict is too close to call (the pipeline's and the step's bounds, the
+shared cores counted as the step's where it takes most of them, within the
+noise: :func:`plumber.analyzers.verdict.too_close_to_call`); the note
 says why in the verdict's own words, the ones ``plumber profile`` prints.
 
 Every setting is placed at a stage the appliers can find
