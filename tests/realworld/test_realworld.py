@@ -258,7 +258,11 @@ def test_epochs_of_fresh_iterators_make_the_deterministic_decode_worth_a_kept_ca
     (pipeline,) = result.profile.pipelines
     assert [p.complete for p in pipeline.passes] == [True, True, True]
     (planned,) = result.derived.pipelines
-    assert [s.stage_id for s in planned.settings if s.cache] == list(_planted(case, pipeline))
+    # one cache, covering the decode: after it, or after the batch of its elements (the
+    # two replay the same data and are predicted within noise of each other)
+    (cached,) = [s.stage_id for s in planned.settings if s.cache]
+    covered = {s.id for s in _upstream(pipeline, pipeline.stage(cached))}
+    assert _planted(case, pipeline) <= covered, (cached, _planted(case, pipeline))
     assert [p.root for p in result.saved.pipelines] == [planned.root], result.run.stderr[-2000:]
 
 
