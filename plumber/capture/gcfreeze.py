@@ -20,7 +20,6 @@ is off; everything is unfrozen at the end.
 from __future__ import annotations
 
 import gc
-from types import TracebackType
 
 
 class OwnObjectsFrozen:
@@ -42,10 +41,5 @@ class OwnObjectsFrozen:
             gc.unfreeze()
             self.active = False
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.thaw()
