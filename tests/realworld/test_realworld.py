@@ -89,7 +89,7 @@ CASES = {
         # num_workers=0: each batch is tokenized in the loop's thread between steps,
         # which wait for it most of their time (more workers measured slower: the
         # step itself runs on both cores). The step's share of the cores and the
-        # loader came within 2% of each other in one CI run in four.
+        # loader came within 2% of each other in one full suite run in four here.
         Case("torch_text_classification", ("--epochs", "3"), "torch",
              bottleneck_stage="workers", summary_names=("training loop's own thread",),
              near_tie=True),
