@@ -115,8 +115,10 @@ def in_process_cpu(pipeline: Pipeline) -> float | None:
     such a stage did work but its CPU time was not measured.
     """
     total = 0.0
+    in_process = in_process_ids(pipeline)
     for stage in pipeline.stages:
-        if stage.stats is None or pool_of(pipeline, stage) is not None or _in_workers(stage):
+        counted_by_pool = pool_of(pipeline, stage) is not None
+        if stage.stats is None or stage.id not in in_process or counted_by_pool:
             continue
         cpu = stage.stats.cpu_time_s
         if cpu is None or not math.isfinite(cpu):
