@@ -20,6 +20,7 @@ is off; everything is unfrozen at the end.
 from __future__ import annotations
 
 import gc
+from types import TracebackType
 
 
 class OwnObjectsFrozen:
@@ -41,5 +42,10 @@ class OwnObjectsFrozen:
             gc.unfreeze()
             self.active = False
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.thaw()
