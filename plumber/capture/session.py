@@ -24,7 +24,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from plumber.capture.gcfreeze import OwnObjectsFrozen
 from plumber.capture.scriptrun import ScriptOutcome, run_script
 from plumber.measure.capacity import probe_machine
 from plumber.measure.hotspots import DEFAULT_RATE_HZ, StackSampler
@@ -101,7 +100,7 @@ def profile_script(script: Path, args: Sequence[str], options: SessionOptions) -
     lost = None
     if options.on_service_lost is not None:
         lost = functools.partial(_service_lost, (str(script), *args), options)
-    with instrumented(options, on_service_lost=lost, freeze_own=True) as capture:
+    with instrumented(options, on_service_lost=lost) as capture:
         around = options.around_script() if options.around_script else contextlib.nullcontext()
         with around:
             outcome = run_script(script, args, _bound_stop_check(capture.hooks))
@@ -164,7 +163,6 @@ def _service_lost(command: Sequence[str], options: SessionOptions, capture: Capt
 def instrumented(
     options: SessionOptions,
     on_service_lost: Callable[[Capture, Exception], None] | None = None,
-    freeze_own: bool = False,
 ) -> Iterator[Capture]:
     """Sample resources, track thread CPU and hook the frameworks around a block.
 
@@ -175,9 +173,6 @@ def instrumented(
     re-reading) probes are left to :func:`assemble`. With ``on_service_lost``
     the reads from a tf.data service are watched, and a read that waits
     ``options.service_timeout_s`` calls it with the capture and the error.
-    ``freeze_own`` keeps plumber's objects out of the block's garbage
-    collections until it imports TensorFlow (:mod:`plumber.capture.gcfreeze`):
-    for a script, where everything alive before it is plumber's.
     """
     start = time.monotonic()
     threads = ThreadCpuTracker()
@@ -194,7 +189,7 @@ def instrumented(
             try:
                 lost = None if on_service_lost is None else functools.partial(
                     on_service_lost, capture)
-                with FrameworkHooks(options, capture.notes, lost, freeze_own) as capture.hooks:
+                with FrameworkHooks(options, capture.notes, lost) as capture.hooks:
                     yield capture
             finally:
                 capture.network_traces.append(requests.snapshot())
@@ -323,20 +318,16 @@ class FrameworkHooks:
     torch: an :class:`~plumber.capture.importwatch.ImportWatch` installs a
     framework's hooks right after the code imports it (at once when it
     already is). Leaving the context removes them all, last installed first.
-    With ``freeze_own``, what is alive on entry stays out of garbage
-    collections until TensorFlow is imported (:mod:`plumber.capture.gcfreeze`).
     """
 
     def __init__(self, options: SessionOptions, notes: list[str],
-                 on_service_lost: Callable[[Exception], None] | None = None,
-                 freeze_own: bool = False) -> None:
+                 on_service_lost: Callable[[Exception], None] | None = None) -> None:
         self.options = options
         self.notes = notes
         self.on_service_lost = on_service_lost
         self.tf: Any = None
         self.torch: Any = None
         self._stack = contextlib.ExitStack()
-        self._frozen = OwnObjectsFrozen() if freeze_own else None
 
     @property
     def bound_reached(self) -> str | None:
@@ -349,8 +340,6 @@ class FrameworkHooks:
     def __enter__(self) -> FrameworkHooks:
         from plumber.capture.importwatch import ImportWatch
 
-        if self._frozen is not None:
-            self._stack.enter_context(self._frozen)
         watch = ImportWatch({"tensorflow": self._install_tf, "torch": self._install_torch})
         self._stack.enter_context(watch)
         return self
@@ -366,8 +355,6 @@ class FrameworkHooks:
     def _install_tf(self) -> None:
         from plumber.tf.hooks import TfHooks
 
-        if self._frozen is not None:
-            self._frozen.thaw()
         hooks = TfHooks(self._bounds(), poll_interval_s=self.options.poll_interval_s,
                         notify=self.options.notify)
         self.tf = self._install(hooks, "tf.data")
