@@ -186,8 +186,9 @@ class ConsumerStats:
     (:mod:`plumber.analyzers.prefetch`). ``step_median_s`` is the median
     step time over the same calls (the latest :data:`RECENT_STEPS` of each
     iterator or loader): the steady step, which a one-off long one (the
-    first call of a ``tf.function`` traces it) does not move; None where
-    not timed.
+    first call of a ``tf.function`` traces it) does not move; with
+    ``tf_model_gaps``, the median of the gaps TF recorded; None where
+    neither was recorded.
 
     The steady window is the iteration after each iterator's first step,
     which pays the start-up (threads, buffers, function tracing):
