@@ -9,7 +9,11 @@ of one request alone), then several at once (1, 4, 16 by default) to see the
 bandwidth the server and the path give when enough requests are in flight.
 Concurrency stops rising when bandwidth stops rising, when the time budget is
 spent, or when the server refuses a request (HTTP 503/429): the probe never
-pushes past the point where the server pushed back. With several in flight
+pushes past the point where the server pushed back. After a refusal it
+halves the gap between the most in flight the server took and the fewest
+it refused, with what is left of the budget: from 1, 4, 16 alone, a server
+taking at most 4 read as refusing at 16, and a plan kept 15 in flight.
+With several in flight
 each request takes longer than alone once the server (or this machine)
 serves them as fast as it can; the best level's time per request, by
 Little's law (in flight / requests per second), is that loaded latency.
@@ -19,6 +23,7 @@ Little's law (in flight / requests per second), is that loaded latency.
 
 from __future__ import annotations
 
+import math
 import statistics
 import threading
 import time
@@ -41,7 +46,7 @@ _REFUSED = frozenset({429, 503})
 class NetworkProbe:
     """What the probe found: ``available_bps`` at best, one request's latency, and how.
 
-    ``refused_in_flight`` is how many replays were in flight when the server
+    ``refused_in_flight`` is the fewest replays in flight at which the server
     refused one (None when it never did): a limit the plan must respect as
     much as a refusal seen during the run. ``loaded_latency_s`` is the time
     per request at the best level, with ``loaded_in_flight`` in flight (None
@@ -65,6 +70,8 @@ class _Level:
     bytes: int = 0
     #: Why concurrency was not raised past this level (a refusal, an error), if it was not.
     stopped_by: str = ""
+    #: Whether what stopped it was the server refusing a request.
+    refused: bool = False
     elapsed_s: float = 0.0
 
     @property
@@ -130,7 +137,33 @@ class _Prober:
             best = max(tried[:-1], key=lambda lv: lv.bps, default=None)
             if level.stopped_by or (best and level.bps < best.bps * _RISE):
                 break
+        if tried and tried[-1].refused:
+            taken = max((lv.in_flight for lv in tried if not lv.stopped_by), default=0)
+            tried += self._narrow(taken, tried[-1].in_flight)
         return self._result(latency, tried)
+
+    def _narrow(self, taken: int, refused: int) -> list[_Level]:
+        """Levels halving the gap between ``taken`` in flight (no refusal) and ``refused``.
+
+        A refused level ends at its first refusal, so narrowing down to a
+        low limit is quick; a level the server takes runs its share of what
+        is left of the budget. Stops at an error, which says nothing of the limit.
+        """
+        levels: list[_Level] = []
+        while refused - taken > 1:
+            remaining = self.deadline - time.perf_counter()
+            if remaining <= 0:
+                break
+            middle = (taken + refused) // 2
+            level = self._level(middle, remaining / math.ceil(math.log2(refused - taken)))
+            levels.append(level)
+            if level.refused:
+                refused = middle
+            elif level.stopped_by:
+                break
+            else:
+                taken = middle
+        return levels
 
     def _latency(self, stop: float) -> float | None:
         """Median time to headers of a few GETs sent one at a time, until ``stop``."""
@@ -164,6 +197,7 @@ class _Prober:
                         level.bytes += nbytes
                     elif status in _REFUSED:
                         level.stopped_by = f"the server refused a request (HTTP {status})"
+                        level.refused = True
                     else:
                         level.stopped_by = f"a replay got HTTP {status}"
 
@@ -198,17 +232,24 @@ class _Prober:
         if not tried:
             return NetworkProbe(None, latency, f"replayed a {_size(self.size)} GET from "
                                                f"{self.label}; no time left to measure bandwidth")
-        best = max(tried, key=lambda lv: lv.bps)
+        best = max([lv for lv in tried if not lv.refused] or tried, key=lambda lv: lv.bps)
         requests = sum(lv.requests for lv in tried)
         levels = ", ".join(str(lv.in_flight) for lv in tried)
         basis = (
             f"replayed a {_size(self.size)} GET from {self.label} {requests} times, "
             f"{best.in_flight} at once at best (tried {levels})"
         )
+        refused_levels = [lv for lv in tried if lv.refused]
+        refused = min((lv.in_flight for lv in refused_levels), default=None)
         last = tried[-1]
-        if last.stopped_by:
+        if refused is not None:
+            first = next(lv for lv in refused_levels if lv.in_flight == refused)
+            taken = [lv.in_flight for lv in tried if not lv.stopped_by and lv.in_flight < refused]
+            basis += f"; at {refused} in flight {first.stopped_by}"
+            basis += f", at {max(taken)} it did not" if taken else ""
+            basis += ", so no more were kept in flight"
+        elif last.stopped_by:
             basis += f"; at {last.in_flight} in flight {last.stopped_by}, so no more were tried"
-        refused = last.in_flight if last.stopped_by.startswith("the server refused") else None
         loaded = best.in_flight > 1 and best.bytes > 0
         return NetworkProbe(
             best.bps if best.bytes else None, latency, basis, refused,

@@ -56,10 +56,21 @@ def test_concurrency_stops_rising_where_the_server_refuses():
     with LoopbackServer(delay_s=0.05, max_in_flight=2) as server:
         probe = probe_network(replay_of(server, "/bytes/1000"), budget_s=1.5)
     assert probe.available_bps > 0
-    assert "(tried 1, 4)" in probe.basis
-    assert "at 4 in flight the server refused a request (HTTP 503), so no more were tried" in (
-        probe.basis
-    )
+    # Refused at 4, the probe halves the gap to 1: 2 are taken, 3 refused.
+    assert "(tried 1, 4, 2, 3)" in probe.basis
+    assert probe.refused_in_flight == 3
+    assert ("at 3 in flight the server refused a request (HTTP 503), at 2 it did not, so no "
+            "more were kept in flight") in probe.basis
+
+
+def test_a_refusal_far_above_the_last_level_taken_is_narrowed_down_to_the_limit():
+    # GIVEN a server taking 4 at once, where the levels go 1, 4, 16 (a plan kept 15 in flight
+    # when 16 was the refusal recorded)
+    with LoopbackServer(delay_s=0.05, max_in_flight=4) as server:
+        probe = probe_network(replay_of(server, "/bytes/1000"), budget_s=1.5)
+    assert "(tried 1, 4, 16, 10, 7, 5)" in probe.basis
+    assert probe.refused_in_flight == 5
+    assert probe.loaded_in_flight == 4
 
 
 def test_without_a_get_to_replay_the_basis_says_so():
