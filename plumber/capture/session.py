@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from plumber.capture.gcfreeze import OwnObjectsFrozen
 from plumber.capture.scriptrun import ScriptOutcome, run_script
 from plumber.measure.capacity import probe_machine
 from plumber.measure.hotspots import DEFAULT_RATE_HZ, StackSampler
@@ -94,6 +95,10 @@ class SessionResult:
 def profile_script(script: Path, args: Sequence[str], options: SessionOptions) -> SessionResult:
     """Run ``script`` under instrumentation and return its Profile.
 
+    Everything alive as the script starts is plumber's, and is kept out of
+    its garbage collections until it imports TensorFlow
+    (:mod:`plumber.capture.gcfreeze`).
+
     With ``options.on_service_lost``, a run whose tf.data service goes away
     does not return here: its profile goes to that callback instead.
     """
@@ -102,7 +107,7 @@ def profile_script(script: Path, args: Sequence[str], options: SessionOptions) -
         lost = functools.partial(_service_lost, (str(script), *args), options)
     with instrumented(options, on_service_lost=lost) as capture:
         around = options.around_script() if options.around_script else contextlib.nullcontext()
-        with around:
+        with around, OwnObjectsFrozen():
             outcome = run_script(script, args, _bound_stop_check(capture.hooks))
     bounded_by = capture.hooks.bound_reached if capture.hooks and outcome.bounded else None
     probes = StoppableSteps()
