@@ -95,9 +95,9 @@ class SessionResult:
 def profile_script(script: Path, args: Sequence[str], options: SessionOptions) -> SessionResult:
     """Run ``script`` under instrumentation and return its Profile.
 
-    Everything alive as the script starts is plumber's, and is kept out of
-    its garbage collections until it imports TensorFlow
-    (:mod:`plumber.capture.gcfreeze`).
+    What is alive as the script begins to import torch (plumber's objects,
+    mostly) is kept out of its garbage collections, until it imports
+    TensorFlow, if it does (:mod:`plumber.capture.gcfreeze`).
 
     With ``options.on_service_lost``, a run whose tf.data service goes away
     does not return here: its profile goes to that callback instead.
