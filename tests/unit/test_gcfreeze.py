@@ -59,8 +59,8 @@ def test_the_package_that_thaws_is_imported_after_the_thaw_and_nothing_freezes_a
 
 
 def test_the_hook_finds_nothing_and_the_next_finder_loads_the_package(packages):
-    freezing, _ = packages
-    with OwnObjectsFrozen(freeze_on=(freezing,)) as frozen:
+    freezing, thawing = packages
+    with OwnObjectsFrozen(freeze_on=(freezing,), thaw_on=(thawing,)) as frozen:
         assert frozen.find_spec(freezing, None) is None
         assert importlib.import_module(freezing).__spec__.loader is not frozen
 
@@ -83,9 +83,9 @@ def test_a_forked_child_neither_freezes_nor_thaws(packages):
 
 
 def test_a_package_that_freezes_imported_already_freezes_on_entry(packages):
-    freezing, _ = packages
+    freezing, thawing = packages
     importlib.import_module(freezing)
-    with OwnObjectsFrozen(freeze_on=(freezing,)) as frozen:
+    with OwnObjectsFrozen(freeze_on=(freezing,), thaw_on=(thawing,)) as frozen:
         assert frozen.active and gc.get_freeze_count() > 0
 
 
