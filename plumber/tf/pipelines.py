@@ -250,7 +250,7 @@ def _consumer(
     # step time comes from TF's own record of gaps between GetNext calls and
     # the wait is what remains of the iterator's active time. The median gap
     # is the steady step: an epoch's first gap (the compiled step's first
-    # run) took 63-71 ms where the others took 10 ms (16 steps per epoch).
+    # run) took 63-85 ms where the others took about 10 (16 steps per epoch).
     steps = sum(w.model.root_elements for w in modelled)
     active = sum(
         (w.last_progress_at or w.created_at) - w.created_at for w in modelled
