@@ -166,6 +166,12 @@ def _scene(profile: Profile, pipeline: Pipeline, warnings: list[str]) -> Scene:
         )
         analyses = analyse_stages(pipeline, roots, cpu_saturated, disk_busy, cores,
                                   core_wait_per_cpu(profile.threads))
+        if step_cpu == 0.0 and excess is None and consumer is not None and consumer.step_s > 0:
+            warnings.append(
+                "The stages that ran in the training process claim as much CPU per step "
+                "as the process used over the steady window, so the training step's own "
+                "CPU could not be told from theirs and is left out of the CPU bound."
+            )
         if excess is not None:
             analyses = with_cpu_scaled(analyses, in_process_ids(pipeline), scale)
             warnings.append(

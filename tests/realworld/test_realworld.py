@@ -335,4 +335,8 @@ def test_keras_fit_on_the_cpu_charges_its_training_step_to_the_shared_cores(work
         if any(_is_random(case, s) and s.kind == "map" for s in p.stages)]
     assert pipeline.consumer is not None and pipeline.consumer.cpu_s is not None
     cpu = next(b for b in diagnosis.bounds if b.name == "CPU")
-    assert "training step" in cpu.detail, cpu.detail
+    # The step's CPU is what the process used beyond its stages' probed CPU: a small
+    # difference of two measurements (here about 3 ms of 24 ms per batch), which came
+    # out at nothing in one full suite run in several; then plumber must say so.
+    untold = [w for w in diagnosis.warnings if "could not be told from theirs" in w]
+    assert "training step" in cpu.detail or untold, (cpu.detail, diagnosis.warnings)

@@ -61,6 +61,20 @@ def test_the_cpu_bound_charges_the_training_step_on_the_same_cores():
     assert "training step" not in cpu.detail
 
 
+def test_a_step_whose_cpu_cannot_be_told_from_the_stages_is_left_out_and_said_so():
+    # GIVEN a process that used 0.95 s over 100 steady steps, where its stages claim
+    # 1.02 s over 100 root elements (within the tolerance: no scaling)
+    profile = _with_consumer_cpu(_cpu_bound_profile(1.5), cpu_s=0.95, steady_steps=100)
+    diagnosis = diagnose(profile)
+    cpu = next(b for b in diagnosis.bounds if b.kind == "cpu")
+    # THEN nothing is charged for the step, and the verdict says why
+    assert "training step" not in cpu.detail
+    assert any("could not be told from theirs" in w for w in diagnosis.warnings)
+    # while a step the process's CPU does show is charged without that warning
+    shared = diagnose(_with_consumer_cpu(_cpu_bound_profile(1.5), cpu_s=3.02, steady_steps=100))
+    assert not any("could not be told from theirs" in w for w in shared.warnings)
+
+
 def test_no_charge_when_the_consumer_cpu_was_not_measured():
     assert consumer_cpu_per_root(_cpu_bound_profile().pipelines[0], 100, 2.0) is None
 
