@@ -239,20 +239,20 @@ class _Prober:
             f"replayed a {_size(self.size)} GET from {self.label} {requests} times, "
             f"{best.in_flight} at once at best (tried {levels})"
         )
-        refused_levels = [lv for lv in tried if lv.refused]
-        refused = min((lv.in_flight for lv in refused_levels), default=None)
+        fewest = min((lv for lv in tried if lv.refused), key=lambda lv: lv.in_flight, default=None)
         last = tried[-1]
-        if refused is not None:
-            first = next(lv for lv in refused_levels if lv.in_flight == refused)
-            taken = [lv.in_flight for lv in tried if not lv.stopped_by and lv.in_flight < refused]
-            basis += f"; at {refused} in flight {first.stopped_by}"
+        if fewest is not None:
+            taken = [lv.in_flight for lv in tried
+                     if not lv.stopped_by and lv.in_flight < fewest.in_flight]
+            basis += f"; at {fewest.in_flight} in flight {fewest.stopped_by}"
             basis += f", at {max(taken)} it did not" if taken else ""
             basis += ", so no more were kept in flight"
         elif last.stopped_by:
             basis += f"; at {last.in_flight} in flight {last.stopped_by}, so no more were tried"
         loaded = best.in_flight > 1 and best.bytes > 0
         return NetworkProbe(
-            best.bps if best.bytes else None, latency, basis, refused,
+            best.bps if best.bytes else None, latency, basis,
+            fewest.in_flight if fewest is not None else None,
             best.latency_s if loaded else None, best.in_flight if loaded else None,
         )
 
