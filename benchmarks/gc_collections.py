@@ -16,16 +16,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-WORKLOADS = HERE / "workloads"
-THROUGHPUT = re.compile(r"^THROUGHPUT ([0-9.]+)$", re.MULTILINE)
+from overhead import THROUGHPUT, WORKLOADS
+
 DEFAULT = ("torch_workers", "torch_long_epochs", "cpu_map")
 
 #: Runs the workload given as its first argument, then writes its full collections as JSON.
