@@ -189,14 +189,14 @@ def profiled_pipeline(
 ) -> Pipeline | None:
     """The pipeline of ``profile`` that ``pipeline`` tunes: the one with the same written root."""
     for candidate in profile.pipelines:
-        root = _written_root(candidate)
+        root = written_root(candidate)
         if root is not None and root.source is not None and \
                 StageRef.of(root.source, root.kind, script_dir) == pipeline.root:
             return candidate
     return None
 
 
-def _written_root(pipeline: Pipeline) -> Stage | None:
+def written_root(pipeline: Pipeline) -> Stage | None:
     """The outermost stage the user wrote (TF may have added one above it)."""
     stage = pipeline.stage(pipeline.root)
     while not stage.written and stage.inputs:

@@ -23,6 +23,7 @@ from plumber.analyzers.results import Bound, Diagnosis, WhatIf
 from plumber.records.plan import PipelinePlan, Plan
 from plumber.records.profile import Pipeline, Profile, SourceLocation
 from plumber.reports import format as fmt
+from plumber.reports.applied import AppliedPlanView, applied_plan_view
 from plumber.reports.charts import Chart, bounds_chart, timelines
 from plumber.reports.graph import layout, pipeline_graph
 from plumber.reports.hotspots import HotspotsView, hotspots_view, pipeline_hotspot
@@ -119,6 +120,7 @@ class ReportView:
     profiler_overhead: str
     run_notes: tuple[str, ...]
     hotspots: HotspotsView | None = None
+    applied_plan: AppliedPlanView | None = None
 
 
 def report_view(
@@ -158,6 +160,7 @@ def report_view(
         profiler_overhead=profiler_overhead(profile.threads),
         run_notes=run.notes,
         hotspots=hotspots,
+        applied_plan=applied_plan_view(profile),
     )
 
 

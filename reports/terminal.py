@@ -20,6 +20,7 @@ from plumber.analyzers.hotspots import hotspots
 from plumber.analyzers.results import Diagnosis
 from plumber.records.profile import Pipeline, Profile
 from plumber.reports import format as fmt
+from plumber.reports.applied import applied_plan_lines
 from plumber.reports.hotspots import pipeline_hotspot
 from plumber.reports.network import network_line
 from plumber.reports.view import (
@@ -68,6 +69,11 @@ def render_summary(
         for suggestion in suggest(pipeline, diagnosis, found) if found else ():
             lines += _field("Suggestion", suggestion.text)
         lines += _incident_lines(pipeline)
+    planned = applied_plan_lines(profile)
+    if planned:
+        lines.append("")
+        for index, sentence in enumerate(planned):
+            lines += _wrap(sentence, "         " if index else "Plan:    ", "         ")
     network = network_line(profile)
     if network is not None:
         lines += ["", *_wrap(network, "Network: ", "         ")]

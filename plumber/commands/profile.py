@@ -30,6 +30,7 @@ from plumber.tf.servicewatch import DEFAULT_TIMEOUT_S
 
 if TYPE_CHECKING:
     from plumber.capture.session import SessionOptions, SessionResult
+    from plumber.commands.planned import PlannedRun
     from plumber.reports.outputs import Rendered
 
 #: The files a profiling run writes to its output folder, by what they hold.
@@ -62,10 +63,30 @@ class ProfileCommand:
             "-o", "--output", type=Path, default=None,
             help="output folder (default: ./plumber-out/SCRIPT-TIMESTAMP)",
         )
+        parser.add_argument(
+            "--plan", type=Path, default=None,
+            help="profile the script with this plan's settings in force (as plumber run "
+                 "--plan applies them); the profile records the plan and the report sets "
+                 "the rates it predicted against this run's")
+        parser.add_argument(
+            "--data-service", metavar="grpc://HOST:PORT",
+            help="with --plan: run the plan's offload cut on the tf.data service at this "
+                 "dispatcher")
         add_profiling_options(parser)
 
     def run(self, args: argparse.Namespace) -> int:
         if script_unusable(args.script):
+            return exitcodes.USAGE
+        planned = None
+        if args.plan is not None:
+            from plumber.commands.planned import planned_run
+
+            planned = planned_run(args)
+            if isinstance(planned, int):
+                return planned
+        elif args.data_service is not None:
+            say("error: --data-service needs --plan: the plan's offload section names the cut "
+                "to run on the service")
             return exitcodes.USAGE
         from plumber.records.files import OutputError, checked_output_folder
 
@@ -77,7 +98,7 @@ class ProfileCommand:
             return exitcodes.USAGE
         try:
             result, _ = profiling_run(args, out_dir / RUN_FILES["profile"],
-                                      out_dir / RUN_FILES["report"])
+                                      out_dir / RUN_FILES["report"], planned)
         except RunFilesNotWritten as failed:
             return failed.exit_status
         return result.outcome.exit_status
@@ -146,11 +167,13 @@ def session_options(args: argparse.Namespace) -> SessionOptions:
                           link_bps=args.link_bandwidth)
 
 
-def profiling_run(args: argparse.Namespace, profile_file: Path,
-                  report_file: Path) -> tuple[SessionResult, Rendered]:
+def profiling_run(args: argparse.Namespace, profile_file: Path, report_file: Path,
+                  planned: PlannedRun | None = None) -> tuple[SessionResult, Rendered]:
     """Profile the script, write its profile and report, print the summary.
 
-    ``profile`` is this run; ``tune`` derives its plan from it. Raises
+    ``profile`` is this run; ``tune`` derives its plan from it. With
+    ``planned``, the script runs with that plan in force, and the profile
+    records it (:class:`plumber.records.profile.AppliedPlan`). Raises
     :class:`RunFilesNotWritten` when a file cannot be written (see
     :func:`write_run_files`).
     """
@@ -162,14 +185,30 @@ def profiling_run(args: argparse.Namespace, profile_file: Path,
         session_options(args), hotspots=args.hotspots or args.hotspots_rate is not None,
         hotspots_rate_hz=args.hotspots_rate or DEFAULT_RATE_HZ,
         service_timeout_s=args.service_timeout,
-        on_service_lost=functools.partial(_end_lost_run, profile_file, report_file))
-    result = profile_script(args.script, args.script_args, sampled)
+        on_service_lost=functools.partial(_end_lost_run, profile_file, report_file, planned))
+    if planned is not None:
+        say(f"with the settings of {planned.file} in force")
+        sampled = dataclasses.replace(
+            sampled, around_script=functools.partial(planned.in_force, args.script))
+    result = with_plan_recorded(profile_script(args.script, args.script_args, sampled), planned)
+    if planned is not None:
+        for line in planned.changes(succeeded=result.outcome.exit_status == 0):
+            say(line)
     rendered = write_run_files(result, profile_file, report_file)
     write_now(sys.stderr, rendered.summary + "\n")
     return result, rendered
 
 
-def _end_lost_run(profile_file: Path, report_file: Path,
+def with_plan_recorded(result: SessionResult, planned: PlannedRun | None) -> SessionResult:
+    """``result`` with the plan its run applied in its profile (as is without one)."""
+    if planned is None:
+        return result
+    applied = planned.record(succeeded=result.outcome.exit_status == 0)
+    return dataclasses.replace(
+        result, profile=dataclasses.replace(result.profile, applied_plan=applied))
+
+
+def _end_lost_run(profile_file: Path, report_file: Path, planned: PlannedRun | None,
                   profile_of_lost_run: Callable[[], SessionResult]) -> None:
     """Write the profile of a run whose tf.data service went away, then end the process.
 
@@ -179,7 +218,7 @@ def _end_lost_run(profile_file: Path, report_file: Path,
     """
 
     def write() -> None:
-        result = profile_of_lost_run()
+        result = with_plan_recorded(profile_of_lost_run(), planned)
         try:
             rendered = write_run_files(result, profile_file, report_file)
         except RunFilesNotWritten:

@@ -499,6 +499,42 @@ class RunInfo:
 
 
 @dataclass(frozen=True)
+class PlannedRate:
+    """A rate a plan's model predicted, to set against the run that applied the plan.
+
+    ``basis`` is ``"settings"`` (the plan's per-stage settings, for the
+    pipeline whose written root is at ``file``:``line``) or ``"offload"``
+    (its cut, at ``file``:``line``, on ``workers`` tf.data service workers).
+    ``file`` is as the plan writes it: relative to the script's folder when
+    inside it. ``rate`` is in batches/s after start-up.
+    """
+
+    basis: str
+    file: str
+    line: int
+    kind: str
+    rate: float
+    occurrence: int = 0
+    workers: int | None = None
+
+
+@dataclass(frozen=True)
+class AppliedPlan:
+    """The plan a profiled run was built with (``plumber profile --plan``).
+
+    ``file`` is the plan as given; ``changes`` says, stage by stage, what it
+    changed and what it could not find, as the command printed it;
+    ``data_service`` is the dispatcher its offload cut ran on (empty when
+    none did); ``predicted`` the rates the plan carries.
+    """
+
+    file: str
+    changes: tuple[str, ...] = ()
+    data_service: str = ""
+    predicted: tuple[PlannedRate, ...] = ()
+
+
+@dataclass(frozen=True)
 class Profile:
     """Everything one profiled run produced."""
 
@@ -509,6 +545,7 @@ class Profile:
     threads: tuple[ThreadCpu, ...] = ()
     network: NetworkRequests | None = None
     hotspots: PythonSamples | None = None
+    applied_plan: AppliedPlan | None = None
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,0 +1,99 @@
+"""The rates a run's applied plan predicted, beside what the run measured.
+
+A profile taken with ``plumber profile --plan`` records the plan's
+predictions (:class:`plumber.records.profile.AppliedPlan`). Each is matched
+to the pipeline it is for: a settings prediction to the pipeline whose
+written root the plan names, an offload prediction to the pipeline holding
+the stage at the cut (the service's read, placed there). The measured rate
+is the steady one, the window the model predicts, or the whole iteration
+when the run recorded none.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from plumber.analyzers import text
+from plumber.analyzers.edits import written_root
+from plumber.analyzers.observed import observed_rate, steady_rate
+from plumber.records.profile import Pipeline, PlannedRate, Profile, SourceLocation
+
+
+@dataclass(frozen=True)
+class PlanCheck:
+    """One prediction of the applied plan and this run's rate for it.
+
+    ``pipeline`` is the id of the pipeline it is for (None when the run built
+    none the plan names); ``measured`` that pipeline's rate (None then, or
+    when not measured), ``steady`` whether it is the steady rate. ``error``
+    is ``|predicted - measured| / measured`` for a settings prediction; an
+    offload's is left out, since the service's workers, which it depends on,
+    cannot be counted from the run.
+    """
+
+    predicted: PlannedRate
+    pipeline: str | None
+    measured: float | None
+    steady: bool
+    error: float | None
+
+    def sentence(self) -> str:
+        """What the check says, in a line a user reads."""
+        p = self.predicted
+        place = f"{p.kind} at {p.file}:{p.line}"
+        if p.basis == "offload":
+            said = (f"the plan's offload (after {place}) was predicted {text.rate(p.rate)} with "
+                    f"{p.workers} worker(s), each on a host like this one")
+        else:
+            said = f"the plan for the pipeline at {place} was predicted {text.rate(p.rate)}"
+        if self.pipeline is None:
+            return f"{said}; this run built no pipeline the plan names"
+        if self.measured is None:
+            return f"{said}; {self.pipeline}'s rate was not measured in this run"
+        window = "after start-up" if self.steady else "over the whole iteration (no steady state)"
+        said = f"{said}; {self.pipeline} measured {text.rate(self.measured)} {window}"
+        if self.error is not None:
+            return f"{said} (prediction error {self.error:.0%})"
+        return (f"{said}; plumber cannot count the service's workers, so this compares with "
+                f"the prediction only where the service had those workers")
+
+
+def plan_checks(profile: Profile) -> tuple[PlanCheck, ...]:
+    """A check per prediction of the plan the run applied (none without one)."""
+    if profile.applied_plan is None:
+        return ()
+    return tuple(_check(p, profile) for p in profile.applied_plan.predicted)
+
+
+def _check(predicted: PlannedRate, profile: Profile) -> PlanCheck:
+    pipeline = next((p for p in profile.pipelines if _is_for(predicted, p)), None)
+    if pipeline is None:
+        return PlanCheck(predicted, None, None, False, None)
+    steady = steady_rate(pipeline)
+    measured = steady if steady is not None else observed_rate(pipeline)
+    if not math.isfinite(measured) or measured <= 0:
+        return PlanCheck(predicted, pipeline.id, None, False, None)
+    error = (abs(predicted.rate - measured) / measured
+             if predicted.basis == "settings" else None)
+    return PlanCheck(predicted, pipeline.id, measured, steady is not None, error)
+
+
+def _is_for(predicted: PlannedRate, pipeline: Pipeline) -> bool:
+    """Whether ``predicted`` is for ``pipeline``: its written root (settings), or a stage of
+    it at the cut (offload)."""
+    if predicted.basis == "settings":
+        root = written_root(pipeline)
+        return root is not None and root.kind == predicted.kind and \
+            _at(root.source, predicted)
+    return any(_at(stage.source, predicted) for stage in pipeline.stages)
+
+
+def _at(source: SourceLocation | None, predicted: PlannedRate) -> bool:
+    """Whether ``source`` is the line the plan names: its file given relative to the script's
+    folder, or absolute."""
+    if source is None or source.line != predicted.line:
+        return False
+    if predicted.basis == "settings" and source.occurrence != predicted.occurrence:
+        return False
+    return source.file == predicted.file or source.file.endswith("/" + predicted.file)

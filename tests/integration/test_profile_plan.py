@@ -1,0 +1,79 @@
+"""``plumber profile --plan``: a profile of the script with a plan in force.
+
+GIVEN a plan that raises the planted map's parallelism and carries the
+model's prediction for it, WHEN the script is profiled with the plan, THEN
+the map runs with the planned setting, the profile records the plan and
+what it changed, and the summary and report set the prediction against the
+rate this run measured. (With ``--data-service``: tests/integration/test_data_service.py.)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import PIPELINES
+
+from plumber.records.exitcodes import USAGE
+from plumber.records.profile import Profile
+
+pytestmark = pytest.mark.slow
+
+SCRIPT = PIPELINES / "expensive_map.py"
+MAP_LINE = next(i for i, line in enumerate(SCRIPT.read_text().splitlines(), 1)
+                if "dataset.map(" in line)
+ROOT_LINE = MAP_LINE + 2
+
+
+def write_plan(folder: Path, predicted: float) -> Path:
+    plan = folder / "plan.json"
+    ref = {"file": SCRIPT.name, "line": MAP_LINE, "kind": "map"}
+    plan.write_text(json.dumps({
+        "kind": "plumber-plan", "schema_version": 2, "script": SCRIPT.name, "notes": [],
+        "rejected": [],
+        "pipelines": [{
+            "root": {"file": SCRIPT.name, "line": ROOT_LINE, "kind": "prefetch"},
+            "predicted_rate": predicted,
+            "settings": [{"stage": ref, "stage_id": "map-0", "parallelism": 2,
+                          "reason": "planted", "predicted_rate": predicted}],
+        }],
+    }))
+    return plan
+
+
+def test_a_profile_with_a_plan_records_it_and_sets_its_prediction_against_the_run(
+        tmp_path, plumber_cli):
+    plan = write_plan(tmp_path, predicted=1000.0)
+    run = plumber_cli("profile", "--plan", plan, SCRIPT, "-o", "out", "--", "--elements", "480")
+    assert run.returncode == 0, run.stderr
+    assert f"plan applied at map at {SCRIPT.name}:{MAP_LINE}: " in run.stderr
+    profile = Profile.load(run.profile_path)
+    assert profile.applied_plan is not None
+    assert profile.applied_plan.file == str(plan)
+    assert any(f"map at {SCRIPT.name}:{MAP_LINE}" in line for line in profile.applied_plan.changes)
+    [pipeline] = profile.pipelines
+    [planted] = [s for s in pipeline.stages if s.kind == "map" and s.source is not None]
+    assert planted.knobs.get("parallelism") == 2
+    [predicted] = profile.applied_plan.predicted
+    assert (predicted.basis, predicted.line, predicted.rate) == ("settings", ROOT_LINE, 1000.0)
+    # The pipeline is matched and the prediction's error published: far off, as planted.
+    assert "was predicted 1,000/s; pipeline-0 measured" in " ".join(run.stderr.split())
+    assert "prediction error" in run.stderr
+    report = run.report_path.read_text()
+    assert "This run applied the plan" in report and "prediction error" in report
+
+
+def test_data_service_without_a_plan_is_a_usage_error(tmp_path, plumber_cli):
+    run = plumber_cli("profile", "--data-service", "grpc://localhost:1", SCRIPT, "-o", "out")
+    assert run.returncode == USAGE
+    assert "--data-service needs --plan" in run.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_unreadable_plan_is_a_usage_error_before_the_script_runs(tmp_path, plumber_cli):
+    (tmp_path / "plan.json").write_text("{not json")
+    run = plumber_cli("profile", "--plan", tmp_path / "plan.json", SCRIPT, "-o", "out")
+    assert run.returncode == USAGE
+    assert "plan.json" in run.stderr and "done" not in run.stdout
+    assert not (tmp_path / "out").exists()
