@@ -26,23 +26,37 @@ class PlanCheck:
 
     ``pipeline`` is the id of the pipeline it is for (None when the run built
     none the plan names); ``measured`` that pipeline's rate (None then, or
-    when not measured), ``steady`` whether it is the steady rate. ``error``
-    is ``|predicted - measured| / measured`` for a settings prediction; an
-    offload's is left out, since the service's workers, which it depends on,
-    cannot be counted from the run.
+    when not measured), ``steady`` whether it is the steady rate.
+    ``expected`` is the prediction for this run: a settings prediction's
+    rate; an offload's rate for the workers the user said the service had
+    (``--service-workers``; the model's rate for the most it holds when they
+    were more), or None when not said, since a client cannot count them.
+    ``error`` is ``|expected - measured| / measured``, None without both.
     """
 
     predicted: PlannedRate
     pipeline: str | None
     measured: float | None
     steady: bool
-    error: float | None
+    expected: float | None
+    service_workers: int | None = None
+
+    @property
+    def error(self) -> float | None:
+        if self.expected is None or self.measured is None:
+            return None
+        return abs(self.expected - self.measured) / self.measured
 
     def sentence(self) -> str:
         """What the check says, in a line a user reads."""
         p = self.predicted
         place = f"{p.kind} at {p.file}:{p.line}"
-        if p.basis == "offload":
+        if p.basis == "offload" and self.service_workers is not None and \
+                self.expected is not None:
+            said = (f"the plan's offload (after {place}) was predicted "
+                    f"{text.rate(self.expected)} with the service's {self.service_workers} "
+                    f"worker(s) (as --service-workers said), each on a host like this one")
+        elif p.basis == "offload":
             said = (f"the plan's offload (after {place}) was predicted {text.rate(p.rate)} with "
                     f"{p.workers} worker(s), each on a host like this one")
         else:
@@ -55,28 +69,40 @@ class PlanCheck:
         said = f"{said}; {self.pipeline} measured {text.rate(self.measured)} {window}"
         if self.error is not None:
             return f"{said} (prediction error {self.error:.0%})"
-        return (f"{said}; plumber cannot count the service's workers, so this compares with "
-                f"the prediction only where the service had those workers")
+        if self.service_workers is not None:
+            return (f"{said}; the plan holds no prediction per worker count, so none for "
+                    f"{self.service_workers} (write the plan again with plumber service plan)")
+        return (f"{said}; plumber cannot count the service's workers: give --service-workers "
+                f"N to set the prediction for N against the run")
 
 
 def plan_checks(profile: Profile) -> tuple[PlanCheck, ...]:
     """A check per prediction of the plan the run applied (none without one)."""
-    if profile.applied_plan is None:
+    applied = profile.applied_plan
+    if applied is None:
         return ()
-    return tuple(_check(p, profile) for p in profile.applied_plan.predicted)
+    return tuple(_check(p, profile, applied.service_workers) for p in applied.predicted)
 
 
-def _check(predicted: PlannedRate, profile: Profile) -> PlanCheck:
+def _check(predicted: PlannedRate, profile: Profile, workers: int | None) -> PlanCheck:
+    expected = _expected(predicted, workers)
     pipeline = next((p for p in profile.pipelines if _is_for(predicted, p)), None)
     if pipeline is None:
-        return PlanCheck(predicted, None, None, False, None)
+        return PlanCheck(predicted, None, None, False, expected, workers)
     steady = steady_rate(pipeline)
     measured = steady if steady is not None else observed_rate(pipeline)
     if not math.isfinite(measured) or measured <= 0:
-        return PlanCheck(predicted, pipeline.id, None, False, None)
-    error = (abs(predicted.rate - measured) / measured
-             if predicted.basis == "settings" else None)
-    return PlanCheck(predicted, pipeline.id, measured, steady is not None, error)
+        return PlanCheck(predicted, pipeline.id, None, False, expected, workers)
+    return PlanCheck(predicted, pipeline.id, measured, steady is not None, expected, workers)
+
+
+def _expected(predicted: PlannedRate, workers: int | None) -> float | None:
+    """The rate predicted for this run: see :attr:`PlanCheck.expected`."""
+    if predicted.basis == "settings":
+        return predicted.rate
+    if workers is None or not predicted.rates:
+        return None
+    return predicted.rates[min(workers, len(predicted.rates)) - 1]
 
 
 def _is_for(predicted: PlannedRate, pipeline: Pipeline) -> bool:

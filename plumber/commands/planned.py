@@ -24,9 +24,11 @@ if TYPE_CHECKING:
     from plumber.records.profile import AppliedPlan, PlannedRate
 
 
-def planned_run(args: argparse.Namespace) -> PlannedRun | int:
-    """The plan of ``--plan``, with its offload applier when ``--data-service`` is given; or
-    the exit status when either cannot be used (the reason said)."""
+def planned_run(args: argparse.Namespace,
+                service_workers: int | None = None) -> PlannedRun | int:
+    """The plan of ``--plan``, with its offload applier when ``--data-service`` is given (a
+    service of ``service_workers``, when the user said); or the exit status when either
+    cannot be used (the reason said)."""
     plan = _loaded_plan(args)
     if isinstance(plan, int):
         return plan
@@ -35,7 +37,7 @@ def planned_run(args: argparse.Namespace) -> PlannedRun | int:
         service = _service_applier(args)
         if isinstance(service, int):
             return service
-    return PlannedRun(plan, args.plan, service, args.data_service or "")
+    return PlannedRun(plan, args.plan, service, args.data_service or "", service_workers)
 
 
 class PlannedRun:
@@ -43,15 +45,17 @@ class PlannedRun:
     they did and what the plan predicted.
 
     ``service`` is the applier of the plan's offload cut (None without
-    ``--data-service``), ``data_service`` the dispatcher's address.
+    ``--data-service``), ``data_service`` the dispatcher's address and
+    ``service_workers`` its workers, when the user said how many.
     """
 
     def __init__(self, plan: Plan, file: Path, service: Any | None = None,
-                 data_service: str = "") -> None:
+                 data_service: str = "", service_workers: int | None = None) -> None:
         self.plan = plan
         self.file = file
         self.service = service
         self.data_service = data_service
+        self.service_workers = service_workers
         self.appliers: list[Any] = []
 
     @contextlib.contextmanager
@@ -89,7 +93,8 @@ class PlannedRun:
         from plumber.records.profile import AppliedPlan
 
         return AppliedPlan(file=str(self.file), changes=tuple(self.changes(succeeded)),
-                           data_service=self.data_service, predicted=self._predicted())
+                           data_service=self.data_service, predicted=self._predicted(),
+                           service_workers=self.service_workers)
 
     def _predicted(self) -> tuple[PlannedRate, ...]:
         """The plan's finite predictions: per pipeline of settings, and the offload's."""
@@ -103,9 +108,11 @@ class PlannedRun:
         offload = None if self.service is None else self.service.offload
         if offload is not None and offload.predicted_rate is not None and \
                 math.isfinite(offload.predicted_rate):
+            rates = offload.rates if all(
+                r is not None and math.isfinite(r) for r in offload.rates) else ()
             predicted.append(PlannedRate(
                 "offload", offload.cut.file, offload.cut.line, offload.cut.kind,
-                offload.predicted_rate, offload.cut.occurrence, offload.workers))
+                offload.predicted_rate, offload.cut.occurrence, offload.workers, rates))
         return tuple(predicted)
 
 

@@ -22,6 +22,7 @@ from plumber.commands.base import (
     duration_seconds,
     hotspots_rate,
     link_bandwidth,
+    positive_int,
     say,
     script_unusable,
 )
@@ -72,22 +73,30 @@ class ProfileCommand:
             "--data-service", metavar="grpc://HOST:PORT",
             help="with --plan: run the plan's offload cut on the tf.data service at this "
                  "dispatcher")
+        parser.add_argument(
+            "--service-workers", type=positive_int, default=None, metavar="N",
+            help="with --data-service: the service's workers (plumber cannot read it from "
+                 "the service), so the plan's prediction for N workers is set against the run")
         add_profiling_options(parser)
 
     def run(self, args: argparse.Namespace) -> int:
         if script_unusable(args.script):
             return exitcodes.USAGE
+        if args.data_service is not None and args.plan is None:
+            say("error: --data-service needs --plan: the plan's offload section names the cut "
+                "to run on the service")
+            return exitcodes.USAGE
+        if args.service_workers is not None and args.data_service is None:
+            say("error: --service-workers needs --data-service: it says how many workers "
+                "that service has")
+            return exitcodes.USAGE
         planned = None
         if args.plan is not None:
             from plumber.commands.planned import planned_run
 
-            planned = planned_run(args)
+            planned = planned_run(args, args.service_workers)
             if isinstance(planned, int):
                 return planned
-        elif args.data_service is not None:
-            say("error: --data-service needs --plan: the plan's offload section names the cut "
-                "to run on the service")
-            return exitcodes.USAGE
         from plumber.records.files import OutputError, checked_output_folder
 
         try:

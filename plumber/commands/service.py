@@ -124,7 +124,7 @@ def _plan(args: argparse.Namespace) -> int:
             stage_id=chosen.cut.id, processing_mode=chosen.processing_mode,
             max_outstanding_requests=chosen.max_outstanding_requests,
             workers=chosen.workers, predicted_rate=chosen.predicted_rate,
-            reason=reason(chosen))
+            reason=reason(chosen), rates=chosen.rates)
         try:
             written = write_offload(args.plan, section, str(args.script))
         except (PlanError, OSError) as exc:

@@ -32,7 +32,12 @@ MAX_OUTSTANDING = 4096
 
 @dataclass(frozen=True)
 class OffloadPlan:
-    """Where to cut, how, and what the model expects of it."""
+    """Where to cut, how, and what the model expects of it.
+
+    ``predicted_rate`` is the model's rate with ``workers`` workers, and
+    ``rates`` its rate with 1, 2, ... ``workers`` (empty in plans written
+    before they were recorded), each worker on a host like the one profiled.
+    """
 
     cut: StageRef
     stage_id: str
@@ -41,6 +46,7 @@ class OffloadPlan:
     workers: int
     predicted_rate: float | None = None
     reason: str = ""
+    rates: tuple[float | None, ...] = ()
 
     @classmethod
     def from_dict(cls, data: Any, where: str = SECTION) -> OffloadPlan:
@@ -63,6 +69,7 @@ class OffloadPlan:
             predicted_rate=planchecks.number(data.get("predicted_rate"),
                                              f"{where}: predicted_rate"),
             reason=planchecks.text(data.get("reason", ""), f"{where}: reason"),
+            rates=planchecks.numbers(data.get("rates", []), f"{where}: rates"),
         )
 
 

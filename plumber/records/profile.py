@@ -506,7 +506,9 @@ class PlannedRate:
     pipeline whose written root is at ``file``:``line``) or ``"offload"``
     (its cut, at ``file``:``line``, on ``workers`` tf.data service workers).
     ``file`` is as the plan writes it: relative to the script's folder when
-    inside it. ``rate`` is in batches/s after start-up.
+    inside it. ``rate`` is in batches/s after start-up; an offload's
+    ``rates`` are its rate with 1, 2, ... ``workers`` workers (empty when the
+    plan holds none).
     """
 
     basis: str
@@ -516,6 +518,7 @@ class PlannedRate:
     rate: float
     occurrence: int = 0
     workers: int | None = None
+    rates: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -525,13 +528,16 @@ class AppliedPlan:
     ``file`` is the plan as given; ``changes`` says, stage by stage, what it
     changed and what it could not find, as the command printed it;
     ``data_service`` is the dispatcher its offload cut ran on (empty when
-    none did); ``predicted`` the rates the plan carries.
+    none did) and ``service_workers`` how many workers it had, as the user
+    said (``--service-workers``; None when not said: a client cannot read
+    it from the service); ``predicted`` the rates the plan carries.
     """
 
     file: str
     changes: tuple[str, ...] = ()
     data_service: str = ""
     predicted: tuple[PlannedRate, ...] = ()
+    service_workers: int | None = None
 
 
 @dataclass(frozen=True)

@@ -62,14 +62,14 @@ class Service:
 
 
 def write_plan(folder: Path, mode: str, script: Path = SCRIPT,
-               predicted_rate: float | None = None) -> Path:
+               rates: tuple[float, ...] = ()) -> Path:
     plan = folder / "plan.json"
     plan.write_text(json.dumps({
         "kind": "plumber-plan", "schema_version": 2, "script": script.name, "pipelines": [],
         "offload": {"cut": {"file": script.name, "line": cut_line(script), "kind": "map"},
                     "stage_id": "map-1", "processing_mode": mode,
-                    "max_outstanding_requests": 4, "workers": 2,
-                    "predicted_rate": predicted_rate},
+                    "max_outstanding_requests": 4, "workers": len(rates) or 2,
+                    "predicted_rate": rates[-1] if rates else None, "rates": list(rates)},
     }))
     return plan
 
@@ -128,14 +128,16 @@ def test_keras_fit_trains_on_the_elements_as_written(tmp_path, two_workers):
 
 def test_a_profile_with_the_offload_applied_records_it_and_reads_from_the_service(
         tmp_path, two_workers):
-    plan = write_plan(tmp_path, "distributed_epoch", predicted_rate=500.0)
+    plan = write_plan(tmp_path, "distributed_epoch", rates=(300.0, 500.0, 600.0))
     run = run_plumber(["profile", "--plan", str(plan), "--data-service", two_workers.address,
-                       "-o", "out", str(SCRIPT)], cwd=tmp_path, timeout=120)
+                       "--service-workers", "2", "-o", "out", str(SCRIPT)], cwd=tmp_path,
+                      timeout=120)
     assert run.returncode == 0, run.stderr[-3000:]
     assert epochs(run.stdout) == as_written(tmp_path)
     profile = Profile.load(run.profile_path)
     applied = profile.applied_plan
     assert applied is not None and applied.data_service == two_workers.address
+    assert applied.service_workers == 2
     assert any(line.startswith("offload applied: distribute(distributed_epoch") and
                f"after map at {SCRIPT.name}:{CUT_LINE}" in line for line in applied.changes)
     [pipeline] = profile.pipelines
@@ -143,8 +145,8 @@ def test_a_profile_with_the_offload_applied_records_it_and_reads_from_the_servic
     assert read.knobs["service"] == two_workers.address
     summary = " ".join(run.stderr.split())
     assert (f"the plan's offload (after map at {SCRIPT.name}:{CUT_LINE}) was predicted 500/s "
-            f"with 2 worker(s)") in summary
-    assert "plumber cannot count the service's workers" in summary
+            f"with the service's 2 worker(s) (as --service-workers said)") in summary
+    assert "pipeline-0 measured" in summary and "prediction error" in summary
 
 
 def plumber_in_background(tmp_path: Path, *args: str) -> subprocess.Popen:

@@ -71,6 +71,14 @@ def test_data_service_without_a_plan_is_a_usage_error(tmp_path, plumber_cli):
     assert not (tmp_path / "out").exists()
 
 
+def test_service_workers_without_a_data_service_is_a_usage_error(tmp_path, plumber_cli):
+    plan = write_plan(tmp_path, predicted=1000.0)
+    run = plumber_cli("profile", "--plan", plan, "--service-workers", "2", SCRIPT, "-o", "out")
+    assert run.returncode == USAGE
+    assert "--service-workers needs --data-service" in run.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_an_unreadable_plan_is_a_usage_error_before_the_script_runs(tmp_path, plumber_cli):
     (tmp_path / "plan.json").write_text("{not json")
     run = plumber_cli("profile", "--plan", tmp_path / "plan.json", SCRIPT, "-o", "out")

@@ -23,7 +23,7 @@ from plumber.tf.servicewatch import host_port, reachable
 
 SECTION = OffloadPlan(cut=StageRef("train.py", 12, "map"), stage_id="map-1",
                       processing_mode="distributed_epoch", max_outstanding_requests=8,
-                      workers=3, predicted_rate=120.0, reason="why")
+                      workers=3, predicted_rate=120.0, reason="why", rates=(50.0, 95.0, 120.0))
 
 
 def test_the_section_goes_into_a_new_plan_that_still_loads_as_a_plan(tmp_path):
@@ -38,6 +38,14 @@ def test_the_section_joins_an_existing_plan_and_keeps_its_settings(tmp_path):
     write_offload(path, SECTION, "other.py")
     assert Plan.load(path).notes == ("tuned",)
     assert read_offload(path) == SECTION
+
+
+def test_a_section_written_before_rates_were_recorded_reads_without_them(tmp_path):
+    path = write_offload(tmp_path / "plan.json", SECTION, "train.py")
+    data = json.loads(path.read_text())
+    del data["offload"]["rates"]
+    path.write_text(json.dumps(data))
+    assert read_offload(path).rates == ()
 
 
 def test_a_plan_without_the_section_has_none(tmp_path):
@@ -78,6 +86,7 @@ def test_a_new_plan_keeps_no_section_it_cannot_trust(tmp_path, before):
     ({"max_outstanding_requests": 0}, "max_outstanding_requests"),
     ({"workers": "two"}, "workers"),
     ({"surprise": 1}, r"unknown key\(s\) surprise"),
+    ({"rates": "fast"}, "rates must be a list of numbers"),
 ])
 def test_a_bad_value_is_refused_naming_the_file_and_the_field(tmp_path, change, message):
     path = write_offload(tmp_path / "plan.json", SECTION, "train.py")
@@ -155,6 +164,8 @@ def test_service_plan_writes_the_cut_the_analysis_chose(tmp_path, capsys):
     assert section is not None
     assert (section.cut, section.stage_id) == (StageRef("train.py", 12, "batch"), "batch")
     assert (section.processing_mode, section.workers) == ("distributed_epoch", 5)
+    assert len(section.rates) == 5 and section.rates[-1] == section.predicted_rate
+    assert list(section.rates) == sorted(section.rates)
     assert "offload of pipeline-0 written to" in capsys.readouterr().err
 
 

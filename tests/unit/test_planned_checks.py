@@ -71,6 +71,25 @@ def test_an_offload_prediction_is_shown_without_an_error_since_its_workers_are_n
     assert "cannot count the service's workers" in check.sentence()
 
 
+@pytest.mark.parametrize("workers, expected", [(1, 30.0), (2, 55.0), (9, 80.0)])
+def test_an_offload_is_checked_against_the_rate_for_the_workers_the_user_said(workers, expected):
+    cut = PlannedRate("offload", "train.py", 13, "batch", 80.0, workers=3,
+                      rates=(30.0, 55.0, 80.0))
+    [check] = plan_checks(profiled(AppliedPlan("p.json", data_service="grpc://h:5000",
+                                               predicted=(cut,), service_workers=workers)))
+    assert check.expected == expected
+    assert check.error == pytest.approx(abs(expected - 25.0) / 25.0)
+    assert f"with the service's {workers} worker(s) (as --service-workers said)" in \
+        check.sentence()
+
+
+def test_workers_said_for_a_plan_without_rates_per_count_get_no_error():
+    cut = PlannedRate("offload", "train.py", 13, "batch", 80.0, workers=3)
+    [check] = plan_checks(profiled(AppliedPlan("p.json", predicted=(cut,), service_workers=2)))
+    assert check.error is None
+    assert "holds no prediction per worker count, so none for 2" in check.sentence()
+
+
 def test_the_summary_names_the_plan_and_its_service_and_says_nothing_without_one():
     applied = AppliedPlan("plan.json", ("plan applied at map at train.py:12: parallelism 1 -> 2",),
                           "grpc://h:5000", (settings(30.0),))
@@ -86,6 +105,6 @@ def test_the_summary_names_the_plan_and_its_service_and_says_nothing_without_one
 def test_the_record_round_trips_through_json():
     applied = AppliedPlan("plan.json", ("a change",), "",
                           (settings(30.0), PlannedRate("offload", "t.py", 3, "map", 9.0,
-                                                       workers=2)))
+                                                       workers=2, rates=(5.0, 9.0))), 2)
     profile = profiled(applied)
     assert Profile.from_dict(profile.to_dict()).applied_plan == applied
