@@ -10,12 +10,14 @@ pipeline at the cut:
 - remote: the CPU per root element of the stages that move, spread over N
   workers of ``worker_cores`` each, and each moved stage's own bound N times;
 - network: bytes per root element crossing at the cut (the cut stage's
-  output bytes as recorded) over the bandwidth (the link's rate the user
-  gave, else the one probed when the run made requests, else
-  :data:`ASSUMED_BPS`; the reason says which);
-- local: the stages that stay, the training step's CPU and the unpacking of
-  the received bytes (:data:`RECEIVE_BPS_PER_CORE`) on this machine's cores,
-  the stages that stay keeping their own bounds, and the consumer.
+  output bytes as recorded, times how its elements compressed as
+  ``distribute`` sends them when that was sampled, else uncompressed) over
+  the bandwidth (the link's rate the user gave, else the one probed when
+  the run made requests, else :data:`ASSUMED_BPS`; the reason says which);
+- local: the stages that stay, the training step's CPU, the unpacking of
+  the received bytes (:data:`RECEIVE_BPS_PER_CORE`) and their uncompressing
+  (sampled) on this machine's cores, the stages that stay keeping their own
+  bounds, and the consumer; the compressing joins the remote CPU.
 
 The rate with N workers is the smallest of these; the N that reaches the
 rest (the consumer's rate, or the local or network bound before it) is the
@@ -39,7 +41,7 @@ from plumber.analyzers.topology import below
 from plumber.analyzers.whatif import NEARLY_AS_GOOD, Scene
 from plumber.records.appliable import appliable
 from plumber.records.kinds import POOL, SERVICE, is_loader_root
-from plumber.records.profile import Pipeline, Stage
+from plumber.records.profile import Compression, Pipeline, Stage
 
 #: Bandwidth taken when the run probed none: a 10 Gb/s link between hosts, in bytes/s.
 ASSUMED_BPS = 10e9 / 8
@@ -88,7 +90,9 @@ class Offload:
     after it); ``moved`` every stage that runs remotely; ``kept`` the stages
     that could not move, each with the reason. ``rates`` is the predicted
     rate for 1, 2, ... ``workers`` remote workers; ``limit`` names what
-    holds the rate once the workers suffice.
+    holds the rate once the workers suffice. ``bytes_per_root`` is what the
+    cut produces per root element, ``bytes_sent_per_root`` what crosses
+    (compressed, when ``compression`` sampled how its elements compress).
     """
 
     engine: str
@@ -106,6 +110,8 @@ class Offload:
     limit: str
     processing_mode: str
     max_outstanding_requests: int
+    bytes_sent_per_root: float | None = None
+    compression: Compression | None = None
 
     @property
     def predicted_rate(self) -> float:
@@ -203,14 +209,22 @@ def _option(scene: Scene, cut: Stage, loader: bool) -> Offload | None:
         return None
     roots = _roots(pipeline)
     crossing = _bytes_per_root(cut, roots)
+    packing = _packing(cut)
+    sent = crossing
     step = scene.limits.consumer_cpu_per_root or 0.0
     local = sum(cpu_demand(a) or 0.0 for a in counted if a.stage_id not in moved) + step
-    local += (crossing or 0.0) / RECEIVE_BPS_PER_CORE
+    if packing is not None:
+        per_root = _crossing_per_root(cut, pipeline)
+        remote += packing.compress_cpu_s / packing.elements * per_root
+        local += packing.uncompress_cpu_s / packing.elements * per_root
+        sent = None if crossing is None else \
+            crossing * packing.compressed_bytes / packing.raw_bytes
+    local += (sent or 0.0) / RECEIVE_BPS_PER_CORE
     bandwidth, bandwidth_basis = _bandwidth(scene)
     cores = scene.limits.cores
     fixed = {"the training step": scene.limits.consumer_rate or math.inf,
              "this machine's CPU": cores / local if local > 0 else math.inf,
-             "the network": bandwidth / crossing if crossing else math.inf}
+             "the network": bandwidth / sent if sent else math.inf}
     for a in counted:
         if a.stage_id not in moved and a.max_rate is not None and a.resource != "none":
             fixed[text.where(pipeline.stage(a.stage_id))] = a.max_rate
@@ -243,7 +257,17 @@ def _option(scene: Scene, cut: Stage, loader: bool) -> Offload | None:
         limit=limit if rates[-1] >= target else f"{workers} workers (at most {MAX_WORKERS})",
         processing_mode=_mode(stages),
         max_outstanding_requests=_outstanding(scene, cut, workers),
+        bytes_sent_per_root=sent,
+        compression=packing,
     )
+
+
+def _packing(cut: Stage) -> Compression | None:
+    """How the cut's elements compressed, where sampled (and not empty)."""
+    sample = cut.stats.compression if cut.stats is not None else None
+    if sample is None or sample.elements <= 0 or sample.raw_bytes <= 0:
+        return None
+    return sample
 
 
 def _roots(pipeline: Pipeline) -> int:
@@ -338,12 +362,20 @@ def _change(chosen: Offload) -> str:
 def reason(chosen: Offload) -> str:
     """The model's arithmetic and the assumptions behind it, in sentences."""
     per_worker = text.rate(chosen.rates[0])
-    crossing = (f"{text.size(chosen.bytes_per_root)} per root element cross the network "
-                f"at the cut ({text.size(chosen.bandwidth_bps)}/s {chosen.bandwidth_basis}, "
-                f"uncompressed)"
-                if chosen.bytes_per_root is not None
-                else "the bytes crossing at the cut were not recorded, so the network is "
-                     "left out")
+    link = f"{text.size(chosen.bandwidth_bps)}/s {chosen.bandwidth_basis}"
+    sample = chosen.compression
+    if chosen.bytes_per_root is None or chosen.bytes_sent_per_root is None:
+        crossing = ("the bytes crossing at the cut were not recorded, so the network is "
+                    "left out")
+    elif sample is None:
+        crossing = (f"{text.size(chosen.bytes_per_root)} per root element cross the network "
+                    f"at the cut ({link}; counted uncompressed, since how they compress was "
+                    f"not sampled)")
+    else:
+        crossing = (f"{text.size(chosen.bytes_per_root)} per root element leave the cut and "
+                    f"{text.size(chosen.bytes_sent_per_root)} cross the network as distribute "
+                    f"compresses them ({link}; sampled on {sample.elements} elements, whose "
+                    f"compressing the workers' CPU and uncompressing this machine's includes)")
     parts = [
         f"The stages that move need {text.ms(chosen.remote_cpu_s)} of CPU per root element: "
         f"one worker with {chosen.worker_cores:g} cores (as this machine, assumed) delivers "

@@ -93,6 +93,26 @@ def _display_path(path: str) -> str:
 
 
 @dataclass(frozen=True)
+class Compression:
+    """How a sample of a stage's elements compressed as tf.data service sends them.
+
+    ``distribute`` (compression ``AUTO``, its default) compresses each
+    element on the workers and uncompresses it at the training process. A
+    few of the stage's elements, read again after the script, were put
+    through the same ops: ``raw_bytes`` their tensors' bytes,
+    ``compressed_bytes`` the compressed elements' serialized size, and the
+    CPU seconds compressing and uncompressing them took, over ``elements``
+    elements.
+    """
+
+    elements: int
+    raw_bytes: int
+    compressed_bytes: int
+    compress_cpu_s: float
+    uncompress_cpu_s: float
+
+
+@dataclass(frozen=True)
 class StageStats:
     """Runtime statistics of one stage over the whole run.
 
@@ -105,6 +125,9 @@ class StageStats:
     waiting for a core (the scheduler's run-queue delay, ``schedstat``), so
     the wall time splits into computing (CPU), waiting for a core, and the
     rest: waiting for I/O or latency. ``None`` when not measured.
+    ``compression`` is how a sample of its elements compressed for tf.data
+    service (None when not sampled: a torch stage, a stage read from a
+    service, or a run that did not read its pipelines again).
     """
 
     elements: int
@@ -116,6 +139,7 @@ class StageStats:
     buffer_size: int | None = None
     parallelism: int | None = None
     runqueue_time_s: float | None = None
+    compression: Compression | None = None
 
 
 @dataclass(frozen=True)

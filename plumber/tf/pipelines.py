@@ -15,13 +15,24 @@ from typing import Any
 
 from plumber.measure.steady import median_step, steady_of
 from plumber.records.kinds import SERVICE
-from plumber.records.profile import ConsumerStats, IteratorPass, Pipeline, Stage, StageStats
+from plumber.records.profile import (
+    Compression,
+    ConsumerStats,
+    IteratorPass,
+    Pipeline,
+    Stage,
+    StageStats,
+)
 from plumber.tf.align import RunStage, align
+from plumber.tf.compressprobe import measure_compression
 from plumber.tf.cpuprobe import measure_prefixes, own_cpu_per_root
 from plumber.tf.determinism import BUDGET_S as DETERMINISM_BUDGET_S
 from plumber.tf.determinism import find_random_stages
 from plumber.tf.hooks import IteratorWatch, TfHooks, WatchedPipeline
 from plumber.tf.written import NESTING_KINDS, WrittenStage, is_service_read, read_written
+
+#: Share of the CPU probe's budget that samples how the stages' elements compress.
+COMPRESSION_SHARE = 0.25
 
 
 def build_pipelines(
@@ -92,9 +103,11 @@ def _build_one(
         if s.matched and root_elements > 0
     }
     cpu = _cpu_times(written, stages, visit, root_elements, cpu_probe_s, notes)
+    compression = _compression(written, stages, cpu_probe_s)
     by_id = {w.id: w for w in written.walk()}
     records = tuple(
-        _stage_record(run, by_id.get(sid), cpu.get(sid)) for sid, run in stages.items()
+        _stage_record(run, by_id.get(sid), cpu.get(sid), compression.get(sid))
+        for sid, run in stages.items()
     ) + _remote_records(written)
     consumer, duration = _consumer(watched.iterators, clock_origin)
     if watched.infinite:
@@ -128,7 +141,7 @@ def _cpu_times(
         notes.append("per-stage CPU time was not measured: TF's model counted no element "
                      "at the pipeline's root")
         return {}
-    local = [w for w in written.walk() if not any(is_service_read(s.dataset) for s in w.walk())]
+    local = _local(written)
     costs = measure_prefixes(local, budget_s)
     notes.append(
         f"per-stage CPU time measured by re-running each pipeline prefix briefly "
@@ -147,6 +160,19 @@ def _cpu_times(
             cpu[w.id] = per_root * root_elements
     _apportion_nested(stages, cpu)
     return cpu
+
+
+def _compression(written: WrittenStage, stages: dict[str, RunStage],
+                 cpu_probe_s: float) -> dict[str, Compression]:
+    """How the elements of each local stage that produced bytes compress, read again after
+    the script within a share of the CPU probe's budget (none when it is off)."""
+    sampled = [w for w in _local(written) if w.id in stages and stages[w.id].bytes_produced > 0]
+    return measure_compression(sampled, COMPRESSION_SHARE * cpu_probe_s)
+
+
+def _local(written: WrittenStage) -> list[WrittenStage]:
+    """The stages that run in this process: not a tf.data service read, nor above one."""
+    return [w for w in written.walk() if not any(is_service_read(s.dataset) for s in w.walk())]
 
 
 def _apportion_nested(stages: dict[str, RunStage], cpu: dict[str, float]) -> None:
@@ -186,7 +212,8 @@ def _remote_records(written: WrittenStage) -> tuple[Stage, ...]:
     return tuple(records)
 
 
-def _stage_record(run: RunStage, w: WrittenStage | None, cpu_s: float | None) -> Stage:
+def _stage_record(run: RunStage, w: WrittenStage | None, cpu_s: float | None,
+                  compression: Compression | None = None) -> Stage:
     stats = None
     reason = None
     if run.matched:
@@ -201,6 +228,7 @@ def _stage_record(run: RunStage, w: WrittenStage | None, cpu_s: float | None) ->
             ),
             buffer_size=int(run.buffer_size) if run.buffer_size is not None else None,
             parallelism=int(run.parallelism) if run.parallelism is not None else None,
+            compression=compression,
         )
     else:
         reason = run.note or "not reported by TF's autotune model"

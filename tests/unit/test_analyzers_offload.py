@@ -11,7 +11,8 @@ import pytest
 
 from plumber.analyzers import offload as model
 from plumber.analyzers.diagnose import diagnose, scene
-from plumber.records.profile import NetworkRequests, Profile, TimeSeries
+from plumber.analyzers.stages import RECEIVE_BPS_PER_CORE
+from plumber.records.profile import Compression, NetworkRequests, Profile, TimeSeries
 from tests.unit.synthetic_profiles import loader_profile, make_profile, stage
 
 BUSY = TimeSeries(t=(0, 1, 2), process_cpu_percent=(195,) * 3)
@@ -110,7 +111,55 @@ def test_a_link_rate_the_user_gave_wins_over_the_probe_and_bounds_the_workers():
     # below the batch, 10 elements of 10 kB cross instead (100 kB per batch: 600/s),
     # so the network no longer holds the rate and the step does.
     assert chosen.cut.id == "decode" and chosen.limit == "the training step"
-    assert "(60 MB/s given with --link-bandwidth, uncompressed)" in model.reason(chosen)
+    assert ("(60 MB/s given with --link-bandwidth; counted uncompressed, since how they "
+            "compress was not sampled)") in model.reason(chosen)
+
+
+def compressed(profile: Profile, stage_id: str, sample: Compression) -> Profile:
+    """``profile`` with ``sample`` as how the elements of ``stage_id`` compressed."""
+    [pipeline] = profile.pipelines
+    stages = tuple(
+        dataclasses.replace(s, stats=dataclasses.replace(s.stats, compression=sample))
+        if s.id == stage_id else s for s in pipeline.stages)
+    return dataclasses.replace(profile, pipelines=(dataclasses.replace(pipeline, stages=stages),))
+
+
+def test_elements_that_compress_cross_a_slow_link_at_their_compressed_size():
+    slow = cpu_bound(batch_bytes=2_000_000)
+    slow = dataclasses.replace(slow, machine=dataclasses.replace(slow.machine, link_bps=60e6))
+    # A batch of 2 MB compresses to 200 kB: 300/s over the link, above the step's 100/s.
+    sample = Compression(elements=4, raw_bytes=8_000_000, compressed_bytes=800_000,
+                         compress_cpu_s=0.004, uncompress_cpu_s=0.002)
+    profile = compressed(slow, "batch", sample)
+    cut_batch = model._option(scene(profile, profile.pipelines[0]),
+                              profile.pipelines[0].stage("batch"), False)
+    assert cut_batch is not None
+    assert cut_batch.bytes_per_root == pytest.approx(2e6)
+    assert cut_batch.bytes_sent_per_root == pytest.approx(2e5)
+    assert cut_batch.limit == "the training step"
+    # Compressing costs the workers 1 ms per batch, uncompressing costs this machine 0.5 ms.
+    plain = model._option(scene(slow, slow.pipelines[0]), slow.pipelines[0].stage("batch"), False)
+    assert cut_batch.remote_cpu_s == pytest.approx(plain.remote_cpu_s + 0.001)
+    assert cut_batch.local_cpu_s == pytest.approx(
+        plain.local_cpu_s + 0.0005 - (2e6 - 2e5) / RECEIVE_BPS_PER_CORE)
+    assert "2 MB per root element leave the cut and 200 kB cross the network" in \
+        model.reason(cut_batch)
+    assert "sampled on 4 elements" in model.reason(cut_batch)
+
+
+def test_elements_that_grow_when_compressed_count_the_bytes_that_cross():
+    profile = compressed(cpu_bound(batch_bytes=100), "batch",
+                         Compression(4, 400, 1000, 0.0, 0.0))
+    cut = model._option(scene(profile, profile.pipelines[0]),
+                        profile.pipelines[0].stage("batch"), False)
+    assert cut.bytes_sent_per_root == pytest.approx(250.0)
+
+
+def test_a_sample_without_bytes_is_not_used():
+    profile = compressed(cpu_bound(), "batch", Compression(4, 0, 100, 0.001, 0.001))
+    cut = model._option(scene(profile, profile.pipelines[0]),
+                        profile.pipelines[0].stage("batch"), False)
+    assert cut.compression is None and cut.bytes_sent_per_root == cut.bytes_per_root
 
 def test_a_heavy_stage_that_calls_python_is_not_moved_and_the_row_says_why():
     profile = cpu_bound(stateful_decode=True)
