@@ -423,6 +423,7 @@ def offload_recommendation(scene: Scene, what_if: WhatIf) -> Recommendation | No
         speedup=what_if.speedup,
         reason=f"{what_if.reason} "
         f"{how_to_run(chosen) if chosen.engine == TF_SERVICE else RAY_SAMPLES}",
+        sketch=ray_data_sketch(chosen) if chosen.engine == RAY_DATA else "",
     )
 
 
@@ -447,16 +448,71 @@ def how_to_run(chosen: Offload) -> str:
 def ray_data_stream(chosen: Offload) -> str:
     """One line: a Ray Data actor pool doing the DataLoader's per-sample work, streamed."""
     return (f"ray.data.range(len(dataset)).map_batches(Samples, fn_constructor_args=(dataset,), "
-            f"concurrency={chosen.workers}).iter_torch_batches(batch_size=BATCH_SIZE)")
+            f"concurrency={ray_actors(chosen)}).iter_torch_batches(batch_size=BATCH_SIZE)")
 
 
-#: What ``Samples`` in :func:`ray_data_stream` is (docs/data-service.md has the whole sketch).
+def ray_actors(chosen: Offload) -> int:
+    """Actors for the pool: one per core of the workers the model counts (a Ray Data actor
+    takes one CPU and runs one batch at a time)."""
+    return chosen.workers * max(1, math.floor(chosen.worker_cores))
+
+
+def ray_data_sketch(chosen: Offload) -> str:
+    """The whole Ray Data edit for the DataLoader, as docs/data-service.md checked it.
+
+    Filled in from the loader as recorded: its batch size, the workers, and
+    its sampler's order, drawn anew each epoch (a ``RandomSampler``'s as a
+    shuffle of the ids; any other sampler but the sequential one passes its
+    indices).
+    """
+    knobs = chosen.cut.knobs
+    batch = knobs.get("batch_size") or "BATCH_SIZE"
+    sampler = knobs.get("sampler", "")
+    if sampler == "SequentialSampler":
+        ids = "ray.data.range(len(dataset))"
+    elif sampler == "RandomSampler":
+        ids = "ray.data.range(len(dataset)).random_shuffle()"
+    else:
+        ids = "ray.data.from_items([{\"id\": int(i)} for i in loader.sampler])"
+    shuffle_note = [
+        "    # random_shuffle runs tasks beside the pool: with an actor on every CPU of the",
+        "    # cluster they get none and the epoch waits for good, so leave one free",
+    ] if sampler == "RandomSampler" else []
+    cores = max(1, math.floor(chosen.worker_cores))
+    return "\n".join([
+        "import ray",
+        "from torch.utils.data import default_collate",
+        "",
+        "",
+        "class Samples:",
+        "    def __init__(self, dataset):",
+        "        self.dataset = dataset  # your torch Dataset, one copy per actor",
+        "",
+        "    def __call__(self, batch):",
+        "        fields = default_collate([self.dataset[int(i)] for i in batch[\"id\"]])",
+        "        fields = fields if isinstance(fields, (tuple, list)) else (fields,)",
+        "        return {str(k): field.numpy() for k, field in enumerate(fields)}",
+        "",
+        "",
+        "for epoch in range(EPOCHS):",
+        f"    # the ids in the order of the loader's {sampler or 'sampler'}, drawn anew each epoch",
+        *shuffle_note,
+        f"    # {chosen.workers} worker host(s) of {cores} cores: one actor per core",
+        f"    samples = {ids}.map_batches(",
+        f"        Samples, fn_constructor_args=(dataset,), concurrency={ray_actors(chosen)})",
+        f"    for batch in samples.iter_torch_batches(batch_size={batch}):",
+        "        fields = batch[\"0\"], batch[\"1\"]  # one tensor per field of your samples",
+        "        ...  # the training step",
+    ])
+
+
+#: What ``Samples`` in :func:`ray_data_stream` is (:func:`ray_data_sketch` writes it whole).
 RAY_SAMPLES = (
     "Samples is a class whose __init__(self, dataset) keeps your Dataset and whose "
     "__call__(self, batch) collates [self.dataset[int(i)] for i in batch[\"id\"]] with "
     "torch's default_collate and returns one numpy column per field ({\"0\": images, "
     "\"1\": labels}): Ray Data runs one per actor of the pool, on the remote CPU "
     "workers, and streams batches of those columns to the training loop as torch tensors "
-    "(batch[\"0\"], batch[\"1\"]); docs/data-service.md has the whole sketch, run with "
-    "Ray 2.60. plumber does not apply it."
+    "(batch[\"0\"], batch[\"1\"]); the code sketch with this advice has it whole, run "
+    "with Ray 2.60 (docs/data-service.md). plumber does not apply it."
 )

@@ -108,7 +108,11 @@ class WhatIf:
 
 @dataclass(frozen=True)
 class Recommendation:
-    """A change worth making, tied to the user's source line."""
+    """A change worth making, tied to the user's source line.
+
+    ``sketch`` is code that makes the change where it takes more than the
+    one-line edit ``old`` -> ``new`` (empty when that says it all).
+    """
 
     title: str
     stage_id: str | None
@@ -118,6 +122,7 @@ class Recommendation:
     predicted_rate: float
     speedup: float
     reason: str
+    sketch: str = ""
 
 
 @dataclass(frozen=True)

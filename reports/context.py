@@ -222,6 +222,7 @@ def pipeline_view(
                 "rate": fmt.rate(r.predicted_rate),
                 "speedup": fmt.speedup(r.speedup),
                 "reason": prose(r.reason),
+                "sketch": r.sketch,
             }
             for r in (diagnosis.recommendations if diagnosis is not None else ())
         ),

@@ -276,8 +276,49 @@ def test_a_dataloader_names_a_ray_data_actor_pool_with_a_sketch():
     assert "Ray Data actor pool" in row.change and int(row.value) >= 1
     advice = next(r for r in diagnosis.recommendations if "Ray Data" in r.title)
     assert advice.old == "DataLoader(dataset, ...)"
-    assert f"map_batches(Samples, fn_constructor_args=(dataset,), concurrency={row.value})" \
-        in advice.new and "\n" not in advice.new
+    # One actor per core of the workers: 2 cores each, as this machine.
+    assert f"map_batches(Samples, fn_constructor_args=(dataset,), concurrency=" \
+           f"{2 * int(row.value)})" in advice.new and "\n" not in advice.new
     assert "iter_torch_batches" in advice.new
     assert "Samples is a class" in advice.reason
     assert math.isfinite(advice.predicted_rate) and advice.predicted_rate > diagnosis.observed_rate
+    assert "class Samples:" in advice.sketch
+    assert f"concurrency={2 * int(row.value)})" in advice.sketch
+    assert f"# {row.value} worker host(s) of 2 cores: one actor per core" in advice.sketch
+    assert "iter_torch_batches(batch_size=8)" in advice.sketch
+
+
+@pytest.mark.parametrize("sampler, ids", [
+    ("SequentialSampler", "ray.data.range(len(dataset)).map_batches("),
+    ("RandomSampler", "ray.data.range(len(dataset)).random_shuffle().map_batches("),
+    ("WeightedRandomSampler",
+     'ray.data.from_items([{"id": int(i)} for i in loader.sampler]).map_batches('),
+])
+def test_the_ray_data_sketch_reads_the_ids_in_the_order_of_the_loaders_sampler(sampler, ids):
+    profile = dataclasses.replace(
+        loader_profile((0.02, 0.02), (("Resize", 0.01, 0.01, False),), num_workers=2,
+                       wait_s=8.0, step_s=0.5),
+        resources=BUSY)
+    [pipeline] = profile.pipelines
+    stages = tuple(dataclasses.replace(s, knobs={**s.knobs, "sampler": sampler})
+                   if s.kind == "workers" else s for s in pipeline.stages)
+    profile = dataclasses.replace(
+        profile, pipelines=(dataclasses.replace(pipeline, stages=stages),))
+    advice = next(r for r in diagnose(profile).recommendations if "Ray Data" in r.title)
+    assert ids in advice.sketch
+    assert f"order of the loader's {sampler}, drawn anew each epoch" in advice.sketch
+    assert ("leave one free" in advice.sketch) == (sampler == "RandomSampler")
+    compile(advice.sketch, "sketch", "exec")
+
+
+def test_the_report_shows_the_ray_data_sketch_folded():
+    from plumber.reports.html import render_html
+
+    profile = dataclasses.replace(
+        loader_profile((0.02, 0.02), (("Resize", 0.01, 0.01, False),), num_workers=2,
+                       wait_s=8.0, step_s=0.5),
+        resources=BUSY)
+    page = render_html(profile, (diagnose(profile),))
+    assert '<details class="rec-sketch"><summary>Code sketch (not applied by plumber)' in page
+    assert 'fields = default_collate([self.dataset[int(i)] for i in batch["id"]])' in \
+        html.unescape(page)
