@@ -165,13 +165,19 @@ class StageRecorder:
     def __init__(self, worker: int, pid: int, rss_start: int = 0) -> None:
         self.worker = worker
         self.pid = pid
-        self.stages: dict[str, StageCounts] = {}
+        #: Per stage, the fields of its StageCounts, added to in place: a call
+        #: of a timed transform, once per sample, creates no object.
+        self._counts: dict[str, list[float]] = {}
         self.errors: dict[str, str] = {}
         self.transforms: tuple[tuple[str, bool], ...] = ()
         self.batches = 0
         self.samples = 0
         self.nested_wall = 0.0
         self.nested_cpu = 0.0
+        #: The last timed transform's output and its bytes: in a chain it is the
+        #: next one's input, which then is not sized again.
+        self.last_out: Any = None
+        self.last_out_bytes = 0
         #: Seconds the fetching thread waited for a core during fetch calls;
         #: None once a read of ``schedstat`` failed (not measured).
         self.runqueue_s: float | None = 0.0
@@ -188,12 +194,27 @@ class StageRecorder:
             bytes_out: int = 0, bytes_in: int = 0, nested: bool = True) -> None:
         """Count one call of ``stage``; ``nested`` calls run inside a fetch."""
         with self._lock:
-            counted = StageCounts(elements, wall, cpu, bytes_out, bytes_in)
-            self.stages[stage] = self.stages.get(stage, StageCounts()).plus(counted)
+            counts = self._counts.get(stage)
+            if counts is None:
+                counts = self._counts[stage] = [0, 0.0, 0.0, 0, 0]
+            counts[0] += elements
+            counts[1] += wall
+            counts[2] += cpu
+            counts[3] += bytes_out
+            counts[4] += bytes_in
             if nested:
                 self.nested_wall += wall
                 self.nested_cpu += cpu
             self.dirty = True
+
+    @property
+    def stages(self) -> dict[str, StageCounts]:
+        """Each stage's counters so far."""
+        with self._lock:
+            return self._stage_counts()
+
+    def _stage_counts(self) -> dict[str, StageCounts]:
+        return {stage: StageCounts(*counts) for stage, counts in self._counts.items()}
 
     def fail(self, stage: str, exc: BaseException) -> None:
         """Blame ``stage`` for ``exc``, unless a stage nested in it already was."""
@@ -232,7 +253,7 @@ class StageRecorder:
                 final=final,
                 batches=self.batches,
                 samples=self.samples,
-                stages=dict(self.stages),
+                stages=self._stage_counts(),
                 errors=dict(self.errors),
                 transforms=self.transforms,
                 rss=self.rss,
@@ -269,8 +290,14 @@ class TimedTransform:
             recorder.fail(self._plumber_stage, exc)
             raise
         wall, cpu = time.perf_counter() - wall0, time.thread_time() - cpu0
-        recorder.add(self._plumber_stage, 1, wall, cpu, nbytes_of(out),
-                     nbytes_of(args[0]) if args else 0)
+        if not args:
+            bytes_in = 0
+        elif args[0] is recorder.last_out:
+            bytes_in = recorder.last_out_bytes
+        else:
+            bytes_in = nbytes_of(args[0])
+        recorder.last_out, recorder.last_out_bytes = out, nbytes_of(out)
+        recorder.add(self._plumber_stage, 1, wall, cpu, recorder.last_out_bytes, bytes_in)
         return out
 
     def __reduce__(self) -> tuple[Any, tuple[Any]]:
@@ -365,6 +392,7 @@ def _timed_fetch(fetch: Callable[[Any], Any], recorder: StageRecorder, index: An
         wall = time.perf_counter() - wall0 - (recorder.nested_wall - nested_wall)
         cpu = time.thread_time() - cpu0 - (recorder.nested_cpu - nested_cpu)
         _current.recorder = previous
+        recorder.last_out = None
         recorder.add_runqueue(queued0, thread_runqueue_s())
         recorder.end_batch(max(wall, 0.0), max(cpu, 0.0), delivered, failed)
 

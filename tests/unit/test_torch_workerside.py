@@ -100,6 +100,39 @@ def test_fetch_time_excludes_the_transforms_and_collate_nested_in_it():
     assert recorder.batches == 1 and recorder.samples == 2
 
 
+class Grow:
+    """Returns bytes one longer than it was given (bytes are sized by their length)."""
+
+    def __call__(self, x):
+        return x + b"."
+
+
+class Fresh:
+    """Returns a new object of the same size; its input is another transform's output."""
+
+    def __call__(self, x):
+        return bytes(x)
+
+
+class Bytes(Samples):
+    def __getitem__(self, index):
+        return self.transform(b"x" * (10 + index))
+
+
+def test_each_transform_counts_the_bytes_it_takes_and_gives_along_a_chain():
+    recorder = StageRecorder(0, 1)
+    dataset = Bytes(Compose([Grow(), Grow(), Fresh()]))
+    wrap_transforms(dataset)
+    fetcher = Fetcher(dataset)
+    instrument_fetcher(fetcher, recorder)
+    assert fetcher.fetch([0, 5]) == [b"x" * 10 + b"..", b"x" * 15 + b".."]
+    # Samples of 10 and 15 bytes: each Grow adds one per sample; Fresh keeps the size.
+    sizes = {k: (recorder.stages[k].bytes_in, recorder.stages[k].bytes_out)
+             for k in ("transform_0", "transform_1", "transform_2")}
+    assert sizes == {"transform_0": (25, 27), "transform_1": (27, 29), "transform_2": (29, 29)}
+    assert recorder.last_out is None  # the last output is not kept past the fetch
+
+
 def test_a_failing_transform_is_blamed_not_the_fetch_around_it():
     recorder = StageRecorder(1, 1)
     errors = []
