@@ -7,6 +7,12 @@ fetcher's ``fetch`` (reading the samples), each transform of the dataset's
 in this thread's CPU time (``time.thread_time``, so a fetch that waits on a
 remote read shows wall >> CPU); fetch's own time excludes the transforms
 and collate nested in it. A stage that raises is blamed with the error.
+A transform runs once per sample, so timing every call costs the worker a
+share of its CPU (about 4 us a call here); after its first
+:data:`TIMED_FIRST` calls in a process, one call in :data:`TIMED_EVERY` is
+timed and sized, every call counted, and the sums are scaled by calls over
+timed calls when read (:meth:`StageRecorder.snapshot`). An untimed call
+adds the stage's mean so far to what fetch leaves out as nested.
 Around each whole ``fetch`` call (one batch: the chain the worker runs) it
 also reads the thread's run-queue wait (``schedstat``): the time the worker
 was ready to run but had no core, which tells oversubscription (more
@@ -43,6 +49,12 @@ from plumber.torch.sizes import nbytes_of
 from plumber.torch.transforms import find_transforms
 
 FETCH, COLLATE = "fetch", "collate"
+
+#: Calls of each transform, in a process, that are all timed before sampling starts.
+TIMED_FIRST = 64
+
+#: After those, one call in this many is timed (and its bytes counted); every call is counted.
+TIMED_EVERY = 4
 
 
 
@@ -165,8 +177,8 @@ class StageRecorder:
     def __init__(self, worker: int, pid: int, rss_start: int = 0) -> None:
         self.worker = worker
         self.pid = pid
-        #: Per stage, the fields of its StageCounts, added to in place: a call
-        #: of a timed transform, once per sample, creates no object.
+        #: Per stage, the fields of its StageCounts, then its calls and its timed
+        #: calls, added to in place: a transform's call creates no object.
         self._counts: dict[str, list[float]] = {}
         self.errors: dict[str, str] = {}
         self.transforms: tuple[tuple[str, bool], ...] = ()
@@ -196,15 +208,34 @@ class StageRecorder:
         with self._lock:
             counts = self._counts.get(stage)
             if counts is None:
-                counts = self._counts[stage] = [0, 0.0, 0.0, 0, 0]
+                counts = self._counts[stage] = [0, 0.0, 0.0, 0, 0, 0, 0]
             counts[0] += elements
             counts[1] += wall
             counts[2] += cpu
             counts[3] += bytes_out
             counts[4] += bytes_in
+            counts[5] += 1
+            counts[6] += 1
             if nested:
                 self.nested_wall += wall
                 self.nested_cpu += cpu
+            self.dirty = True
+
+    def times_next_call(self, stage: str) -> bool:
+        """Whether the coming call of transform ``stage`` is timed: each of its first
+        :data:`TIMED_FIRST` calls, then one in :data:`TIMED_EVERY`."""
+        counts = self._counts.get(stage)
+        calls = 0 if counts is None else counts[5]
+        return calls < TIMED_FIRST or calls % TIMED_EVERY == 0
+
+    def add_untimed(self, stage: str) -> None:
+        """Count one untimed call of ``stage`` (one element), nested at the stage's mean."""
+        with self._lock:
+            counts = self._counts[stage]
+            counts[0] += 1
+            counts[5] += 1
+            self.nested_wall += counts[1] / counts[6]
+            self.nested_cpu += counts[2] / counts[6]
             self.dirty = True
 
     @property
@@ -214,7 +245,13 @@ class StageRecorder:
             return self._stage_counts()
 
     def _stage_counts(self) -> dict[str, StageCounts]:
-        return {stage: StageCounts(*counts) for stage, counts in self._counts.items()}
+        """Each stage's counters, its timed sums scaled to all its calls."""
+        counted = {}
+        for stage, (elements, wall, cpu, out, into, calls, timed) in self._counts.items():
+            scale = calls / timed if timed else 1.0
+            counted[stage] = StageCounts(elements, wall * scale, cpu * scale,
+                                         round(out * scale), round(into * scale))
+        return counted
 
     def fail(self, stage: str, exc: BaseException) -> None:
         """Blame ``stage`` for ``exc``, unless a stage nested in it already was."""
@@ -281,6 +318,15 @@ class TimedTransform:
         inner = self._plumber_inner
         if recorder is None:
             return inner(*args, **kwargs)
+        if not recorder.times_next_call(self._plumber_stage):
+            try:
+                out = inner(*args, **kwargs)
+            except Exception as exc:
+                recorder.fail(self._plumber_stage, exc)
+                raise
+            recorder.add_untimed(self._plumber_stage)
+            recorder.last_out = None
+            return out
         wall0, cpu0 = time.perf_counter(), time.thread_time()
         try:
             out = inner(*args, **kwargs)

@@ -10,6 +10,8 @@ import time
 import pytest
 
 from plumber.torch.workerside import (
+    TIMED_EVERY,
+    TIMED_FIRST,
     StageRecorder,
     StatsWriter,
     TimedTransform,
@@ -131,6 +133,31 @@ def test_each_transform_counts_the_bytes_it_takes_and_gives_along_a_chain():
              for k in ("transform_0", "transform_1", "transform_2")}
     assert sizes == {"transform_0": (25, 27), "transform_1": (27, 29), "transform_2": (29, 29)}
     assert recorder.last_out is None  # the last output is not kept past the fetch
+
+
+def test_after_its_first_calls_a_transform_is_timed_one_call_in_four_and_scaled():
+    recorder = StageRecorder(0, 1)
+    timed = []
+
+    class Counted(Busy):
+        def __call__(self, x):
+            timed.append(recorder.times_next_call("transform_0"))
+            return super().__call__(x)
+
+    fetcher, _, _ = timed_fetcher([Counted(0.0002), Grow()], recorder)
+    samples = TIMED_FIRST + 10 * TIMED_EVERY
+    fetcher.dataset = Bytes(fetcher.dataset.transform)
+    fetcher.fetch([0] * samples)
+    assert timed[:TIMED_FIRST] == [True] * TIMED_FIRST
+    assert sum(timed) == TIMED_FIRST + 10
+    stages = recorder.stages
+    assert stages["transform_0"].elements == samples and stages["transform_1"].elements == samples
+    # Samples of 10 bytes grown to 11: scaled from the timed calls, the sums come out whole.
+    assert (stages["transform_1"].bytes_in, stages["transform_1"].bytes_out) == (
+        10 * samples, 11 * samples)
+    # The burns: 0.2 ms of CPU each, about samples * 0.2 ms once scaled, none of it in fetch.
+    assert stages["transform_0"].cpu_s == pytest.approx(samples * 0.0002, rel=0.5)
+    assert stages["fetch"].cpu_s < stages["transform_0"].cpu_s
 
 
 def test_a_failing_transform_is_blamed_not_the_fetch_around_it():
