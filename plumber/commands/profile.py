@@ -199,7 +199,7 @@ def profiling_run(args: argparse.Namespace, profile_file: Path, report_file: Pat
         say(f"with the settings of {planned.file} in force")
         sampled = dataclasses.replace(
             sampled, around_script=functools.partial(planned.in_force, args.script))
-    result = with_plan_recorded(profile_script(args.script, args.script_args, sampled), planned)
+    result = _with_plan_recorded(profile_script(args.script, args.script_args, sampled), planned)
     if planned is not None:
         for line in planned.changes(succeeded=result.outcome.exit_status == 0):
             say(line)
@@ -208,7 +208,7 @@ def profiling_run(args: argparse.Namespace, profile_file: Path, report_file: Pat
     return result, rendered
 
 
-def with_plan_recorded(result: SessionResult, planned: PlannedRun | None) -> SessionResult:
+def _with_plan_recorded(result: SessionResult, planned: PlannedRun | None) -> SessionResult:
     """``result`` with the plan its run applied in its profile (as is without one)."""
     if planned is None:
         return result
@@ -227,7 +227,7 @@ def _end_lost_run(profile_file: Path, report_file: Path, planned: PlannedRun | N
     """
 
     def write() -> None:
-        result = with_plan_recorded(profile_of_lost_run(), planned)
+        result = _with_plan_recorded(profile_of_lost_run(), planned)
         try:
             rendered = write_run_files(result, profile_file, report_file)
         except RunFilesNotWritten:

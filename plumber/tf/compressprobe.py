@@ -10,7 +10,8 @@ put through the same two ops; their sizes and the CPU each op took (on the
 calling thread, where TF runs them inline) are recorded. Called eagerly,
 each op also pays Python's dispatch, which the service's graph-mode maps
 do not: the time the same op takes on a scalar, where the work is nil, is
-taken as that and subtracted.
+taken as that and subtracted. The first call of each op for a stage's
+element structure sets the call up (milliseconds) and is not timed.
 """
 
 from __future__ import annotations

@@ -68,6 +68,25 @@ def test_interleave_bodies_and_zip_inputs_appear_in_the_profiled_graph(tmp_path)
     assert any(not s.written for s in pipeline.stages), "TF's injected prefetch is shown"
 
 
+def test_how_each_stages_elements_compress_is_sampled_unless_the_probe_is_off():
+    with TfHooks() as hooks:
+        dataset = tf.data.Dataset.range(64).map(lambda x: tf.fill([1024], x)).batch(8)
+        for _ in dataset:
+            pass
+    (pipeline,) = build_pipelines(hooks, cpu_probe_s=1.0)
+    batched = pipeline.stage("batch-0").stats.compression
+    assert batched is not None and batched.elements == 4
+    # Batches of 8 rows of 1024 equal int64s: 64 kB each, which compress to a sliver.
+    assert batched.raw_bytes == 4 * 8 * 1024 * 8
+    assert batched.compressed_bytes < batched.raw_bytes / 10
+    with TfHooks() as hooks:
+        dataset = tf.data.Dataset.range(64).map(lambda x: tf.fill([1024], x)).batch(8)
+        for _ in dataset:
+            pass
+    (unprobed,) = build_pipelines(hooks, cpu_probe_s=0)
+    assert all(s.stats is None or s.stats.compression is None for s in unprobed.stages)
+
+
 def test_stage_source_lines_point_at_the_users_calls(tmp_path):
     with TfHooks() as hooks:
         dataset = tf.data.Dataset.range(100)
