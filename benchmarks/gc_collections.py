@@ -14,15 +14,12 @@ Counts and pause times are steadier than throughput on a shared machine.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from overhead import THROUGHPUT, WORKLOADS
+from overhead import WORKLOADS, run_wrapped
 
 DEFAULT = ("torch_workers", "torch_long_epochs", "cpu_map")
 
@@ -52,19 +49,8 @@ finally:
 
 def run_once(wrapper: Path, script: Path, profiled: bool, tmp: Path) -> tuple[int, float, float]:
     """(full collections, their seconds, throughput) of one run."""
-    report = tmp / "full.json"
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    wrapped = [str(script), str(report)]
-    command = [sys.executable, str(wrapper), *wrapped]
-    if profiled:
-        command = [sys.executable, "-m", "plumber", "profile", "-o", str(tmp / "out"),
-                   "--cpu-probe", "0", str(wrapper), "--", *wrapped]
-    proc = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
-    match = THROUGHPUT.search(proc.stdout)
-    if proc.returncode != 0 or match is None:
-        raise RuntimeError(f"{' '.join(command)} failed:\n{proc.stderr[-2000:]}")
-    pauses = json.loads(report.read_text())
-    return len(pauses), sum(pauses), float(match.group(1))
+    rate, pauses = run_wrapped(wrapper, script, tmp / "full.json", profiled, tmp / "out")
+    return len(pauses), sum(pauses), rate
 
 
 def main() -> int:

@@ -20,15 +20,12 @@ adds, interleaved with them, runs profiled by the plumber checked out in DIR
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from overhead import THROUGHPUT, WORKLOADS
+from overhead import WORKLOADS, run_wrapped
 
 DEFAULT = ("torch_long_epochs", "torch_workers")
 
@@ -60,21 +57,9 @@ def run_once(wrapper: Path, script: Path, profiled: bool, tmp: Path,
              checkout: str | None = None) -> tuple[float, float, float]:
     """(main process CPU s, workers' CPU s, throughput) of one run; ``checkout`` is the
     folder whose plumber profiles it (None: the one installed)."""
-    report = tmp / "cpu.json"
-    wrapped = [str(script), str(report)]
-    command = [sys.executable, str(wrapper), *wrapped]
-    env = dict(os.environ)
-    if profiled:
-        command = [sys.executable, "-m", "plumber", "profile", "-o", str(tmp / "out"),
-                   "--cpu-probe", "0", str(wrapper), "--", *wrapped]
-    if checkout is not None:
-        env["PYTHONPATH"] = checkout
-    proc = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
-    match = THROUGHPUT.search(proc.stdout)
-    if proc.returncode != 0 or match is None:
-        raise RuntimeError(f"{' '.join(command)} failed:\n{proc.stderr[-2000:]}")
-    used = json.loads(report.read_text())
-    return used["main"], used["workers"], float(match.group(1))
+    env = {"PYTHONPATH": checkout} if checkout is not None else None
+    rate, used = run_wrapped(wrapper, script, tmp / "cpu.json", profiled, tmp / "out", env)
+    return used["main"], used["workers"], rate
 
 
 def main() -> int:

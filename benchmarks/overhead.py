@@ -15,6 +15,7 @@ stacks), is interleaved with the two and reported beside them.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import statistics
@@ -23,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 WORKLOADS = HERE / "workloads"
@@ -45,6 +47,24 @@ def run_once(script: Path, profiled: bool, out_dir: Path,
     if proc.returncode != 0 or match is None:
         raise RuntimeError(f"{' '.join(command)} failed:\n{proc.stderr[-2000:]}")
     return float(match.group(1)), wall
+
+
+def run_wrapped(wrapper: Path, script: Path, report: Path, profiled: bool, out_dir: Path,
+                env: dict[str, str] | None = None) -> tuple[float, Any]:
+    """Run ``script`` through ``wrapper``, which writes what it measured to ``report`` as
+    JSON, plain or under ``plumber profile --cpu-probe 0``: (throughput, that JSON)."""
+    wrapped = [str(script), str(report)]
+    command = [sys.executable, str(wrapper), *wrapped]
+    if profiled:
+        command = [sys.executable, "-m", "plumber", "profile", "-o", str(out_dir),
+                   "--cpu-probe", "0", str(wrapper), "--", *wrapped]
+    proc = subprocess.run(command, capture_output=True, text=True,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})},
+                          check=False)
+    match = THROUGHPUT.search(proc.stdout)
+    if proc.returncode != 0 or match is None:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{proc.stderr[-2000:]}")
+    return float(match.group(1)), json.loads(report.read_text())
 
 
 def main() -> int:

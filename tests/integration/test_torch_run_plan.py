@@ -10,6 +10,7 @@ import pytest
 from conftest import PIPELINES
 
 from plumber.records.plan import PLAN_SCHEMA_VERSION
+from plumber.records.profile import Profile
 
 pytest.importorskip("torch")
 pytest.importorskip("torchvision")
@@ -63,3 +64,21 @@ def test_run_refuses_a_plan_with_a_newer_schema(plumber_cli, tmp_path):
     run = plumber_cli("run", "--plan", tmp_path / "plan.json", SCRIPT)
     assert run.returncode == 2 and run.stdout == ""
     assert "newer than this plumber understands" in run.stderr
+
+
+def test_profile_with_a_plan_profiles_the_tuned_loader_and_checks_its_prediction(plumber_cli,
+                                                                                 tmp_path):
+    tuned = plan(PLAN_SCHEMA_VERSION)
+    tuned["pipelines"][0]["predicted_rate"] = 50.0
+    (tmp_path / "plan.json").write_text(json.dumps(tuned))
+    run = plumber_cli("profile", "--plan", tmp_path / "plan.json", SCRIPT, "-o", "out")
+    assert run.returncode == 0, run.stderr[-2000:]
+    where = f"of the DataLoader at {NAME}:{LOADER_LINE}"
+    assert f"plan applied at workers {where}: num_workers=0 -> num_workers=2" in run.stderr
+    profile = Profile.load(run.profile_path)
+    [loader] = profile.pipelines
+    assert next(s for s in loader.stages if s.kind == "workers").knobs["num_workers"] == 2
+    assert any("transform_7" in line for line in profile.applied_plan.changes)
+    summary = " ".join(run.stderr.split())
+    assert f"the plan for the pipeline at workers at {NAME}:{LOADER_LINE} was predicted 50/s" \
+        in summary and "prediction error" in summary
