@@ -57,7 +57,6 @@ TIMED_FIRST = 64
 TIMED_EVERY = 4
 
 
-
 class StageCounts(NamedTuple):
     """One stage's counters in one process (or summed over processes).
 
