@@ -6,7 +6,9 @@ to the pipeline it is for: a settings prediction to the pipeline whose
 written root the plan names, an offload prediction to the pipeline holding
 the stage at the cut (the service's read, placed there). The measured rate
 is the steady one, the window the model predicts, or the whole iteration
-when the run recorded none.
+when the run recorded none. An offload's prediction is checked for the
+workers the user said the service had (``--service-workers``); a client
+cannot count them.
 """
 
 from __future__ import annotations
