@@ -224,6 +224,25 @@ def test_a_profiled_script_whose_service_goes_away_ends_with_its_profile_written
     assert (tmp_path / "out" / "report.html").is_file()
 
 
+def test_a_profile_with_the_offload_applied_whose_worker_dies_is_written_with_the_plan(
+        tmp_path):
+    dispatcher = Service(tmp_path, "--workers", "0")
+    worker = Service(tmp_path, "--workers", "1", "--host", "localhost",
+                     "--dispatcher", dispatcher.address.removeprefix("grpc://"))
+    plan = write_plan(tmp_path, "distributed_epoch", rates=(300.0,))
+    run = plumber_in_background(tmp_path, "profile", "-o", "out", "--plan", str(plan),
+                                "--data-service", dispatcher.address, "--service-workers", "1",
+                                "--service-timeout", "5", str(SCRIPT), "--", "--slow")
+    stderr = killed_mid_run(run, worker, dispatcher)
+    assert run.returncode == SERVICE_LOST, stderr[-3000:]
+    assert "no element came from the tf.data service the script reads from" in stderr
+    profile = Profile.load(tmp_path / "out" / "profile.json")
+    assert profile.run.exit_status == SERVICE_LOST
+    assert profile.applied_plan is not None and profile.applied_plan.service_workers == 1
+    assert any(line.startswith("offload applied:") for line in profile.applied_plan.changes)
+    assert (tmp_path / "out" / "report.html").is_file()
+
+
 def test_a_profile_names_a_slow_service_and_marks_the_stages_that_ran_on_it(tmp_path):
     service = Service(tmp_path, "--workers", "1")
     try:
