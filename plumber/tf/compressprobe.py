@@ -5,9 +5,11 @@
 training process uncompresses what arrives. The bytes that cross the
 network, and the CPU the training process spends receiving them, depend on
 how well the elements compress, so the offload model needs it per cut.
-After the script, a few elements of each stage's prefix are read again and
-put through the same two ops; their sizes and the CPU each op took (on the
-calling thread, where TF runs them inline) are recorded. Called eagerly,
+The per-stage CPU probe (:mod:`plumber.tf.cpuprobe`) hands over the first
+few elements each stage's prefix yielded as it read it after the script,
+and :class:`CompressionSampler` puts them through the same two ops; their
+sizes and the CPU each op took (on the calling thread, where TF runs them
+inline) are recorded. No prefix is read again for it. Called eagerly,
 each op also pays Python's dispatch, which the service's graph-mode maps
 do not: the time the same op takes on a scalar, where the work is nil, is
 taken as that and subtracted. The first call of each op for a stage's
@@ -18,7 +20,6 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Sequence
 from typing import Any
 
 from plumber.records.profile import Compression
@@ -31,25 +32,29 @@ ELEMENTS = 4
 CALIBRATION_CALLS = 21
 
 
-def measure_compression(stages: Sequence[WrittenStage], budget_s: float) -> dict[str, Compression]:
-    """A sample per stage, within about ``budget_s`` in all; a stage whose prefix yields no
-    element in its share, or whose elements the ops refuse, is left out."""
-    if not stages or budget_s <= 0:
-        return {}
-    from tensorflow.python.data.experimental.ops import compression_ops
+class CompressionSampler:
+    """Takes the elements the CPU probe read of each stage (``on_elements`` of
+    :func:`plumber.tf.cpuprobe.measure_prefixes`) and keeps, for the stages in
+    ``wanted``, how they compressed; a stage whose elements the ops refuse is left out."""
 
-    dispatch = _dispatch_s(compression_ops)
-    share_s = budget_s / len(stages)
-    samples = {}
-    for stage in stages:
-        elements = _first_elements(stage.dataset, share_s)
-        if elements:
-            try:
-                samples[stage.id] = _sample(compression_ops, stage.dataset.element_spec,
-                                            elements, dispatch)
-            except Exception:  # noqa: BLE001 - an element the ops refuse stays unmeasured
-                continue
-    return samples
+    def __init__(self, wanted: set[str]) -> None:
+        self.wanted = wanted
+        #: By stage id, how its elements compressed.
+        self.samples: dict[str, Compression] = {}
+        self._dispatch: tuple[float, float] | None = None
+
+    def __call__(self, stage: WrittenStage, elements: list[Any]) -> None:
+        if stage.id not in self.wanted or not elements:
+            return
+        from tensorflow.python.data.experimental.ops import compression_ops
+
+        try:
+            if self._dispatch is None:
+                self._dispatch = _dispatch_s(compression_ops)
+            self.samples[stage.id] = _sample(compression_ops, stage.dataset.element_spec,
+                                             elements, self._dispatch)
+        except Exception:  # noqa: BLE001 - an element the ops refuse stays unmeasured
+            return
 
 
 def _dispatch_s(ops: Any) -> tuple[float, float]:
@@ -69,20 +74,6 @@ def _dispatch_s(ops: Any) -> tuple[float, float]:
         ops.uncompress(packed, spec)
         uncompress.append(time.thread_time() - start)
     return statistics.median(compress), statistics.median(uncompress)
-
-
-def _first_elements(dataset: Any, within_s: float) -> list[Any]:
-    """Up to :data:`ELEMENTS` elements of ``dataset``, as many as come within ``within_s``."""
-    deadline = time.perf_counter() + within_s
-    elements: list[Any] = []
-    try:
-        for element in dataset:
-            elements.append(element)
-            if len(elements) >= ELEMENTS or time.perf_counter() > deadline:
-                break
-    except Exception:  # noqa: BLE001 - an empty or failing prefix is just unmeasured
-        return []
-    return elements
 
 
 def _sample(ops: Any, spec: Any, elements: list[Any],

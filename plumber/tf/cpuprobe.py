@@ -15,7 +15,7 @@ overhead of ``next()`` is calibrated on a trivial dataset and subtracted.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,11 +36,16 @@ class PrefixCost:
 def measure_prefixes(
     stages: Sequence[WrittenStage],
     budget_s: float,
+    on_elements: Callable[[WrittenStage, list[Any]], None] | None = None,
+    keep: int = 0,
 ) -> dict[str, PrefixCost]:
     """Measure each stage's prefix for about ``budget_s / len(stages)`` seconds.
 
     Stages whose prefix yields no element in its slice (a huge shuffle
     buffer, a slow remote read) are left out: their CPU stays unmeasured.
+    With ``on_elements``, the first ``keep`` elements each prefix yielded are
+    handed to it once the prefix's slice is over (outside the measurement),
+    so what else needs a stage's elements does not read the prefix again.
     """
     runnable = [s for s in stages if s.kind not in _SKIP_KINDS]
     if not runnable or budget_s <= 0:
@@ -49,24 +54,33 @@ def measure_prefixes(
     slice_s = max(0.1, budget_s / len(runnable))
     costs: dict[str, PrefixCost] = {}
     for stage in runnable:
-        cost = _run_prefix(stage.dataset, slice_s, overhead)
+        kept: list[Any] = []
+        cost = _run_prefix(stage.dataset, slice_s, overhead, kept, keep)
         if cost is not None:
             costs[stage.id] = cost
+        if kept and on_elements is not None:
+            on_elements(stage, kept)
     return costs
 
 
-def _run_prefix(dataset: Any, slice_s: float, overhead_s: float) -> PrefixCost | None:
+def _run_prefix(dataset: Any, slice_s: float, overhead_s: float, kept: list[Any],
+                keep: int) -> PrefixCost | None:
+    """The prefix's cost per element; its first ``keep`` elements go into ``kept``."""
     deadline = time.perf_counter() + slice_s
     try:
         iterator = iter(dataset)
-        next(iterator)  # start-up (buffer fills, file opens) is not steady state
+        element = next(iterator)  # start-up (buffer fills, file opens) is not steady state
     except Exception:  # noqa: BLE001 - an empty or failing prefix is just unmeasured
         return None
+    if keep:
+        kept.append(element)
     cpu0, wall0, count = time.process_time(), time.perf_counter(), 0
     try:
         while time.perf_counter() < deadline or count < 2:
-            next(iterator)
+            element = next(iterator)
             count += 1
+            if len(kept) < keep:
+                kept.append(element)
             if time.perf_counter() > deadline + slice_s:
                 break
     except StopIteration:

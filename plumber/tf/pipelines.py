@@ -24,15 +24,12 @@ from plumber.records.profile import (
     StageStats,
 )
 from plumber.tf.align import RunStage, align
-from plumber.tf.compressprobe import measure_compression
+from plumber.tf.compressprobe import ELEMENTS, CompressionSampler
 from plumber.tf.cpuprobe import measure_prefixes, own_cpu_per_root
 from plumber.tf.determinism import BUDGET_S as DETERMINISM_BUDGET_S
 from plumber.tf.determinism import find_random_stages
 from plumber.tf.hooks import IteratorWatch, TfHooks, WatchedPipeline
 from plumber.tf.written import NESTING_KINDS, WrittenStage, is_service_read, read_written
-
-#: Share of the CPU probe's budget that samples how the stages' elements compress.
-COMPRESSION_SHARE = 0.25
 
 
 def build_pipelines(
@@ -102,11 +99,12 @@ def _build_one(
         for sid, s in stages.items()
         if s.matched and root_elements > 0
     }
-    cpu = _cpu_times(written, stages, visit, root_elements, cpu_probe_s, notes)
-    compression = _compression(written, stages, cpu_probe_s)
+    # How the elements of each stage that produced bytes compress, from what the CPU probe reads.
+    compression = CompressionSampler({sid for sid, s in stages.items() if s.bytes_produced > 0})
+    cpu = _cpu_times(written, stages, visit, root_elements, cpu_probe_s, notes, compression)
     by_id = {w.id: w for w in written.walk()}
     records = tuple(
-        _stage_record(run, by_id.get(sid), cpu.get(sid), compression.get(sid))
+        _stage_record(run, by_id.get(sid), cpu.get(sid), compression.samples.get(sid))
         for sid, run in stages.items()
     ) + _remote_records(written)
     consumer, duration = _consumer(watched.iterators, clock_origin)
@@ -132,8 +130,10 @@ def _cpu_times(
     root_elements: int,
     budget_s: float,
     notes: list[str],
+    on_elements: CompressionSampler,
 ) -> dict[str, float]:
-    """CPU seconds over the run per stage id, from prefix measurements."""
+    """CPU seconds over the run per stage id, from prefix measurements; the elements the
+    prefixes yield go to ``on_elements`` too."""
     if budget_s <= 0:
         notes.append("per-stage CPU time was not measured (CPU probe disabled)")
         return {}
@@ -141,8 +141,8 @@ def _cpu_times(
         notes.append("per-stage CPU time was not measured: TF's model counted no element "
                      "at the pipeline's root")
         return {}
-    local = _local(written)
-    costs = measure_prefixes(local, budget_s)
+    local = [w for w in written.walk() if not any(is_service_read(s.dataset) for s in w.walk())]
+    costs = measure_prefixes(local, budget_s, on_elements, keep=ELEMENTS)
     notes.append(
         f"per-stage CPU time measured by re-running each pipeline prefix briefly "
         f"after the script ({budget_s:.1f} s budget)"
@@ -160,19 +160,6 @@ def _cpu_times(
             cpu[w.id] = per_root * root_elements
     _apportion_nested(stages, cpu)
     return cpu
-
-
-def _compression(written: WrittenStage, stages: dict[str, RunStage],
-                 cpu_probe_s: float) -> dict[str, Compression]:
-    """How the elements of each local stage that produced bytes compress, read again after
-    the script within a share of the CPU probe's budget (none when it is off)."""
-    sampled = [w for w in _local(written) if w.id in stages and stages[w.id].bytes_produced > 0]
-    return measure_compression(sampled, COMPRESSION_SHARE * cpu_probe_s)
-
-
-def _local(written: WrittenStage) -> list[WrittenStage]:
-    """The stages that run in this process: not a tf.data service read, nor above one."""
-    return [w for w in written.walk() if not any(is_service_read(s.dataset) for s in w.walk())]
 
 
 def _apportion_nested(stages: dict[str, RunStage], cpu: dict[str, float]) -> None:

@@ -1,8 +1,9 @@
 """How a stage's elements compress as tf.data service sends them (plumber/tf/compressprobe.py).
 
-Real tf.data pipelines: elements that repeat compress far below their
-size, random bytes do not, and strings and tuples are sized by what they
-hold; a prefix that fails or yields nothing is left out.
+Real tf.data pipelines, their elements read by the per-stage CPU probe:
+elements that repeat compress far below their size, random bytes do not,
+and strings and tuples are sized by what they hold; a prefix that fails or
+yields nothing is left out.
 """
 
 import numpy as np
@@ -10,13 +11,16 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from plumber.tf.compressprobe import ELEMENTS, measure_compression  # noqa: E402
+from plumber.tf.compressprobe import ELEMENTS, CompressionSampler  # noqa: E402
+from plumber.tf.cpuprobe import measure_prefixes  # noqa: E402
 from plumber.tf.written import read_written  # noqa: E402
 
 
 def sampled(dataset, budget_s: float = 2.0):
     stages = read_written(dataset, lambda obj: None).walk()
-    return measure_compression(stages, budget_s), {s.kind: s.id for s in stages}
+    sampler = CompressionSampler({s.id for s in stages})
+    measure_prefixes(stages, budget_s, sampler, keep=ELEMENTS)
+    return sampler.samples, {s.kind: s.id for s in stages}
 
 
 def test_repeating_elements_compress_and_random_ones_do_not():
