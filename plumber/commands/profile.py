@@ -200,8 +200,8 @@ def profiling_run(args: argparse.Namespace, profile_file: Path, report_file: Pat
         sampled = dataclasses.replace(
             sampled, around_script=functools.partial(planned.in_force, args.script))
     result = _with_plan_recorded(profile_script(args.script, args.script_args, sampled), planned)
-    if planned is not None:
-        for line in planned.changes(succeeded=result.outcome.exit_status == 0):
+    if result.profile.applied_plan is not None:
+        for line in result.profile.applied_plan.changes:
             say(line)
     rendered = write_run_files(result, profile_file, report_file)
     write_now(sys.stderr, rendered.summary + "\n")
