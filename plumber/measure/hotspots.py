@@ -159,12 +159,16 @@ def checked_rate_hz(rate: float) -> int:
 
 
 def find_py_spy() -> str | None:
-    """The py-spy executable: on PATH, else beside this Python's scripts."""
-    found = shutil.which("py-spy")
-    if found:
-        return found
+    """The py-spy executable: the one installed beside this Python's scripts, else on PATH.
+
+    The one installed with plumber comes first: a ``py-spy`` found first on
+    PATH may be another environment's, or a version manager's shim (pyenv's
+    runs a shell and several commands, about 50 ms of CPU, per call).
+    """
     beside = Path(sysconfig.get_path("scripts")) / "py-spy"
-    return str(beside) if beside.exists() else None
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    return shutil.which("py-spy")
 
 
 class StackSampler:

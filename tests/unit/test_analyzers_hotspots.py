@@ -34,6 +34,7 @@ from plumber.measure.hotspots import (
     RawStack,
     StackSampler,
     checked_rate_hz,
+    find_py_spy,
     parse_raw,
     python_samples,
 )
@@ -95,6 +96,23 @@ def test_a_missing_or_failing_py_spy_is_one_line_and_no_samples(tmp_path):
     assert sampler.stop() is None
     assert sampler.problem.endswith("Permission Denied (os error 1)")
     assert "exit status 1" in sampler.problem
+
+
+def test_the_py_spy_installed_with_this_python_comes_before_one_on_path(tmp_path, monkeypatch):
+    scripts, elsewhere = tmp_path / "scripts", tmp_path / "elsewhere"
+    for folder in (scripts, elsewhere):
+        folder.mkdir()
+        (folder / "py-spy").write_text("#!/bin/sh\n")
+        (folder / "py-spy").chmod(0o755)
+    monkeypatch.setenv("PATH", str(elsewhere))
+    monkeypatch.setattr("sysconfig.get_path", lambda name: str(scripts))
+    assert find_py_spy() == str(scripts / "py-spy")
+    (scripts / "py-spy").chmod(0o644)
+    assert find_py_spy() == str(elsewhere / "py-spy")
+    (scripts / "py-spy").unlink()
+    assert find_py_spy() == str(elsewhere / "py-spy")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert find_py_spy() is None
 
 
 def test_worker_samples_go_to_the_stage_their_wrapper_names():
