@@ -50,14 +50,16 @@ def run_once(script: Path, profiled: bool, out_dir: Path,
 
 
 def run_wrapped(wrapper: Path, script: Path, report: Path, profiled: bool, out_dir: Path,
-                env: dict[str, str] | None = None) -> tuple[float, Any]:
+                env: dict[str, str] | None = None,
+                options: tuple[str, ...] = ()) -> tuple[float, Any]:
     """Run ``script`` through ``wrapper``, which writes what it measured to ``report`` as
-    JSON, plain or under ``plumber profile --cpu-probe 0``: (throughput, that JSON)."""
+    JSON, plain or under ``plumber profile --cpu-probe 0`` (and ``options``):
+    (throughput, that JSON)."""
     wrapped = [str(script), str(report)]
     command = [sys.executable, str(wrapper), *wrapped]
     if profiled:
         command = [sys.executable, "-m", "plumber", "profile", "-o", str(out_dir),
-                   "--cpu-probe", "0", str(wrapper), "--", *wrapped]
+                   "--cpu-probe", "0", *options, str(wrapper), "--", *wrapped]
     proc = subprocess.run(command, capture_output=True, text=True,
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})},
                           check=False)
