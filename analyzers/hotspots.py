@@ -143,12 +143,13 @@ class StageHotspots:
 
 @dataclass(frozen=True)
 class Hotspots:
-    """Every stage's hotspots, and the samples no stage could be given."""
+    """Every stage's hotspots, the samples no stage could be given, and py-spy's own CPU."""
 
     stages: tuple[StageHotspots, ...]
     samples: int
     unattributed_samples: int
     rate_hz: float
+    sampler_cpu_s: float | None = None
 
     def stage(self, pipeline: str, stage: str) -> StageHotspots | None:
         for found in self.stages:
@@ -179,7 +180,8 @@ def hotspots(profile: Profile) -> Hotspots | None:
         for (pipeline, stage), stacks in sorted(stage_stacks.items())
     )
     return Hotspots(stages=stages, samples=sum(s.samples for s in sampled.stacks),
-                    unattributed_samples=unattributed, rate_hz=sampled.rate_hz)
+                    unattributed_samples=unattributed, rate_hz=sampled.rate_hz,
+                    sampler_cpu_s=sampled.sampler_cpu_s)
 
 
 class Libraries:

@@ -129,6 +129,9 @@ def hotspots_view(found: Hotspots, focus: Sequence[StageHotspots],
              f"{found.samples} samples, {kept} of them in a stage or the training loop (the "
              "rest are plumber's and the frameworks' own threads and imports). Library frames "
              "are folded under the line of yours that called them.")
+    if found.sampler_cpu_s is not None:
+        intro += (f" py-spy itself used {fmt.seconds(found.sampler_cpu_s)} of CPU, left out of "
+                  "the run's own.")
     sections = tuple(_section(s, s in focus) for s in found.stages if s.samples)
     return HotspotsView(intro=intro, stages=sections, in_cpp=_in_cpp(found, pipelines))
 

@@ -191,6 +191,8 @@ def instrumented(
         with RequestTracer() as requests:
             if stacks is not None:
                 stacks.start()
+                if stacks.pid is not None:
+                    sampler.ignore_process(stacks.pid)
             try:
                 lost = None if on_service_lost is None else functools.partial(
                     on_service_lost, capture)

@@ -110,11 +110,13 @@ def _frame(text: str) -> PyFrame:
 def python_samples(
     stacks: Iterable[RawStack], pid: int, rate_hz: float, sampler: str,
     library_roots: tuple[str, ...] = (), max_stacks: int = MAX_STACKS,
+    sampler_cpu_s: float | None = None,
 ) -> PythonSamples:
     """The profile's record of ``stacks``: a frame table and the ``max_stacks`` most sampled.
 
     Identical stacks of one thread are merged; each stack belongs to the
     innermost process of its chain (a worker's samples name its parent too).
+    ``sampler_cpu_s`` is the CPU py-spy itself used.
     """
     merged: Counter[tuple[int, int, tuple[PyFrame, ...]]] = Counter()
     for stack in stacks:
@@ -131,7 +133,7 @@ def python_samples(
         sampler=sampler, rate_hz=float(rate_hz), pid=pid, samples=total,
         frames=tuple(table), stacks=tuple(records),
         dropped_samples=total - sum(count for _, count in kept),
-        library_roots=library_roots,
+        library_roots=library_roots, sampler_cpu_s=sampler_cpu_s,
     )
 
 
@@ -179,6 +181,8 @@ class StackSampler:
 
     ``problem`` says in one line why there are no samples (py-spy missing,
     failing to attach or to write); :meth:`stop` returns ``None`` then.
+    ``pid`` is py-spy's process while it runs, a child of this one whose CPU
+    the samples record apart (``sampler_cpu_s``).
     """
 
     def __init__(self, rate_hz: float = DEFAULT_RATE_HZ, executable: str | None = None) -> None:
@@ -188,6 +192,11 @@ class StackSampler:
         self._process: subprocess.Popen[bytes] | None = None
         self._folder: Path | None = None
         self._version = "py-spy"
+
+    @property
+    def pid(self) -> int | None:
+        """py-spy's process id while it runs, else None."""
+        return self._process.pid if self._process is not None else None
 
     def start(self) -> None:
         """Launch py-spy on this process; a failure to launch is recorded in ``problem``."""
@@ -227,6 +236,7 @@ class StackSampler:
         _trace_forks_by(None)
         allow_tracing(0)
         try:
+            used_s = _cpu_s(process.pid)
             if process.poll() is None:
                 process.send_signal(signal.SIGINT)
             try:
@@ -243,7 +253,7 @@ class StackSampler:
                 return None
             stacks = parse_raw(output.read_text("utf-8", errors="replace"))
             return python_samples(stacks, os.getpid(), self.rate_hz, self._version,
-                                  library_roots())
+                                  library_roots(), sampler_cpu_s=used_s)
         finally:
             self._cleanup()
 
@@ -292,6 +302,17 @@ def _trace_forks_by(pid: int | None) -> None:
 def _let_tracer_read_child() -> None:
     if _tracer is not None:
         allow_tracing(_tracer)
+
+
+def _cpu_s(pid: int) -> float | None:
+    """CPU seconds (user and system) process ``pid`` has used, None when unreadable."""
+    import psutil
+
+    try:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.Error:
+        return None
+    return float(times.user + times.system)
 
 
 def _version_of(executable: str) -> str:

@@ -4,7 +4,9 @@ A polling thread (:mod:`plumber.measure.poller`) takes one sample every
 ``interval_s`` with psutil: machine and per-core CPU, this process's CPU
 (children included, for DataLoader workers and the like), disk read and
 network throughput, memory and RSS, and GPU utilisation and memory through
-NVML when a GPU is present.
+NVML when a GPU is present. plumber's own helper processes (py-spy, for
+``--hotspots``) are children too; :meth:`ResourceSampler.ignore_process`
+leaves them out of this process's CPU, which stands for the run's.
 
 It must cost little (the profiler's budget is 5% of throughput on 2 cores):
 a sample reads a handful of ``/proc`` files, child processes are re-listed
@@ -167,6 +169,7 @@ class ResourceSampler:
         self._lock = threading.Lock()
         self._process = psutil.Process()
         self._children: dict[int, psutil.Process] = {}
+        self._ignored: frozenset[int] = frozenset()
         self._samples_taken = 0
         self._nvml = _Nvml()
         self._start = time.monotonic()
@@ -194,6 +197,12 @@ class ResourceSampler:
     def gpus(self) -> list[dict[str, Any]]:
         """One ``{"name", "memory_total_bytes"}`` dict per GPU."""
         return [dict(gpu) for gpu in self._nvml.gpus]
+
+    def ignore_process(self, pid: int) -> None:
+        """Leave child process ``pid`` (one of plumber's own, such as py-spy) out of the
+        process CPU: its work is not the run's, and counted there it would read as the
+        script's or its workers'."""
+        self._ignored = self._ignored | {pid}
 
     def __enter__(self) -> ResourceSampler:
         self._start = time.monotonic()
@@ -249,12 +258,15 @@ class ResourceSampler:
                 self._thin()
 
     def _process_cpu_percent(self) -> float:
-        """This process plus its children (worker processes), 100 per busy core."""
+        """This process plus its children (worker processes) but the ignored, 100 per busy core."""
         self._samples_taken += 1
         if self._samples_taken % _CHILD_SCAN_EVERY == 0:
             self._scan_children()
         total = self._process.cpu_percent()
+        ignored = self._ignored
         for pid, child in list(self._children.items()):
+            if pid in ignored:
+                continue
             try:
                 total += child.cpu_percent()
             except psutil.Error:

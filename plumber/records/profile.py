@@ -491,6 +491,9 @@ class PythonSamples:
     ``library_roots`` are the folders whose files are not the user's code
     (the standard library, installed packages, plumber itself).
     ``stage_code`` lists the Python functions tf.data stages call.
+    ``sampler_cpu_s`` is the CPU py-spy itself used over the run (None:
+    not read); it is left out of the run's process CPU
+    (:attr:`TimeSeries.process_cpu_percent`).
     """
 
     sampler: str
@@ -502,6 +505,7 @@ class PythonSamples:
     dropped_samples: int = 0
     library_roots: tuple[str, ...] = ()
     stage_code: tuple[StageCode, ...] = ()
+    sampler_cpu_s: float | None = None
 
 
 @dataclass(frozen=True)

@@ -41,11 +41,12 @@ def sampled(plumber_cli, script: Path) -> Profile:
 
     if find_py_spy() is None:
         pytest.skip("py-spy is not installed")
-    # The planted scripts run for about a second: 100 samples a second (not the default 20)
+    # The planted scripts run for about a second: 100 samples a second (not the default 10)
     # give each planted stage enough samples to be named even on a loaded machine.
     profile = profiled(plumber_cli, "--hotspots-rate", "100", script=script)
     assert profile.hotspots is not None, profile.run.notes
     assert profile.hotspots.rate_hz == 100
+    assert profile.hotspots.sampler_cpu_s > 0  # py-spy's own, apart from the run's
     return profile
 
 

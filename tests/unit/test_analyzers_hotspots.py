@@ -180,8 +180,11 @@ def test_the_wrapper_names_are_plumbers_own():
 
 def test_samples_round_trip_through_the_saved_profile_and_bad_indexes_are_refused(tmp_path):
     profile = sampled_profile((MAIN, MAIN, LOOP, 4), (WORKER, WORKER, TENSOR, 7))
+    profile = dataclasses.replace(
+        profile, hotspots=dataclasses.replace(profile.hotspots, sampler_cpu_s=0.25))
     loaded = Profile.load(profile.save(tmp_path / "p.json"))
     assert loaded.hotspots == profile.hotspots
+    assert hotspots(loaded).sampler_cpu_s == 0.25
     data = json.loads((tmp_path / "p.json").read_text())
     data["hotspots"]["stacks"][0]["frames"].append(len(data["hotspots"]["frames"]))
     with pytest.raises(ProfileFormatError, match=r"hotspots.stacks\[0\].frames"):
@@ -198,12 +201,15 @@ def test_py_spy_samples_this_process():
         pytest.skip("py-spy is not installed")
     sampler = StackSampler(rate_hz=100)
     sampler.start()
+    assert sampler.pid is not None and sampler.pid != os.getpid()
     _spin_until_sampled()
     samples = sampler.stop()
     assert sampler.problem is None, sampler.problem
+    assert sampler.pid is None
     functions = {samples.frames[i].function for s in samples.stacks for i in s.frames}
     assert "_spin_until_sampled" in functions
     assert samples.pid == os.getpid()
+    assert 0 < samples.sampler_cpu_s < 5  # a second at 100 Hz of one process's stacks
 
 
 def _spin_until_sampled() -> None:

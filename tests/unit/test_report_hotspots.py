@@ -79,6 +79,17 @@ def test_the_html_report_has_the_hotspot_first_and_a_collapsible_section_per_sta
     assert 'href="#hotspots"' in html
 
 
+def test_the_report_says_what_cpu_py_spy_itself_used_when_it_was_read():
+    profile = sampled_profile(*STACKS)
+    unread = render_html(profile, diagnose_all(profile))
+    assert "py-spy itself used" not in unread
+    read = dataclasses.replace(
+        profile, hotspots=dataclasses.replace(profile.hotspots, sampler_cpu_s=0.15))
+    section = render_html(read, diagnose_all(read))
+    section = section[section.index('<section id="hotspots">'):]
+    assert "py-spy itself used 150 ms of CPU, left out of the run&#39;s own." in section
+
+
 def test_a_profile_without_samples_has_no_hotspots_anywhere():
     profile = dataclasses.replace(sampled_profile(*STACKS), hotspots=None)
     diagnoses = diagnose_all(profile)

@@ -105,6 +105,24 @@ def test_process_cpu_includes_child_processes(no_gpu):
     assert sum(samples) / len(samples) > 25
 
 
+def test_a_child_process_of_plumbers_own_is_left_out_of_the_process_cpu(no_gpu):
+    # GIVEN the busy child of the test above, named as plumber's own (as py-spy is)
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import time\nend = time.time() + 5\nwhile time.time() < end: pass"]
+    )
+    try:
+        time.sleep(0.1)
+        with ResourceSampler(interval_s=0.1) as sampler:
+            sampler.ignore_process(child.pid)
+            time.sleep(0.8)
+    finally:
+        child.kill()
+        child.wait()
+    # THEN its work is not counted: this process only sleeps
+    samples = sampler.series().process_cpu_percent[1:]
+    assert sum(samples) / len(samples) < 15
+
+
 def test_busy_share_follows_psutil_accounting():
     Times = namedtuple("Times", "user nice system idle iowait guest guest_nice")
     before = Times(100, 0, 50, 800, 50, 0, 0)
