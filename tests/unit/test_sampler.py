@@ -88,39 +88,32 @@ def test_on_sample_runs_each_sample_and_a_failing_hook_does_not_stop_sampling(no
     assert len(sampler.series().t) == len(calls)
 
 
-def test_process_cpu_includes_child_processes(no_gpu):
-    # GIVEN a child process burning CPU while this process sleeps
+def _process_cpu_beside_a_busy_child(ignore_it: bool) -> float:
+    """Mean process CPU sampled while a child burns a core and this process sleeps."""
     child = subprocess.Popen(
         [sys.executable, "-c", "import time\nend = time.time() + 5\nwhile time.time() < end: pass"]
     )
     try:
         time.sleep(0.1)
         with ResourceSampler(interval_s=0.1) as sampler:
+            if ignore_it:
+                sampler.ignore_process(child.pid)
             time.sleep(0.8)
     finally:
         child.kill()
         child.wait()
-    # THEN the process figure (100 per busy core) carries the child's work
     samples = sampler.series().process_cpu_percent[1:]
-    assert sum(samples) / len(samples) > 25
+    return sum(samples) / len(samples)
+
+
+def test_process_cpu_includes_child_processes(no_gpu):
+    # The process figure (100 per busy core) carries the child's work.
+    assert _process_cpu_beside_a_busy_child(ignore_it=False) > 25
 
 
 def test_a_child_process_of_plumbers_own_is_left_out_of_the_process_cpu(no_gpu):
-    # GIVEN the busy child of the test above, named as plumber's own (as py-spy is)
-    child = subprocess.Popen(
-        [sys.executable, "-c", "import time\nend = time.time() + 5\nwhile time.time() < end: pass"]
-    )
-    try:
-        time.sleep(0.1)
-        with ResourceSampler(interval_s=0.1) as sampler:
-            sampler.ignore_process(child.pid)
-            time.sleep(0.8)
-    finally:
-        child.kill()
-        child.wait()
-    # THEN its work is not counted: this process only sleeps
-    samples = sampler.series().process_cpu_percent[1:]
-    assert sum(samples) / len(samples) < 15
+    # Named as plumber's own (as py-spy is), its work is not counted: this process only sleeps.
+    assert _process_cpu_beside_a_busy_child(ignore_it=True) < 15
 
 
 def test_busy_share_follows_psutil_accounting():
