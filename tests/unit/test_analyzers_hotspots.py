@@ -131,12 +131,45 @@ def test_worker_samples_go_to_the_stage_their_wrapper_names():
     assert by_stage["transform_1"].folded[0].labels == ("to_tensor_slowly (train.py:30)",
                                                         "numpy asarray")
     assert by_stage["transform_0"].hottest is None  # torchvision only: no user frame
-    assert by_stage["transform_0"].folded[0].labels == ("torch Module._wrapped_call_impl",)
+    assert by_stage["transform_0"].folded[0].labels == (
+        "torch Module._wrapped_call_impl → torchvision RandomResizedCrop.forward",)
+    assert by_stage["transform_0"].hottest_call.call == by_stage["transform_0"].folded[0].labels[0]
     assert by_stage["collate"].hottest.function == "my_collate"
     fetch = by_stage["fetch"]
     assert fetch.folded[0].labels == ("torch _MapDatasetFetcher.fetch",
                                       "Images.__getitem__ (train.py:20)")
     assert all(s.pipeline == "loader-0" for s in found.stages)
+
+
+def test_a_library_call_is_named_by_its_entry_and_the_library_it_spent_the_time_in():
+    decode = (*FETCH[:-1],  # torch's fetcher, then torchvision's dataset and its PIL loader
+              PyFrame("DatasetFolder.__getitem__", f"{SITE}/torchvision/datasets/folder.py", 245),
+              PyFrame("pil_loader", f"{SITE}/torchvision/datasets/folder.py", 264),
+              PyFrame("Image.convert", f"{SITE}/PIL/Image.py", 1067),
+              PyFrame("ImageFile.load", f"{SITE}/PIL/ImageFile.py", 425))
+    waiting = (*FETCH[:-1], PyFrame("Condition.wait", f"{PY}/threading.py", 320))
+    profile = sampled_profile((WORKER, WORKER, decode, 9), (WORKER, WORKER, waiting, 12))
+    (fetch,) = hotspots(profile).stages
+    call = "torch _MapDatasetFetcher.fetch → PIL Image.convert"
+    assert fetch.hottest is None and fetch.folded[1].labels == (call,)
+    assert fetch.hottest_call == analysis.LibraryCall(call, 9)  # it computed; the wait did not
+    assert [c.call for c in fetch.library_calls] == [call, "torch _MapDatasetFetcher.fetch → "
+                                                           "threading Condition.wait"]
+    assert analysis.innermost_call(call) == ("PIL", "Image.convert")
+    assert analysis.innermost_call("numpy asarray") == ("numpy", "asarray")
+
+
+def test_a_sample_in_plumbers_own_code_around_a_stage_is_not_the_stages():
+    timing = TENSOR[:-2]  # the transform's timing lines, before it calls the transform
+    sizing = (*timing, PyFrame("nbytes_of", f"{PLUMBER}/torch/sizes.py", 19))
+    found = hotspots(sampled_profile((WORKER, WORKER, timing, 4), (WORKER, WORKER, sizing, 2),
+                                     (WORKER, WORKER, TENSOR, 3)))
+    (stage,) = found.stages
+    assert (stage.stage, stage.samples, found.unattributed_samples) == ("transform_1", 3, 6)
+    in_process = sampled_profile((MAIN, MAIN, (*LOOP[:2], *TENSOR[3:-2]), 5))
+    in_process = dataclasses.replace(in_process, pipelines=(
+        dataclasses.replace(in_process.pipelines[0], workers=()),))
+    assert hotspots(in_process).stages == ()  # nor the training loop's
 
 
 def test_the_main_thread_is_the_training_loop_waiting_in_next_idle_and_imports_left_out():
