@@ -121,6 +121,11 @@ def count(value: int | float | None) -> str:
     return f"{value:,.0f}" if is_number(value) else MISSING
 
 
+def counted(value: int, noun: str) -> str:
+    """A count with its noun, singular for one: ``1 sample``, ``1,200 samples``."""
+    return f"{value:,} {noun}{'' if value == 1 else 's'}"
+
+
 def number(value: float | None) -> str:
     """A plain quantity (visit ratio, parallelism) to three significant digits."""
     return _sig(value) if is_number(value) else MISSING

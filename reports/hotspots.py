@@ -60,23 +60,30 @@ def pipeline_hotspot(pipeline: Pipeline, diagnosis: Diagnosis | None,
 def headline_hotspot(stage: StageHotspots | None) -> str | None:
     """``planted_work (train.py:14): 78% of transform_1's sampled time, computing``.
 
-    A stage that ran only library code says so, naming its most sampled call;
-    a stage sampled too rarely for a firm share says how rarely.
+    A stage that ran only library code says so, naming the library call that
+    computed most (or, when it only waited, its most sampled call); a stage
+    sampled too rarely for a firm share says how rarely.
     """
     if stage is None:
         return None
     where = "the training loop" if stage.stage == CONSUMER else stage.stage
-    hottest = stage.hottest
-    if hottest is None:
-        top = stage.folded[0].labels if stage.folded else ()
-        return (f"no function of yours in {where}: its sampled time is in library code"
-                + (f" ({top[-1]})" if top else ""))
-    called = f" in {hottest.library}" if hottest.library else ""
-    rough = (f" (only {stage.samples} samples: a rough share; a longer run gives a firmer one)"
+    rough = (f" (only {fmt.counted(stage.samples, 'sample')}: a rough share; a longer run "
+             "gives a firmer one)"
              if stage.few_samples else "")
-    return (f"{hottest.function} ({_place(hottest.file, hottest.line)}){called}: "
-            f"{fmt.fraction(stage.share(hottest.computing_samples))} of {where}'s sampled "
-            f"Python time, computing{rough}")
+    hottest = stage.hottest
+    if hottest is not None:
+        called = f" in {hottest.library}" if hottest.library else ""
+        return (f"{hottest.function} ({_place(hottest.file, hottest.line)}){called}: "
+                f"{fmt.fraction(stage.share(hottest.computing_samples))} of {where}'s sampled "
+                f"Python time, computing{rough}")
+    call = stage.hottest_call
+    if call is not None:
+        return (f"no function of yours in {where}: "
+                f"{fmt.fraction(stage.share(call.computing_samples))} of its sampled Python "
+                f"time is computing in library code ({call.call}){rough}")
+    top = stage.folded[0].labels if stage.folded else ()
+    return (f"no function of yours in {where}: its sampled time is in library code"
+            + (f" ({top[-1]})" if top else ""))
 
 
 def _place(file: str, line: int) -> str:
@@ -85,7 +92,8 @@ def _place(file: str, line: int) -> str:
 
 @dataclass(frozen=True)
 class HotRow:
-    """One function of a stage's table, formatted."""
+    """One function of a stage's table, formatted; a library call made outside the user's
+    functions has an empty ``function`` and ``place``."""
 
     function: str
     place: str
@@ -104,6 +112,8 @@ class StageSection:
     summary: str
     rows: tuple[HotRow, ...]
     icicle: Markup
+    #: Whether any frame of the user's code was sampled (rows with a function).
+    user_code: bool
     open: bool = False
 
 
@@ -128,7 +138,8 @@ def hotspots_view(found: Hotspots, focus: Sequence[StageHotspots],
     intro = (f"py-spy sampled the Python stacks {found.rate_hz:g} times a second per thread: "
              f"{found.samples} samples, {kept} of them in a stage or the training loop (the "
              "rest are plumber's and the frameworks' own threads and imports). Library frames "
-             "are folded under the line of yours that called them.")
+             "are folded under the line of yours that called them, named by the call made "
+             "and, where it went on into another library, the one the time went to.")
     if found.sampler_cpu_s is not None:
         intro += (f" py-spy itself used {fmt.seconds(found.sampler_cpu_s)} of CPU, left out of "
                   "the run's own.")
@@ -152,8 +163,9 @@ def _in_cpp(found: Hotspots, pipelines: Sequence[Pipeline]) -> tuple[str, ...]:
 def _section(stage: StageHotspots, is_open: bool) -> StageSection:
     name = "training loop (main thread)" if stage.stage == CONSUMER else \
         f"{stage.pipeline} / {stage.stage}"
-    summary = (f"{stage.samples} samples ({fmt.seconds(stage.seconds)} of thread time), "
-               f"{fmt.fraction(stage.share(stage.samples - stage.idle_samples))} computing")
+    summary = (f"{fmt.counted(stage.samples, 'sample')} ({fmt.seconds(stage.seconds)} of "
+               f"thread time), {fmt.fraction(stage.share(stage.samples - stage.idle_samples))} "
+               "computing")
     rows = tuple(
         HotRow(
             function=f.function,
@@ -167,8 +179,16 @@ def _section(stage: StageHotspots, is_open: bool) -> StageSection:
         )
         for f in stage.functions
     )
-    return StageSection(title=name, summary=summary, rows=rows,
-                        icicle=icicle(stage.folded, name), open=is_open)
+    library_rows = tuple(
+        HotRow(function="", place="", full_place="",
+               self_share=fmt.fraction(stage.share(c.samples)),
+               total_share=fmt.fraction(stage.share(c.samples)),
+               computing=fmt.fraction(c.computing_samples / c.samples), library=c.call)
+        for c in stage.library_calls
+    )
+    return StageSection(title=name, summary=summary, rows=rows + library_rows,
+                        icicle=icicle(stage.folded, name), open=is_open,
+                        user_code=bool(rows))
 
 
 @dataclass
@@ -210,7 +230,8 @@ def _draw(node: _Node, x: float, width: float, row: int, total: int,
         if child_width >= MIN_BOX_PX:
             y = row * ROW_HEIGHT
             waiting = child.idle / child.samples
-            tip = f"{label}: {child.samples} samples ({fmt.fraction(child.samples / total)})" + (
+            tip = f"{label}: {fmt.counted(child.samples, 'sample')} " \
+                f"({fmt.fraction(child.samples / total)})" + (
                 f", {fmt.fraction(waiting)} waiting" if child.idle else "")
             box = element("rect", {"x": x, "y": y, "width": max(child_width - 1, 1.0),
                                    "height": ROW_HEIGHT - 1,

@@ -340,3 +340,30 @@ def test_keras_fit_on_the_cpu_charges_its_training_step_to_the_shared_cores(work
     # out at nothing in one full suite run in several; then plumber must say so.
     untold = [w for w in diagnosis.warnings if "could not be told from theirs" in w]
     assert "training step" in cpu.detail or untold, (cpu.detail, diagnosis.warnings)
+
+
+def test_hotspots_name_the_pil_decoding_of_torchvision_image_folder(workdir):
+    # The reference's ImageFolder decodes its JPEG files with PIL inside torchvision's
+    # own __getitem__: no function of the user's is on those stacks, and the advice must
+    # still say where the time went and that torchvision.io decodes faster.
+    from plumber.analyzers.hotspots import hotspots, innermost_call
+    from plumber.measure.hotspots import find_py_spy
+
+    case = CASES["torchvision_classification"]
+    _need(case)
+    if find_py_spy() is None:
+        pytest.skip("py-spy is not installed")
+    cwd = workdir / "torchvision-hotspots"
+    cwd.mkdir(exist_ok=True)
+    # 20 samples a second, not 10: the run's two epochs take a few seconds.
+    run = run_plumber(["profile", "-o", str(cwd / "out"), "--cpu-probe", "0",
+                       "--hotspots-rate", "20", str(case.path), "--",
+                       *_script_args(case, workdir)], cwd=cwd)
+    assert run.returncode == 0, run.stderr[-3000:]
+    profile = Profile.load(cwd / "out" / "profile.json")
+    fetch = hotspots(profile).stage(profile.pipelines[0].id, "fetch")
+    assert fetch is not None and fetch.hottest is None, fetch
+    assert innermost_call(fetch.hottest_call.call)[0] == "PIL", fetch.library_calls
+    printed = " ".join((run.stdout + run.stderr).split())
+    assert "no function of yours in fetch" in printed, printed[-3000:]
+    assert "torchvision.io.decode_jpeg" in printed, printed[-3000:]

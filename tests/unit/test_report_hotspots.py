@@ -12,6 +12,7 @@ from synthetic_hotspots import (
     IDLE,
     LOOP,
     MAIN,
+    PY,
     SITE,
     TENSOR,
     USER,
@@ -121,7 +122,11 @@ def test_the_notebook_table_has_a_row_per_function_with_shares():
     assert (row.function, row.file, row.line, row.self_samples) == (
         "to_tensor_slowly", USER, 30, 30)
     assert row.self_share == 1.0 and row.self_s == 0.3 and row.library == "numpy asarray"
-    assert set(frame.stage) == {"transform_1", "consumer"}  # the others ran no user code
+    assert set(frame[frame.function != ""].stage) == {"transform_1", "consumer"}
+    crop = frame[frame.stage == "transform_0"].iloc[0]  # torchvision's code only
+    assert (crop.function, crop.file, crop.self_samples, crop.computing_share) == ("", "", 10, 1.0)
+    assert crop.library == "torch Module._wrapped_call_impl → torchvision RandomResizedCrop.forward"
+    assert frame[frame.stage == "workers"].iloc[0].computing_share == 0.0  # waiting for work
     empty = ProfileResult(dataclasses.replace(sampled_profile(), hotspots=None)).hotspots
     assert empty.empty and "self_share" in empty.columns
 
@@ -167,10 +172,54 @@ def test_a_dominant_function_of_a_cpu_bound_stage_is_the_line_to_make_cheaper():
 def test_pil_decoding_points_at_torchvision_io():
     decode = (*FETCH, PyFrame("Image.open", f"{SITE}/PIL/Image.py", 3400),
               PyFrame("ImageFile.load", f"{SITE}/PIL/ImageFile.py", 290))
-    profile = sampled_profile((WORKER, WORKER, decode, 12))
+    profile = sampled_profile((WORKER, WORKER, decode, 24))
     first, second = suggest(profile.pipelines[0], _cpu_bound(profile), hotspots(profile))
     assert first.function == "Images.__getitem__" and "(in PIL Image.open)" in first.text
     assert "torchvision.io.decode_jpeg" in second.text
+
+
+#: torchvision's ImageFolder decoding in a worker: torch's fetcher, the dataset, its PIL loader.
+FOLDER_DECODE = (*FETCH[:-1],
+                 PyFrame("DatasetFolder.__getitem__", f"{SITE}/torchvision/datasets/folder.py",
+                         245),
+                 PyFrame("pil_loader", f"{SITE}/torchvision/datasets/folder.py", 264),
+                 PyFrame("Image.convert", f"{SITE}/PIL/Image.py", 1067),
+                 PyFrame("ImageFile.load", f"{SITE}/PIL/ImageFile.py", 425))
+
+
+def test_a_library_dataset_decoding_with_pil_is_named_and_points_at_torchvision_io():
+    reading = (*FETCH[:-1], PyFrame("Condition.wait", f"{PY}/threading.py", 320))
+    profile = sampled_profile((WORKER, WORKER, FOLDER_DECODE, 27), (WORKER, WORKER, reading, 3))
+    diagnosis = _cpu_bound(profile)
+    stage = focus_stage(profile.pipelines[0], diagnosis, hotspots(profile))
+    assert headline_hotspot(stage) == (
+        "no function of yours in fetch: 90% of its sampled Python time is computing in "
+        "library code (torch _MapDatasetFetcher.fetch → PIL Image.convert)")
+    (advice,) = suggest(profile.pipelines[0], diagnosis, hotspots(profile))
+    assert (advice.stage, advice.function, advice.file, advice.line) == (
+        "fetch", "torch _MapDatasetFetcher.fetch → PIL Image.convert", "", None)
+    assert advice.text.startswith("90% of fetch's time is spent in library code decoding "
+                                  "images with PIL")
+    assert "torchvision.io.decode_jpeg" in advice.text and "loader argument" in advice.text
+    summary = " ".join(render_summary(profile, [diagnosis]).split())
+    assert "Suggestion 90% of fetch's time is spent in library code decoding images" in summary
+    other_library = sampled_profile((WORKER, WORKER, CROP, 30))
+    assert suggest(other_library.pipelines[0], _cpu_bound(other_library),
+                   hotspots(other_library)) == ()
+
+
+def test_a_stage_sampled_rarely_gets_no_suggestion():
+    own_lines = (*TENSOR[:-1],)
+    for samples, expected in ((19, 0), (20, 2)):
+        profile = sampled_profile((WORKER, WORKER, own_lines, samples))
+        stage = focus_stage(profile.pipelines[0], _cpu_bound(profile), hotspots(profile))
+        assert stage.few_samples == (samples < 20)
+        assert len(suggest(profile.pipelines[0], _cpu_bound(profile), hotspots(profile))) == \
+            expected
+    profile = sampled_profile((WORKER, WORKER, own_lines, 1))
+    assert headline_hotspot(focus_stage(profile.pipelines[0], _cpu_bound(profile),
+                                        hotspots(profile))).endswith(
+        "(only 1 sample: a rough share; a longer run gives a firmer one)")
 
 
 def test_no_suggestion_when_no_function_dominates_or_the_stage_waits():
