@@ -19,7 +19,9 @@ stage whose code it was in, by process and by frames:
   with 2;
 - a sample inside a Python function a tf.data stage calls (the body of its
   ``py_function``, ``numpy_function`` or ``from_generator``; the profile
-  lists them with their line ranges) belongs to that stage;
+  lists them with their line ranges) belongs to that stage; a body AutoGraph
+  converted (defined inside the function given to ``map``) ran generated
+  code, whose frames are named by the user's lines it was made from;
 - the main thread's other samples are the training loop (the consumer), but
   for its imports (start-up); inside a library iterator's ``__next__`` it
   waits for data, and those samples are idle;
@@ -200,6 +202,7 @@ def hotspots(profile: Profile) -> Hotspots | None:
         return None
     libraries = Libraries(sampled.library_roots)
     owners = _WorkerOwners(profile.pipelines)
+    users_lines = _users_lines(sampled.stage_code)
     stage_stacks: dict[tuple[str, str], list[tuple[list[PyFrame], int]]] = defaultdict(list)
     unattributed = 0
     for stack in sampled.stacks:
@@ -209,6 +212,7 @@ def hotspots(profile: Profile) -> Hotspots | None:
             unattributed += stack.samples
             continue
         key, own_frames = attributed
+        own_frames = [users_lines.get((f.file, f.line), f) for f in own_frames]
         stage_stacks[key].append((own_frames, stack.samples))
     stages = tuple(
         _stage_hotspots(pipeline, stage, stacks, libraries, sampled.rate_hz)
@@ -277,6 +281,13 @@ def _attribute(
     if tid == pid and not _importing(frames):
         return ("", CONSUMER), _from_user_code(frames, libraries)
     return None
+
+
+def _users_lines(codes: Sequence[StageCode]) -> dict[tuple[str, int], PyFrame]:
+    """(generated file, line) -> the user's frame, for stage code AutoGraph generated."""
+    return {(code.file, line.line): PyFrame(line.function or code.function, line.file,
+                                            line.original_line)
+            for code in codes for line in code.generated_from}
 
 
 def _stage_code_at(

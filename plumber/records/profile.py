@@ -461,12 +461,29 @@ class SampledStack:
 
 
 @dataclass(frozen=True)
+class SourceLine:
+    """A line of code TensorFlow's AutoGraph generated, and the user's line it was made from.
+
+    Line ``line`` of the generated file came from ``original_line`` of
+    ``file``, in the user's function ``function``.
+    """
+
+    line: int
+    file: str
+    original_line: int
+    function: str
+
+
+@dataclass(frozen=True)
 class StageCode:
     """A Python function a stage calls while it runs, and where its code lies.
 
     A tf.data stage runs Python only in the bodies of its ``py_function``,
     ``numpy_function`` or ``from_generator``; a sampled frame of ``file``
     between ``first_line`` and ``last_line`` is in ``stage`` of ``pipeline``.
+    A body defined inside the function given to ``map`` runs as the code
+    AutoGraph generated from it, in a file of its own: ``generated_from``
+    then gives the user's line for each of its lines (empty otherwise).
     """
 
     pipeline: str
@@ -475,6 +492,7 @@ class StageCode:
     file: str
     first_line: int
     last_line: int
+    generated_from: tuple[SourceLine, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -8,15 +8,22 @@ a token naming the Python callable TF registered for it
 ones included) gives the callables, and their code objects give the file
 and line range a sampled frame must fall in to be that stage's
 (:class:`plumber.records.profile.StageCode`, used by ``--hotspots``).
+
+A body defined inside the function given to ``map`` is converted with it by
+AutoGraph and runs as generated code in a file of its own; AutoGraph's
+source map (kept by its transpiler with the generated module) gives the
+user's line for each generated line, recorded so that the hotspots name the
+user's file and line, not the generated ones.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Iterator
 from typing import Any
 
-from plumber.records.profile import StageCode
+from plumber.records.profile import SourceLine, StageCode
 from plumber.tf.pipelines import _productive
 from plumber.tf.written import read_written
 
@@ -25,6 +32,9 @@ PY_FUNC_OPS = frozenset({"PyFunc", "PyFuncStateless", "EagerPyFunc"})
 
 #: How many wrappers around a registered callable are looked through.
 _MAX_WRAPPERS = 8
+
+#: How the files of AutoGraph's generated code are named (``/tmp/__autograph_generated_file…``).
+AUTOGRAPH_FILE_PREFIX = "__autograph_generated_file"
 
 
 def stage_python_code(hooks: Any) -> tuple[StageCode, ...]:
@@ -47,10 +57,54 @@ def stage_python_code(hooks: Any) -> tuple[StageCode, ...]:
                         pipeline=f"pipeline-{index}", stage=stage.id,
                         function=getattr(code, "co_qualname", code.co_name), file=code.co_filename,
                         first_line=code.co_firstlineno,
-                        last_line=max((line for *_, line in code.co_lines() if line),
-                                      default=code.co_firstlineno),
+                        last_line=_last_line(code), generated_from=_generated_from(code),
                     ))
     return tuple(found)
+
+
+def _last_line(code: Any) -> int:
+    return max((line for *_, line in code.co_lines() if line), default=code.co_firstlineno)
+
+
+def _generated_from(code: Any) -> tuple[SourceLine, ...]:
+    """For code AutoGraph generated, the user's line of each of its lines; () for other code.
+
+    A generated line the source map does not name (AutoGraph's own
+    scaffolding) takes the user's line of the nearest named line above it.
+    """
+    file = code.co_filename
+    if not os.path.basename(file).startswith(AUTOGRAPH_FILE_PREFIX):
+        return ()
+    origins = _autograph_source_map(file)
+    lines: list[SourceLine] = []
+    origin = None
+    for line in range(code.co_firstlineno, _last_line(code) + 1):
+        origin = origins.get(line, origin)
+        if origin is not None:
+            lines.append(SourceLine(line, *origin))
+    return tuple(lines)
+
+
+def _autograph_source_map(file: str) -> dict[int, tuple[str, int, str]]:
+    """Line of the generated ``file`` -> (user's file, line, function), from AutoGraph's cache.
+
+    Empty when TensorFlow keeps no such map (another version's internals).
+    """
+    try:
+        from tensorflow.python.autograph.impl import api
+
+        per_function = list(api._TRANSPILER._cache._cache.values())
+    except (ImportError, AttributeError):
+        return {}
+    for factories in per_function:
+        for factory in list(factories.values()):
+            if getattr(getattr(factory, "module", None), "__file__", None) != file:
+                continue
+            return {loc.lineno: (origin.loc.filename, origin.loc.lineno,
+                                 origin.function_name or "")
+                    for loc, origin in (factory.source_map or {}).items()
+                    if loc.filename == file}
+    return {}
 
 
 def _py_func_tokens(dataset: Any) -> Iterator[str]:

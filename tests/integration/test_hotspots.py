@@ -77,6 +77,7 @@ def test_tf_python_bodies_are_named_with_their_line_in_their_stage(plumber_cli):
         "flat_map-0": ("planted_generator", "PLANTED-GENERATOR"),  # from_generator
         "map-0": ("planted_py_function", "PLANTED-PY-FUNCTION"),
         "map-1": ("planted_numpy_function", "PLANTED-NUMPY-FUNCTION"),
+        "map-2": ("planted_nested", "PLANTED-NESTED"),  # AutoGraph's generated code
     }
     for stage_id, (function, marker) in planted.items():
         stage = found.stage(pipeline.id, stage_id)

@@ -38,7 +38,13 @@ from plumber.measure.hotspots import (
     parse_raw,
     python_samples,
 )
-from plumber.records.profile import Profile, ProfileFormatError, PyFrame, StageCode
+from plumber.records.profile import (
+    Profile,
+    ProfileFormatError,
+    PyFrame,
+    SourceLine,
+    StageCode,
+)
 
 RAW = (
     'process 500:"python -m plumber profile train.py";thread (500): MainThread;'
@@ -266,3 +272,24 @@ def test_a_tf_thread_inside_a_py_function_body_is_that_stage():
     assert (stage.pipeline, stage.stage, stage.samples) == ("pipeline-0", "map-1", 8)
     assert stage.hottest.library == "json loads" and stage.hottest.line == 72
     assert found.unattributed_samples == 2  # outside the body's lines
+
+
+def test_autographs_generated_code_is_named_by_the_users_lines_it_was_made_from(tmp_path):
+    generated = "/tmp/__autograph_generated_file1x2y.py"
+    made_from = tuple(SourceLine(line, USER, 30 + line - 11, "nested_body")
+                      for line in range(11, 16))
+    body = StageCode("pipeline-0", "map-2", "outer_factory.<locals>.nested_body", generated,
+                     11, 15, generated_from=made_from)
+    tf_thread = _frames(("EagerFunc.__call__", f"{SITE}/tensorflow/python/ops/script_ops.py", 1),
+                        ("outer_factory.<locals>.nested_body", generated, 12),
+                        ("converted_call", f"{SITE}/tensorflow/python/autograph/impl/api.py", 9),
+                        ("loads", f"{PY}/json/__init__.py", 346))
+    raw = [RawStack((MAIN,), MAIN + 3, tf_thread, 8)]
+    samples = dataclasses.replace(python_samples(raw, MAIN, 100, "py-spy", ROOTS),
+                                  stage_code=(body,))
+    profile = dataclasses.replace(sampled_profile(), hotspots=samples)
+    (stage,) = hotspots(profile).stages
+    assert (stage.stage, stage.hottest.function, stage.hottest.file, stage.hottest.line) == (
+        "map-2", "nested_body", USER, 31)
+    assert stage.hottest.library == "tensorflow converted_call → json loads"
+    assert Profile.load(profile.save(tmp_path / "p.json")).hotspots.stage_code == (body,)

@@ -1,5 +1,6 @@
 """A tf.data pipeline whose stages run planted slow Python functions: a from_generator
-source, a map through tf.py_function and a map through tf.numpy_function.
+source, a map through tf.py_function, a map through tf.numpy_function, and a map of a
+transform object whose py_function body is defined inside its ``__call__``.
 
 Each function spends its time on one line (marked PLANTED-...) and returns
 without a TF op of its own, so ``plumber profile --hotspots`` must name it,
@@ -28,6 +29,18 @@ def planted_numpy_function(x):
     return x
 
 
+class NestedBody:
+    """A transform object with its py_function body inside, as public code often writes it:
+    AutoGraph converts the body with ``__call__``, so it runs as generated code in a file of
+    its own, and the hotspots must still name this file's line."""
+
+    def __call__(self, x):
+        def planted_nested(v):
+            return v + 0 * sum(i * i for i in range(30000))  # PLANTED-NESTED
+
+        return tf.py_function(planted_nested, [x], tf.int64)
+
+
 def as_python(x):
     return tf.py_function(planted_py_function, [x], tf.int64)
 
@@ -42,6 +55,7 @@ if __name__ == "__main__":
                                        output_signature=tf.TensorSpec((), tf.int64))
         .map(as_python, num_parallel_calls=2)
         .map(as_numpy)
+        .map(NestedBody())
         .batch(8)
     )
     for _epoch in range(2):
