@@ -10,7 +10,8 @@ stage whose code it was in, by process and by frames:
   (``TimedTransform.__call__``, told apart by the class or function name of
   the code it calls, which is the stage's ``op``) or the collate function
   (``_timed_collate``); a worker outside all three is the pool waiting for
-  work. The same wrappers run in the main process when ``num_workers`` is 0.
+  work, but for its imports (a spawned worker's start-up). The same wrappers
+  run in the main process when ``num_workers`` is 0.
   A sample in plumber's own code there (its timing around the stage) is
   plumber's, not the stage's, and is not attributed. It stands for waiting
   for a core more than for the wrapper's work (about 2 us a call against a
@@ -268,6 +269,8 @@ def _attribute(
         if pipeline is None or tid != pid:  # a worker's own threads feed its queues
             return None
         if marker is None:
+            if _importing(frames):  # a spawned worker importing the script's modules: start-up
+                return None
             return (pipeline.id, POOL), _after_fork(frames)
         return _wrapped(pipeline, frames, marker, libraries)
     if marker is not None:
@@ -303,7 +306,7 @@ def _stage_code_at(
 
 
 def _importing(frames: Sequence[PyFrame]) -> bool:
-    """Whether the main thread was importing a module (start-up, not the training loop)."""
+    """Whether the thread was importing a module (start-up, not the loop or the workers' work)."""
     return any(f.function == "_find_and_load" and f.file.startswith("<frozen ") for f in frames)
 
 

@@ -12,6 +12,7 @@ from synthetic_hotspots import (
     COLLATE,
     CROP,
     FETCH,
+    FORK,
     IDLE,
     IMPORT,
     LOOP,
@@ -131,6 +132,9 @@ def test_worker_samples_go_to_the_stage_their_wrapper_names():
         "fetch": 3, "transform_0": 5, "transform_1": 7, "collate": 2, "workers": 11}
     assert by_stage["workers"].idle_samples == 11 and by_stage["workers"].hottest is None
     assert found.unattributed_samples == 50  # a worker's own other thread
+    spawned = sampled_profile((WORKER, WORKER, (*FORK, *IMPORT), 40), (WORKER, WORKER, IDLE, 2))
+    (pool,) = hotspots(spawned).stages  # a spawned worker importing torch is its start-up
+    assert (pool.stage, pool.samples, hotspots(spawned).unattributed_samples) == ("workers", 2, 40)
     tensor = by_stage["transform_1"].hottest
     assert (tensor.function, tensor.file, tensor.line) == ("to_tensor_slowly", USER, 30)
     assert tensor.library == "numpy asarray"
