@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from plumber.analyzers.hotspots import CONSUMER, Hotspots, StageHotspots, innermost_call
 from plumber.analyzers.results import Diagnosis
+from plumber.analyzers.stages import busiest_member
 from plumber.records.kinds import POOL
 from plumber.records.profile import Pipeline
 
@@ -32,12 +33,15 @@ _PIL_DECODING = ("open", "load", "decode", "convert", "draft")
 
 def focus_stage(pipeline: Pipeline, diagnosis: Diagnosis | None,
                 found: Hotspots) -> StageHotspots | None:
-    """The sampled stage that limits ``pipeline``: the bottleneck, or the computing stage in it.
+    """The sampled stage that limits ``pipeline``: the bottleneck, or the busiest stage in it.
 
     A consumer-bound pipeline's is the training loop. A DataLoader's pool
-    stands for the chain its workers run, so the member stage with the most
-    computing samples speaks for it (as for a pipeline not analysed). Any
-    other bottleneck speaks for itself: None when it was not sampled.
+    stands for the chain its workers run: the member stage plumber's timing
+    in the workers found busiest speaks for it (the one the diagnosis names
+    "inside its workers"; None when that stage was not sampled), and with no
+    diagnosis or no timing, the member stage with the most computing
+    samples. Any other bottleneck speaks for itself: None when it was not
+    sampled.
     """
     if diagnosis is not None and not diagnosis.input_bound:
         return found.stage("", CONSUMER)
@@ -45,6 +49,9 @@ def focus_stage(pipeline: Pipeline, diagnosis: Diagnosis | None,
     bottleneck = diagnosis.bottleneck_stage if diagnosis is not None else None
     if bottleneck not in (None, POOL):
         return next((s for s in stages if s.stage == bottleneck), None)
+    busiest = busiest_member(diagnosis.stages, POOL) if diagnosis is not None else None
+    if busiest is not None:
+        return next((s for s in stages if s.stage == busiest.stage_id), None)
     computing = [s for s in stages if s.samples > s.idle_samples]
     return max(computing, key=lambda s: s.samples - s.idle_samples, default=None)
 

@@ -120,6 +120,15 @@ def oversubscribed(analysis: StageAnalysis, cores: float) -> bool:
     )
 
 
+def busiest_member(analyses: Sequence[StageAnalysis], pool_id: str | None) -> StageAnalysis | None:
+    """The stage a worker pool's workers spend most of their time in, by its measured wall
+    demand; None for no pool, no members, or no time measured in them."""
+    members = [a for a in analyses if a.pool is not None and a.pool == pool_id]
+    if sum(a.wall_demand_s or 0.0 for a in members) <= 0:
+        return None
+    return max(members, key=lambda a: a.wall_demand_s or 0.0)
+
+
 def _waits_for_cores(core: float | None, wait: float | None) -> bool:
     """A core wait of at least :data:`OVERSUBSCRIBED`, and no smaller than the other waits."""
     if core is None or wait is None:

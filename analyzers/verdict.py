@@ -25,7 +25,7 @@ from plumber.analyzers import text
 from plumber.analyzers.allocate import allocate
 from plumber.analyzers.bounds import binding, next_rate, step_cores, step_fills_cores
 from plumber.analyzers.results import Bound, StageAnalysis
-from plumber.analyzers.stages import SATURATED, cpu_demand, oversubscribed
+from plumber.analyzers.stages import SATURATED, busiest_member, cpu_demand, oversubscribed
 from plumber.analyzers.whatif import STALLED, Scene
 from plumber.records.kinds import POOL, SERVICE
 
@@ -308,14 +308,13 @@ def _parallelism_summary(
 
 def _inside_pool(scene: Scene, stage_id: str | None) -> str:
     """For a worker pool, which of the stages its workers run takes most of their time."""
-    members = [a for a in scene.analyses if a.pool is not None and a.pool == stage_id]
-    total = sum(a.wall_demand_s or 0.0 for a in members)
-    if not members or total <= 0:
+    top = busiest_member(scene.analyses, stage_id)
+    if top is None:
         return ""
+    total = sum(a.wall_demand_s or 0.0 for a in scene.analyses if a.pool == stage_id)
     pool = next((a for a in scene.analyses if a.stage_id == stage_id), None)
     crowded = pool is not None and oversubscribed(pool, scene.limits.cores)
     waiting = "mostly waiting for a core" if crowded else "mostly waiting"
-    top = max(members, key=lambda a: a.wall_demand_s or 0.0)
     cpu, wall = top.cpu_demand_s, top.wall_demand_s or 0.0
     spent = (
         waiting if cpu is not None and wall > 0 and cpu < 0.5 * wall

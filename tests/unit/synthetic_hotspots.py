@@ -50,10 +50,16 @@ WAIT = _frames(("_run", f"{PLUMBER}/capture/scriptrun.py", 90), ("<module>", USE
 IMPORT = _frames(("<module>", USER, 2), ("_find_and_load", "<frozen importlib._bootstrap>", 1))
 
 
-def sampled_profile(*stacks: tuple[int, int, tuple[PyFrame, ...], int]) -> Profile:
-    """The loader's profile with these (pid, tid, frames, samples) stacks sampled."""
-    base = loader_profile((0.001, 0.001), (("RandomResizedCrop", 0.01, 0.01, True),
-                                          ("to_tensor_slowly", 0.01, 0.01, False)),
+def sampled_profile(*stacks: tuple[int, int, tuple[PyFrame, ...], int],
+                    fetch_s: float = 0.001) -> Profile:
+    """The loader's profile with these (pid, tid, frames, samples) stacks sampled.
+
+    As plumber's timing in the workers measured it, ``to_tensor_slowly``
+    (transform_1) is the busiest stage, unless ``fetch_s`` (seconds a sample)
+    makes it the fetch.
+    """
+    base = loader_profile((fetch_s, fetch_s), (("RandomResizedCrop", 0.01, 0.01, True),
+                                              ("to_tensor_slowly", 0.02, 0.02, False)),
                           num_workers=2, wait_s=1.0, step_s=1.0, worker_rss=1)
     raw = [RawStack((MAIN,) if pid == MAIN else (MAIN, pid), tid, frames, count)
            for pid, tid, frames, count in stacks]

@@ -57,6 +57,21 @@ def test_a_stage_sampled_rarely_says_its_share_is_rough():
         "firmer one)")
 
 
+def test_the_stage_named_is_the_one_plumbers_timing_found_busiest_not_the_most_sampled():
+    # A short run: py-spy caught the fetch more often than the transform that plumber's
+    # timing of every call found busiest; the headline must not contradict the diagnosis.
+    fetching = (*FETCH[:-1], PyFrame("Images.__getitem__", USER, 21))
+    profile = sampled_profile((WORKER, WORKER, fetching, 9), (WORKER, WORKER, TENSOR, 5))
+    (diagnosis,) = diagnose_all(profile)
+    assert "Inside its workers, transform_1 (to_tensor_slowly)" in diagnosis.summary
+    stage = focus_stage(profile.pipelines[0], diagnosis, hotspots(profile))
+    assert stage.stage == "transform_1"
+    assert focus_stage(profile.pipelines[0], None, hotspots(profile)).stage == "fetch"
+    unsampled = sampled_profile((WORKER, WORKER, fetching, 9))
+    assert focus_stage(unsampled.pipelines[0], diagnose_all(unsampled)[0],
+                       hotspots(unsampled)) is None
+
+
 def test_a_consumer_bound_pipeline_names_the_training_loop():
     profile = sampled_profile(*STACKS)
     (diagnosis,) = diagnose_all(profile)
@@ -172,7 +187,7 @@ def test_a_dominant_function_of_a_cpu_bound_stage_is_the_line_to_make_cheaper():
 def test_pil_decoding_points_at_torchvision_io():
     decode = (*FETCH, PyFrame("Image.open", f"{SITE}/PIL/Image.py", 3400),
               PyFrame("ImageFile.load", f"{SITE}/PIL/ImageFile.py", 290))
-    profile = sampled_profile((WORKER, WORKER, decode, 24))
+    profile = sampled_profile((WORKER, WORKER, decode, 24), fetch_s=0.05)
     first, second = suggest(profile.pipelines[0], _cpu_bound(profile), hotspots(profile))
     assert first.function == "Images.__getitem__" and "(in PIL Image.open)" in first.text
     assert "torchvision.io.decode_jpeg" in second.text
@@ -189,7 +204,8 @@ FOLDER_DECODE = (*FETCH[:-1],
 
 def test_a_library_dataset_decoding_with_pil_is_named_and_points_at_torchvision_io():
     reading = (*FETCH[:-1], PyFrame("Condition.wait", f"{PY}/threading.py", 320))
-    profile = sampled_profile((WORKER, WORKER, FOLDER_DECODE, 27), (WORKER, WORKER, reading, 3))
+    profile = sampled_profile((WORKER, WORKER, FOLDER_DECODE, 27), (WORKER, WORKER, reading, 3),
+                              fetch_s=0.05)
     diagnosis = _cpu_bound(profile)
     stage = focus_stage(profile.pipelines[0], diagnosis, hotspots(profile))
     assert headline_hotspot(stage) == (
@@ -203,7 +219,7 @@ def test_a_library_dataset_decoding_with_pil_is_named_and_points_at_torchvision_
     assert "torchvision.io.decode_jpeg" in advice.text and "loader argument" in advice.text
     summary = " ".join(render_summary(profile, [diagnosis]).split())
     assert "Suggestion 90% of fetch's time is spent in library code decoding images" in summary
-    other_library = sampled_profile((WORKER, WORKER, CROP, 30))
+    other_library = sampled_profile((WORKER, WORKER, CROP, 30), fetch_s=0.05)
     assert suggest(other_library.pipelines[0], _cpu_bound(other_library),
                    hotspots(other_library)) == ()
 
