@@ -49,6 +49,15 @@ DEFAULT_RATE_HZ = 10
 #: them, thread by thread, idle threads included.
 SAMPLING_FLAGS = ("--subprocesses", "--nonblocking", "--threads", "--idle")
 
+#: The oldest Python whose samples can be given to stages: on 3.10, py-spy reads
+#: neither the OS ids of threads (it gives pthread handles, so a process's main
+#: thread cannot be told) nor qualified function names (``__call__``, not
+#: ``TimedTransform.__call__``), and every sample was left unattributed.
+MIN_PYTHON = (3, 11)
+PYTHON_TOO_OLD = ("Python 3.10 is not supported: py-spy reads neither thread ids nor qualified "
+                  "function names from it, which giving samples to stages needs (Python 3.11 "
+                  "or newer)")
+
 #: The highest rate asked of py-spy (its own default is 100).
 MAX_RATE_HZ = 1000
 
@@ -138,9 +147,11 @@ def python_samples(
 
 
 def library_roots() -> tuple[str, ...]:
-    """Folders holding code that is not the user's: the standard library, packages, plumber."""
+    """Folders holding code that is not the user's: the standard library, packages, plumber,
+    and the installed console scripts (``plumber`` itself, when run as ``plumber profile``)."""
     paths = sysconfig.get_paths()
-    roots = [paths.get(name, "") for name in ("stdlib", "platstdlib", "purelib", "platlib")]
+    roots = [paths.get(name, "")
+             for name in ("stdlib", "platstdlib", "purelib", "platlib", "scripts")]
     roots.append(str(Path(__file__).resolve().parents[1]))
     unique: list[str] = []
     for root in roots:
@@ -200,6 +211,9 @@ class StackSampler:
 
     def start(self) -> None:
         """Launch py-spy on this process; a failure to launch is recorded in ``problem``."""
+        if sys.version_info < MIN_PYTHON:
+            self.problem = PYTHON_TOO_OLD
+            return
         executable = self.executable or os.environ.get("PLUMBER_PY_SPY") or find_py_spy()
         if executable is None:
             self.problem = ("py-spy is not installed (pip install 'plumber-pipelines[hotspots]' "
@@ -249,7 +263,7 @@ class StackSampler:
             output = folder / "stacks.txt"
             if not output.exists():
                 self.problem = (f"py-spy failed (exit status {process.returncode}): "
-                                f"{_last_line(folder / 'stderr.txt')}")
+                                f"{_error_of(folder / 'stderr.txt')}")
                 return None
             stacks = parse_raw(output.read_text("utf-8", errors="replace"))
             return python_samples(stacks, os.getpid(), self.rate_hz, self._version,
@@ -325,11 +339,19 @@ def _version_of(executable: str) -> str:
     return done.stdout.strip() or "py-spy"
 
 
-def _last_line(path: Path) -> str:
-    """The last non-empty line py-spy wrote on stderr (its error), without its prompt."""
+def _error_of(path: Path) -> str:
+    """What py-spy said went wrong on stderr: its ``Error:`` line and the first cause under it
+    (not a backtrace's last line, which ``RUST_BACKTRACE`` adds); else its last line."""
     try:
         lines = [line.strip() for line in path.read_text("utf-8", errors="replace").splitlines()]
     except OSError:
         return "no output and no message"
     said = [line.removeprefix("py-spy>").strip() for line in lines if line.strip()]
-    return said[-1] if said else "no output and no message"
+    error = next((i for i, line in enumerate(said) if line.startswith("Error:")), None)
+    if error is None:
+        return said[-1] if said else "no output and no message"
+    message = said[error].removeprefix("Error:").strip()
+    causes = said[error + 1:]
+    if causes and causes[0] == "Caused by:" and len(causes) > 1:
+        message += f" ({causes[1].split(':', 1)[-1].strip()})"
+    return message

@@ -136,6 +136,8 @@ def _code_of(registered: Any) -> Any:
         else:
             break
     code = getattr(target, "__code__", None)
-    if code is None:  # a callable object: its class's __call__
-        code = getattr(vars(type(target)).get("__call__"), "__code__", None)
+    if code is None:  # a callable object: its class's __call__, inherited or its own
+        call = next((vars(cls)["__call__"] for cls in type(target).__mro__
+                     if "__call__" in vars(cls)), None)
+        code = getattr(call, "__code__", None)
     return code
