@@ -85,8 +85,9 @@ def suggest(pipeline: Pipeline, diagnosis: Diagnosis | None,
     computing: its line is the one to make cheaper, besides the parallelism
     and cache advice. A known faster path for where it spends the time is
     said too: torchvision.io for PIL decoding, batching for per-sample Python
-    arithmetic in a transform. A stage that ran no function of the user's
-    gets the faster path alone, when one library call rules it.
+    arithmetic in a transform. A stage whose time went more to a library
+    call outside the user's functions than to any of them gets the faster
+    path for that call alone, when it rules the stage.
     """
     if diagnosis is None or diagnosis.bottleneck_kind not in _COMPUTING_KINDS:
         return ()
@@ -95,8 +96,10 @@ def suggest(pipeline: Pipeline, diagnosis: Diagnosis | None,
         return ()
     where = "the training loop" if stage.stage == CONSUMER else stage.stage
     hottest = stage.hottest
-    if hottest is None:
+    if stage.library_leads:
         return _library_suggestion(stage, where)
+    if hottest is None:
+        return ()
     share = stage.share(hottest.computing_samples)
     if share < DOMINANT_SHARE:
         return ()

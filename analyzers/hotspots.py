@@ -24,8 +24,9 @@ stage whose code it was in, by process and by frames:
   converted (defined inside the function given to ``map``) ran generated
   code, whose frames are named by the user's lines it was made from;
 - the main thread's other samples are the training loop (the consumer), but
-  for its imports (start-up); inside a library iterator's ``__next__`` it
-  waits for data, and those samples are idle;
+  for its imports (start-up) and plumber's check of whether a DataLoader's
+  transforms are random (it applies them again); inside a library
+  iterator's ``__next__`` it waits for data, and those samples are idle;
 - anything else (plumber's and the frameworks' own threads, other child
   processes) is counted as not attributed.
 
@@ -63,6 +64,14 @@ FETCH_WRAPPER, TRANSFORM_WRAPPER, COLLATE_WRAPPER = (
 )
 _WRAPPER_FILE = os.path.join("plumber", "torch", "workerside.py")
 
+#: plumber's check of a DataLoader's randomness (``plumber/torch/randomness.py``), which
+#: runs the user's fetch and transforms in the main thread when the loader is iterated.
+RANDOMNESS_CHECK = "decide_randomness"
+_RANDOMNESS_FILE = os.path.join("plumber", "torch", "randomness.py")
+
+#: Where a worker process begins its work, forked or spawned (multiprocessing's frame).
+BOOTSTRAP = "BaseProcess._bootstrap"
+
 #: The library name of plumber's own frames.
 PLUMBER = "plumber"
 
@@ -75,6 +84,7 @@ WAITING_CALLS = {
     "multiprocessing": {"wait", "poll", "_poll", "recv", "_recv", "recv_bytes", "_recv_bytes",
                         "accept", "get", "join"},
     "socket": {"accept", "recv", "recv_into", "readinto"},
+    "ssl": {"read", "recv", "recv_into", "do_handshake"},  # an HTTPS read (S3, GCS)
     "subprocess": {"wait", "_wait", "_try_wait", "communicate"},
     "concurrent": {"wait", "result"},
     "asyncio": {"select", "run_forever", "_run_once"},
@@ -97,10 +107,13 @@ class HotFunction:
     """One user function of a stage: where it is, and its samples.
 
     ``self_samples`` are the samples where it was the innermost user frame
-    (the library calls it made included, ``library`` naming the one it spent
-    most of them in, empty when its own lines did); ``total_samples`` those
-    where it was anywhere on the stack; ``idle_samples`` the self samples that
-    were waiting. ``line`` is its line with the most self samples.
+    (the library calls it made included); ``total_samples`` those where it
+    was anywhere on the stack; ``idle_samples`` the self samples that were
+    waiting. ``line`` and ``library`` say where most of its computing self
+    samples were: that line, and the library call made from it (empty when
+    its own code ran); for a function that only waited, where most of its
+    waiting ones were. A line that waited does not stand for one that
+    computed.
     """
 
     function: str
@@ -170,6 +183,14 @@ class StageHotspots:
         return best if best is not None and best.computing_samples > 0 else None
 
     @property
+    def library_leads(self) -> bool:
+        """Whether a library call outside the user's functions (a library dataset decoding
+        images) computed more than any user function: it is then what the stage spent on."""
+        call, function = self.hottest_call, self.hottest
+        return call is not None and (function is None
+                                     or call.computing_samples > function.computing_samples)
+
+    @property
     def few_samples(self) -> bool:
         """Whether the stage was sampled too rarely for its shares to be more than rough."""
         return self.samples < FEW_SAMPLES
@@ -181,13 +202,18 @@ class StageHotspots:
 
 @dataclass(frozen=True)
 class Hotspots:
-    """Every stage's hotspots, the samples no stage could be given, and py-spy's own CPU."""
+    """Every stage's hotspots, the samples no stage could be given, and py-spy's own CPU.
+
+    ``samples`` are those the profile kept; ``dropped_samples`` those of its
+    rarest stacks, left out to bound its size (the shares are of the kept).
+    """
 
     stages: tuple[StageHotspots, ...]
     samples: int
     unattributed_samples: int
     rate_hz: float
     sampler_cpu_s: float | None = None
+    dropped_samples: int = 0
 
     def stage(self, pipeline: str, stage: str) -> StageHotspots | None:
         for found in self.stages:
@@ -221,7 +247,7 @@ def hotspots(profile: Profile) -> Hotspots | None:
     )
     return Hotspots(stages=stages, samples=sum(s.samples for s in sampled.stacks),
                     unattributed_samples=unattributed, rate_hz=sampled.rate_hz,
-                    sampler_cpu_s=sampled.sampler_cpu_s)
+                    sampler_cpu_s=sampled.sampler_cpu_s, dropped_samples=sampled.dropped_samples)
 
 
 class Libraries:
@@ -233,17 +259,21 @@ class Libraries:
                             reverse=True)
 
     def library_of(self, file: str) -> str | None:
-        """``PIL`` for ``.../site-packages/PIL/Image.py``; None for the user's own file."""
+        """``PIL`` for ``.../site-packages/PIL/Image.py``, ``plumber`` for the console script
+        ``.../bin/plumber``; None for the user's own file."""
         if file.startswith("<frozen "):
             return file.strip("<>").split()[-1].split(".")[0]
         if file.startswith("<") and file != "<stdin>":  # code made by exec (dataclasses)
             return file
         for root in self.roots:
             if file.startswith(root):
+                rest = file[len(root):]
+                if os.sep not in rest and not rest.endswith(".py"):  # a console script
+                    return rest
                 name = os.path.basename(root.rstrip(os.sep))
                 if name.isidentifier():  # a package's own folder (plumber's)
                     return name
-                return file[len(root):].split(os.sep, 1)[0].removesuffix(".py")
+                return rest.split(os.sep, 1)[0].removesuffix(".py")
         if f"{os.sep}site-packages{os.sep}" in file or f"{os.sep}dist-packages{os.sep}" in file:
             tail = file.split("-packages" + os.sep, 1)[1]
             return tail.split(os.sep, 1)[0].removesuffix(".py")
@@ -263,13 +293,15 @@ def _attribute(
     frames: list[PyFrame], libraries: Libraries,
 ) -> tuple[tuple[str, str], list[PyFrame]] | None:
     """The (pipeline, stage) a sample belongs to and the frames of it that are the stage's."""
+    if not frames:  # a thread in native code with no Python frame: nothing to name
+        return None
     marker = _deepest_wrapper(frames)
     if pid != sampled.pid:
         pipeline = owners.by_pid.get(pid)
         if pipeline is None or tid != pid:  # a worker's own threads feed its queues
             return None
         if marker is None:
-            if _importing(frames):  # a spawned worker importing the script's modules: start-up
+            if _starting(frames):
                 return None
             return (pipeline.id, POOL), _after_fork(frames)
         return _wrapped(pipeline, frames, marker, libraries)
@@ -281,7 +313,7 @@ def _attribute(
     if called is not None:
         index, code = called
         return (code.pipeline, code.stage), frames[index:]
-    if tid == pid and not _importing(frames):
+    if tid == pid and not _importing(frames) and not _checking(frames):
         return ("", CONSUMER), _from_user_code(frames, libraries)
     return None
 
@@ -308,6 +340,19 @@ def _stage_code_at(
 def _importing(frames: Sequence[PyFrame]) -> bool:
     """Whether the thread was importing a module (start-up, not the loop or the workers' work)."""
     return any(f.function == "_find_and_load" and f.file.startswith("<frozen ") for f in frames)
+
+
+def _checking(frames: Sequence[PyFrame]) -> bool:
+    """Whether the main thread was in plumber's check that applies the user's transforms again
+    to see whether they are random: plumber's work, not the training loop's."""
+    return any(f.function == RANDOMNESS_CHECK and f.file.endswith(_RANDOMNESS_FILE)
+               for f in frames)
+
+
+def _starting(frames: Sequence[PyFrame]) -> bool:
+    """Whether a worker was still starting: importing modules, or (spawned) running the
+    script's top level again before its process began its work (``BaseProcess._bootstrap``)."""
+    return _importing(frames) or not any(f.function == BOOTSTRAP for f in frames)
 
 
 def _waiting_for_data(frames: Sequence[PyFrame], libraries: Libraries) -> bool:
@@ -376,7 +421,7 @@ def _in_process_pipeline(
 def _after_fork(frames: list[PyFrame]) -> list[PyFrame]:
     """A worker's frames below its process's start (those above are its parent's, at the fork)."""
     for index in range(len(frames) - 1, -1, -1):
-        if frames[index].function == "BaseProcess._bootstrap":
+        if frames[index].function == BOOTSTRAP:
             return frames[index + 1:]
     return frames
 
@@ -457,8 +502,9 @@ def _stage_hotspots(
     self_count: Counter[tuple[str, str]] = Counter()
     total_count: Counter[tuple[str, str]] = Counter()
     idle_count: Counter[tuple[str, str]] = Counter()
-    lines: dict[tuple[str, str], Counter[int]] = defaultdict(Counter)
-    library_count: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+    # (line, library call) of each function's self samples, computing and waiting apart
+    computing_at: dict[tuple[str, str], Counter[tuple[int, str]]] = defaultdict(Counter)
+    waiting_at: dict[tuple[str, str], Counter[tuple[int, str]]] = defaultdict(Counter)
     calls: Counter[str] = Counter()
     calls_idle: Counter[str] = Counter()
     folded: Counter[tuple[str, ...]] = Counter()
@@ -486,16 +532,16 @@ def _stage_hotspots(
         key = (leaf.function, leaf.file)
         self_count[key] += count
         idle_count[key] += count if waiting else 0
-        lines[key][leaf.line] += count
         below = nodes[position + 1:]
-        library_count[key][below[0][1] if below else ""] += count
+        where = (leaf.line, below[0][1] if below else "")
+        (waiting_at if waiting else computing_at)[key][where] += count
     functions = tuple(
         HotFunction(
-            function=key[0], file=key[1], line=lines[key].most_common(1)[0][0],
-            self_samples=count, total_samples=total_count[key], idle_samples=idle_count[key],
-            library=library_count[key].most_common(1)[0][0],
+            function=key[0], file=key[1], line=where[0], self_samples=count,
+            total_samples=total_count[key], idle_samples=idle_count[key], library=where[1],
         )
         for key, count in _computing_first(self_count, idle_count)
+        for where in [(computing_at[key] or waiting_at[key]).most_common(1)[0][0]]
     )
     return StageHotspots(
         pipeline=pipeline, stage=stage, samples=samples, idle_samples=idle,

@@ -60,29 +60,36 @@ def pipeline_hotspot(pipeline: Pipeline, diagnosis: Diagnosis | None,
 def headline_hotspot(stage: StageHotspots | None) -> str | None:
     """``planted_work (train.py:14): 78% of transform_1's sampled time, computing``.
 
-    A stage that ran only library code says so, naming the library call that
-    computed most (or, when it only waited, its most sampled call); a stage
-    sampled too rarely for a firm share says how rarely.
+    Where a library call outside the user's functions computed more than
+    any of them, the line names it instead; where nothing computed, it says
+    where the stage waited. A stage sampled too rarely for a firm share says
+    how rarely.
     """
     if stage is None:
         return None
     where = "the training loop" if stage.stage == CONSUMER else stage.stage
     rough = (f" (only {fmt.counted(stage.samples, 'sample')}: a rough share; a longer run "
-             "gives a firmer one)"
-             if stage.few_samples else "")
-    hottest = stage.hottest
+             "gives a firmer one)" if stage.few_samples else "")
+    hottest, call = stage.hottest, stage.hottest_call
+    if stage.library_leads and call is not None:
+        share = fmt.fraction(stage.share(call.computing_samples))
+        if not stage.functions:
+            return (f"no function of yours in {where}: {share} of its sampled Python time is "
+                    f"computing in library code ({call.call}){rough}")
+        return (f"library code in {where}, outside your functions: {share} of its sampled "
+                f"Python time is computing in {call.call}{rough}")
     if hottest is not None:
         called = f" in {hottest.library}" if hottest.library else ""
         return (f"{hottest.function} ({_place(hottest.file, hottest.line)}){called}: "
                 f"{fmt.fraction(stage.share(hottest.computing_samples))} of {where}'s sampled "
                 f"Python time, computing{rough}")
-    call = stage.hottest_call
-    if call is not None:
-        return (f"no function of yours in {where}: "
-                f"{fmt.fraction(stage.share(call.computing_samples))} of its sampled Python "
-                f"time is computing in library code ({call.call}){rough}")
+    if stage.functions:
+        waited = stage.functions[0]
+        inside = f" in {waited.library}" if waited.library else ""
+        return (f"{waited.function} ({_place(waited.file, waited.line)}){inside}: "
+                f"{where}'s sampled Python time was all waiting{rough}")
     top = stage.folded[0].labels if stage.folded else ()
-    return (f"no function of yours in {where}: its sampled time is in library code"
+    return (f"no function of yours in {where}: its sampled time waited in library code"
             + (f" ({top[-1]})" if top else ""))
 
 
@@ -135,11 +142,16 @@ def hotspots_view(found: Hotspots, focus: Sequence[StageHotspots],
     listed as running in C++, with that CPU.
     """
     kept = found.samples - found.unattributed_samples
+    dropped = (f" ({fmt.counted(found.dropped_samples, 'more sample')} of rarer stacks were "
+               "left out to keep the profile small)" if found.dropped_samples else "")
     intro = (f"py-spy sampled the Python stacks {found.rate_hz:g} times a second per thread: "
-             f"{found.samples} samples, {kept} of them in a stage or the training loop (the "
-             "rest are plumber's and the frameworks' own threads and imports). Library frames "
-             "are folded under the line of yours that called them, named by the call made "
-             "and, where it went on into another library, the one the time went to.")
+             f"{fmt.counted(found.samples, 'sample')}{dropped}, {kept:,} of them in a stage or "
+             "the training loop (the rest are plumber's and the frameworks' own threads, "
+             "start-up and imports). Library frames are folded under the line of yours that "
+             "called them, named by the call made and, where it went on into another library, "
+             "the one the time went to. A sample counts as computing unless it is in a wait "
+             "(a lock, queue, socket or the pipeline's next()): a thread waiting for a core "
+             "counts as computing, as py-spy cannot tell it from one running.")
     if found.sampler_cpu_s is not None:
         intro += (f" py-spy itself used {fmt.seconds(found.sampler_cpu_s)} of CPU, left out of "
                   "the run's own.")
@@ -187,7 +199,7 @@ def _section(stage: StageHotspots, is_open: bool) -> StageSection:
         for c in stage.library_calls
     )
     return StageSection(title=name, summary=summary, rows=rows + library_rows,
-                        icicle=icicle(stage.folded, name), open=is_open,
+                        icicle=icicle(stage.folded, name, stage.samples), open=is_open,
                         user_code=bool(rows))
 
 
@@ -198,11 +210,12 @@ class _Node:
     children: dict[str, _Node] = field(default_factory=dict)
 
 
-def icicle(folded: Sequence[FoldedStack], name: str) -> Markup:
+def icicle(folded: Sequence[FoldedStack], name: str, samples: int | None = None) -> Markup:
     """An icicle chart of folded stacks: each call a box as wide as its samples, callees below.
 
     A box is grey as far as its samples waited; its tooltip gives the call,
-    its samples and share.
+    its samples and their share of ``samples``, the stage's (the stacks
+    charted may be only its most sampled ones), by default the stacks' own.
     """
     root = _Node()
     for stack in folded:
@@ -216,7 +229,7 @@ def icicle(folded: Sequence[FoldedStack], name: str) -> Markup:
     if root.samples == 0:
         return Markup("")
     boxes: list[Markup] = []
-    depth = _draw(root, 0.0, ICICLE_WIDTH, 0, root.samples, boxes)
+    depth = _draw(root, 0.0, ICICLE_WIDTH, 0, max(samples or 0, root.samples), boxes)
     height = max(depth, 1) * ROW_HEIGHT
     return svg(ICICLE_WIDTH, height, f"icicle chart of {name}", *boxes, cls="icicle")
 

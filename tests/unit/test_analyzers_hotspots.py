@@ -31,6 +31,7 @@ from synthetic_hotspots import (
 
 from plumber.analyzers import hotspots as analysis
 from plumber.analyzers.hotspots import CONSUMER, hotspots
+from plumber.measure import hotspots as sampling
 from plumber.measure.hotspots import (
     RawStack,
     StackSampler,
@@ -93,7 +94,9 @@ def test_a_missing_or_failing_py_spy_is_one_line_and_no_samples(tmp_path):
     failing.write_text(
         "#!/bin/sh\ntrap '' INT\n"
         '[ "$1" = --version ] && echo "py-spy 0.4.0" && exit 0\n'
-        f"echo 'Error: Permission Denied (os error 1)' >&2\ntouch {ended}\nexit 1\n"
+        "printf 'Error: Failed to attach.\\n\\nCaused by:\\n    0: Permission Denied (os error 1)"
+        "\\n\\nStack backtrace:\\n   6: std::sys::thread::start\\n' >&2\n"
+        f"touch {ended}\nexit 1\n"
     )
     failing.chmod(0o755)
     sampler = StackSampler(executable=str(failing))
@@ -101,8 +104,16 @@ def test_a_missing_or_failing_py_spy_is_one_line_and_no_samples(tmp_path):
     while not ended.exists():  # it fails on its own, before plumber stops it
         time.sleep(0.01)
     assert sampler.stop() is None
-    assert sampler.problem.endswith("Permission Denied (os error 1)")
-    assert "exit status 1" in sampler.problem
+    assert sampler.problem == ("py-spy failed (exit status 1): Failed to attach. "
+                               "(Permission Denied (os error 1))")  # not the backtrace's line
+
+
+def test_python_older_than_3_11_is_said_unsupported_and_py_spy_not_started(monkeypatch):
+    monkeypatch.setattr(sampling, "MIN_PYTHON", (99, 0))
+    sampler = StackSampler()
+    sampler.start()
+    assert sampler.pid is None and sampler.stop() is None
+    assert sampler.problem.startswith("Python 3.10 is not supported")
 
 
 def test_the_py_spy_installed_with_this_python_comes_before_one_on_path(tmp_path, monkeypatch):
@@ -208,7 +219,10 @@ def test_waiting_calls_are_idle_and_library_names_come_from_their_folder():
     assert libraries.library_of(f"{PLUMBER}/torch/hooks.py") == "plumber"
     assert libraries.library_of("<frozen importlib._bootstrap>") == "importlib"
     assert libraries.library_of(USER) is None
+    scripts = analysis.Libraries((*ROOTS, "/usr/bin"))
+    assert scripts.library_of("/usr/bin/plumber") == "plumber"  # the console script
     assert analysis.is_waiting(PyFrame("Condition.wait", f"{PY}/threading.py", 1), libraries)
+    assert analysis.is_waiting(PyFrame("SSLSocket.read", f"{PY}/ssl.py", 1), libraries)
     assert not analysis.is_waiting(PyFrame("wait", USER, 1), libraries)
 
 
@@ -219,6 +233,19 @@ def test_the_wrapper_names_are_plumbers_own():
     assert workerside._timed_collate.__code__.co_qualname == analysis.COLLATE_WRAPPER
     assert workerside.TimedTransform.__call__.__code__.co_qualname == analysis.TRANSFORM_WRAPPER
     assert workerside.__file__.endswith(analysis._WRAPPER_FILE)
+    from plumber.torch import randomness
+
+    assert randomness.decide_randomness.__code__.co_qualname == analysis.RANDOMNESS_CHECK
+    assert randomness.__file__.endswith(analysis._RANDOMNESS_FILE)
+
+
+def test_plumbers_randomness_check_in_the_main_thread_is_not_the_training_loop():
+    check = (*LOOP[:2], PyFrame("decide_randomness", f"{PLUMBER}/torch/randomness.py", 60),
+             PyFrame("check_repeatable", f"{PLUMBER}/torch/repeatability.py", 80),
+             PyFrame("to_tensor_slowly", USER, 30))
+    found = hotspots(sampled_profile((MAIN, MAIN, check, 6), (MAIN, MAIN, LOOP, 4)))
+    (loop,) = found.stages
+    assert (loop.stage, loop.samples, found.unattributed_samples) == (CONSUMER, 4, 6)
 
 
 def test_samples_round_trip_through_the_saved_profile_and_bad_indexes_are_refused(tmp_path):
@@ -297,3 +324,30 @@ def test_autographs_generated_code_is_named_by_the_users_lines_it_was_made_from(
         "map-2", "nested_body", USER, 31)
     assert stage.hottest.library == "tensorflow converted_call → json loads"
     assert Profile.load(profile.save(tmp_path / "p.json")).hotspots.stage_code == (body,)
+
+
+def test_a_functions_line_is_where_it_computed_not_where_it_waited():
+    def at(line, *inner):
+        return (*FETCH[:-1], PyFrame("read_label", USER, line), *inner)
+
+    waits = at(25, PyFrame("Condition.wait", f"{PY}/threading.py", 320))
+    profile = sampled_profile((WORKER, WORKER, waits, 40), (WORKER, WORKER, at(27), 28),
+                              (WORKER, WORKER, at(28, PyFrame("loads", f"{PY}/json/__init__.py",
+                                                               346)), 27))
+    (fetch,) = hotspots(profile).stages
+    hottest = fetch.hottest
+    assert (hottest.line, hottest.library, hottest.idle_samples) == (27, "", 40)
+    only_waits = hotspots(sampled_profile((WORKER, WORKER, waits, 5))).stages[0].functions[0]
+    assert (only_waits.line, only_waits.library) == (25, "threading Condition.wait")
+
+
+def test_stacks_with_no_frame_and_a_spawned_workers_start_are_not_a_stage():
+    spawned_start = _frames(("spawn_main", f"{PY}/multiprocessing/spawn.py", 122),
+                            ("_fixup_main_from_path", f"{PY}/multiprocessing/spawn.py", 287),
+                            ("run_path", f"{PY}/runpy.py", 291),
+                            ("<module>", USER, 12), ("setup", USER, 5))
+    found = hotspots(sampled_profile((WORKER, WORKER, (), 7), (MAIN, MAIN, (), 3),
+                                     (WORKER, WORKER, spawned_start, 30),
+                                     (WORKER, WORKER, IDLE, 2)))
+    (pool,) = found.stages
+    assert (pool.stage, pool.samples, found.unattributed_samples) == ("workers", 2, 40)

@@ -126,6 +126,24 @@ def test_icicle_boxes_are_as_wide_as_their_samples_and_grey_when_waiting():
     assert widths == [ICICLE_WIDTH - 1, ICICLE_WIDTH * 3 / 4 - 1, ICICLE_WIDTH / 4 - 1]
     assert chart.count('class="hot-idle"') == 1
     assert 'height="36"' in chart  # two rows
+    assert "<title>a: 4 samples (100%), 25% waiting</title>" in chart
+    assert "<title>c: 1 sample (25%), 100% waiting</title>" in chart
+    # The stage had 8 samples, only these stacks charted: shares are of the stage's.
+    of_stage = str(icicle((FoldedStack(("a", "b"), 3), FoldedStack(("a", "c"), 1, 1)), "x", 8))
+    assert "<title>a: 4 samples (50%), 25% waiting</title>" in of_stage
+
+
+def test_the_hotspots_section_says_how_many_samples_were_left_out():
+    from plumber.reports.hotspots import hotspots_view
+
+    profile = sampled_profile(*STACKS)
+    profile = dataclasses.replace(
+        profile, hotspots=dataclasses.replace(profile.hotspots, dropped_samples=7))
+    intro = hotspots_view(hotspots(profile), ()).intro
+    assert intro.startswith("py-spy sampled the Python stacks 100 times a second per thread: "
+                            "70 samples (7 more samples of rarer stacks were left out to keep "
+                            "the profile small), 70 of them in a stage")
+    assert "a thread waiting for a core counts as computing" in intro
 
 
 def test_the_notebook_table_has_a_row_per_function_with_shares():
@@ -222,6 +240,31 @@ def test_a_library_dataset_decoding_with_pil_is_named_and_points_at_torchvision_
     other_library = sampled_profile((WORKER, WORKER, CROP, 30), fetch_s=0.05)
     assert suggest(other_library.pipelines[0], _cpu_bound(other_library),
                    hotspots(other_library)) == ()
+
+
+def test_a_library_call_that_computed_more_than_the_users_functions_is_named():
+    # One sample in the user's lambda must not hide the PIL decoding of the other 27.
+    in_lambda = (*FETCH[:-1], PyFrame("<lambda>", USER, 9))
+    profile = sampled_profile((WORKER, WORKER, FOLDER_DECODE, 27), (WORKER, WORKER, in_lambda, 1),
+                              fetch_s=0.05)
+    diagnosis = _cpu_bound(profile)
+    stage = focus_stage(profile.pipelines[0], diagnosis, hotspots(profile))
+    assert stage.hottest.function == "<lambda>" and stage.library_leads
+    assert headline_hotspot(stage) == (
+        "library code in fetch, outside your functions: 96% of its sampled Python time is "
+        "computing in torch _MapDatasetFetcher.fetch → PIL Image.convert")
+    (advice,) = suggest(profile.pipelines[0], diagnosis, hotspots(profile))
+    assert "torchvision.io.decode_jpeg" in advice.text
+
+
+def test_a_stage_that_only_waited_names_its_function_waiting():
+    reading = (*FETCH, PyFrame("SocketIO.readinto", f"{PY}/socket.py", 706))
+    profile = sampled_profile((WORKER, WORKER, reading, 25), fetch_s=0.05)
+    stage = focus_stage(profile.pipelines[0], _cpu_bound(profile), hotspots(profile))
+    assert headline_hotspot(stage) == (
+        "Images.__getitem__ (train.py:20) in socket SocketIO.readinto: fetch's sampled Python "
+        "time was all waiting")
+    assert suggest(profile.pipelines[0], _cpu_bound(profile), hotspots(profile)) == ()
 
 
 def test_a_stage_sampled_rarely_gets_no_suggestion():
