@@ -63,6 +63,8 @@ FETCH_WRAPPER, TRANSFORM_WRAPPER, COLLATE_WRAPPER = (
     "_timed_fetch", "TimedTransform.__call__", "_timed_collate",
 )
 _WRAPPER_FILE = os.path.join("plumber", "torch", "workerside.py")
+#: The files of plumber's measuring inside those wrappers (their timing, the outputs' sizes).
+_MEASURING_FILES = (_WRAPPER_FILE, os.path.join("plumber", "torch", "sizes.py"))
 
 #: plumber's check of a DataLoader's randomness (``plumber/torch/randomness.py``), which
 #: runs the user's fetch and transforms in the main thread when the loader is iterated.
@@ -71,9 +73,6 @@ _RANDOMNESS_FILE = os.path.join("plumber", "torch", "randomness.py")
 
 #: Where a worker process begins its work, forked or spawned (multiprocessing's frame).
 BOOTSTRAP = "BaseProcess._bootstrap"
-
-#: The library name of plumber's own frames.
-PLUMBER = "plumber"
 
 #: Standard-library calls that wait (by module and function name): a sample
 #: whose innermost frame is one of them is idle.
@@ -304,11 +303,11 @@ def _attribute(
             if _starting(frames):
                 return None
             return (pipeline.id, POOL), _after_fork(frames)
-        return _wrapped(pipeline, frames, marker, libraries)
+        return _wrapped(pipeline, frames, marker)
     if marker is not None:
         pipeline = _in_process_pipeline(owners, frames, marker)
         if pipeline is not None:
-            return _wrapped(pipeline, frames, marker, libraries)
+            return _wrapped(pipeline, frames, marker)
     called = _stage_code_at(sampled.stage_code, frames)
     if called is not None:
         index, code = called
@@ -372,12 +371,12 @@ def _deepest_wrapper(frames: Sequence[PyFrame]) -> int | None:
 
 
 def _wrapped(
-    pipeline: Pipeline, frames: list[PyFrame], marker: int, libraries: Libraries
+    pipeline: Pipeline, frames: list[PyFrame], marker: int
 ) -> tuple[tuple[str, str], list[PyFrame]] | None:
     """The stage a sample inside plumber's wrapper ran, or None when it was in plumber's own
-    code there (the timing around the stage's code, not that code)."""
+    measuring there (the timing and sizing around the stage's code, not that code)."""
     inner = frames[marker + 1:]
-    if all(libraries.library_of(f.file) == PLUMBER for f in inner):
+    if all(f.file.endswith(_MEASURING_FILES) for f in inner):
         return None
     function = frames[marker].function
     if function == FETCH_WRAPPER:

@@ -191,6 +191,9 @@ def test_a_sample_in_plumbers_own_code_around_a_stage_is_not_the_stages():
     in_process = dataclasses.replace(in_process, pipelines=(
         dataclasses.replace(in_process.pipelines[0], workers=()),))
     assert hotspots(in_process).stages == ()  # nor the training loop's
+    cached = (*FETCH[:-1], PyFrame("CachedDataset.__getitem__", f"{PLUMBER}/torch/cache.py", 90))
+    (fetch,) = hotspots(sampled_profile((WORKER, WORKER, cached, 5))).stages
+    assert fetch.stage == "fetch"  # plumber's sample cache does the fetch's work: it is the fetch
 
 
 def test_the_main_thread_is_the_training_loop_waiting_in_next_idle_and_imports_left_out():
