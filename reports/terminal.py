@@ -1,8 +1,9 @@
 """The summary printed in the terminal when a profiled run ends.
 
 A few lines per pipeline: what is slow, what it is bound by, what fixing
-it would give, and the changes to make; what a stage raised, the
-pipeline's notes and a worker's large memory growth; then one line on the
+it would give, the analysis's warnings that qualify it, and the changes to
+make; what a stage raised, the pipeline's notes and a worker's large
+memory growth; then one line on the
 run's network requests and where the full report and the saved profile
 are. Plain text (no colour codes) so it reads the same in a terminal, a CI
 log or a pasted bug report; lines are wrapped below 100 characters, except
@@ -107,6 +108,8 @@ def _pipeline_lines(pipeline: Pipeline, diagnosis: Diagnosis | None) -> list[str
     )
     lines += _field("Data stall", stall)
     lines += _wrap(diagnosis.summary, "  ", "  ")
+    for warning in diagnosis.warnings:  # what qualifies the verdict, beside it as in the report
+        lines += _field("Warning", warning)
     recommendations = diagnosis.recommendations
     if recommendations:
         lines.append("  Recommendations:")

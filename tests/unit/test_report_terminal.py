@@ -54,3 +54,15 @@ def test_pipeline_without_diagnosis_is_reported_as_not_analysed() -> None:
     assert "Pipeline train: not analysed (9 stages recorded)" in render_summary(
         sample_profile(), []
     )
+
+
+def test_the_analysis_warnings_stand_beside_the_verdict_as_in_the_report() -> None:
+    # A stall share next to "not input-bound" needs the warning that explains it.
+    warning = ("The loop waited 78% of its time although the measured stages should keep up "
+               "with the step: start-up (filling buffers) or an unmeasured stage may be the "
+               "cause.")
+    diagnosis = dataclasses.replace(sample_diagnosis(), warnings=(warning,))
+    lines = render_summary(sample_profile(), [diagnosis]).splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("  Warning "))
+    assert " ".join(" ".join(lines[at:at + 2]).split()) == "Warning " + warning
+    assert at < next(i for i, line in enumerate(lines) if line == "  Recommendations:")
