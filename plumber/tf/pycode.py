@@ -63,6 +63,7 @@ def stage_python_code(hooks: Any) -> tuple[StageCode, ...]:
 
 
 def _last_line(code: Any) -> int:
+    """The last line ``code`` runs (its first when it runs none)."""
     return max((line for *_, line in code.co_lines() if line), default=code.co_firstlineno)
 
 
