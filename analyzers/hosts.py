@@ -35,6 +35,7 @@ from plumber.analyzers import text
 from plumber.analyzers.diagnose import diagnose
 from plumber.analyzers.hostdiff import Difference, machine_differences, stage_differences
 from plumber.analyzers.results import Diagnosis
+from plumber.analyzers.stages import pool_members
 from plumber.records.profile import Pipeline, Profile
 
 #: Observed rates within this share of each other are one pace (hosts in lockstep).
@@ -207,7 +208,7 @@ def _bottleneck_stages(diagnosis: Diagnosis) -> set[str]:
     stage_id = diagnosis.bottleneck_stage or diagnosis.bottleneck.stage_id
     if stage_id is None:
         return set()
-    return {stage_id} | {a.stage_id for a in diagnosis.stages if a.pool == stage_id}
+    return {stage_id} | {a.stage_id for a in pool_members(diagnosis.stages, stage_id)}
 
 
 def _rate(diagnosis: Diagnosis) -> float:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from plumber.analyzers.hotspots import CONSUMER, Hotspots, StageHotspots, innermost_call
 from plumber.analyzers.results import Diagnosis
-from plumber.analyzers.stages import busiest_member
+from plumber.analyzers.stages import busiest_member, pool_members
 from plumber.records.kinds import POOL
 from plumber.records.profile import Pipeline
 
@@ -49,7 +49,8 @@ def focus_stage(pipeline: Pipeline, diagnosis: Diagnosis | None,
     bottleneck = diagnosis.bottleneck_stage if diagnosis is not None else None
     if bottleneck not in (None, POOL):
         return next((s for s in stages if s.stage == bottleneck), None)
-    busiest = busiest_member(diagnosis.stages, POOL) if diagnosis is not None else None
+    busiest = (busiest_member(pool_members(diagnosis.stages, POOL))
+               if diagnosis is not None else None)
     if busiest is not None:
         return next((s for s in stages if s.stage == busiest.stage_id), None)
     computing = [s for s in stages if s.samples > s.idle_samples]

@@ -120,10 +120,14 @@ def oversubscribed(analysis: StageAnalysis, cores: float) -> bool:
     )
 
 
-def busiest_member(analyses: Sequence[StageAnalysis], pool_id: str | None) -> StageAnalysis | None:
-    """The stage a worker pool's workers spend most of their time in, by its measured wall
-    demand; None for no pool, no members, or no time measured in them."""
-    members = [a for a in analyses if a.pool is not None and a.pool == pool_id]
+def pool_members(analyses: Sequence[StageAnalysis], pool_id: str | None) -> list[StageAnalysis]:
+    """The stages the workers of pool ``pool_id`` run (none when it is no pool)."""
+    return [a for a in analyses if a.pool is not None and a.pool == pool_id]
+
+
+def busiest_member(members: Sequence[StageAnalysis]) -> StageAnalysis | None:
+    """The member stage a worker pool's workers spend most of their time in, by its measured
+    wall demand; None for no members or no time measured in them."""
     if sum(a.wall_demand_s or 0.0 for a in members) <= 0:
         return None
     return max(members, key=lambda a: a.wall_demand_s or 0.0)

@@ -25,7 +25,13 @@ from plumber.analyzers import text
 from plumber.analyzers.allocate import allocate
 from plumber.analyzers.bounds import binding, next_rate, step_cores, step_fills_cores
 from plumber.analyzers.results import Bound, StageAnalysis
-from plumber.analyzers.stages import SATURATED, busiest_member, cpu_demand, oversubscribed
+from plumber.analyzers.stages import (
+    SATURATED,
+    busiest_member,
+    cpu_demand,
+    oversubscribed,
+    pool_members,
+)
 from plumber.analyzers.whatif import STALLED, Scene
 from plumber.records.kinds import POOL, SERVICE
 
@@ -308,10 +314,11 @@ def _parallelism_summary(
 
 def _inside_pool(scene: Scene, stage_id: str | None) -> str:
     """For a worker pool, which of the stages its workers run takes most of their time."""
-    top = busiest_member(scene.analyses, stage_id)
+    members = pool_members(scene.analyses, stage_id)
+    top = busiest_member(members)
     if top is None:
         return ""
-    total = sum(a.wall_demand_s or 0.0 for a in scene.analyses if a.pool == stage_id)
+    total = sum(a.wall_demand_s or 0.0 for a in members)
     pool = next((a for a in scene.analyses if a.stage_id == stage_id), None)
     crowded = pool is not None and oversubscribed(pool, scene.limits.cores)
     waiting = "mostly waiting for a core" if crowded else "mostly waiting"
