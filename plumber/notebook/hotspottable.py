@@ -12,8 +12,9 @@ functions, as rows with an empty ``function`` and ``file`` and the call in
 from __future__ import annotations
 
 import math
+from typing import Any
 
-from plumber.analyzers.hotspots import hotspots
+from plumber.analyzers.hotspots import Hotspots, StageHotspots, hotspots
 from plumber.notebook._optional import require
 from plumber.records.profile import Profile
 
@@ -32,24 +33,22 @@ def hotspots_frame(profile: Profile) -> pd.DataFrame:
     rows = []
     for stage in found.stages if found is not None else ():
         for f in stage.functions:
-            rows.append({
-                "pipeline": stage.pipeline, "stage": stage.stage, "function": f.function,
-                "file": f.file, "line": f.line, "self_samples": f.self_samples,
-                "total_samples": f.total_samples,
-                "self_share": stage.share(f.self_samples),
-                "total_share": stage.share(f.total_samples),
-                "computing_share": f.computing_samples / f.self_samples,
-                "self_s": f.self_samples / found.rate_hz if found.rate_hz > 0 else math.nan,
-                "library": f.library,
-            })
+            rows.append(_row(found, stage, f.function, f.file, f.line, f.self_samples,
+                             f.total_samples, f.computing_samples, f.library))
         for call in stage.library_calls:
-            rows.append({
-                "pipeline": stage.pipeline, "stage": stage.stage, "function": "", "file": "",
-                "line": None, "self_samples": call.samples, "total_samples": call.samples,
-                "self_share": stage.share(call.samples),
-                "total_share": stage.share(call.samples),
-                "computing_share": call.computing_samples / call.samples,
-                "self_s": call.samples / found.rate_hz if found.rate_hz > 0 else math.nan,
-                "library": call.call,
-            })
+            rows.append(_row(found, stage, "", "", None, call.samples, call.samples,
+                             call.computing_samples, call.call))
     return pd.DataFrame(rows, columns=list(HOTSPOT_COLUMNS))
+
+
+def _row(found: Hotspots, stage: StageHotspots, function: str, file: str, line: int | None,
+         self_samples: int, total_samples: int, computing: int, library: str) -> dict[str, Any]:
+    """One row of :data:`HOTSPOT_COLUMNS`: a function of ``stage``, or a library call of it."""
+    return {
+        "pipeline": stage.pipeline, "stage": stage.stage, "function": function, "file": file,
+        "line": line, "self_samples": self_samples, "total_samples": total_samples,
+        "self_share": stage.share(self_samples), "total_share": stage.share(total_samples),
+        "computing_share": computing / self_samples,
+        "self_s": self_samples / found.rate_hz if found.rate_hz > 0 else math.nan,
+        "library": library,
+    }
