@@ -534,17 +534,16 @@ def _stage_hotspots(
         below = nodes[position + 1:]
         where = (leaf.line, below[0][1] if below else "")
         (waiting_at if waiting else computing_at)[key][where] += count
-    functions = tuple(
-        HotFunction(
-            function=key[0], file=key[1], line=where[0], self_samples=count,
-            total_samples=total_count[key], idle_samples=idle_count[key], library=where[1],
-        )
-        for key, count in _computing_first(self_count, idle_count)
-        for where in [(computing_at[key] or waiting_at[key]).most_common(1)[0][0]]
-    )
+    functions = []
+    for key, count in _computing_first(self_count, idle_count):
+        line, library = (computing_at[key] or waiting_at[key]).most_common(1)[0][0]
+        functions.append(HotFunction(
+            function=key[0], file=key[1], line=line, self_samples=count,
+            total_samples=total_count[key], idle_samples=idle_count[key], library=library,
+        ))
     return StageHotspots(
         pipeline=pipeline, stage=stage, samples=samples, idle_samples=idle,
-        seconds=samples / rate_hz if rate_hz > 0 else 0.0, functions=functions,
+        seconds=samples / rate_hz if rate_hz > 0 else 0.0, functions=tuple(functions),
         folded=tuple(FoldedStack(labels, count, folded_idle[labels])
                      for labels, count in folded.most_common(TOP_FOLDED)),
         library_calls=tuple(LibraryCall(call, count, calls_idle[call])
