@@ -17,7 +17,7 @@ stage whose code it was in, by process and by frames:
   for a core more than for the wrapper's work (about 2 us a call against a
   transform's milliseconds): in torchvision's reference loader on 2 cores
   py-spy found 55% of the transform's samples in it with 16 workers, 10%
-  with 2;
+  with 2 (one run each);
 - a sample inside a Python function a tf.data stage calls (the body of its
   ``py_function``, ``numpy_function`` or ``from_generator``; the profile
   lists them with their line ranges) belongs to that stage; a body AutoGraph
