@@ -278,7 +278,10 @@ def _summary(comparison: PipelineComparison) -> str:
         lead = (f"The hosts ran at one pace ({rates}) and none waited for its input more "
                 f"than the others: no host is a straggler beyond the noise; {run.host} is "
                 f"the slowest by a margin within it.")
-    if not diagnosis.input_bound:
+    if diagnosis.step_shares_cores:
+        cause = (" On it the training step uses most of the cores it shares with the input "
+                 "pipeline.")
+    elif not diagnosis.input_bound:
         cause = " On it the training step, not the input pipeline, is the limit."
     else:
         stage_id = diagnosis.bottleneck_stage or diagnosis.bottleneck.stage_id

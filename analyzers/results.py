@@ -168,6 +168,16 @@ class Diagnosis:
     past_startup: bool = True
 
     @property
+    def step_shares_cores(self) -> bool:
+        """The cores bind, shared by the training step and the pipeline, the step using most.
+
+        The verdict then names the step (``input_bound`` is False), yet CPU
+        the pipeline stops using goes to the step: a cheaper pipeline (a
+        cache) still raises the rate, while more parallelism cannot.
+        """
+        return self.bottleneck_kind == "consumer" and self.bottleneck.kind == "cpu"
+
+    @property
     def prediction_error(self) -> float | None:
         """``|predicted - observed| / observed`` for the pipeline as it ran.
 

@@ -156,8 +156,10 @@ def _pipeline_cpu(scene: Scene) -> float:
 def _step_takes_most_cpu(scene: Scene, bound: Bound) -> bool:
     """The shared cores bind, and the training step uses more of them than the pipeline.
 
-    Then the step, not the input pipeline, is what holds the loop back: a
-    pipeline twice as cheap would free less than the step takes.
+    Then the step is named as what holds the loop back: a pipeline twice as
+    cheap would free less than the step takes. What the pipeline frees still
+    goes to the step, so changes that make it cheaper are still recommended
+    and planned (:attr:`plumber.analyzers.results.Diagnosis.step_shares_cores`).
     """
     step = scene.limits.consumer_cpu_per_root or 0.0
     if bound.kind != "cpu" or bound.stage_id is not None or not step > 0:
@@ -228,17 +230,21 @@ def summarise(scene: Scene, verdict: Verdict) -> str:
             if stall is not None
             else "the time it waited for data was not measured"
         )
-        share = (
-            f" (it takes {text.ms(scene.limits.consumer_cpu_per_root or 0.0)} of the CPU "
-            f"per root element the {scene.limits.cores:g} usable cores share, the pipeline "
-            f"{text.ms(_pipeline_cpu(scene))})"
-            if verdict.bound.kind == "cpu"
-            else ""
-        )
+        if verdict.bound.kind == "cpu":
+            return (
+                f"The training step and the input pipeline share the "
+                f"{scene.limits.cores:g} usable cores, and the step uses most of them: it "
+                f"takes {text.ms(scene.limits.consumer_cpu_per_root or 0.0)} of CPU per root "
+                f"element, the pipeline {text.ms(_pipeline_cpu(scene))}, which together allow "
+                f"{text.rate(verdict.bound.rate)}, and {waited}. More parallelism in the "
+                f"pipeline cannot help, but CPU taken off it goes to the step, so a cheaper "
+                f"pipeline (a cache) raises the rate. With CPU to spare, the next limit "
+                f"would allow about {fixed}."
+            )
         return (
-            f"The input pipeline is not the bottleneck: the training step{share} limits "
-            f"the rate to {text.rate(verdict.bound.rate)} and {waited}. The pipeline alone "
-            f"could deliver about {fixed}."
+            f"The input pipeline is not the bottleneck: the training step limits the rate "
+            f"to {text.rate(verdict.bound.rate)} and {waited}. The pipeline alone could "
+            f"deliver about {fixed}."
         )
     analysis = next((a for a in scene.analyses if a.stage_id == verdict.stage_id), None)
     stage = scene.pipeline.stage(verdict.stage_id) if verdict.stage_id is not None else None

@@ -37,9 +37,9 @@ from plumber.reports.threads import ThreadRow, profiler_overhead, thread_rows
 from plumber.reports.view import (
     analyses_by_stage,
     bottleneck_stage_id,
+    bound_label,
     diagnosis_for,
     gain_if_fixed,
-    kind_label,
     other_notes,
     run_failure,
     stage_errors,
@@ -248,6 +248,12 @@ def _no_change(diagnosis: Diagnosis | None) -> str:
     """What "What to change" says when it lists nothing, and why."""
     if diagnosis is None:
         return "This pipeline was not analysed, so no change can be proposed."
+    if diagnosis.step_shares_cores:
+        return (
+            "Nothing the model found frees enough of the CPU the input pipeline shares "
+            "with the training step to clearly raise the rate; the step uses most of it. "
+            "Speed up the step itself."
+        )
     if not diagnosis.input_bound:
         return (
             "Nothing in the input pipeline: it keeps up with the training step, so "
@@ -279,7 +285,7 @@ def _metrics(
     """Bottleneck, observed rate, rate if fixed (or what the pipeline alone gives), stall share."""
     stage_id = bottleneck_stage_id(diagnosis)
     stage = next((s for s in pipeline.stages if s.id == stage_id), None)
-    bound_by = f"bound by {kind_label(diagnosis.bottleneck_kind)}"
+    bound_by = f"bound by {bound_label(diagnosis)}"
     if stage is not None:
         where = f" at {stage.source}" if stage.source is not None else ""
         name = stage.id
@@ -318,7 +324,9 @@ def _metrics(
 
 
 def _root_unit(pipeline: Pipeline) -> str:
-    """What one root element is, in the reader's words: batches when the pipeline batches."""
+    """What one root element is, in the reader's words: batches when the pipeline batches.
+
+    """
     batches = any(s.kind == "batch" and s.nested_in is None for s in pipeline.stages)
     return "batches" if batches else "elements"
 
@@ -327,10 +335,12 @@ def _if_fixed(diagnosis: Diagnosis) -> Metric:
     """What removing the bottleneck gives and which bound limits next.
 
     When the consumer is the limit, the same number is what the input
-    pipeline alone could deliver, and the box says that instead.
+    pipeline alone could deliver, and the box says that instead (not where
+    the step binds through the cores it shares with the pipeline: the next
+    limit may then be the step's own).
     """
     rate = diagnosis.rate_if_fixed
-    if not diagnosis.input_bound:
+    if not diagnosis.input_bound and not diagnosis.step_shares_cores:
         detail = (
             "the most the input pipeline could deliver to a faster training step"
             if fmt.is_number(rate)

@@ -26,7 +26,7 @@ from plumber.analyzers.hosts import HostComparison, PipelineComparison
 from plumber.records.files import write_text_atomically
 from plumber.records.profile import ConsumerStats, Profile
 from plumber.reports import format as fmt
-from plumber.reports.view import describe_bottleneck, kind_label, run_failure, verdict_label
+from plumber.reports.view import bound_label, describe_bottleneck, run_failure, verdict_label
 
 #: Terminal lines are wrapped below this width, as the single-run summary's.
 WIDTH = 99
@@ -142,7 +142,7 @@ def _pipeline_view(comparison: PipelineComparison) -> PipelineHostsView:
             stall=fmt.fraction(run.diagnosis.stall_share),
             verdict=verdict_label(run.diagnosis),
             bottleneck=describe_bottleneck(run.pipeline, run.diagnosis),
-            kind=kind_label(run.diagnosis.bottleneck_kind),
+            kind=bound_label(run.diagnosis),
             step=_step_text(run.pipeline.consumer),
             slowest=index == comparison.slowest,
         )

@@ -25,10 +25,10 @@ from plumber.reports.applied import applied_plan_lines
 from plumber.reports.hotspots import pipeline_hotspot
 from plumber.reports.network import network_line
 from plumber.reports.view import (
+    bound_label,
     describe_bottleneck,
     diagnosis_for,
     gain_if_fixed,
-    kind_label,
     other_notes,
     run_failure,
     source_text,
@@ -100,7 +100,7 @@ def _pipeline_lines(pipeline: Pipeline, diagnosis: Diagnosis | None) -> list[str
         else "not measured"
     )
     lines += _field("Bottleneck", describe_bottleneck(pipeline, diagnosis))
-    lines += _field("Bound by", kind_label(diagnosis.bottleneck_kind))
+    lines += _field("Bound by", bound_label(diagnosis))
     lines += _field(
         "Rate",
         f"{fmt.rate(diagnosis.observed_rate)} observed{startup_text(diagnosis)}, "

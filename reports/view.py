@@ -28,9 +28,15 @@ KIND_LABELS = {
 }
 
 
-def kind_label(kind: str) -> str:
-    """The phrase for a bottleneck kind; unknown kinds are shown as they are."""
-    return KIND_LABELS.get(kind, kind)
+#: What binds where the training step takes most of the cores it shares with the pipeline.
+SHARED_CORES_LABEL = "the CPU the training step shares with the input pipeline (the step uses most)"
+
+
+def bound_label(diagnosis: Diagnosis) -> str:
+    """What binds a pipeline, as a phrase that follows "bound by"; unknown kinds as they are."""
+    if diagnosis.step_shares_cores:
+        return SHARED_CORES_LABEL
+    return KIND_LABELS.get(diagnosis.bottleneck_kind, diagnosis.bottleneck_kind)
 
 
 def run_failure(run: RunInfo) -> str | None:

@@ -20,10 +20,10 @@ from plumber.reports import format as fmt
 from plumber.reports.view import (
     analyses_by_stage,
     bottleneck_stage_id,
+    bound_label,
     describe_bottleneck,
     diagnosis_for,
     gain_if_fixed,
-    kind_label,
     knob_items,
     run_failure,
     source_text,
@@ -69,7 +69,7 @@ def pipeline_html(pipeline: Pipeline, diagnosis: Diagnosis | None) -> str:
     verdict = verdict_label(diagnosis)
     rows = (
         ("Bottleneck", describe_bottleneck(pipeline, diagnosis)),
-        ("Bound by", kind_label(diagnosis.bottleneck_kind)),
+        ("Bound by", bound_label(diagnosis)),
         (
             "Rate",
             f"{fmt.rate(diagnosis.observed_rate)} observed, "

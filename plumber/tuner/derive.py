@@ -11,11 +11,14 @@ workers take and the batches of an epoch (an iterable dataset keeps its
 count: more workers could repeat its stream), persistent workers when it is
 iterated more than once, a ``prefetch_factor`` from the same depth rule, and
 pinned memory when a GPU is present.
-A consumer-bound pipeline gets no change, and neither does one whose
-verdict is too close to call (the pipeline's and the step's bounds, the
-shared cores counted as the step's where it takes most of them, within the
-noise: :func:`plumber.analyzers.verdict.too_close_to_call`); the note
-says why in the verdict's own words, the ones ``plumber profile`` prints.
+A consumer-bound pipeline gets no change, unless the step binds through the
+cores it shares with the pipeline (:attr:`Diagnosis.step_shares_cores`): CPU
+the pipeline stops using then goes to the step, so a cache pays there as
+``plumber profile`` recommends, and the verification measures it. Nor does
+a pipeline whose verdict is too close to call (the pipeline's and the step's
+bounds, the shared cores counted as the step's where it takes most of them,
+within the noise: :func:`plumber.analyzers.verdict.too_close_to_call`); the
+note says why in the verdict's own words, the ones ``plumber profile`` prints.
 
 Every setting is placed at a stage the appliers can find
 (:func:`plumber.records.appliable.appliable`): a cache the analysis would put
@@ -30,7 +33,7 @@ import dataclasses
 import math
 from pathlib import Path
 
-from plumber.analyzers.allocate import allocate
+from plumber.analyzers.allocate import Allocation, allocate, with_parallelism
 from plumber.analyzers.bounds import compute_bounds, rate_of
 from plumber.analyzers.cache import MEMORY_BUDGET, average_rate, passes
 from plumber.analyzers.diagnose import scene
@@ -58,7 +61,8 @@ def derive_plan(profile: Profile, diagnoses: tuple[Diagnosis, ...], script: Path
         if root is None or root.source is None:
             notes.append(f"{pipeline.id}: its root stage has no source line; left as written")
             continue
-        if not diagnosis.input_bound or too_close_to_call(scene(profile, pipeline)):
+        planned = diagnosis.input_bound or diagnosis.step_shares_cores
+        if not planned or too_close_to_call(scene(profile, pipeline)):
             notes.append(f"{pipeline.id}: nothing to change. {diagnosis.summary}")
             continue
         settings, predicted, unplanned = _settings(profile, pipeline, diagnosis, script_dir)
@@ -90,9 +94,15 @@ def _settings(
     notes on what the model wanted but no plan can apply.
 
     A cache's setting carries its rate once full (from the second pass on).
+    Where the step shares the cores with the pipeline, only what takes CPU
+    off the pipeline is planned (:func:`_fewer_calls_only`): no prefetch, no
+    more calls, no pinned memory, none of which frees a core for the step.
     """
     model = scene(profile, pipeline)
+    cheaper_only = diagnosis.step_shares_cores
     allocation = allocate(model)
+    if cheaper_only:
+        allocation = _fewer_calls_only(model, allocation)
     rate = allocation.predicted_rate
     settings: dict[str, StageSetting] = {}
     unplanned: list[str] = []
@@ -132,15 +142,16 @@ def _settings(
             )
             rate = average_rate(passes(model, stage) or 1.0, allocation.predicted_rate, full)
             cache_bytes = _size_in_memory(model, stage) if cache.value == "memory" else 0.0
-    depth = prefetch_depth_for(
+    depth = None if cheaper_only else prefetch_depth_for(
         pipeline, _producer_rate(model, allocation), max(model.memory_budget - cache_bytes, 0.0)
     )
     pool = _pool(pipeline)
     if pool is not None:
-        _pool_options(profile, pipeline, pool, settings, script_dir, depth)
+        pin = bool(profile.machine.gpus) and not cheaper_only
+        _pool_options(pipeline, pool, settings, script_dir, depth, pin)
         return list(settings.values()), rate, unplanned
     root = _written_root(pipeline)
-    needs_prefetch = root is not None and root.kind != "prefetch"
+    needs_prefetch = root is not None and root.kind != "prefetch" and not cheaper_only
     if root is not None and (needs_prefetch or allocation.threads) and \
             not appliable(pipeline, root):
         wanted = " and ".join(w for w, needed in (("a prefetch", needs_prefetch),
@@ -209,6 +220,26 @@ def _add_object_cache(
     rate = average_rate(reads_per_object(model), allocation.predicted_rate, full)
     held = float(model.network.object_bytes) if where == "memory" else 0.0
     return rate, held
+
+
+def _fewer_calls_only(model, allocation: Allocation) -> Allocation:
+    """Of ``allocation``, only the stages it gives fewer calls, and the model's rate with them.
+
+    Fewer calls to an oversubscribed stage spare the cores its threads or
+    workers fought over; more calls, and a thread pool for them, take none
+    off the pipeline.
+    """
+    now = {a.stage_id: a.parallelism for a in model.analyses}
+    fewer = {stage_id: p for stage_id, p in allocation.parallelism.items()
+             if p < now.get(stage_id, math.inf)}
+    walls = {stage_id: wall for stage_id, wall in allocation.walls.items() if stage_id in fewer}
+    analyses = with_parallelism(model.analyses, fewer, walls)
+    return Allocation(
+        parallelism=fewer,
+        reasons={stage_id: allocation.reasons[stage_id] for stage_id in fewer},
+        predicted_rate=rate_of(compute_bounds(analyses, model.limits)),
+        walls=walls,
+    )
 
 
 def _producer_rate(model, allocation) -> float:
@@ -303,12 +334,12 @@ def _batches_per_epoch(pool: Stage) -> int | None:
 
 
 def _pool_options(
-    profile: Profile,
     pipeline: Pipeline,
     pool: Stage,
     settings: dict[str, StageSetting],
     script_dir: Path,
     depth: PrefetchDepth | None,
+    pin: bool,
 ) -> None:
     """Keep workers alive across epochs, buffer enough batches, pin memory for a GPU.
 
@@ -317,7 +348,8 @@ def _pool_options(
     loader buffers ``prefetch_factor`` batches per worker, so the depth the
     spread of producer and consumer times asks for is shared among them.
     Pinned batches copy to a CUDA device asynchronously, which only matters
-    with one.
+    with one (``pin``: a GPU is present, and the plan may add more than CPU
+    savings).
     """
     if pool.source is None:
         return
@@ -347,7 +379,7 @@ def _pool_options(
             reasons.append(f"prefetch_factor {factor}: {depth.depth} batches buffered across "
                            f"{workers} workers; {depth.reason}")
     pin = None
-    if profile.machine.gpus and not pool.knobs.get("pin_memory"):
+    if pin and not pool.knobs.get("pin_memory"):
         pin = True
         reasons.append("a GPU is present: pinned batches copy to it asynchronously")
     if previous is None and persistent is None and pin is None and factor is None:

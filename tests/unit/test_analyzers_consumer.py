@@ -194,7 +194,8 @@ def test_a_step_that_takes_most_of_the_shared_cores_is_the_bottleneck_not_the_pi
     assert diagnosis.bottleneck.kind == "cpu"
     assert not diagnosis.input_bound
     assert diagnosis.bottleneck_kind == "consumer"
-    assert "the training step (it takes 25 ms of the CPU" in diagnosis.summary
+    assert diagnosis.step_shares_cores
+    assert "the step uses most of them: it takes 25 ms of CPU" in diagnosis.summary
     assert diagnosis.recommendations == ()
 
 

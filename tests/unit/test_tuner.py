@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from synthetic_profiles import make_profile, stage
+from synthetic_profiles import loader_profile, make_profile, stage
 
 from plumber.analyzers.allocate import allocate
 from plumber.analyzers.diagnose import diagnose_all, scene
@@ -266,6 +266,60 @@ def test_profile_and_tune_print_one_verdict_and_tune_changes_nothing_it_cannot_b
     assert plan.pipelines == ()
     assert one_line(diagnoses[0].summary) in printed_by_profile
     assert any(one_line(diagnoses[0].summary) in note for note in plan.notes)
+
+
+def with_step_cpu(profile, cpu_per_step: float, steady_s: float):
+    """``profile`` with a training step that used ``cpu_per_step`` of CPU on the shared cores."""
+    pipeline = profile.pipelines[0]
+    steps = pipeline.consumer.steps
+    consumer = dataclasses.replace(pipeline.consumer, cpu_s=cpu_per_step * steps,
+                                   steady_steps=steps, steady_s=steady_s)
+    return dataclasses.replace(
+        profile, pipelines=(dataclasses.replace(pipeline, consumer=consumer),)
+    )
+
+
+def test_where_the_step_shares_the_cores_profile_recommends_and_tune_plans_the_same_cache():
+    # GIVEN a DataLoader whose 2 workers take 184 ms of CPU per batch (mostly a
+    # deterministic blur) beside a step of 250 ms of CPU, on the same 2 cores,
+    # over two passes of the data (the PyTorch data tutorial's shape, on a CPU)
+    profile = with_step_cpu(loader_profile(
+        (0.002, 0.0018),
+        (("Resize", 0.001, 0.001, False), ("GaussianBlur", 0.020, 0.020, False),
+         ("RandomHorizontalFlip", 0.0002, 0.0002, True)),
+        num_workers=2, wait_s=6.7, step_s=15.0), cpu_per_step=0.25, steady_s=21.7)
+    (diagnosis,) = diagnose_all(profile)
+    # THEN the verdict names the step, and says CPU taken off the pipeline still pays
+    assert diagnosis.step_shares_cores and not diagnosis.input_bound
+    assert "share the 2 usable cores, and the step uses most of them" in diagnosis.summary
+    assert "not the bottleneck" not in diagnosis.summary
+    printed = one_line(render_summary(profile, (diagnosis,)))
+    assert "Bound by the CPU the training step shares with the input pipeline" in printed
+    # AND profile recommends the cache after the blur, and tune plans that cache, alone
+    (cache,) = [r for r in diagnosis.recommendations if r.title.startswith("Cache")]
+    assert cache.stage_id == "transform_1" and "CachedDataset" in cache.new
+    plan = derive_plan(profile, (diagnosis,), Path("train.py"))
+    (planned,) = plan.pipelines
+    (setting,) = planned.settings
+    assert (setting.stage_id, setting.cache) == ("transform_1", "memory")
+    assert setting.parallelism is None and setting.prefetch is None
+    assert not any("nothing to change" in note for note in plan.notes)
+
+
+def test_where_the_step_shares_the_cores_tune_adds_no_prefetch_or_calls():
+    # GIVEN a tf.data map of 10 ms of CPU on 2 cores with no prefetch at the end, beside
+    # a step of 25 ms of CPU (the process used 35 ms a step), and no cache that could pay
+    # (one pass)
+    profile = with_step_cpu(make_profile(
+        stage("source-0", "source", 100, 0.01, line=4),
+        stage("map-0", "map", 100, 1.0, parallelism=1, knobs={"parallelism": 1}, line=5),
+        wait_s=0.25, step_s=1.5), cpu_per_step=0.035, steady_s=1.75)
+    (diagnosis,) = diagnose_all(profile)
+    assert diagnosis.step_shares_cores
+    # THEN tune plans nothing: a prefetch or more calls would take no CPU off the pipeline
+    plan = derive_plan(profile, (diagnosis,), Path("train.py"))
+    assert plan.pipelines == ()
+    assert any("no change worth making" in note for note in plan.notes)
 
 
 def test_a_close_call_gets_no_recommendation_but_a_clear_bottleneck_does():
