@@ -20,6 +20,7 @@ from markupsafe import Markup, escape
 from plumber.analyzers.hotspotadvice import focus_stage, suggest
 from plumber.analyzers.hotspots import hotspots
 from plumber.analyzers.results import Bound, Diagnosis, WhatIf
+from plumber.records.kinds import POOL
 from plumber.records.plan import PipelinePlan, Plan
 from plumber.records.profile import Pipeline, Profile, SourceLocation
 from plumber.reports import format as fmt
@@ -326,8 +327,14 @@ def _metrics(
 def _root_unit(pipeline: Pipeline) -> str:
     """What one root element is, in the reader's words: batches when the pipeline batches.
 
+    A DataLoader's root elements are batches when it was given a batch size
+    (its collation, in the workers, runs with or without one).
     """
-    batches = any(s.kind == "batch" and s.nested_in is None for s in pipeline.stages)
+    if pipeline.is_loader:
+        batches = any(s.kind == POOL and isinstance(s.knobs.get("batch_size"), int)
+                      for s in pipeline.stages)
+    else:
+        batches = any(s.kind == "batch" and s.nested_in is None for s in pipeline.stages)
     return "batches" if batches else "elements"
 
 

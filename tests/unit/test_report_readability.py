@@ -132,3 +132,16 @@ def test_adapter_notes_are_notes_not_knobs() -> None:
     assert "batch_size=32" in row and "cardinality" not in row and "note=" not in row
     note = _between(html, '<tr class="note-row " data-stage="batch-0">', "</tr>")
     assert "fused into MapAndBatch" in note
+
+
+def test_a_dataloaders_rate_is_in_batches_when_it_batches() -> None:
+    from plumber.analyzers.diagnose import diagnose_all
+    from tests.unit.synthetic_profiles import loader_profile
+
+    # GIVEN a DataLoader of batch_size 8, whose collation runs inside its workers
+    profile = loader_profile((0.002, 0.002), (("Resize", 0.001, 0.001, False),),
+                             num_workers=2, wait_s=9.0, step_s=1.0)
+    headline = _between(render_html(profile, diagnose_all(profile)), 'class="headline',
+                        "What to change")
+    # THEN the observed rate counts batches, not elements
+    assert "batches per second reached the training loop" in headline
