@@ -125,10 +125,14 @@ def judge(scene: Scene, warnings: list[str]) -> Verdict:
         )
         bound = consumer
     elif bound is consumer and stall is not None and stall > INPUT_BOUND:
+        steady = scene.pipeline.consumer is not None and \
+            scene.pipeline.consumer.steady_wait_s is not None
+        causes = ("an unmeasured stage or an uneven pace the buffers do not absorb" if steady
+                  else "start-up (filling buffers) or an unmeasured stage")
+        window = " after start-up" if steady else ""
         warnings.append(
-            f"The loop waited {stall:.0%} of its time although the measured stages should "
-            f"keep up with the step: start-up (filling buffers) or an unmeasured stage "
-            f"may be the cause."
+            f"The loop waited {stall:.0%} of its time{window} although the measured stages "
+            f"should keep up with the step: {causes} may be the cause."
         )
     step_first = _step_takes_most_cpu(scene, bound)
     return Verdict(

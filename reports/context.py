@@ -44,6 +44,7 @@ from plumber.reports.view import (
     other_notes,
     run_failure,
     stage_errors,
+    stall_window,
     startup_text,
 )
 from plumber.reports.workers import WorkersView, workers_view
@@ -296,7 +297,8 @@ def _metrics(
     else:
         name, detail = stage_id or diagnosis.bottleneck.name, Markup(escape(bound_by))
     consumer = pipeline.consumer
-    stall_detail = "of the training loop's time spent waiting for data"
+    stall_detail = ("of the training loop's time spent waiting for data"
+                    f"{stall_window(consumer)}")
     if consumer is not None and consumer.wait_estimated:
         stall_detail += " (estimated)"
     predicted, error = diagnosis.predicted_rate, diagnosis.prediction_error

@@ -33,6 +33,7 @@ from plumber.reports.view import (
     run_failure,
     source_text,
     stage_errors,
+    stall_window,
     startup_text,
     verdict_label,
 )
@@ -96,6 +97,7 @@ def _pipeline_lines(pipeline: Pipeline, diagnosis: Diagnosis | None) -> list[str
     gain_text = f" ({fmt.speedup(gain)})" if gain is not None else ""
     stall = (
         f"{fmt.fraction(diagnosis.stall_share)} of the training loop's time waiting for data"
+        f"{stall_window(pipeline.consumer)}"
         if diagnosis.stall_share is not None
         else "not measured"
     )

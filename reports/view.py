@@ -13,7 +13,8 @@ from typing import Any
 
 from plumber.analyzers.results import Diagnosis, StageAnalysis
 from plumber.records.kinds import AUTOTUNE
-from plumber.records.profile import Pipeline, RunInfo, SourceLocation, Stage
+from plumber.records.profile import ConsumerStats, Pipeline, RunInfo, SourceLocation, Stage
+from plumber.reports import format as fmt
 
 #: What each bottleneck kind means, as a phrase that follows "bound by".
 KIND_LABELS = {
@@ -169,6 +170,26 @@ def startup_text(diagnosis: Diagnosis) -> str:
     if startup is None:
         return ""
     return f" (steady, after {startup:.1f} s of start-up)"
+
+
+#: How far the whole iteration's stall must be from the steady window's to be shown beside it.
+STALL_APART = 0.05
+
+
+def stall_window(consumer: ConsumerStats | None) -> str:
+    """What the stall share covers, where start-up moved it: `` after start-up (78% with it)``.
+
+    The stall the verdict uses is the steady window's where its wait was
+    timed; a long start-up (workers importing torch) can make the whole
+    iteration's read very differently, and the reader may have seen that
+    one elsewhere.
+    """
+    if consumer is None or consumer.steady_wait_s is None:
+        return ""
+    steady, run = consumer.stall_share, consumer.run_stall_share
+    if abs(run - steady) < STALL_APART:
+        return ""
+    return f" after start-up ({fmt.fraction(run)} with it)"
 
 
 def stage_errors(pipeline: Pipeline) -> dict[str, str]:

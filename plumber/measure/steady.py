@@ -6,10 +6,11 @@ to as many before its end: :class:`SteadyWindow`.)
 An iterator's first step pays the pipeline's start-up (threads, buffers,
 function tracing, worker processes); the rate the model predicts is the one
 that follows. The hooks mark each step an iterator delivers; the window
-between its first and last mark gives the steps, the seconds and the CPU
-time of this process (``time.process_time()``: every thread of this process,
-not DataLoader worker processes) that the analysis compares the model with
-(``ConsumerStats.steady_steps``, ``steady_s``, ``cpu_s``).
+between its first and last mark gives the steps, the seconds, the time the
+loop waited for data, and the CPU time of this process
+(``time.process_time()``: every thread of this process, not DataLoader
+worker processes) that the analysis compares the model with
+(``ConsumerStats.steady_steps``, ``steady_s``, ``steady_wait_s``, ``cpu_s``).
 
 Each mark also reads ``time.monotonic()``, the resource sampler's clock, so
 the window can be placed on the samples' time axis
@@ -30,10 +31,12 @@ from plumber.records.profile import SteadySpan
 
 @dataclass(frozen=True)
 class Mark:
-    """One mark: the hook's clock, steps delivered, process CPU, ``time.monotonic()``."""
+    """One mark: the hook's clock, steps delivered, the loop's wait so far, process CPU,
+    ``time.monotonic()``."""
 
     at: float
     steps: int
+    waited: float
     cpu: float
     monotonic: float
 
@@ -60,20 +63,22 @@ class SteadyWindow:
     first: Mark | None = None
     recent: deque[Mark] = field(default_factory=deque)
 
-    def mark(self, steps: int, now: float) -> None:
-        """The iterator has delivered ``steps`` steps at ``now`` (one clock per window)."""
-        mark = Mark(now, steps, time.process_time(), time.monotonic())
+    def mark(self, steps: int, now: float, waited: float) -> None:
+        """The iterator has delivered ``steps`` steps at ``now`` (one clock per window),
+        its loop having waited ``waited`` seconds for data in all."""
+        mark = Mark(now, steps, waited, time.process_time(), time.monotonic())
         if self.first is None:
             self.first = mark
         self.recent.append(mark)
         while len(self.recent) > self.opens_at:
             self.recent.popleft()
 
-    def step(self, now: float) -> None:
-        """One more step delivered at ``now``; marked once the window is open."""
+    def step(self, now: float, waited: float) -> None:
+        """One more step delivered at ``now``, ``waited`` seconds of waiting for data in all
+        so far; marked once the window is open."""
         self.delivered += 1
         if self.delivered >= self.opens_at:
-            self.mark(self.delivered, now)
+            self.mark(self.delivered, now, waited)
 
     @property
     def last(self) -> Mark | None:
@@ -90,7 +95,8 @@ class SteadyWindow:
 
 @dataclass(frozen=True)
 class Steady:
-    """Steps, seconds and process CPU seconds over the steady windows of a pipeline.
+    """Steps, seconds, seconds waited for data and process CPU seconds over the steady
+    windows of a pipeline.
 
     ``spans`` places each window on the resource samples' clock; empty when
     that clock's origin was not given.
@@ -98,6 +104,7 @@ class Steady:
 
     steps: int
     seconds: float
+    wait_s: float
     cpu_s: float
     spans: tuple[SteadySpan, ...] = ()
 
@@ -121,7 +128,7 @@ def steady_of(
         return None
     held = [(w.first, w.last, w.steps) for w in windows if w.steps > 0]
     if not held:
-        return Steady(steps=0, seconds=0.0, cpu_s=0.0)
+        return Steady(steps=0, seconds=0.0, wait_s=0.0, cpu_s=0.0)
     placed = () if clock_origin is None else tuple(
         SteadySpan(
             start_s=first.monotonic - clock_origin,
@@ -133,6 +140,7 @@ def steady_of(
     return Steady(
         steps=sum(steps for _, _, steps in held),
         seconds=sum(last.at - first.at for first, last, _ in held),
+        wait_s=sum(last.waited - first.waited for first, last, _ in held),
         cpu_s=sum(last.cpu - first.cpu for first, last, _ in held),
         spans=placed,
     )

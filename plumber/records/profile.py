@@ -218,7 +218,9 @@ class ConsumerStats:
     which pays the start-up (threads, buffers, function tracing):
     ``steady_steps`` steps in ``steady_s`` seconds, during which the
     consumer's process (its own threads, not DataLoader worker processes)
-    used ``cpu_s`` seconds of CPU. All three are None where not measured.
+    used ``cpu_s`` seconds of CPU and the loop waited ``steady_wait_s``
+    seconds for data. All four are None where not measured (the wait also
+    where it was estimated, not timed).
     ``steady_spans`` places each iterator's window on the resource samples'
     clock; empty where not recorded.
     """
@@ -235,10 +237,24 @@ class ConsumerStats:
     steady_s: float | None = None
     cpu_s: float | None = None
     steady_spans: tuple[SteadySpan, ...] = ()
+    steady_wait_s: float | None = None
 
     @property
     def stall_share(self) -> float:
-        """Fraction of the loop's time spent waiting on input."""
+        """Fraction of the loop's time spent waiting on input, over the steady window.
+
+        The window the observed rate and the verdict are taken over, where
+        its wait was timed; else the whole iteration (:attr:`run_stall_share`).
+        """
+        wait, seconds = self.steady_wait_s, self.steady_s
+        if wait is None or seconds is None or seconds <= 0:
+            return self.run_stall_share
+        return min(max(wait / seconds, 0.0), 1.0)
+
+    @property
+    def run_stall_share(self) -> float:
+        """Fraction of the loop's time spent waiting on input over the whole iteration,
+        start-up included."""
         total = self.wait_s + self.step_s
         return self.wait_s / total if total > 0 else 0.0
 

@@ -271,7 +271,7 @@ class TfHooks:
                 watch.step_sq += step * step
                 watch.recent_steps.append(step)
             calls = watch.python_calls = watch.python_calls + 1
-            watch.steady.step(returned)
+            watch.steady.step(returned, watch.wait_s)
             if calls & (calls - 1) == 0:
                 # Polls at calls 1, 2, 4, 8...: short runs that end between
                 # two timed polls still leave counters of every stage.
@@ -367,7 +367,7 @@ class TfHooks:
             watch.last_root_elements = watch.model.root_elements
             watch.last_progress_at = time.monotonic()
             if watch.python_calls == 0:  # a compiled loop: progress is only seen here
-                watch.steady.mark(watch.model.root_elements, watch.last_progress_at)
+                watch.steady.mark(watch.model.root_elements, watch.last_progress_at, watch.wait_s)
 
     def _poll(self) -> None:
         """One tick of the poller: read TF's model, then check the run's bounds."""

@@ -257,7 +257,7 @@ def _consumer(
             "step_median_s": median_step([s for w in timed for s in w.recent_steps]),
         }
         return ConsumerStats("python_next", calls, wait, step, **spread,
-                             **_steady(timed, clock_origin)), wait + step
+                             **_steady(timed, clock_origin, timed_wait=True)), wait + step
     modelled = [w for w in iterators if w.model.root_elements > 0]
     if not modelled:
         return None, 0.0
@@ -279,13 +279,21 @@ def _consumer(
     ), active
 
 
-def _steady(iterators: list[IteratorWatch], clock_origin: float | None) -> dict[str, Any]:
-    """The steady window's fields of ConsumerStats (start-up excluded), None where unseen."""
+def _steady(
+    iterators: list[IteratorWatch], clock_origin: float | None, *, timed_wait: bool = False
+) -> dict[str, Any]:
+    """The steady window's fields of ConsumerStats (start-up excluded), None where unseen.
+
+    The wait over the window only where Python timed each ``next()``
+    (``timed_wait``): inside a compiled function the wait is estimated for the
+    whole iteration.
+    """
     steady = steady_of((w.steady for w in iterators), clock_origin)
     if steady is None:
         return {"steady_steps": None, "steady_s": None, "cpu_s": None}
     return {"steady_steps": steady.steps, "steady_s": steady.seconds, "cpu_s": steady.cpu_s,
-            "steady_spans": steady.spans}
+            "steady_spans": steady.spans,
+            "steady_wait_s": steady.wait_s if timed_wait else None}
 
 
 def _passes(iterators: list[IteratorWatch], cardinality: object) -> tuple[IteratorPass, ...]:

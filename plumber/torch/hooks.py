@@ -278,7 +278,7 @@ class TorchHooks:
             if watch.steady is None:
                 watch.steady = SteadyWindow(opens_at=batches_asked_at_start(it))
                 loader.windows.append(watch.steady)
-            watch.steady.step(returned)
+            watch.steady.step(returned, loader.wait_s)
             if not loader.element_spec:
                 loader.element_spec = describe(value)[:500]
             return value

@@ -109,6 +109,7 @@ def build_pipeline(
             step_median_s=summary.step_median_s,
             steady_steps=steady.steps if steady is not None else None,
             steady_s=steady.seconds if steady is not None else None,
+            steady_wait_s=steady.wait_s if steady is not None else None,
             cpu_s=steady.cpu_s if steady is not None else None,
             steady_spans=steady.spans if steady is not None else (),
         )

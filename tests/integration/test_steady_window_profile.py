@@ -1,6 +1,7 @@
 """GIVEN a real torch script iterating a DataLoader for two epochs, WHEN it runs under
 ``plumber profile``, THEN each epoch's steady window is recorded on the resource samples'
-clock, inside the sampled run, and the report shades it."""
+clock, inside the sampled run, and the report shades it; the data stall is the steady
+window's, like the verdict beside it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import textwrap
 import pytest
 
 from plumber.records.profile import Profile
+from plumber.reports import format as fmt
 
 pytestmark = [
     pytest.mark.slow,
@@ -64,3 +66,47 @@ def test_each_epochs_steady_window_lies_inside_the_sampled_run(plumber_cli, tmp_
     for span in spans:
         assert any(span.start_s < t <= span.end_s for t in samples), (span, samples)
     assert 'class="steady"' in run.report_path.read_text()
+
+
+SLOW_START = textwrap.dedent("""
+    import time
+
+    import torch
+    from torch.utils.data import DataLoader, Dataset
+
+
+    class Cheap(Dataset):
+        def __len__(self):
+            return 240
+
+        def __getitem__(self, index):
+            return torch.full((4,), float(index))
+
+
+    def start_slowly(worker_id):
+        time.sleep(1.0)  # as spawned workers importing torch take a second or more
+
+
+    loader = DataLoader(Cheap(), batch_size=4, num_workers=2, worker_init_fn=start_slowly)
+    for _epoch in range(2):
+        for batch in loader:
+            time.sleep(0.02)  # the training step: far slower than the workers
+""")
+
+
+def test_a_slow_start_up_does_not_make_a_step_bound_loop_look_stalled(plumber_cli, tmp_path):
+    script = tmp_path / "slow_start.py"
+    script.write_text(SLOW_START)
+    run = plumber_cli("profile", "-o", "out", "--cpu-probe", "0", script, timeout=180)
+    assert run.returncode == 0, run.stderr[-3000:]
+    consumer = Profile.load(run.profile_path).pipelines[0].consumer
+    # THEN the workers' start-up, a second each epoch, is waiting of the whole run only
+    assert consumer.steady_wait_s is not None
+    assert consumer.run_stall_share > 0.4, consumer
+    assert consumer.stall_share < 0.2, consumer
+    # AND the summary gives the steady stall beside the verdict, and the whole run's too
+    printed = " ".join((run.stdout + run.stderr).split())
+    assert "not input-bound" in printed, printed
+    steady, run_stall = fmt.fraction(consumer.stall_share), fmt.fraction(consumer.run_stall_share)
+    assert (f"Data stall {steady} of the training loop's time waiting for data after start-up "
+            f"({run_stall} with it)") in printed, printed

@@ -130,6 +130,27 @@ def test_consumer_records_how_much_its_wait_and_step_times_vary():
     assert consumer.wait_sd_s is not None and consumer.wait_sd_s >= 0.0
 
 
+def test_the_loops_wait_is_timed_over_the_steady_window_apart_from_start_up():
+    import time
+
+    def slow_first(x):
+        if x == 0:
+            time.sleep(0.5)  # a pipeline that takes half a second to deliver anything
+        return x
+
+    with TfHooks() as hooks:
+        dataset = tf.data.Dataset.range(30).map(
+            lambda x: tf.numpy_function(slow_first, [x], tf.int64))
+        for _ in dataset:
+            time.sleep(0.01)
+    (pipeline,) = build_pipelines(hooks, cpu_probe_s=0.0)
+    consumer = pipeline.consumer
+    # THEN the half-second start-up is in the whole iteration's wait, not the window's
+    assert consumer.wait_s >= 0.5
+    assert consumer.steady_wait_s is not None and consumer.steady_wait_s < 0.2
+    assert consumer.stall_share < 0.5 < consumer.run_stall_share
+
+
 @pytest.mark.parametrize("root", ["options", "take", "assert"])
 def test_a_pass_through_root_leaves_the_cpu_probe_on_and_the_heavy_map_named(plumber_cli, root):
     run = plumber_cli("profile", "-o", "out", PIPELINES / "pass_through_root.py",

@@ -352,3 +352,25 @@ def test_a_shared_cpu_bound_close_to_the_steps_own_is_no_close_call():
     # THEN both are the step's side: the step is named, with no doubt between them
     assert not diagnosis.uncertain
     assert diagnosis.bottleneck_kind == "consumer" and not diagnosis.input_bound
+
+
+def test_a_step_bound_loop_that_waited_in_its_steady_window_is_not_blamed_on_start_up():
+    # GIVEN a map that keeps up with the step, and a loop that waited half its steady window
+    profile = make_profile(
+        stage("source-0", "source", 100, 0.01),
+        stage("map-0", "map", 100, 0.5, parallelism=1),
+        wait_s=1.0, step_s=1.0,
+    )
+    pipeline = profile.pipelines[0]
+    timed = dataclasses.replace(pipeline.consumer, steady_steps=99, steady_s=1.6,
+                                steady_wait_s=0.8)
+    untimed = dataclasses.replace(timed, steady_wait_s=None)
+    warned = {}
+    for name, consumer in (("timed", timed), ("untimed", untimed)):
+        changed = dataclasses.replace(
+            profile, pipelines=(dataclasses.replace(pipeline, consumer=consumer),))
+        warned[name] = " ".join(w for w in diagnose(changed).warnings if "should keep up" in w)
+    # THEN start-up is named as a cause only where the stall includes it
+    assert "50% of its time after start-up" in warned["timed"]
+    assert "start-up (filling buffers)" not in warned["timed"]
+    assert "start-up (filling buffers)" in warned["untimed"]

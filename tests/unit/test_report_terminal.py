@@ -66,3 +66,28 @@ def test_the_analysis_warnings_stand_beside_the_verdict_as_in_the_report() -> No
     at = next(i for i, line in enumerate(lines) if line.startswith("  Warning "))
     assert " ".join(" ".join(lines[at:at + 2]).split()) == "Warning " + warning
     assert at < next(i for i, line in enumerate(lines) if line == "  Recommendations:")
+
+
+def test_the_stall_is_the_steady_windows_and_the_whole_runs_is_given_where_start_up_moved_it():
+    from plumber.analyzers.diagnose import diagnose_all
+    from tests.unit.synthetic_profiles import loader_profile
+
+    # GIVEN a loop that waited 9 s of its 10 s, 8.8 s of it before its steady window
+    profile = loader_profile((0.002, 0.002), (("Resize", 0.001, 0.001, False),),
+                             num_workers=2, wait_s=9.0, step_s=1.0)
+    pipeline = profile.pipelines[0]
+    consumer = dataclasses.replace(pipeline.consumer, steady_steps=99, steady_s=1.0,
+                                   steady_wait_s=0.2)
+    assert consumer.stall_share == 0.2 and consumer.run_stall_share == 0.9
+    steady = dataclasses.replace(
+        profile, pipelines=(dataclasses.replace(pipeline, consumer=consumer),))
+    (diagnosis,) = diagnose_all(steady)
+    # THEN the verdict and the stall line both read the steady window, and say so
+    assert diagnosis.stall_share == 0.2
+    printed = " ".join(render_summary(steady, [diagnosis]).split())
+    assert ("Data stall 20% of the training loop's time waiting for data after start-up "
+            "(90% with it)") in printed
+    # AND where the wait was not timed over the window, the whole run's stall stands alone
+    (whole,) = diagnose_all(profile)
+    assert whole.stall_share == 0.9
+    assert "with it)" not in render_summary(profile, [whole])

@@ -1,4 +1,4 @@
-"""Steady windows: steps, seconds and process CPU after each iterator's first step."""
+"""Steady windows: steps, seconds, waiting and process CPU after each iterator's first step."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from plumber.measure.steady import SteadyWindow, steady_of
 
 def test_the_first_step_opens_the_window_and_is_not_counted():
     window = SteadyWindow()
-    window.step(10.0)
+    window.step(10.0, 0.0)
     assert window.steps == 0
-    window.step(10.5)
-    window.step(11.0)
+    window.step(10.5, 0.0)
+    window.step(11.0, 0.0)
     assert window.steps == 2
     steady = steady_of([window])
     assert steady is not None
@@ -25,29 +25,45 @@ def test_the_first_step_opens_the_window_and_is_not_counted():
 def test_windows_of_several_iterators_add_up_and_empty_ones_are_left_out():
     first, second, peeked = SteadyWindow(), SteadyWindow(), SteadyWindow()
     for now in (0.0, 1.0, 2.0):
-        first.step(now)
+        first.step(now, 0.0)
     for now in (5.0, 5.5):
-        second.step(now)
-    peeked.step(9.0)
+        second.step(now, 0.0)
+    peeked.step(9.0, 0.0)
     steady = steady_of([first, second, peeked])
     assert steady is not None
     assert (steady.steps, steady.seconds) == (3, pytest.approx(2.5))
 
 
+def test_the_window_counts_the_waiting_between_its_marks_not_the_start_ups():
+    # GIVEN a first step after 3 s of waiting for the pipeline to start, then two steps
+    # each after 0.1 s of waiting, and a second iterator that waited 2 s to start
+    first, second = SteadyWindow(), SteadyWindow()
+    first.step(3.0, 3.0)
+    first.step(4.0, 3.1)
+    first.step(5.0, 3.2)
+    second.step(7.0, 2.0)
+    second.step(8.0, 2.5)
+    steady = steady_of([first, second])
+    # THEN the steady windows waited 0.2 s and 0.5 s of their 3 s
+    assert steady is not None
+    assert steady.wait_s == pytest.approx(0.7)
+    assert steady.seconds == pytest.approx(3.0)
+
+
 def test_marks_from_a_model_count_the_steps_it_reports():
     window = SteadyWindow()
-    window.mark(4, 1.0)
-    window.mark(12, 3.0)
+    window.mark(4, 1.0, 0.0)
+    window.mark(12, 3.0, 0.0)
     assert window.steps == 8
 
 
 def test_the_window_measures_this_process_cpu():
     window = SteadyWindow()
-    window.step(time.perf_counter())
+    window.step(time.perf_counter(), 0.0)
     deadline = time.process_time() + 0.05
     while time.process_time() < deadline:
         pass
-    window.step(time.perf_counter())
+    window.step(time.perf_counter(), 0.0)
     steady = steady_of([window])
     assert steady is not None
     assert steady.cpu_s >= 0.05
@@ -55,7 +71,7 @@ def test_the_window_measures_this_process_cpu():
 
 def test_an_iterator_that_never_passed_its_start_up_gives_zero_steady_steps():
     window = SteadyWindow()
-    window.step(1.0)
+    window.step(1.0, 0.0)
     steady = steady_of([window])
     assert steady is not None and (steady.steps, steady.seconds) == (0, 0.0)
     assert steady_of([]) is None
@@ -66,14 +82,14 @@ def test_a_window_opens_once_the_batches_asked_for_at_the_start_are_delivered():
     # until the workers, handed nothing new, finish the last 3 in a burst too
     window = SteadyWindow(opens_at=4)
     for now in (5.0, 5.1, 5.2, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 11.1, 11.2, 11.3):
-        window.step(now)
+        window.step(now, 0.0)
     steady = steady_of([window])
     # THEN the window runs from the 4th delivery to the 9th: 5 steps in 5 s
     assert steady is not None
     assert (steady.steps, steady.seconds) == (5, pytest.approx(5.0))
     short = SteadyWindow(opens_at=32)
     for now in range(24):
-        short.step(float(now))
+        short.step(float(now), 0.0)
     assert steady_of([short]).steps == 0
 
 
@@ -91,11 +107,11 @@ def test_a_loader_opens_its_window_after_workers_times_prefetch_factor_batches()
 def test_windows_are_placed_on_the_samples_clock_in_the_order_they_opened():
     origin = time.monotonic()
     early, late = SteadyWindow(), SteadyWindow()
-    early.step(0.0)
-    late.step(0.0)
-    early.step(1.0)
-    late.step(1.0)
-    late.step(2.0)
+    early.step(0.0, 0.0)
+    late.step(0.0, 0.0)
+    early.step(1.0, 0.0)
+    late.step(1.0, 0.0)
+    late.step(2.0, 0.0)
     after = time.monotonic() - origin
     steady = steady_of([late, early], clock_origin=origin)
     assert steady is not None
@@ -107,7 +123,7 @@ def test_windows_are_placed_on_the_samples_clock_in_the_order_they_opened():
 
 def test_without_the_samples_clock_no_window_is_placed():
     window = SteadyWindow()
-    window.step(1.0)
-    window.step(2.0)
+    window.step(1.0, 0.0)
+    window.step(2.0, 0.0)
     steady = steady_of([window])
     assert steady is not None and steady.spans == ()
