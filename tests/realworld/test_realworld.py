@@ -99,7 +99,7 @@ CASES = {
         # A conv step on the CPU takes most of the 2 cores (about 40 ms of CPU a batch
         # against the workers' 26-33 ms in three runs here); Rescale is deterministic
         # and most of the workers' time, RandomCrop after it random.
-        Case("torch_data_tutorial", ("--data-dir", "{data}", "--epochs", "10"), "torch",
+        Case("torch_data_tutorial", ("--data-dir", "{data}", "--epochs", "6"), "torch",
              bottleneck_stage="workers", random_ops=("RandomCrop",),
              step_shares_cores=True),
     )
