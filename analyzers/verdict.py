@@ -109,7 +109,13 @@ def _hardly_waited(scene: Scene) -> bool:
 
 
 def judge(scene: Scene, warnings: list[str]) -> Verdict:
-    """Pick the bottleneck; add a warning where the stall share contradicts the model."""
+    """Pick the bottleneck; add a warning where the stall share contradicts the model.
+
+    A loop that hardly waited overrules a model that blames the input, except
+    where the cores the step shares with the pipeline bind and the step takes
+    most of them: the step then runs slow for want of cores, not of data, so
+    its loop need not wait, and the verdict names the step all the same.
+    """
     bounds = scene.bounds
     stall = scene.stall_share
     consumer = next((b for b in bounds if b.kind == "consumer"), None)
@@ -117,7 +123,8 @@ def judge(scene: Scene, warnings: list[str]) -> Verdict:
     if not explained and (consumer is None or (stall is not None and stall > INPUT_BOUND)):
         return _unexplained(scene)
     bound = binding(bounds)
-    if bound is not consumer and consumer is not None and _hardly_waited(scene):
+    overruled = bound is not consumer and consumer is not None and _hardly_waited(scene)
+    if overruled and not _step_takes_most_cpu(scene, bound):
         warnings.append(
             f"The model puts {bound.name} ({text.rate(bound.rate)}) below the training "
             f"step ({text.rate(consumer.rate)}), but the loop waited only {stall:.0%} "

@@ -374,3 +374,18 @@ def test_a_step_bound_loop_that_waited_in_its_steady_window_is_not_blamed_on_sta
     assert "50% of its time after start-up" in warned["timed"]
     assert "start-up (filling buffers)" not in warned["timed"]
     assert "start-up (filling buffers)" in warned["untimed"]
+
+
+def test_a_step_short_of_cores_it_shares_is_not_overruled_by_a_loop_that_hardly_waited():
+    # GIVEN the step and the pipeline sharing 2 cores, the step taking most of them, and a
+    # loop that waited 5% of its steady window: the step ran slow for want of cores
+    profile = _with_consumer_cpu(_cpu_bound_profile(1.5), cpu_s=3.52, steady_steps=100)
+    pipeline = profile.pipelines[0]
+    consumer = dataclasses.replace(pipeline.consumer, steady_wait_s=0.05)
+    profile = dataclasses.replace(
+        profile, pipelines=(dataclasses.replace(pipeline, consumer=consumer),))
+    diagnosis = diagnose(profile)
+    # THEN the verdict stays the shared cores', which profile and tune both act on
+    assert diagnosis.stall_share == pytest.approx(0.05)
+    assert diagnosis.step_shares_cores
+    assert not any("taken as the limit" in w for w in diagnosis.warnings)
