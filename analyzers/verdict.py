@@ -112,9 +112,9 @@ def judge(scene: Scene, warnings: list[str]) -> Verdict:
     """Pick the bottleneck; add a warning where the stall share contradicts the model.
 
     A loop that hardly waited overrules a model that blames the input, except
-    where the cores the step shares with the pipeline bind and the step takes
-    most of them: the step then runs slow for want of cores, not of data, so
-    its loop need not wait, and the verdict names the step all the same.
+    where the binding bound is the cores the step shares with the pipeline
+    (:func:`_cores_shared_with_step`): the step then runs slow for want of
+    cores, not of data, so its loop need not wait.
     """
     bounds = scene.bounds
     stall = scene.stall_share
@@ -124,7 +124,7 @@ def judge(scene: Scene, warnings: list[str]) -> Verdict:
         return _unexplained(scene)
     bound = binding(bounds)
     overruled = bound is not consumer and consumer is not None and _hardly_waited(scene)
-    if overruled and not _step_takes_most_cpu(scene, bound):
+    if overruled and not _cores_shared_with_step(scene, bound):
         warnings.append(
             f"The model puts {bound.name} ({text.rate(bound.rate)}) below the training "
             f"step ({text.rate(consumer.rate)}), but the loop waited only {stall:.0%} "
@@ -164,6 +164,12 @@ def _pipeline_cpu(scene: Scene) -> float:
     )
 
 
+def _cores_shared_with_step(scene: Scene, bound: Bound) -> bool:
+    """``bound`` is the CPU bound of the cores, and the training step's CPU is part of it."""
+    step = scene.limits.consumer_cpu_per_root or 0.0
+    return bound.kind == "cpu" and bound.stage_id is None and step > 0
+
+
 def _step_takes_most_cpu(scene: Scene, bound: Bound) -> bool:
     """The shared cores bind, and the training step uses more of them than the pipeline.
 
@@ -172,10 +178,9 @@ def _step_takes_most_cpu(scene: Scene, bound: Bound) -> bool:
     goes to the step, so changes that make it cheaper are still recommended
     and planned (:attr:`plumber.analyzers.results.Diagnosis.step_shares_cores`).
     """
-    step = scene.limits.consumer_cpu_per_root or 0.0
-    if bound.kind != "cpu" or bound.stage_id is not None or not step > 0:
+    if not _cores_shared_with_step(scene, bound):
         return False
-    return step > _pipeline_cpu(scene)
+    return (scene.limits.consumer_cpu_per_root or 0.0) > _pipeline_cpu(scene)
 
 
 def _rate_if_fixed(bounds: Sequence[Bound], bound: Bound) -> float:

@@ -389,3 +389,19 @@ def test_a_step_short_of_cores_it_shares_is_not_overruled_by_a_loop_that_hardly_
     assert diagnosis.stall_share == pytest.approx(0.05)
     assert diagnosis.step_shares_cores
     assert not any("taken as the limit" in w for w in diagnosis.warnings)
+
+
+def test_a_pipeline_taking_most_of_the_cores_it_shares_is_blamed_though_the_loop_hardly_waited():
+    # GIVEN a 10.2 ms pipeline and a 5 ms step of CPU per batch on the same 2 cores
+    # (the pipeline takes most), and a loop that waited 5% of its steady window: the
+    # step ran slow for want of the cores the pipeline took
+    profile = _with_consumer_cpu(_cpu_bound_profile(0.6), cpu_s=1.52, steady_steps=100)
+    pipeline = profile.pipelines[0]
+    consumer = dataclasses.replace(pipeline.consumer, steady_wait_s=0.05)
+    profile = dataclasses.replace(
+        profile, pipelines=(dataclasses.replace(pipeline, consumer=consumer),))
+    diagnosis = diagnose(profile)
+    # THEN the shared cores bind and the pipeline is blamed, not the step
+    assert diagnosis.bottleneck.kind == "cpu" and diagnosis.bottleneck.stage_id is None
+    assert diagnosis.input_bound and not diagnosis.step_shares_cores
+    assert not any("taken as the limit" in w for w in diagnosis.warnings)
