@@ -85,7 +85,8 @@ def too_close_to_call(scene: Scene) -> CloseCall | None:
     bound, which the verdict then charges to the step. None when the two
     sides are further apart, when either is missing, and when the loop's
     measured waiting already settled it (it hardly waited although the model
-    put the pipeline lower: :func:`judge` takes the step).
+    put the pipeline lower, on a bound other than the cores the step shares:
+    :func:`judge` takes the step).
     """
     steps = [b for b in scene.bounds
              if b.kind == "consumer" or _step_takes_most_cpu(scene, b)]
@@ -96,7 +97,8 @@ def too_close_to_call(scene: Scene) -> CloseCall | None:
     low, high = sorted((consumer.rate, lowest.rate))
     if not (low > 0 and math.isfinite(high)) or high > NOISE * low:
         return None
-    if lowest.rate < consumer.rate and _hardly_waited(scene):
+    settled = lowest.rate < consumer.rate and _hardly_waited(scene)
+    if settled and not _cores_shared_with_step(scene, lowest):
         return None
     return CloseCall(consumer, lowest)
 

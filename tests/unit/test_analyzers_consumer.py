@@ -405,3 +405,19 @@ def test_a_pipeline_taking_most_of_the_cores_it_shares_is_blamed_though_the_loop
     assert diagnosis.bottleneck.kind == "cpu" and diagnosis.bottleneck.stage_id is None
     assert diagnosis.input_bound and not diagnosis.step_shares_cores
     assert not any("taken as the limit" in w for w in diagnosis.warnings)
+
+
+def test_a_close_call_on_the_shared_cores_is_not_settled_by_a_loop_that_hardly_waited():
+    # GIVEN the pipeline taking most of the 2 cores it shares with the step, their bound
+    # within the noise of the step's own, and a loop that waited 5% of its steady window
+    profile = _with_consumer_cpu(_cpu_bound_profile(0.75), cpu_s=1.52, steady_steps=100)
+    pipeline = profile.pipelines[0]
+    consumer = dataclasses.replace(pipeline.consumer, steady_wait_s=0.05)
+    profile = dataclasses.replace(
+        profile, pipelines=(dataclasses.replace(pipeline, consumer=consumer),))
+    diagnosis = diagnose(profile)
+    cpu = next(b for b in diagnosis.bounds if b.name == "CPU")
+    step = next(b for b in diagnosis.bounds if b.kind == "consumer")
+    assert cpu.rate < step.rate < 1.1 * cpu.rate
+    # THEN the verdict says it is too close to call, as judge no longer takes the step
+    assert diagnosis.uncertain and diagnosis.recommendations == ()
