@@ -376,15 +376,20 @@ def test_a_step_bound_loop_that_waited_in_its_steady_window_is_not_blamed_on_sta
     assert "start-up (filling buffers)" in warned["untimed"]
 
 
+def _waited_5_percent(profile, cpu_s):
+    """``profile`` whose process used ``cpu_s`` over a 1 s steady window of 100 steps, of
+    which its loop waited 0.05 s for data."""
+    profile = _with_consumer_cpu(profile, cpu_s=cpu_s, steady_steps=100)
+    pipeline = profile.pipelines[0]
+    consumer = dataclasses.replace(pipeline.consumer, steady_wait_s=0.05)
+    return dataclasses.replace(
+        profile, pipelines=(dataclasses.replace(pipeline, consumer=consumer),))
+
+
 def test_a_step_short_of_cores_it_shares_is_not_overruled_by_a_loop_that_hardly_waited():
     # GIVEN the step and the pipeline sharing 2 cores, the step taking most of them, and a
     # loop that waited 5% of its steady window: the step ran slow for want of cores
-    profile = _with_consumer_cpu(_cpu_bound_profile(1.5), cpu_s=3.52, steady_steps=100)
-    pipeline = profile.pipelines[0]
-    consumer = dataclasses.replace(pipeline.consumer, steady_wait_s=0.05)
-    profile = dataclasses.replace(
-        profile, pipelines=(dataclasses.replace(pipeline, consumer=consumer),))
-    diagnosis = diagnose(profile)
+    diagnosis = diagnose(_waited_5_percent(_cpu_bound_profile(1.5), cpu_s=3.52))
     # THEN the verdict stays the shared cores', which profile and tune both act on
     assert diagnosis.stall_share == pytest.approx(0.05)
     assert diagnosis.step_shares_cores
@@ -395,12 +400,7 @@ def test_a_pipeline_taking_most_of_the_cores_it_shares_is_blamed_though_the_loop
     # GIVEN a 10.2 ms pipeline and a 5 ms step of CPU per batch on the same 2 cores
     # (the pipeline takes most), and a loop that waited 5% of its steady window: the
     # step ran slow for want of the cores the pipeline took
-    profile = _with_consumer_cpu(_cpu_bound_profile(0.6), cpu_s=1.52, steady_steps=100)
-    pipeline = profile.pipelines[0]
-    consumer = dataclasses.replace(pipeline.consumer, steady_wait_s=0.05)
-    profile = dataclasses.replace(
-        profile, pipelines=(dataclasses.replace(pipeline, consumer=consumer),))
-    diagnosis = diagnose(profile)
+    diagnosis = diagnose(_waited_5_percent(_cpu_bound_profile(0.6), cpu_s=1.52))
     # THEN the shared cores bind and the pipeline is blamed, not the step
     assert diagnosis.bottleneck.kind == "cpu" and diagnosis.bottleneck.stage_id is None
     assert diagnosis.input_bound and not diagnosis.step_shares_cores
@@ -410,12 +410,7 @@ def test_a_pipeline_taking_most_of_the_cores_it_shares_is_blamed_though_the_loop
 def test_a_close_call_on_the_shared_cores_is_not_settled_by_a_loop_that_hardly_waited():
     # GIVEN the pipeline taking most of the 2 cores it shares with the step, their bound
     # within the noise of the step's own, and a loop that waited 5% of its steady window
-    profile = _with_consumer_cpu(_cpu_bound_profile(0.75), cpu_s=1.52, steady_steps=100)
-    pipeline = profile.pipelines[0]
-    consumer = dataclasses.replace(pipeline.consumer, steady_wait_s=0.05)
-    profile = dataclasses.replace(
-        profile, pipelines=(dataclasses.replace(pipeline, consumer=consumer),))
-    diagnosis = diagnose(profile)
+    diagnosis = diagnose(_waited_5_percent(_cpu_bound_profile(0.75), cpu_s=1.52))
     cpu = next(b for b in diagnosis.bounds if b.name == "CPU")
     step = next(b for b in diagnosis.bounds if b.kind == "consumer")
     assert cpu.rate < step.rate < 1.1 * cpu.rate
