@@ -134,8 +134,7 @@ def judge(scene: Scene, warnings: list[str]) -> Verdict:
         )
         bound = consumer
     elif bound is consumer and stall is not None and stall > INPUT_BOUND:
-        steady = scene.pipeline.consumer is not None and \
-            scene.pipeline.consumer.steady_wait_s is not None
+        steady = scene.pipeline.consumer is not None and scene.pipeline.consumer.stall_is_steady
         causes = ("an unmeasured stage or an uneven pace the buffers do not absorb" if steady
                   else "start-up (filling buffers) or an unmeasured stage")
         window = " after start-up" if steady else ""

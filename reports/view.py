@@ -184,7 +184,7 @@ def stall_window(consumer: ConsumerStats | None) -> str:
     iteration's read very differently, and the reader may have seen that
     one elsewhere.
     """
-    if consumer is None or consumer.steady_wait_s is None:
+    if consumer is None or not consumer.stall_is_steady:
         return ""
     steady, run = consumer.stall_share, consumer.run_stall_share
     if abs(run - steady) < STALL_APART:

@@ -240,15 +240,22 @@ class ConsumerStats:
     steady_wait_s: float | None = None
 
     @property
+    def stall_is_steady(self) -> bool:
+        """Whether :attr:`stall_share` is the steady window's: its wait was timed, and the
+        window held time to share it over."""
+        return self.steady_wait_s is not None and (self.steady_s or 0.0) > 0
+
+    @property
     def stall_share(self) -> float:
         """Fraction of the loop's time spent waiting on input, over the steady window.
 
         The window the observed rate and the verdict are taken over, where
-        its wait was timed; else the whole iteration (:attr:`run_stall_share`).
+        its wait was timed (:attr:`stall_is_steady`); else the whole
+        iteration (:attr:`run_stall_share`).
         """
-        wait, seconds = self.steady_wait_s, self.steady_s
-        if wait is None or seconds is None or seconds <= 0:
+        if not self.stall_is_steady:
             return self.run_stall_share
+        wait, seconds = self.steady_wait_s or 0.0, self.steady_s or 0.0
         return min(max(wait / seconds, 0.0), 1.0)
 
     @property

@@ -365,8 +365,9 @@ def test_a_step_bound_loop_that_waited_in_its_steady_window_is_not_blamed_on_sta
     timed = dataclasses.replace(pipeline.consumer, steady_steps=99, steady_s=1.6,
                                 steady_wait_s=0.8)
     untimed = dataclasses.replace(timed, steady_wait_s=None)
+    no_window = dataclasses.replace(timed, steady_steps=0, steady_s=0.0, steady_wait_s=0.0)
     warned = {}
-    for name, consumer in (("timed", timed), ("untimed", untimed)):
+    for name, consumer in (("timed", timed), ("untimed", untimed), ("no window", no_window)):
         changed = dataclasses.replace(
             profile, pipelines=(dataclasses.replace(pipeline, consumer=consumer),))
         warned[name] = " ".join(w for w in diagnose(changed).warnings if "should keep up" in w)
@@ -374,6 +375,7 @@ def test_a_step_bound_loop_that_waited_in_its_steady_window_is_not_blamed_on_sta
     assert "50% of its time after start-up" in warned["timed"]
     assert "start-up (filling buffers)" not in warned["timed"]
     assert "start-up (filling buffers)" in warned["untimed"]
+    assert "start-up (filling buffers)" in warned["no window"]
 
 
 def _waited_5_percent(profile, cpu_s):
