@@ -97,20 +97,50 @@ def _run(script: Path, is_bound_stop: Callable[[BaseException], bool]) -> Script
         with remembering_interrupts():
             runpy.run_path(str(script), run_name="__main__")
         return ScriptOutcome(exit_status=0)
-    except SystemExit as exc:
-        return _from_exit(exc)
     except BaseException as exc:  # noqa: BLE001 - every ending must leave a profile
-        if is_bound_stop(exc):
-            return ScriptOutcome(exit_status=0, bounded=True)
-        if isinstance(exc, KeyboardInterrupt):
-            return ScriptOutcome(EXIT_INTERRUPTED, error="interrupted (Ctrl-C)", interrupted=True,
-                                 stop_signal=signal.SIGINT)
-        if isinstance(exc, Terminated):
-            return ScriptOutcome(exc.exit_status, error=f"terminated ({exc})", interrupted=True,
-                                 stop_signal=exc.signum)
-        _print_error(traceback.format_exc())
-        summary = f"{type(exc).__name__}: {exc}".strip()
-        return ScriptOutcome(exit_status=1, error=summary.splitlines()[0][:500])
+        try:
+            return _ending(exc, is_bound_stop)
+        finally:
+            _release_frames(exc)
+
+
+def _ending(exc: BaseException, is_bound_stop: Callable[[BaseException], bool]) -> ScriptOutcome:
+    """The outcome of a script that ended by raising ``exc``."""
+    if isinstance(exc, SystemExit):
+        return _from_exit(exc)
+    if is_bound_stop(exc):
+        return ScriptOutcome(exit_status=0, bounded=True)
+    if isinstance(exc, KeyboardInterrupt):
+        return ScriptOutcome(EXIT_INTERRUPTED, error="interrupted (Ctrl-C)", interrupted=True,
+                             stop_signal=signal.SIGINT)
+    if isinstance(exc, Terminated):
+        return ScriptOutcome(exc.exit_status, error=f"terminated ({exc})", interrupted=True,
+                             stop_signal=exc.signum)
+    _print_error("".join(traceback.format_exception(exc)))
+    summary = f"{type(exc).__name__}: {exc}".strip()
+    return ScriptOutcome(exit_status=1, error=summary.splitlines()[0][:500])
+
+
+def _release_frames(exc: BaseException) -> None:
+    """Drop what the script's finished frames hold, now, for each exception in ``exc``'s chain.
+
+    An exception kept by a frame it passed through (a local bound to it, as
+    torch's re-raise of a DataLoader worker's error does) makes a cycle, and
+    everything those frames hold (the loader's iterator, with its workers)
+    waits for the cyclic collector. That collector finalizes the iterator's
+    queues before the iterator, so the iterator's ``__del__`` can no longer
+    tell its workers to stop and waits 5 s on each before killing it.
+    Cleared here, they are released in order as the run ends.
+    """
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        traceback.clear_frames(current.__traceback__)
+        pending += [current.__cause__, current.__context__]
 
 
 def stop_again(outcome: ScriptOutcome) -> None:
