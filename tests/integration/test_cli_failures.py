@@ -13,7 +13,7 @@ import pytest
 
 from plumber.records.profile import SCHEMA_VERSION, Profile
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.alongside]
 
 PIPELINE = """
 import tensorflow as tf

@@ -18,7 +18,7 @@ import pytest
 
 from plumber.records.profile import Profile
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.alongside]
 
 SCRIPTS = {
     "closes sys.stderr": "import sys\nsys.stderr.close()\n",

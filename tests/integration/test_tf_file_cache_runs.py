@@ -15,7 +15,7 @@ from conftest import run_plumber
 
 from plumber.records.plan import PipelinePlan, Plan, StageRef, StageSetting
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.alongside]
 
 SCRIPT = '''\
 import os, sys, time
