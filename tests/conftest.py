@@ -47,24 +47,6 @@ def runs_solo(item: pytest.Item) -> bool:
     return folder not in ALONGSIDE_FOLDERS
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Files that mix alongside and solo tests first, then files of alongside tests, then solo.
-
-    Two workers share the machine only while both run alongside tests; run
-    in the order written, each solo test left the other worker waiting in
-    turn, and the suite took nearly as long as on one worker. The mixed
-    files (long ones) start first, so the many short unit files even out
-    the workers before the solo files run one test at a time. A file's
-    tests keep their order and stay together.
-    """
-    solo: dict[Path, set[bool]] = {}
-    for item in items:
-        solo.setdefault(item.path, set()).add(runs_solo(item))
-    rank = {path: 2 if False not in kinds else 0 if True in kinds else 1
-            for path, kinds in solo.items()}
-    items.sort(key=lambda item: rank[item.path])
-
-
 @contextlib.contextmanager
 def machine_lock(folder: Path, solo: bool) -> Iterator[None]:
     """Hold the workers' machine lock: exclusively for a solo test, shared otherwise.

@@ -18,7 +18,7 @@ from conftest import PIPELINES
 from plumber.records.exitcodes import USAGE
 from plumber.records.profile import Profile
 
-pytestmark = [pytest.mark.slow, pytest.mark.alongside]
+pytestmark = pytest.mark.slow
 
 SCRIPT = PIPELINES / "expensive_map.py"
 MAP_LINE = next(i for i, line in enumerate(SCRIPT.read_text().splitlines(), 1)

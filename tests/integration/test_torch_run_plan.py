@@ -15,7 +15,7 @@ from plumber.records.profile import Profile
 pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 
-pytestmark = [pytest.mark.slow, pytest.mark.alongside]
+pytestmark = pytest.mark.slow
 
 SCRIPT = PIPELINES / "torch_plan_target.py"
 LOADER_LINE = next(i for i, line in enumerate(SCRIPT.read_text().splitlines(), 1)
