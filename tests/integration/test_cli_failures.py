@@ -13,7 +13,7 @@ import pytest
 
 from plumber.records.profile import SCHEMA_VERSION, Profile
 
-pytestmark = [pytest.mark.slow, pytest.mark.alongside]
+pytestmark = pytest.mark.slow
 
 PIPELINE = """
 import tensorflow as tf

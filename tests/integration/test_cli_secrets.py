@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-pytestmark = [pytest.mark.slow, pytest.mark.alongside]
+pytestmark = pytest.mark.slow
 
 #: Prints what it was given, then fails with a message quoting its token and a signed URL.
 SCRIPT = """

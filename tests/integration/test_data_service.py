@@ -26,7 +26,7 @@ from conftest import PIPELINES, run_plumber
 from plumber.records.exitcodes import SERVICE_LOST
 from plumber.records.profile import Profile
 
-pytestmark = [pytest.mark.slow, pytest.mark.alongside]
+pytestmark = pytest.mark.slow
 
 SCRIPT = PIPELINES / "tf_data_service.py"
 KERAS_SCRIPT = PIPELINES / "keras_data_service.py"
@@ -243,7 +243,6 @@ def test_a_profile_with_the_offload_applied_whose_worker_dies_is_written_with_th
     assert (tmp_path / "out" / "report.html").is_file()
 
 
-@pytest.mark.solo
 def test_a_profile_names_a_slow_service_and_marks_the_stages_that_ran_on_it(tmp_path):
     service = Service(tmp_path, "--workers", "1")
     try:

@@ -97,7 +97,6 @@ def newer_schema(path: Path) -> None:
     ],
     ids=["missing", "corrupt", "newer-schema"],
 )
-@pytest.mark.alongside
 def test_unusable_baseline_exits_with_its_code_and_one_line(plumber_cli, tmp_path, prepare,
                                                            reason):
     baseline = tmp_path / "baseline.json"
@@ -111,7 +110,6 @@ def test_unusable_baseline_exits_with_its_code_and_one_line(plumber_cli, tmp_pat
     assert run.stdout == ""
 
 
-@pytest.mark.alongside
 def test_failing_script_exits_with_the_script_failure_code_and_its_output(plumber_cli,
                                                                           tmp_path):
     script = tmp_path / "broken.py"

@@ -21,7 +21,7 @@ import pytest
 
 from plumber.records.profile import Profile
 
-pytestmark = [pytest.mark.slow, pytest.mark.alongside]
+pytestmark = pytest.mark.slow
 
 #: Writes the pid of the process running it (the gate's ``plumber profile`` run), then waits.
 WAITS_FOREVER = """

@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-pytestmark = [pytest.mark.slow, pytest.mark.alongside]
+pytestmark = pytest.mark.slow
 
 
 def _frozen_seen(plumber_cli, tmp_path, imports: str) -> tuple[int, int]:

@@ -7,7 +7,7 @@ import pytest
 
 from plumber.records.profile import Profile
 
-pytestmark = [pytest.mark.slow, pytest.mark.alongside]
+pytestmark = pytest.mark.slow
 
 
 def test_the_link_rate_given_is_recorded_with_the_machine(plumber_cli, tmp_path):

@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples" / "objectstore"
 SMALL = ["--images", "32", "--batch-size", "8", "--latency", "5ms"]
 
-pytestmark = [pytest.mark.slow, pytest.mark.alongside]
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(params=["tf_s3_images.py", "torch_s3_images.py"])

@@ -47,7 +47,6 @@ def test_a_per_object_fetch_is_named_network_latency_bound(plumber_cli, example)
     assert "HTTP requests to 127.0.0.1:" in run.report_path.read_text(encoding="utf-8")
 
 
-@pytest.mark.alongside
 def test_the_server_going_away_still_leaves_a_profile_naming_the_failing_stage(plumber_cli):
     run = plumber_cli("profile", "-o", "out", EXAMPLES / "torch_s3_images.py",
                       "--", *SMALL, "--steps", "20", "--server-stop-after", "12")
@@ -59,7 +58,6 @@ def test_the_server_going_away_still_leaves_a_profile_naming_the_failing_stage(p
     assert "Connection" in (profile.network.first_failure or "")
 
 
-@pytest.mark.alongside
 def test_a_missing_object_is_named_on_the_fetch_stage(plumber_cli):
     run = plumber_cli("profile", "-o", "out", EXAMPLES / "torch_s3_images.py",
                       "--", *SMALL, "--steps", "8", "--missing-keys")

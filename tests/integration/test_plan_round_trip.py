@@ -21,7 +21,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
-pytestmark = [pytest.mark.slow, pytest.mark.alongside]
+pytestmark = pytest.mark.slow
 
 #: Profiles, derives, applies; prints one line: ROUNDTRIP {"settings": [...], "unmatched": [...]}
 DRIVER = '''

@@ -18,7 +18,7 @@ import pytest
 
 from plumber.records.profile import Profile
 
-pytestmark = [pytest.mark.slow, pytest.mark.alongside]
+pytestmark = pytest.mark.slow
 
 SCRIPTS = {
     "closes sys.stderr": "import sys\nsys.stderr.close()\n",

@@ -18,8 +18,6 @@ from conftest import run_plumber
 
 from plumber.records.profile import Profile
 
-pytestmark = pytest.mark.alongside
-
 #: The script forks; the child leaves the script only after plumber's process has exited,
 #: so anything it wrote would replace what plumber wrote.
 FORK_OUTLIVING_PLUMBER = """

@@ -12,7 +12,7 @@ import pytest
 import plumber
 from plumber.records.plan import PipelinePlan, Plan, StageRef, StageSetting
 
-pytestmark = [pytest.mark.slow, pytest.mark.alongside]
+pytestmark = pytest.mark.slow
 tf = pytest.importorskip("tensorflow")
 
 HERE = Path(__file__).resolve()

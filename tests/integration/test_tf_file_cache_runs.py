@@ -15,7 +15,7 @@ from conftest import run_plumber
 
 from plumber.records.plan import PipelinePlan, Plan, StageRef, StageSetting
 
-pytestmark = [pytest.mark.slow, pytest.mark.alongside]
+pytestmark = pytest.mark.slow
 
 SCRIPT = '''\
 import os, sys, time

@@ -12,9 +12,6 @@ from plumber.measure.netsummary import largest_get, summarize_network
 from plumber.measure.nettrace import RequestTracer
 from tests.unit.loopback_http import LoopbackServer, closed_port
 
-#: The probe times requests in flight against each other.
-pytestmark = pytest.mark.solo
-
 
 def replay_of(server: LoopbackServer, path: str, headers: dict | None = None) -> dict:
     """What a tracer keeps of a GET the run made."""

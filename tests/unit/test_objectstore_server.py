@@ -32,9 +32,6 @@ from examples.objectstore.server import (  # noqa: E402
 )
 
 REPO = Path(__file__).resolve().parents[2]
-
-#: The server's latency, bandwidth and throttling are timed.
-pytestmark = pytest.mark.solo
 NO_RETRIES = {"mode": "standard", "total_max_attempts": 1}
 
 

@@ -18,9 +18,6 @@ from plumber.measure import sampler as sampler_module
 from plumber.measure.sampler import ResourceSampler, cpu_busy_percent, probe_gpus
 from plumber.records.profile import TimeSeries
 
-#: The sampler's timing (samples a second, a busy child's CPU) needs cores of its own.
-pytestmark = pytest.mark.solo
-
 _GPU_COLUMNS = ("gpu_util_percent", "gpu_memory_used_bytes")
 _HOST_COLUMNS = tuple(
     f.name for f in dataclasses.fields(TimeSeries) if f.name not in _GPU_COLUMNS

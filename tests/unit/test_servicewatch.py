@@ -14,9 +14,6 @@ from plumber.tf.servicewatch import DispatcherGone, ServiceWatch, WorkersGone
 
 tf = pytest.importorskip("tensorflow")
 
-#: The watch tells a stalled read from a slow one by how long it waited.
-pytestmark = pytest.mark.solo
-
 
 @pytest.fixture
 def fast_polls(monkeypatch):
