@@ -20,9 +20,11 @@ from plumber.capture.scriptrun import run_script
 
 @pytest.fixture
 def no_cyclic_gc():
+    enabled = gc.isenabled()
     gc.disable()
     yield
-    gc.enable()
+    if enabled:
+        gc.enable()
 
 
 @pytest.mark.usefixtures("no_cyclic_gc")
