@@ -1,16 +1,24 @@
 """A plan derived from a profile is applied whole: every setting finds its stage.
 
 For each script in ``examples/`` and ``benchmarks/`` that runs in seconds
-(and two planted ones: a ``zip`` at the root, options at the root), a
-subprocess profiles the script with a step bound, derives the plan from
-that profile exactly as ``plumber tune`` does, and runs the script again,
-with the same bound, under the appliers ``plumber run --plan`` uses. No
-setting may be left unmatched ("plan stage not found"): derive must plan
-only what the appliers can apply.
+(and two planted ones: a ``zip`` at the root, options at the root), the
+script is profiled with a step bound, the plan is derived from that profile
+exactly as ``plumber tune`` does, and the script runs again, with the same
+bound, under the appliers ``plumber run --plan`` uses. No setting may be
+left unmatched ("plan stage not found"): derive must plan only what the
+appliers can apply.
+
+One driver process does this for every script in turn, as ``tune`` runs
+its repeats in one process, so TensorFlow is imported once, not once per
+script; the torch scripts go first, since torchvision cannot be imported
+after TensorFlow in one process (``tests/conftest.py``). Each script's
+outcome, or the error that ended it, is a line of its own, and each script
+is a test of its own that reads its line.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -23,36 +31,51 @@ REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.slow
 
-#: Profiles, derives, applies; prints one line: ROUNDTRIP {"settings": [...], "unmatched": [...]}
+#: For each (script, args) in the JSON list of argv[1]: profiles, derives, applies; prints
+#: one line per script: ROUNDTRIP {"index": i, "exit_statuses": [profiled, applied],
+#: "settings": [...], "unmatched": [...], "notes": [...]}, or {"index": i, "error": traceback}
+#: when that script's round trip raised.
 DRIVER = '''
-import contextlib, json, sys
+import contextlib, json, sys, traceback
 from pathlib import Path
 from plumber.analyzers.diagnose import diagnose_all
 from plumber.capture.session import SessionOptions, profile_script
 from plumber.tuner.appliers import applying
 from plumber.tuner.derive import derive_plan
 
-script, args = Path(sys.argv[1]), sys.argv[2:]
 bounds = dict(steps=12, duration_s=30.0)
-profile = profile_script(script, args,
-                         SessionOptions(cpu_probe_s=1.0, net_probe_s=0.5, **bounds)).profile
-plan = derive_plan(profile, diagnose_all(profile), script)
-entered = []
 
-@contextlib.contextmanager
-def applied():
-    with applying(plan, script) as appliers:
-        entered.extend(appliers)
-        yield
 
-# The applied run only has to build the pipelines: no probes after it.
-profile_script(script, args,
-               SessionOptions(cpu_probe_s=0.0, net_probe_s=0.0, around_script=applied, **bounds))
-print("ROUNDTRIP " + json.dumps({
-    "settings": [f"{s.stage} ({s.stage_id})" for p in plan.pipelines for s in p.settings],
-    "unmatched": [f"{s.stage} ({s.stage_id})" for a in entered for s in a.unmatched()],
-    "notes": list(plan.notes),
-}))
+def round_trip(script, args):
+    profiled = profile_script(script, args, SessionOptions(cpu_probe_s=1.0, net_probe_s=0.5,
+                                                           **bounds))
+    profile = profiled.profile
+    plan = derive_plan(profile, diagnose_all(profile), script)
+    entered = []
+
+    @contextlib.contextmanager
+    def applied():
+        with applying(plan, script) as appliers:
+            entered.extend(appliers)
+            yield
+
+    # The applied run only has to build the pipelines: no probes after it.
+    rerun = profile_script(script, args, SessionOptions(cpu_probe_s=0.0, net_probe_s=0.0,
+                                                        around_script=applied, **bounds))
+    return {
+        "exit_statuses": [profiled.outcome.exit_status, rerun.outcome.exit_status],
+        "settings": [f"{s.stage} ({s.stage_id})" for p in plan.pipelines for s in p.settings],
+        "unmatched": [f"{s.stage} ({s.stage_id})" for a in entered for s in a.unmatched()],
+        "notes": list(plan.notes),
+    }
+
+
+for index, (script, args) in enumerate(json.loads(sys.argv[1])):
+    try:
+        result = round_trip(Path(script), args)
+    except BaseException:
+        result = {"error": traceback.format_exc()[-3000:]}
+    print("ROUNDTRIP " + json.dumps({"index": index, **result}), flush=True)
 '''
 
 ZIP_ROOT = '''
@@ -87,53 +110,77 @@ print("done", total)
 
 OBJECTSTORE = ["--images", "32", "--batch-size", "8", "--latency", "5ms", "--steps", "12"]
 
-#: (script, its arguments, the module it needs beyond tensorflow)
+#: (script, its arguments, the modules it needs beyond tensorflow); the driver runs those
+#: that need torch first (see the module)
 SCRIPTS = [
-    ("benchmarks/tuning/misconfigured_map.py", [], None),
-    ("benchmarks/tuning/multi_epoch.py", [], None),
-    ("benchmarks/tuning/well_tuned.py", [], None),
-    ("benchmarks/tuning/remote_read.py", [], None),
-    ("benchmarks/workloads/cpu_map.py", [], None),
-    ("benchmarks/workloads/image_decode.py", [], None),
-    ("benchmarks/workloads/tiny_steps.py", [], None),
-    ("benchmarks/torch/expensive_transform.py", [], "torch"),
-    ("benchmarks/torch/slow_fetch.py", [], "torch"),
-    ("examples/tf_images.py", ["--epochs", "1", "--images", "96", "--batch-size", "8"], None),
-    ("examples/objectstore/tf_s3_images.py", OBJECTSTORE, "moto.server"),
-    ("examples/objectstore/torch_s3_images.py", OBJECTSTORE, "moto.server"),
+    ("benchmarks/tuning/misconfigured_map.py", [], ()),
+    ("benchmarks/tuning/multi_epoch.py", [], ()),
+    ("benchmarks/tuning/well_tuned.py", [], ()),
+    ("benchmarks/tuning/remote_read.py", [], ()),
+    ("benchmarks/workloads/cpu_map.py", [], ()),
+    ("benchmarks/workloads/image_decode.py", [], ()),
+    ("benchmarks/workloads/tiny_steps.py", [], ()),
+    ("benchmarks/torch/expensive_transform.py", [], ("torch", "torchvision")),
+    ("benchmarks/torch/slow_fetch.py", [], ("torch", "torchvision")),
+    ("examples/tf_images.py", ["--epochs", "1", "--images", "96", "--batch-size", "8"], ()),
+    ("examples/objectstore/tf_s3_images.py", OBJECTSTORE, ("moto.server",)),
+    ("examples/objectstore/torch_s3_images.py", OBJECTSTORE,
+     ("moto.server", "torch", "torchvision")),
 ]
 
+#: The planted scripts, by test id.
+PLANTED = {"zip": ZIP_ROOT, "with_options": OPTIONS_ROOT}
 
-def round_trip(script: Path, args: list[str], cwd: Path) -> dict:
+
+def installed(modules) -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in modules)
+
+
+@pytest.fixture(scope="module")
+def round_trips(tmp_path_factory) -> dict[str, dict]:
+    """Each runnable script's round trip, by its path (the planted ones by their test id)."""
+    pytest.importorskip("tensorflow")
+    folder = tmp_path_factory.mktemp("round_trips")
+    runs = []
+    for script, args, needs in sorted(SCRIPTS, key=lambda s: "torch" not in s[2]):
+        if installed(needs):
+            if script == "examples/tf_images.py":
+                args = [*args, "--data-dir", str(folder / "images")]
+            runs.append((script, str(REPO / script), args))
+    for name, body in PLANTED.items():
+        planted = folder / f"{name}.py"
+        planted.write_text(body + LOOP)
+        runs.append((name, str(planted), []))
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1",
-           "PLUMBER_CACHE_DIR": str(cwd / "cache")}
-    proc = subprocess.run([sys.executable, "-c", DRIVER, str(script), *args], cwd=cwd,
-                          env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("ROUNDTRIP "))
-    return json.loads(line.removeprefix("ROUNDTRIP "))
+           "PLUMBER_CACHE_DIR": str(folder / "cache")}
+    proc = subprocess.run(
+        [sys.executable, "-c", DRIVER, json.dumps([[path, args] for _, path, args in runs])],
+        cwd=folder, env=env, capture_output=True, text=True, timeout=900)
+    lines = [json.loads(line.removeprefix("ROUNDTRIP ")) for line in proc.stdout.splitlines()
+             if line.startswith("ROUNDTRIP ")]
+    found = {runs[line.pop("index")][0]: line for line in lines}
+    ended = f"the driver ended with exit status {proc.returncode}: {proc.stderr[-3000:]}"
+    return {name: found.get(name, {"error": ended}) for name, _, _ in runs}
 
 
 @pytest.mark.parametrize(("script", "args", "needs"), SCRIPTS, ids=[s[0] for s in SCRIPTS])
 def test_every_setting_derived_for_a_repository_script_finds_its_stage(
-        tmp_path, script, args, needs):
-    pytest.importorskip("tensorflow")
-    if needs is not None:
-        pytest.importorskip(needs)
-    if script == "examples/tf_images.py":
-        args = [*args, "--data-dir", str(tmp_path / "images")]
-    result = round_trip(REPO / script, args, tmp_path)
+        round_trips, script, args, needs):
+    for module in needs:
+        pytest.importorskip(module)
+    result = round_trips[script]
+    assert "error" not in result, result["error"]
+    assert result["exit_statuses"] == [0, 0], result
     assert result["unmatched"] == [], result
 
 
-@pytest.mark.parametrize("body", [ZIP_ROOT, OPTIONS_ROOT], ids=["zip", "with_options"])
-def test_a_zip_or_options_at_the_root_get_only_settings_that_apply(tmp_path, body):
-    pytest.importorskip("tensorflow")
-    script = tmp_path / "zipped.py"
-    script.write_text(body + LOOP)
-    result = round_trip(script, [], tmp_path)
+@pytest.mark.parametrize("name", list(PLANTED))
+def test_a_zip_or_options_at_the_root_get_only_settings_that_apply(round_trips, name):
+    result = round_trips[name]
+    assert "error" not in result, result["error"]
+    assert result["exit_statuses"] == [0, 0], result
     assert result["unmatched"] == [], result
     assert any("(map-0)" in s for s in result["settings"]), result
-    if body is ZIP_ROOT:
+    if name == "zip":
         assert not any("zip at" in s for s in result["settings"]), result
         assert any("ends in zip-0 (zip)" in note for note in result["notes"]), result
