@@ -86,31 +86,35 @@ def two_workers(tmp_path_factory):
     assert service.stop() == 0
 
 
-def as_written(tmp_path: Path) -> list[collections.Counter]:
-    plain = subprocess.run([sys.executable, str(SCRIPT)], cwd=tmp_path, capture_output=True,
-                           text=True, timeout=90, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+@pytest.fixture(scope="module")
+def as_written(tmp_path_factory) -> list[collections.Counter]:
+    """The epochs the script yields run plainly (one run shared by the tests that compare)."""
+    plain = subprocess.run([sys.executable, str(SCRIPT)], cwd=tmp_path_factory.mktemp("plain"),
+                           capture_output=True, text=True, timeout=90,
+                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert plain.returncode == 0, plain.stderr
     return epochs(plain.stdout)
 
 
-def test_distributed_epoch_yields_each_element_once_per_epoch(tmp_path, two_workers):
+def test_distributed_epoch_yields_each_element_once_per_epoch(tmp_path, two_workers,
+                                                             as_written):
     plan = write_plan(tmp_path, "distributed_epoch")
     run = run_plumber(["run", "--plan", str(plan), "--data-service", two_workers.address,
                        str(SCRIPT)], cwd=tmp_path, timeout=90)
     assert run.returncode == 0, run.stderr
     assert f"offload applied: distribute(distributed_epoch, max_outstanding_requests=4) to " \
            f"{two_workers.address} after map at {SCRIPT.name}:{CUT_LINE}" in run.stderr
-    written = as_written(tmp_path)
-    assert len(written) == 2 and epochs(run.stdout) == written
+    assert len(as_written) == 2 and epochs(run.stdout) == as_written
 
 
-def test_parallel_epochs_yields_each_element_once_per_worker(tmp_path, two_workers):
+def test_parallel_epochs_yields_each_element_once_per_worker(tmp_path, two_workers,
+                                                            as_written):
     plan = write_plan(tmp_path, "parallel_epochs")
     run = run_plumber(["run", "--plan", str(plan), "--data-service", two_workers.address,
                        str(SCRIPT)], cwd=tmp_path, timeout=90)
     assert run.returncode == 0, run.stderr
     doubled = [collections.Counter({k: 2 * v for k, v in epoch.items()})
-               for epoch in as_written(tmp_path)]
+               for epoch in as_written]
     assert epochs(run.stdout) == doubled
 
 
@@ -127,13 +131,13 @@ def test_keras_fit_trains_on_the_elements_as_written(tmp_path, two_workers):
 
 
 def test_a_profile_with_the_offload_applied_records_it_and_reads_from_the_service(
-        tmp_path, two_workers):
+        tmp_path, two_workers, as_written):
     plan = write_plan(tmp_path, "distributed_epoch", rates=(300.0, 500.0, 600.0))
     run = run_plumber(["profile", "--plan", str(plan), "--data-service", two_workers.address,
                        "--service-workers", "2", "-o", "out", str(SCRIPT)], cwd=tmp_path,
                       timeout=120)
     assert run.returncode == 0, run.stderr[-3000:]
-    assert epochs(run.stdout) == as_written(tmp_path)
+    assert epochs(run.stdout) == as_written
     profile = Profile.load(run.profile_path)
     applied = profile.applied_plan
     assert applied is not None and applied.data_service == two_workers.address
