@@ -14,7 +14,8 @@ or on a stream that is infinite or of unknown size. The size of a stream TF
 does not know comes from the run's passes (one per iterator: an epoch loop
 makes a fresh one per epoch). In a worker pool (a torch DataLoader) the
 cache holds samples by index, so it goes after the fetch or a transform,
-never after collation, and needs a map-style dataset. Candidates that would
+never after collation, and needs a map-style dataset whose samples are not
+cached already (a plan's ``CachedDataset`` in force). Candidates that would
 help but break a rule are returned with ``feasible=False`` and the reason,
 so a reader learns why.
 """
@@ -31,7 +32,7 @@ from plumber.analyzers.results import WhatIf
 from plumber.analyzers.stages import cpu_demand, without
 from plumber.analyzers.topology import above, below, is_random, pool_of
 from plumber.analyzers.whatif import WORTH_LISTING, Scene
-from plumber.records.kinds import PIN_MEMORY, POOL, SERVICE
+from plumber.records.kinds import PIN_MEMORY, POOL, SAMPLE_CACHE, SERVICE
 from plumber.records.profile import Pipeline, Stage
 
 #: Share of the available memory a cache may take.
@@ -237,6 +238,11 @@ def _obstacle(
     pool = _pool(scene, stage)
     if pool is not None and pool.knobs.get("map_style") is False:
         return "an iterable dataset has no index to cache its samples by", ""
+    if pool is not None and isinstance(pool.knobs.get(SAMPLE_CACHE), int):
+        return (
+            f"the loader's samples are cached already ({_cached_upto(pool.knobs[SAMPLE_CACHE])} "
+            f"by plumber's CachedDataset), and a second cache would only add its own reads", "",
+        )
     downstream = above(pipeline, stage.id)
     if any(s.kind == "take" for s in downstream):
         return "a take() above it stops reading early, and TF discards an unfinished cache", ""
@@ -260,6 +266,11 @@ def _obstacle(
             f"{text.size(available)} of available memory{room}", "",
         )
     return None, f"about {text.size(size)} ({cardinality:.0f} elements, {basis})"
+
+
+def _cached_upto(upto: int) -> str:
+    """Where a sample cache holds its samples: ``after fetch`` for -1, else after a transform."""
+    return "after fetch" if upto < 0 else f"after transform_{upto}"
 
 
 def _pool(scene: Scene, stage: Stage) -> Stage | None:

@@ -29,6 +29,10 @@ LOADER_ROOTS = frozenset({POOL, PIN_MEMORY})
 #: unmeasured (they ran on the service's workers).
 SERVICE = "service"
 
+#: The knob of a DataLoader's ``workers`` stage whose dataset is (or wraps) plumber's
+#: ``CachedDataset``: its ``upto`` (-1 caches the fetch, else the transform's index).
+SAMPLE_CACHE = "sample_cache"
+
 #: The DataLoader stages a sample cache can follow (``CachedDataset(upto=...)``):
 #: the fetch (``upto=-1``) or a transform (its index).
 CACHE_POINTS = re.compile(r"fetch|transform_(\d+)")

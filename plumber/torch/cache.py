@@ -103,7 +103,8 @@ class CachedDataset(Dataset):
         self.location = str(location)
         self._suffix = transforms[upto + 1:]
         self._marking = _Marking() if self._suffix else None
-        self._marked = _with_prefix(site, upto, self._marking) if self._marking else None
+        self._marked, self._prefix = (_with_prefix(site, upto, self._marking) if self._marking
+                                      else (None, None))
         directory, in_memory = _make_directory(self.location)
         self.directory = directory
         self._store = EntryStore(directory, budget_bytes, in_memory)
@@ -145,6 +146,21 @@ class CachedDataset(Dataset):
         """How many samples are cached."""
         return self._store.entries()
 
+    def held_transforms(self) -> tuple[HeldTransforms, ...]:
+        """The lists of the dataset's transforms this cache applies itself: the prefix it runs
+        on a miss and the suffix it replays on every sample.
+
+        They do not run through the dataset's transform attribute, so a profiler that times
+        the transforms there (``plumber/torch/workerside.py``) puts its wrappers in these too.
+        """
+        held = []
+        if self._prefix is not None and self.upto >= 0:
+            held.append(HeldTransforms(*self._prefix, first=0, count=self.upto + 1))
+        if self._suffix:
+            held.append(HeldTransforms(self, "_suffix", first=self.upto + 1,
+                                       count=len(self._suffix)))
+        return tuple(held)
+
     def __repr__(self) -> str:
         return (f"CachedDataset({type(self.dataset).__name__}, upto={self.upto}, "
                 f"location={self.location!r}, directory={str(self.directory)!r})")
@@ -181,6 +197,21 @@ def transform_count(dataset: Any) -> int:
     """How many transforms ``dataset`` (or a dataset it wraps) applies; 0 without any."""
     site = _transform_site(dataset)
     return len(site.callables) if site else 0
+
+
+@dataclass(frozen=True)
+class HeldTransforms:
+    """A list of a dataset's transforms that a :class:`CachedDataset` applies itself.
+
+    The list is ``holder.<attribute>``; its first ``count`` items are the
+    dataset's transforms from its ``first``-th on (after them the list may hold
+    the cache's marker, which is not a transform).
+    """
+
+    holder: Any
+    attribute: str
+    first: int
+    count: int
 
 
 class _Marking:
@@ -235,15 +266,18 @@ def _callables(value: Any) -> bool:
     return isinstance(value, (list, tuple)) and bool(value) and all(map(callable, value))
 
 
-def _with_prefix(site: _Site, upto: int, marking: _Marking) -> Any:
-    """A shallow copy of the chain whose transform stops after ``upto``, marking its outputs."""
+def _with_prefix(site: _Site, upto: int, marking: _Marking
+                 ) -> tuple[Any, tuple[Any, str]]:
+    """A shallow copy of the chain whose transform stops after ``upto``, marking its outputs,
+    and where the list of that prefix's transforms is held (object and attribute)."""
     copies = [copy.copy(d) for d in site.chain]
     prefix = list(site.callables[:upto + 1])
     marking.transforms = [] if site.sequence else prefix
     setattr(copies[-1], site.attribute, [*prefix, marking] if site.sequence else marking)
     for outer, inner in zip(copies, copies[1:], strict=False):
         outer.dataset = inner
-    return copies[0]
+    held = (copies[-1], site.attribute) if site.sequence else (marking, "transforms")
+    return copies[0], held
 
 
 def _positions(sample: Any, outputs: list[Any]) -> list[Position] | None:

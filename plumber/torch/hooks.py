@@ -48,12 +48,12 @@ from plumber.measure.poller import Poller
 from plumber.measure.runbounds import RunBounds, ScriptStopper
 from plumber.measure.steady import SteadyWindow, median_step, steady_of
 from plumber.records.identity import StageCounter
-from plumber.records.kinds import POOL
+from plumber.records.kinds import POOL, SAMPLE_CACHE
 from plumber.records.profile import RECENT_STEPS, IteratorPass, Pipeline, SourceLocation
 from plumber.torch.pipelines import LoaderSummary, build_pipeline
 from plumber.torch.randomness import DatasetRandomness, decide_randomness, randomness_key
 from plumber.torch.sizes import describe
-from plumber.torch.transforms import transform_op
+from plumber.torch.transforms import dataset_chain, transform_op
 from plumber.torch.workerside import (
     Replaced,
     StageCounts,
@@ -61,6 +61,7 @@ from plumber.torch.workerside import (
     WorkerSnapshot,
     WorkerStart,
     instrument_fetcher,
+    wrap_cached_transforms,
     wrap_transforms,
 )
 
@@ -319,6 +320,7 @@ class TorchHooks:
         _, replaced = wrap_transforms(loader.dataset)
         if replaced is not None:
             self._replaced.append(replaced)
+        self._replaced += wrap_cached_transforms(loader.dataset)
         fetcher = getattr(iterator, "_dataset_fetcher", None)
         if fetcher is not None:
             instrument_fetcher(fetcher, watch.recorder)
@@ -496,7 +498,18 @@ def loader_knobs(loader: Any) -> dict[str, Any]:
     if map_style and hasattr(loader.dataset, "__len__"):
         with contextlib.suppress(TypeError, NotImplementedError):
             knobs["cardinality"] = len(loader.sampler)
+    cached = sample_cache(loader.dataset)
+    if cached is not None:
+        knobs[SAMPLE_CACHE] = cached.upto
     return knobs
+
+
+def sample_cache(dataset: Any) -> Any:
+    """plumber's :class:`~plumber.torch.cache.CachedDataset` along ``dataset``'s ``.dataset``
+    wrappers (a plan's cache, or one the user wrote), or None."""
+    from plumber.torch.cache import CachedDataset
+
+    return next((d for d in dataset_chain(dataset) if isinstance(d, CachedDataset)), None)
 
 
 def _start_method(loader: Any) -> str:

@@ -47,18 +47,24 @@ class TransformSite:
 
 def find_transforms(dataset: Any) -> TransformSite | None:
     """The dataset's transform site, looking through ``.dataset`` wrappers; None if none."""
-    seen: set[int] = set()
-    current = dataset
-    for _ in range(_MAX_WRAPPERS):
-        if current is None or id(current) in seen:
-            return None
-        seen.add(id(current))
+    for current in dataset_chain(dataset):
         for attribute in TRANSFORM_ATTRIBUTES:
             site = _site(current, attribute)
             if site is not None:
                 return site
-        current = _safe_getattr(current, "dataset")
     return None
+
+
+def dataset_chain(dataset: Any) -> list[Any]:
+    """``dataset`` and the datasets it wraps along ``.dataset``, each once, at most
+    :data:`_MAX_WRAPPERS` deep."""
+    chain: list[Any] = []
+    current = dataset
+    while current is not None and len(chain) < _MAX_WRAPPERS and \
+            all(current is not seen for seen in chain):
+        chain.append(current)
+        current = _safe_getattr(current, "dataset")
+    return chain
 
 
 def applies_in_order(container: Any) -> bool:

@@ -22,7 +22,8 @@ With ``num_workers > 0`` the loader's ``worker_init_fn`` is replaced, for
 the moment its iterator starts the workers, by a :class:`WorkerStart`: a
 picklable module-level object (so ``spawn`` works) holding the user's own
 function, which it calls first. In the worker it wraps the dataset's
-transforms and every fetcher the worker creates, and a
+transforms (and those a plan's ``CachedDataset`` runs from lists of its
+own) and every fetcher the worker creates, and a
 :class:`StatsWriter` writes the counters to a file in the session's stats
 folder, atomically, every ``flush_interval_s`` while they change, at once
 after an error, and at the worker's exit. The main process merges the files
@@ -46,7 +47,7 @@ from plumber.measure.threadcpu import name_os_thread, thread_runqueue_s
 from plumber.records.files import write_text_atomically
 from plumber.torch.determinism import describe_transforms
 from plumber.torch.sizes import nbytes_of
-from plumber.torch.transforms import find_transforms
+from plumber.torch.transforms import dataset_chain, find_transforms
 
 FETCH, COLLATE = "fetch", "collate"
 
@@ -408,6 +409,33 @@ def wrap_transforms(dataset: Any) -> tuple[tuple[tuple[str, bool], ...], Replace
     return described, Replaced(owner, attribute, original, replacement)
 
 
+def wrap_cached_transforms(dataset: Any) -> list[Replaced]:
+    """Time the transforms a plan's cache applies itself, as :func:`wrap_transforms` times
+    the dataset's: what was replaced, to put back in the main process.
+
+    A :class:`~plumber.torch.cache.CachedDataset` (along the ``.dataset``
+    wrappers) runs the transforms before its cache point on a miss and replays
+    those after it on every sample from lists of its own, not through the
+    dataset's transform attribute. Unwrapped, their time went to fetch, where
+    the cache what-if counted it as spared by a cache after fetch.
+    """
+    from plumber.torch.cache import CachedDataset
+
+    replaced = []
+    for cached in dataset_chain(dataset):
+        if not isinstance(cached, CachedDataset):
+            continue
+        for held in cached.held_transforms():
+            original = getattr(held.holder, held.attribute)
+            timed = list(original)
+            for i in range(held.count):
+                if not isinstance(timed[i], TimedTransform):
+                    timed[i] = TimedTransform(timed[i], transform_id(held.first + i))
+            setattr(held.holder, held.attribute, timed)
+            replaced.append(Replaced(held.holder, held.attribute, original, timed))
+    return replaced
+
+
 def instrument_fetcher(fetcher: Any, recorder: StageRecorder) -> None:
     """Time this fetcher's ``fetch`` and its collate function into ``recorder``."""
     fetcher.collate_fn = functools.partial(
@@ -569,6 +597,7 @@ def _instrument_worker(recorder: StageRecorder) -> None:
     info = get_worker_info()
     if info is not None:
         recorder.transforms, _ = wrap_transforms(info.dataset)
+        wrap_cached_transforms(info.dataset)
     kind = dataloader._DatasetKind
     create = kind.create_fetcher
 

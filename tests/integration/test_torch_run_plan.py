@@ -77,7 +77,14 @@ def test_profile_with_a_plan_profiles_the_tuned_loader_and_checks_its_prediction
     assert f"plan applied at workers {where}: num_workers=0 -> num_workers=2" in run.stderr
     profile = Profile.load(run.profile_path)
     [loader] = profile.pipelines
-    assert next(s for s in loader.stages if s.kind == "workers").knobs["num_workers"] == 2
+    stages = {s.id: s for s in loader.stages}
+    assert stages["workers"].knobs["num_workers"] == 2
+    # The plan's cache replays the transforms after transform_1 in the workers: they are
+    # timed as their stages (not left in fetch), and no second cache is proposed.
+    assert stages["workers"].knobs["sample_cache"] == 1
+    assert all(stages[t].stats is not None and stages[t].stats.elements == 16
+               for t in ("transform_2", "transform_3")), stages
+    assert "Cache the samples" not in run.stderr
     assert any("transform_7" in line for line in profile.applied_plan.changes)
     summary = " ".join(run.stderr.split())
     assert f"the plan for the pipeline at workers at {NAME}:{LOADER_LINE} was predicted 50/s" \

@@ -12,6 +12,7 @@ import pytest
 
 from plumber.analyzers.bounds import compute_bounds
 from plumber.analyzers.diagnose import diagnose, scene
+from plumber.records.kinds import SAMPLE_CACHE
 from plumber.tuner.derive import derive_plan
 from tests.unit.synthetic_profiles import loader_profile
 
@@ -154,6 +155,25 @@ def test_an_iterable_dataset_gets_no_sample_cache():
     caches = [w for w in diagnosis.what_ifs if w.knob == "cache"]
     assert not any(w.feasible for w in caches)
     assert any("iterable dataset" in w.reason for w in caches)
+
+
+def test_a_loader_whose_samples_are_cached_already_gets_no_second_cache():
+    # profile --plan with a plan's CachedDataset in force: the fetch then reads the cache,
+    # and a cache after it was proposed as if it spared the transforms the cache replays.
+    profile = expensive_transform()
+    (pipeline,) = profile.pipelines
+    stages = tuple(dataclasses.replace(s, knobs={**s.knobs, SAMPLE_CACHE: 0})
+                   if s.kind == "workers" else s for s in pipeline.stages)
+    profile = dataclasses.replace(
+        profile, pipelines=(dataclasses.replace(pipeline, stages=stages),))
+    diagnosis = diagnose(profile)
+    caches = [w for w in diagnosis.what_ifs if w.knob == "cache"]
+    assert caches and not any(w.feasible for w in caches)
+    assert ("the loader's samples are cached already (after transform_0 by plumber's "
+            "CachedDataset)") in caches[0].reason
+    assert not any(r.title.startswith("Cache") for r in diagnosis.recommendations)
+    plan = derive_plan(profile, (diagnosis,), Path("train.py"))
+    assert not any(s.cache for p in plan.pipelines for s in p.settings)
 
 
 def test_a_loader_iterated_several_times_gets_persistent_workers():
