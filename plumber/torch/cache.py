@@ -58,7 +58,7 @@ from plumber.caching.entrystore import (
     make_missing_folders,
 )
 from plumber.torch import samplecodec
-from plumber.torch.transforms import applies_in_order
+from plumber.torch.transforms import applies_in_order, dataset_chain
 
 SHARED_MEMORY = Path("/dev/shm")
 
@@ -191,6 +191,12 @@ class CachedDataset(Dataset):
                 f"its samples are computed uncached", stacklevel=3,
             )
         return sample, positions
+
+
+def sample_caches(dataset: Any) -> list[CachedDataset]:
+    """The :class:`CachedDataset` instances along ``dataset``'s ``.dataset`` wrappers, outermost
+    first (a plan's cache, or one the user wrote)."""
+    return [d for d in dataset_chain(dataset) if isinstance(d, CachedDataset)]
 
 
 def transform_count(dataset: Any) -> int:

@@ -53,7 +53,7 @@ from plumber.records.profile import RECENT_STEPS, IteratorPass, Pipeline, Source
 from plumber.torch.pipelines import LoaderSummary, build_pipeline
 from plumber.torch.randomness import DatasetRandomness, decide_randomness, randomness_key
 from plumber.torch.sizes import describe
-from plumber.torch.transforms import dataset_chain, transform_op
+from plumber.torch.transforms import transform_op
 from plumber.torch.workerside import (
     Replaced,
     StageCounts,
@@ -498,18 +498,12 @@ def loader_knobs(loader: Any) -> dict[str, Any]:
     if map_style and hasattr(loader.dataset, "__len__"):
         with contextlib.suppress(TypeError, NotImplementedError):
             knobs["cardinality"] = len(loader.sampler)
-    cached = sample_cache(loader.dataset)
-    if cached is not None:
-        knobs[SAMPLE_CACHE] = cached.upto
+    from plumber.torch.cache import sample_caches
+
+    caches = sample_caches(loader.dataset)
+    if caches:
+        knobs[SAMPLE_CACHE] = caches[0].upto
     return knobs
-
-
-def sample_cache(dataset: Any) -> Any:
-    """plumber's :class:`~plumber.torch.cache.CachedDataset` along ``dataset``'s ``.dataset``
-    wrappers (a plan's cache, or one the user wrote), or None."""
-    from plumber.torch.cache import CachedDataset
-
-    return next((d for d in dataset_chain(dataset) if isinstance(d, CachedDataset)), None)
 
 
 def _start_method(loader: Any) -> str:

@@ -47,7 +47,7 @@ from plumber.measure.threadcpu import name_os_thread, thread_runqueue_s
 from plumber.records.files import write_text_atomically
 from plumber.torch.determinism import describe_transforms
 from plumber.torch.sizes import nbytes_of
-from plumber.torch.transforms import dataset_chain, find_transforms
+from plumber.torch.transforms import find_transforms
 
 FETCH, COLLATE = "fetch", "collate"
 
@@ -419,12 +419,10 @@ def wrap_cached_transforms(dataset: Any) -> list[Replaced]:
     dataset's transform attribute. Unwrapped, their time went to fetch, where
     the cache what-if counted it as spared by a cache after fetch.
     """
-    from plumber.torch.cache import CachedDataset
+    from plumber.torch.cache import sample_caches
 
     replaced = []
-    for cached in dataset_chain(dataset):
-        if not isinstance(cached, CachedDataset):
-            continue
+    for cached in sample_caches(dataset):
         for held in cached.held_transforms():
             original = getattr(held.holder, held.attribute)
             timed = list(original)
