@@ -165,7 +165,11 @@ def outcome(pipeline: PipelinePlan, kept: bool) -> str:
         measured = f"{text.rate(before)} as written -> {text.rate(after)} tuned"
         if before > 0:
             measured += f" ({after / before:.2f}x)"
-    if predicted is not None and steady:
+    if predicted is not None and not pipeline.predicts_these_settings:
+        model = (f"; the model predicted {text.rate(predicted)} after start-up for the "
+                 f"settings it chose, which these are not (changed by tune --search or by "
+                 f"hand), so no prediction error is given")
+    elif predicted is not None and steady:
         error = abs(predicted - steady) / steady
         model = (f"; the model predicted {text.rate(predicted)} after start-up, where the "
                  f"tuned runs measured {text.rate(steady)} (prediction error {error:.0%})")

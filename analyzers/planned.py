@@ -30,7 +30,8 @@ class PlanCheck:
     none the plan names); ``measured`` that pipeline's rate (None then, or
     when not measured), ``steady`` whether it is the steady rate.
     ``expected`` is the prediction for this run: a settings prediction's
-    rate; an offload's rate for the workers the user said the service had
+    rate (None when it was made for other settings than the plan's); an
+    offload's rate for the workers the user said the service had
     (``--service-workers``; the model's rate for the most it holds when they
     were more), or None when not said, since a client cannot count them.
     ``error`` is ``|expected - measured| / measured``, None without both.
@@ -61,6 +62,11 @@ class PlanCheck:
         elif p.basis == "offload":
             said = (f"the plan's offload (after {place}) was predicted {text.rate(p.rate)} with "
                     f"{p.workers} worker(s), each on a host like this one")
+        elif p.for_other_settings:
+            said = (f"the plan for the pipeline at {place} holds other settings than the "
+                    f"{text.rate(p.rate)} it records was predicted for (changed since the "
+                    f"model chose them, by tune --search or by hand), so this run is not "
+                    f"checked against it")
         else:
             said = f"the plan for the pipeline at {place} was predicted {text.rate(p.rate)}"
         if self.pipeline is None:
@@ -71,6 +77,8 @@ class PlanCheck:
         said = f"{said}; {self.pipeline} measured {text.rate(self.measured)} {window}"
         if self.error is not None:
             return f"{said} (prediction error {self.error:.0%})"
+        if p.for_other_settings:
+            return said
         if self.service_workers is not None:
             return (f"{said}; the plan holds no prediction per worker count, so none for "
                     f"{self.service_workers} (write the plan again with plumber service plan)")
@@ -101,7 +109,7 @@ def _check(predicted: PlannedRate, profile: Profile, workers: int | None) -> Pla
 def _expected(predicted: PlannedRate, workers: int | None) -> float | None:
     """The rate predicted for this run: see :attr:`PlanCheck.expected`."""
     if predicted.basis == "settings":
-        return predicted.rate
+        return None if predicted.for_other_settings else predicted.rate
     if workers is None or not predicted.rates:
         return None
     return predicted.rates[min(workers, len(predicted.rates)) - 1]

@@ -101,8 +101,12 @@ def grid_plans(work: Path, script: Path, written):
 
 
 def tune(work: Path, script: Path, name: str, *extra: str,
-         script_args: Sequence[str] = ()) -> tuple[Path, float, float | None]:
+         script_args: Sequence[str] = ()) -> tuple[Path, float, float | str]:
     """(plan path, tuning seconds, prediction error) of one plumber tune run.
+
+    The error is the model's prediction against the tuned runs' median, or
+    why there is none: no change kept, or settings the model did not predict
+    (the search kept other values than the model's).
 
     tune writes the profile it made beside the plan (``work/profile.json``).
     """
@@ -114,11 +118,15 @@ def tune(work: Path, script: Path, name: str, *extra: str,
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-2000:])
     plan = Plan.load(path)
-    error = None
+    error: float | str = "n/a (no change kept)"
     if plan.pipelines:
         p = plan.pipelines[0]
-        if p.predicted_rate and p.measured_rate_after:
+        if not p.predicts_these_settings:
+            error = "n/a (the search changed the model's settings)"
+        elif p.predicted_rate and p.measured_rate_after:
             error = abs(p.predicted_rate - p.measured_rate_after) / p.measured_rate_after
+        else:
+            error = "n/a (no prediction or no measurement)"
     return path, seconds, error
 
 
@@ -207,7 +215,7 @@ def main() -> int:
     print("|---|---|---|---|---|---|")
     for name, r in results.items():
         def pct(e):
-            return "n/a (no change kept)" if e is None else f"{e:.0%}"
+            return e if isinstance(e, str) else f"{e:.0%}"
         print(f"| {name} | {r['model_s']:.0f} | {r['search_s']:.0f} | "
               f"{r['grid_s']:.0f} ({r['grid_runs']}) | {pct(r['model_error'])} | "
               f"{pct(r['search_error'])} |")

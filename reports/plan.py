@@ -34,6 +34,7 @@ class PlanRow:
     source_title: str
     edits: tuple[tuple[str, str], ...]
     reason: Markup
+    #: Empty when the plan's settings are not those the model predicted.
     rate: str
 
 
@@ -80,6 +81,6 @@ def plan_view(
             source_title=full_source(source),
             edits=tuple((e.old, e.new) for e in stage_edits(setting, stage, loader)),
             reason=prose(setting.reason),
-            rate=fmt.rate(setting.predicted_rate),
+            rate=fmt.rate(setting.predicted_rate) if planned.predicts_these_settings else "",
         ))
     return PlanView(kept=kept, outcome=outcome(planned, kept) + runs_of(planned), rows=tuple(rows))

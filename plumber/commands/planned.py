@@ -102,7 +102,7 @@ class PlannedRun:
 
         predicted = [
             PlannedRate("settings", p.root.file, p.root.line, p.root.kind, p.predicted_rate,
-                        p.root.occurrence)
+                        p.root.occurrence, for_other_settings=not p.predicts_these_settings)
             for p in self.plan.pipelines
             if p.predicted_rate is not None and math.isfinite(p.predicted_rate)]
         offload = None if self.service is None else self.service.offload

@@ -17,11 +17,17 @@ stage that fetches from object storage keeps the objects its S3 clients read
 (``"memory"`` or a folder; :mod:`plumber.caching.objectcache`). Every
 decision carries the model's predicted rate and the reason, for the report;
 each pipeline the rates its verification measured, one per round, so the
-report can show their spread beside the medians.
+report can show their spread beside the medians. A pipeline's predicted
+rate is for the settings the model chose, which the plan records
+(``predicted_for``): settings changed afterwards, by ``tune --search``
+keeping the best of its trials or by hand, are not what the model
+predicted, and nothing sets a run of them against that rate.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import warnings
 from collections.abc import Iterable
@@ -94,6 +100,9 @@ class PipelinePlan:
     ``measured_steady_rate_after`` is the median of the tuned runs' rates over
     their steady windows (after each iterator's first step), the window
     ``predicted_rate`` is for; None where the runs recorded none.
+    ``predicted_for`` is the :func:`settings_fingerprint` of the settings
+    ``predicted_rate`` was made for; None in plans written before it was
+    recorded, whose prediction is taken as for their settings.
     """
 
     root: StageRef
@@ -105,6 +114,31 @@ class PipelinePlan:
     measured_rates_before: tuple[float, ...] = ()
     measured_rates_after: tuple[float, ...] = ()
     measured_steady_rate_after: float | None = None
+    predicted_for: str | None = None
+
+    @property
+    def predicts_these_settings(self) -> bool:
+        """Whether ``predicted_rate`` was made for the settings the plan now holds."""
+        return self.predicted_for is None or \
+            self.predicted_for == settings_fingerprint(self.settings)
+
+
+def settings_fingerprint(settings: Iterable[StageSetting]) -> str:
+    """A digest of what ``settings`` change, stage by stage: what a predicted rate is for.
+
+    Reasons and rates are left out, and a cache counts as in memory or in a
+    file, not by its path: a plan's relative paths are resolved on loading,
+    and where the file lies does not change the rate.
+    """
+    def placed(location: str | None) -> str | None:
+        return location if location in (None, "memory") else "file"
+
+    knobs = sorted(json.dumps(
+        [s.stage.file, s.stage.line, s.stage.kind, s.stage.occurrence, s.parallelism,
+         placed(s.cache), s.prefetch, s.threads, s.persistent_workers, s.pin_memory,
+         placed(s.object_cache)]) for s in settings)
+    digest = hashlib.sha256("\n".join(knobs).encode()).hexdigest()
+    return f"sha256:{digest[:16]}"
 
 
 @dataclass(frozen=True)
@@ -205,6 +239,8 @@ class _Reader:
                 data.get("measured_rates_before", []), f"{where}: measured_rates_before"),
             measured_rates_after=planchecks.numbers(
                 data.get("measured_rates_after", []), f"{where}: measured_rates_after"),
+            predicted_for=planchecks.optional_text(data.get("predicted_for"),
+                                                   f"{where}: predicted_for"),
             **rates,
         )
 

@@ -163,6 +163,11 @@ def text(value: Any, what: str) -> str:
     raise PlanError(f"{what} must be a string, not {_shown(value)}")
 
 
+def optional_text(value: Any, what: str) -> str | None:
+    """``value`` if it is a string or null."""
+    return None if value is None else text(value, what)
+
+
 def texts(value: Any, what: str) -> tuple[str, ...]:
     """``value`` as a tuple if it is a list of strings."""
     if isinstance(value, list) and all(isinstance(v, str) for v in value):

@@ -577,7 +577,9 @@ class PlannedRate:
     ``file`` is as the plan writes it: relative to the script's folder when
     inside it. ``rate`` is in batches/s after start-up; an offload's
     ``rates`` are its rate with 1, 2, ... ``workers`` workers (empty when the
-    plan holds none).
+    plan holds none). ``for_other_settings`` says the plan's settings are
+    not those ``rate`` was predicted for (changed after the model chose
+    them, by ``tune --search`` or by hand): the run is not checked against it.
     """
 
     basis: str
@@ -588,6 +590,7 @@ class PlannedRate:
     occurrence: int = 0
     workers: int | None = None
     rates: tuple[float, ...] = ()
+    for_other_settings: bool = False
 
 
 @dataclass(frozen=True)

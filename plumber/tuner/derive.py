@@ -44,7 +44,13 @@ from plumber.analyzers.results import Diagnosis, WhatIf
 from plumber.analyzers.verdict import too_close_to_call
 from plumber.records.appliable import appliable
 from plumber.records.kinds import AUTOTUNE, POOL
-from plumber.records.plan import PipelinePlan, Plan, StageRef, StageSetting
+from plumber.records.plan import (
+    PipelinePlan,
+    Plan,
+    StageRef,
+    StageSetting,
+    settings_fingerprint,
+)
 from plumber.records.profile import Pipeline, Profile, Stage
 
 #: A cache must beat the observed rate by this factor to be planned.
@@ -75,6 +81,7 @@ def derive_plan(profile: Profile, diagnoses: tuple[Diagnosis, ...], script: Path
             settings=tuple(settings),
             observed_rate=diagnosis.observed_rate,
             predicted_rate=predicted,
+            predicted_for=settings_fingerprint(settings),
         ))
     return Plan(script=str(script), pipelines=tuple(pipelines), notes=tuple(notes))
 
