@@ -6,11 +6,13 @@ the dataset fetches it with its transforms up to and including the k-th
 transforms on every access, so a random augmentation after the cache point
 still differs from one epoch to the next.
 
-The transforms are found as the profiler numbers its ``transform_<i>``
-stages: on the dataset or along its ``.dataset`` chain (``Subset`` and the
-like), the attribute ``transform`` (else ``transforms``) holding
-torchvision's ``Compose`` (its ``.transforms`` list), a plain list of
-callables, or one callable (a list of one; ``RandomApply`` and other
+The transforms are found by the profiler's own lookup, so they are numbered
+as its ``transform_<i>`` stages
+(:func:`plumber.torch.transforms.find_transforms`): on the dataset or along
+its ``.dataset`` chain (``Subset`` and the like, up to 8 wrappers deep),
+the attribute ``transform`` (else ``transforms``) holding torchvision's
+``Compose`` (its ``.transforms`` list), a plain list of callables, or one
+callable (a list of one; ``RandomApply`` and other
 containers with logic of their own are one callable, see
 :func:`plumber.torch.transforms.applies_in_order`). To learn which parts of a
 sample the transforms produced, the wrapper keeps a shallow copy of that
@@ -58,12 +60,9 @@ from plumber.caching.entrystore import (
     make_missing_folders,
 )
 from plumber.torch import samplecodec
-from plumber.torch.transforms import applies_in_order, dataset_chain
+from plumber.torch.transforms import dataset_chain, find_transforms
 
 SHARED_MEMORY = Path("/dev/shm")
-
-#: Attributes holding a dataset's transform, tried in this order (as the profiler does).
-TRANSFORM_ATTRIBUTES = ("transform", "transforms")
 
 #: Where a transformed object sits in a sample: keys and indices from the top.
 Position = tuple[Any, ...]
@@ -236,7 +235,7 @@ class _Marking:
 
 @dataclass(frozen=True)
 class _Site:
-    """Where a dataset keeps its transforms, found as the profiler finds them.
+    """Where a dataset keeps its transforms, found by the profiler's lookup.
 
     ``chain`` runs from the dataset along ``.dataset`` to the holder of
     ``attribute``; ``sequence`` says the attribute is a plain list of callables
@@ -250,26 +249,14 @@ class _Site:
 
 
 def _transform_site(dataset: Any) -> _Site | None:
-    """The first ``transform`` (else ``transforms``) along the ``.dataset`` chain, or None."""
-    chain: list[Any] = []
-    current = dataset
-    while current is not None and all(current is not d for d in chain):
-        chain.append(current)
-        for attribute in TRANSFORM_ATTRIBUTES:
-            value = getattr(current, attribute, None)
-            inner = getattr(value, "transforms", None)
-            if _callables(inner) and applies_in_order(value):
-                return _Site(tuple(chain), attribute, tuple(inner), False)
-            if _callables(value):
-                return _Site(tuple(chain), attribute, tuple(value), True)
-            if callable(value):
-                return _Site(tuple(chain), attribute, (value,), False)
-        current = getattr(current, "dataset", None)
-    return None
-
-
-def _callables(value: Any) -> bool:
-    return isinstance(value, (list, tuple)) and bool(value) and all(map(callable, value))
+    """Where the profiler finds the dataset's transforms (:func:`find_transforms`), or None."""
+    found = find_transforms(dataset)
+    if found is None:
+        return None
+    chain = dataset_chain(dataset)
+    holder = next(i for i, wrapper in enumerate(chain) if wrapper is found.holder)
+    sequence = found.container is None and not found.single
+    return _Site(tuple(chain[:holder + 1]), found.attribute, found.callables, sequence)
 
 
 def _with_prefix(site: _Site, upto: int, marking: _Marking

@@ -330,3 +330,35 @@ def test_compose_nested_in_a_container_is_not_split():
     outer = T.RandomApply([T.Compose([_plus(1.0), _plus(2.0)])], p=1.0)
     assert transform_count(Numbers(outer)) == 1
     assert transform_count(Numbers(T.Compose([_plus(1.0), outer]))) == 2
+
+
+class EndlessView(Dataset):
+    """Wraps ``Numbers``; its ``dataset`` property makes a new view each time it is read,
+    and its ``transforms`` property raises, as a lazy user wrapper may."""
+
+    def __init__(self, depth: int = 0) -> None:
+        self.depth = depth
+
+    @property
+    def dataset(self):
+        return EndlessView(self.depth + 1)
+
+    @property
+    def transforms(self):
+        raise RuntimeError("not loaded yet")
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, index: int):
+        return torch.tensor(float(index))
+
+
+def test_the_cache_looks_through_wrappers_as_the_profiler_does():
+    # A wrapper chain that never ends, with properties that raise: the walk stops where the
+    # profiler's stops (no transform found) instead of looping or raising.
+    with pytest.raises(ValueError, match="it has 0"):
+        CachedDataset(EndlessView(), upto=0)
+    assert transform_count(EndlessView()) == 0
+    cached = CachedDataset(EndlessView(), upto=-1)
+    assert [float(cached[i]) for i in range(4)] == [0.0, 1.0, 2.0, 3.0]
