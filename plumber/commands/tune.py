@@ -48,6 +48,10 @@ class TuneCommand:
                             help="plan file to write (default: plan.json in the output folder)")
         parser.add_argument("--search", type=non_negative_int, default=0, metavar="N",
                             help="refine the model's plan with N measured optuna trials")
+        parser.add_argument("--reuse-process", action="store_true",
+                            help="measure in tune's own process instead of a fresh one per "
+                            "run: no framework import per run, but a run after others can "
+                            "measure faster than the script run afresh")
         parser.add_argument("--rounds", type=positive_int, default=DEFAULT_ROUNDS,
                             help=f"interleaved verification rounds (default {DEFAULT_ROUNDS}); "
                             f"a result within the noise gets more, up to {MAX_ROUNDS}")
@@ -90,11 +94,16 @@ class TuneCommand:
         plan = derive_plan(result.profile, rendered.diagnoses, args.script)
         for note in plan.notes:
             say(note)
+        from plumber.tuner.freshrun import MeasuringRunFailed
+
         try:
             plan = _measured(plan, args, session_options(args))
         except (KeyboardInterrupt, Terminated) as stop:
             say("stopped while measuring the plan; no plan written")
             return stop.exit_status if isinstance(stop, Terminated) else exitcodes.INTERRUPTED
+        except MeasuringRunFailed as failed:
+            say(f"error: {failed}; no plan written")
+            return exitcodes.INTERNAL
         _print_plan(plan, result.profile)
         try:
             kept = save_keeping_offload(plan, plan_path)
@@ -128,10 +137,12 @@ def _measured(plan: Plan, args: argparse.Namespace, options: SessionOptions) -> 
     if plan.pipelines and args.search:
         from plumber.tuner.search import search_plan
 
-        plan, best = search_plan(args.script, args.script_args, plan, args.search, options, say)
+        plan, best = search_plan(args.script, args.script_args, plan, args.search, options, say,
+                                 args.reuse_process)
         say(f"search: best plan measured {units.rate(best)}")
     if plan.pipelines:
-        check = verify(args.script, args.script_args, plan, args.rounds, options, say)
+        check = verify(args.script, args.script_args, plan, args.rounds, options, say,
+                       args.reuse_process)
         noted = len(plan.notes)
         plan = keep_faster(plan, check)
         for note in plan.notes[noted:]:

@@ -6,7 +6,8 @@ the parallelism of every stage the plan sets (1 up to twice the plan's value
 or the core count, whichever is larger), and whether each cache and
 prefetch the plan places is kept. The model's plan is enqueued as the first
 trial, so the search can only add to it. Each trial is one short measured
-run of the script with that plan applied; the best plan measured is kept.
+run of the script with that plan applied, in a fresh process unless
+``--reuse-process``; the best plan measured is kept.
 """
 
 from __future__ import annotations
@@ -43,17 +44,16 @@ def search_plan(
     trials: int,
     options: SessionOptions,
     notify: Callable[[str], None],
+    reuse_process: bool = False,
 ) -> tuple[Plan, float]:
-    """The best of ``trials`` measured variants of ``plan`` and its measured rate."""
+    """The best of ``trials`` measured variants of ``plan`` and its measured rate (each trial
+    a run of :func:`plumber.tuner.verify.measured_profile`, ``reuse_process`` as there)."""
     problem = search_unavailable()
     if problem is not None:
         raise RuntimeError(problem)
     import optuna
 
-    from plumber.tuner.appliers import applying
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    measuring = dataclasses.replace(options, cpu_probe_s=0.0, notify=lambda message: None)
     space = _space(plan)
     study = optuna.create_study(direction="maximize",
                                 sampler=optuna.samplers.TPESampler(seed=0))
@@ -61,9 +61,7 @@ def search_plan(
 
     def objective(trial: Any) -> float:
         candidate = _suggest(plan, space, trial)
-        tuned = dataclasses.replace(measuring,
-                                    around_script=lambda: applying(candidate, script))
-        rate = sum(measured_rates(script, args, tuned))
+        rate = sum(measured_rates(script, args, options, candidate, reuse_process))
         notify(f"search: trial {trial.number + 1} of {trials}: {rate_text(rate)}")
         return rate
 

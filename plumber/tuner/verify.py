@@ -1,7 +1,8 @@
 """Verify a plan by measurement: as-written and tuned runs of the script, interleaved.
 
 Each round runs the script as written, then with the plan applied (A B A B),
-with the same bounds and no CPU probe, and takes each pipeline's rate (root
+with the same bounds and no CPU probe, each run in a fresh process as the
+user runs the script (:func:`measured_profile`), and takes each pipeline's rate (root
 elements per second over the time the consumer iterated), which decides;
 the tuned runs' steady-window rates are kept beside it, to check the model's
 prediction over the window it predicts. Pipelines are
@@ -19,9 +20,10 @@ from pathlib import Path
 
 from plumber.analyzers.observed import steady_rate
 from plumber.analyzers.speedup import Comparison, compare_rounds
-from plumber.capture.session import SessionOptions, profile_script
+from plumber.capture.session import SessionOptions
 from plumber.records.plan import Plan
 from plumber.records.profile import Profile
+from plumber.tuner.freshrun import fresh_profile
 
 
 def pipeline_rates(profile: Profile) -> tuple[float, ...]:
@@ -36,21 +38,38 @@ def pipeline_rates(profile: Profile) -> tuple[float, ...]:
     return tuple(rates)
 
 
-def measured_rates(script: Path, args: Sequence[str], options: SessionOptions) -> tuple[float, ...]:
-    """:func:`pipeline_rates` of one profiled run; a run stopped from outside stops the caller."""
-    return pipeline_rates(_measured(script, args, options))
+def measured_rates(
+    script: Path, args: Sequence[str], options: SessionOptions, plan: Plan | None = None,
+    reuse_process: bool = False,
+) -> tuple[float, ...]:
+    """:func:`pipeline_rates` of one measuring run (:func:`measured_profile`)."""
+    return pipeline_rates(measured_profile(script, args, options, plan, reuse_process))
 
 
-def _measured(script: Path, args: Sequence[str], options: SessionOptions) -> Profile:
-    """The profile of one measuring run.
+def measured_profile(
+    script: Path, args: Sequence[str], options: SessionOptions, plan: Plan | None = None,
+    reuse_process: bool = False,
+) -> Profile:
+    """The profile of one measuring run, ``plan`` in force when given.
 
+    The run is a fresh process (:mod:`plumber.tuner.freshrun`) unless
+    ``reuse_process`` (``tune --reuse-process``): then it runs in this
+    process, with no framework to import again, but after the runs before it,
+    which can make it measure faster than the user's own run would.
     Ctrl-C, SIGTERM or SIGHUP during a measuring run is raised again here
     (:func:`plumber.capture.scriptrun.stop_again`): the run's partial rate is no
     measurement, and the user asked for the whole command to stop.
     """
+    if not reuse_process:
+        return fresh_profile(script, args, options, plan)
     from plumber.capture.scriptrun import stop_again
+    from plumber.capture.session import profile_script
+    from plumber.tuner.appliers import applying
 
-    result = profile_script(script, args, options)
+    measuring = dataclasses.replace(
+        options, cpu_probe_s=0.0, notify=lambda message: None,
+        around_script=(lambda: applying(plan, script)) if plan is not None else None)
+    result = profile_script(script, args, measuring)
     stop_again(result.outcome)
     return result.profile
 
@@ -62,21 +81,21 @@ def verify(
     rounds: int,
     options: SessionOptions,
     notify: Callable[[str], None],
+    reuse_process: bool = False,
 ) -> tuple[Comparison, ...]:
-    """Interleaved as-written / tuned runs: at least ``rounds``, more while a result is close."""
-    from plumber.tuner.appliers import applying
+    """Interleaved as-written / tuned runs: at least ``rounds``, more while a result is close.
 
-    measuring = dataclasses.replace(options, cpu_probe_s=0.0, notify=lambda message: None)
-    tuned = dataclasses.replace(measuring, around_script=lambda: applying(plan, script))
+    Each run is :func:`measured_profile`'s (``reuse_process`` as there)."""
     steady: list[tuple[float | None, ...]] = []
 
     def tuned_rates() -> tuple[float, ...]:
-        profile = _measured(script, args, tuned)
+        profile = measured_profile(script, args, options, plan, reuse_process)
         steady.append(tuple(steady_rate(p) for p in profile.pipelines))
         return pipeline_rates(profile)
 
-    compared = compare_rounds(lambda: measured_rates(script, args, measuring), tuned_rates,
-                              rounds, notify)
+    compared = compare_rounds(
+        lambda: measured_rates(script, args, options, reuse_process=reuse_process),
+        tuned_rates, rounds, notify)
     return tuple(
         dataclasses.replace(check, steady_after=tuple(
             run[index] for run in steady if index < len(run) and run[index] is not None))

@@ -42,6 +42,7 @@ def tuned_epoch_loop(tmp_path_factory) -> tuple[CliRun, Path]:
     folder = tmp_path_factory.mktemp("epoch-loop")
     script = PIPELINES / "jpeg_epoch_loop.py"
     run = run_plumber(["tune", "-o", str(folder / "out" / "plan.json"), "--rounds", "1",
+                       "--reuse-process",
                        str(script), "--", "--source", "tfrecord", "--data",
                        str(folder / "data")], cwd=folder)
     return run, script

@@ -69,7 +69,7 @@ def test_a_missing_object_is_named_on_the_fetch_stage(plumber_cli):
 
 def test_a_tuned_plan_keeps_fewer_requests_in_flight_than_when_the_server_refused(plumber_cli):
     # Six workers against a server that answers 503 SlowDown beyond 4 requests at once.
-    run = plumber_cli("tune", "-o", "out/plan.json", "--rounds", "1",
+    run = plumber_cli("tune", "-o", "out/plan.json", "--rounds", "1", "--reuse-process",
                       EXAMPLES / "torch_s3_images.py", "--", *SMALL, "--steps", "8",
                       "--num-workers", "6", "--max-in-flight", "4")
     assert run.returncode == 0, run.stderr[-3000:]
@@ -92,7 +92,7 @@ def test_a_tuned_plan_keeps_fewer_requests_in_flight_than_when_the_server_refuse
 def test_tf_objects_read_every_epoch_are_fetched_concurrently_then_kept(plumber_cli):
     # 32 objects, 3 epochs: the fetch sits in a map with a random flip after a shuffle of
     # the keys, so no stage cache may go after it; the objects themselves can be kept.
-    run = plumber_cli("tune", "-o", "out/plan.json", "--rounds", "1",
+    run = plumber_cli("tune", "-o", "out/plan.json", "--rounds", "1", "--reuse-process",
                       EXAMPLES / "tf_s3_images.py", "--", *SMALL, "--steps", "12")
     assert run.returncode == 0, run.stderr[-3000:]
     network = Profile.load(run.out_dir / "profile.json").network

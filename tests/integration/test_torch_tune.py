@@ -28,8 +28,10 @@ def _needs_torchvision():
 
 def tuned(plumber_cli, tmp_path, script, *script_args):
     out = tmp_path / "out"
-    run = plumber_cli("tune", "-o", out / "plan.json", "--rounds", "1", script, "--",
-                      *script_args)
+    # --reuse-process: no torch import per measuring run (tests/integration/test_tune.py
+    # measures in fresh processes, as users do)
+    run = plumber_cli("tune", "-o", out / "plan.json", "--rounds", "1", "--reuse-process",
+                      script, "--", *script_args)
     assert run.returncode == 0, run.stderr[-3000:]
     assert any(outcome in run.stderr for outcome in VERIFIED), run.stderr[-2000:]
     profile = Profile.load(out / "profile.json")

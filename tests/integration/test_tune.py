@@ -26,10 +26,16 @@ pytestmark = pytest.mark.slow
 VERIFIED = (" tuned (", "is not faster; keeping the pipeline as written")
 
 
-def tuned(plumber_cli, tmp_path, script, *script_args):
+#: Most tests here measure in tune's own process (no framework import per run); the first
+#: measures as users do, each run a fresh process.
+REUSE = ("--reuse-process",)
+
+
+def tuned(plumber_cli, tmp_path, script, *script_args, options=REUSE):
     """Run ``plumber tune``; return its run and the plan the model derived (before verifying)."""
     out = tmp_path / "out"
-    run = plumber_cli("tune", "-o", out / "plan.json", "--rounds", "1", script, *script_args)
+    run = plumber_cli("tune", "-o", out / "plan.json", "--rounds", "1", *options, script,
+                      *script_args)
     assert run.returncode == 0, run.stderr[-3000:]
     assert any(outcome in run.stderr for outcome in VERIFIED), run.stderr[-2000:]
     profile = Profile.load(out / "profile.json")
@@ -44,7 +50,7 @@ def tuned(plumber_cli, tmp_path, script, *script_args):
 def test_tune_raises_the_parallelism_of_the_planted_map(plumber_cli, tmp_path):
     # 400 elements, as the CI gate runs it: a third of the default, in every verifying run too.
     run, plan, saved = tuned(plumber_cli, tmp_path, PIPELINES / "expensive_map.py",
-                             "--", "--elements", "400")
+                             "--", "--elements", "400", options=())
     (pipeline,) = plan.pipelines
     settings = {s.stage_id: s for s in pipeline.settings}
     assert settings["map-0"].parallelism == 2
@@ -123,7 +129,8 @@ def test_search_refines_the_plan_with_measured_trials(plumber_cli, tmp_path):
     # The slow read's plan (more reads in flight) does not hang on idle cores, so a
     # busy machine still gets one to refine; without a plan there is no search.
     run = plumber_cli("tune", "-o", tmp_path / "out" / "plan.json", "--rounds", "1",
-                      "--search", "2", PIPELINES / "slow_read.py", "--", "--records", "400")
+                      "--search", "2", *REUSE, PIPELINES / "slow_read.py", "--",
+                      "--records", "400")
     assert run.returncode == 0, run.stderr[-3000:]
     assert "search: trial 2 of 2" in run.stderr, run.stderr[-3000:]
     assert "search: best plan measured" in run.stderr

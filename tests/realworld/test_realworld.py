@@ -150,7 +150,9 @@ def tuned(case: Case, workdir: Path) -> Tuned:
         cwd = workdir / case.script
         cwd.mkdir(parents=True, exist_ok=True)
         out = cwd / "out"
-        run = run_plumber(["tune", "-o", str(out / "plan.json"), "--rounds", "1",
+        # --reuse-process: these checks read the plan and the verdict, not the rates, and a
+        # fresh process per measuring run would import the framework again each time
+        run = run_plumber(["tune", "-o", str(out / "plan.json"), "--rounds", "1", "--reuse-process",
                            str(case.path), "--", *_script_args(case, workdir)], cwd=cwd)
         assert run.returncode == 0, run.stderr[-3000:]
         profile = Profile.load(out / "profile.json")

@@ -9,7 +9,6 @@ one moved to another cache path, is still checked.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 from pathlib import Path
@@ -129,18 +128,10 @@ def test_a_search_that_keeps_other_values_leaves_the_prediction_unchecked(monkey
     pytest.importorskip("optuna")
     candidates: list[Plan] = []
 
-    @contextlib.contextmanager
-    def recording(candidate, script):
-        candidates.append(candidate)
-        yield
+    def measured(script, args, options, plan, reuse_process):
+        candidates.append(plan)
+        return (50.0 if plan.pipelines[0].settings[0].parallelism != 2 else 30.0,)
 
-    def measured(script, args, options):
-        with options.around_script():
-            pass
-        parallelism = candidates[-1].pipelines[0].settings[0].parallelism
-        return (50.0 if parallelism != 2 else 30.0,)
-
-    monkeypatch.setattr("plumber.tuner.appliers.applying", recording)
     monkeypatch.setattr(search, "measured_rates", measured)
     plan = model_plan()
     best, rate = search.search_plan(Path("train.py"), (), plan, 6, SessionOptions(),
@@ -149,4 +140,3 @@ def test_a_search_that_keeps_other_values_leaves_the_prediction_unchecked(monkey
     assert rate == 50.0 and best.pipelines[0].settings[0].parallelism != 2
     assert best.pipelines[0].predicted_for == plan.pipelines[0].predicted_for
     assert not best.pipelines[0].predicts_these_settings
-

@@ -178,7 +178,8 @@ def test_the_tuned_runs_steady_rates_are_kept_beside_the_rates_that_decide(monke
 
     runs = iter([run_with(None), run_with(100), run_with(None), run_with(None),
                  run_with(None), run_with(130)])
-    monkeypatch.setattr(verifying, "_measured", lambda script, args, options: next(runs))
+    monkeypatch.setattr(verifying, "fresh_profile",
+                        lambda script, args, options, plan=None: next(runs))
     plan = Plan(script="train.py", pipelines=(
         PipelinePlan(root=StageRef("train.py", 3, "prefetch"), settings=(), predicted_rate=60.0),))
     (check,) = verifying.verify(Path("train.py"), [], plan, 3, SessionOptions(), lambda m: None)
