@@ -27,7 +27,7 @@ from typing import Any
 from plumber.capture.gcfreeze import OwnObjectsFrozen
 from plumber.capture.scriptrun import ScriptOutcome, run_script
 from plumber.measure.capacity import probe_machine
-from plumber.measure.hotspots import DEFAULT_RATE_HZ, StackSampler
+from plumber.measure.hotspots import DEFAULT_RATE_HZ, START_TIMEOUT_S, StackSampler
 from plumber.measure.nettrace import RequestTracer
 from plumber.measure.runbounds import StoppableSteps
 from plumber.measure.sampler import ResourceSampler
@@ -218,6 +218,10 @@ def _stop_stacks(stacks: StackSampler, notes: list[str]) -> PythonSamples | None
     samples = stacks.stop()
     if samples is None:
         notes.append(f"no Python hotspots: {stacks.problem}")
+    elif stacks.started_late:
+        notes.append(f"py-spy had not started sampling {START_TIMEOUT_S:g} s after it was "
+                     f"launched; the script started then, and its first moments were not "
+                     f"sampled")
     return samples
 
 

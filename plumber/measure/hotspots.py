@@ -8,14 +8,19 @@ by several times), tags each sample with its thread and process
 (``--threads``, and the process frames ``--subprocesses`` adds), keeps
 waiting threads (``--idle``) and writes the collapsed stacks (``--format
 raw``) when it gets SIGINT at the end of the run. It runs in a session of
-its own so the user's Ctrl-C reaches plumber, not it.
+its own so the user's Ctrl-C reaches plumber, not it. The script starts
+once py-spy says it samples (at most :data:`START_TIMEOUT_S` later): py-spy
+first attaches to the process and to each child it has, and a short run
+could end before then with nothing sampled (a notebook profile of a
+second-long loop, in a whole test suite's process, once recorded no stack).
 
 Where Yama restricts tracing to descendants, this process and the workers
 forked while py-spy runs name py-spy as allowed to read them
 (:func:`allow_tracing`). py-spy may still be missing or unable to attach (no
 ptrace permission in a container, an unsupported Python):
-:class:`StackSampler` then says why in one line and the run goes on unsampled. :func:`parse_raw` and
-:func:`python_samples` are pure, tested on text.
+:class:`StackSampler` then says why in one line and the run goes on
+unsampled. :func:`parse_raw` and :func:`python_samples` are pure, tested on
+text.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import threading
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -67,6 +73,12 @@ MAX_STACKS = 2000
 
 #: Seconds py-spy gets to write its output after SIGINT before it is killed.
 STOP_TIMEOUT_S = 15.0
+
+#: Seconds the script waits for py-spy to start sampling; past them it starts unsampled.
+START_TIMEOUT_S = 10.0
+
+#: What py-spy prints on its standard output once it has attached and samples.
+SAMPLING_STARTED = b"Sampling process"
 
 _PROCESS = re.compile(r'process (\d+):".*?";(?=process \d+:"|thread \()')
 _THREAD = re.compile(r"thread \((0x[0-9a-fA-F]+|\d+)\)(?:: [^;]*)?")
@@ -203,6 +215,9 @@ class StackSampler:
         self._process: subprocess.Popen[bytes] | None = None
         self._folder: Path | None = None
         self._version = "py-spy"
+        #: Whether py-spy had not said it samples after START_TIMEOUT_S (the run's start
+        #: went unsampled).
+        self.started_late = False
 
     @property
     def pid(self) -> int | None:
@@ -230,7 +245,7 @@ class StackSampler:
         try:
             with (self._folder / "stderr.txt").open("wb") as stderr:
                 self._process = subprocess.Popen(
-                    command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                    command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                     stderr=stderr, start_new_session=True,
                 )
         except OSError as exc:
@@ -240,6 +255,7 @@ class StackSampler:
             return
         _trace_forks_by(self._process.pid)
         allow_tracing(self._process.pid)
+        self.started_late = not _sampling_started(self._process, START_TIMEOUT_S)
 
     def stop(self) -> PythonSamples | None:
         """Stop py-spy (SIGINT: it writes its stacks) and read them; None with ``problem`` set."""
@@ -275,6 +291,27 @@ class StackSampler:
         if self._folder is not None:
             shutil.rmtree(self._folder, ignore_errors=True)
             self._folder = None
+
+
+def _sampling_started(process: subprocess.Popen[bytes], timeout_s: float) -> bool:
+    """Wait until py-spy says it samples (it attaches to this process and its children
+    first), or ends, or ``timeout_s`` passes; False on the timeout.
+
+    Its standard output is read to the end by a thread of its own: py-spy
+    also prints there when it falls behind, and a full pipe would stop it.
+    """
+    said = threading.Event()
+
+    def read() -> None:
+        assert process.stdout is not None
+        with process.stdout:
+            for line in process.stdout:
+                if SAMPLING_STARTED in line:
+                    said.set()
+        said.set()
+
+    threading.Thread(target=read, name="plumber-py-spy-output", daemon=True).start()
+    return said.wait(timeout_s)
 
 
 #: ``prctl(2)`` option of Linux's Yama module: the process allowed to trace this one.

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import time
+from pathlib import Path
 
 import pytest
 from synthetic_hotspots import (
@@ -354,3 +355,46 @@ def test_stacks_with_no_frame_and_a_spawned_workers_start_are_not_a_stage():
                                      (WORKER, WORKER, IDLE, 2)))
     (pool,) = found.stages
     assert (pool.stage, pool.samples, found.unattributed_samples) == ("workers", 2, 40)
+
+
+def _slow_py_spy(folder: Path, delay_s: float, said: Path) -> Path:
+    """A fake py-spy that attaches for ``delay_s``, says it samples (touching ``said``), and
+    writes an empty stacks file at SIGINT."""
+    fake = folder / "py-spy"
+    fake.write_text(
+        "#!/bin/sh\n"
+        '[ "$1" = --version ] && echo "py-spy 0.4.0" && exit 0\n'
+        'out=""; prev=""; for a in "$@"; do [ "$prev" = --output ] && out="$a"; prev="$a"; done\n'
+        "trap ': > \"$out\"; exit 0' INT\n"
+        f"sleep {delay_s}\n"
+        f"touch {said}\n"
+        'echo "py-spy> Sampling process 10 times a second. Press Control-C to exit."\n'
+        "while :; do sleep 0.05; done\n"
+    )
+    fake.chmod(0o755)
+    return fake
+
+
+def test_the_script_starts_once_py_spy_says_it_samples(tmp_path):
+    said = tmp_path / "said"
+    sampler = StackSampler(executable=str(_slow_py_spy(tmp_path, 0.5, said)))
+    sampler.start()
+    assert said.exists() and not sampler.started_late
+    assert sampler.stop() is not None and sampler.problem is None
+
+
+def test_a_py_spy_slower_to_start_than_the_timeout_is_noted_and_the_run_goes_on(
+        tmp_path, monkeypatch):
+    from plumber.capture.session import _stop_stacks
+
+    monkeypatch.setattr(sampling, "START_TIMEOUT_S", 0.2)
+    said = tmp_path / "said"
+    sampler = StackSampler(executable=str(_slow_py_spy(tmp_path, 3, said)))
+    begun = time.monotonic()
+    sampler.start()
+    assert time.monotonic() - begun < 2.5 and not said.exists() and sampler.started_late
+    while not said.exists():
+        time.sleep(0.05)
+    notes: list[str] = []
+    assert _stop_stacks(sampler, notes) is not None
+    assert notes and "had not started sampling" in notes[0]
