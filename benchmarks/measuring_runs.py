@@ -40,20 +40,20 @@ from plumber.tuner.freshrun import fresh_profile
 ROOT = Path(__file__).resolve().parents[1]
 TUTORIAL = ROOT / "tests" / "realworld" / "torch_data_tutorial.py"
 
-#: Run in a child: profile the script as written, then with the plan, in this one process.
+#: Run in a child: profile the script as written, then with the plan, in this one process
+#: (``tune --reuse-process``'s measuring runs).
 RERUN = '''
-import dataclasses, json, sys
+import json, sys
 from pathlib import Path
 from plumber.analyzers.observed import steady_rate
-from plumber.capture.session import SessionOptions, profile_script
+from plumber.capture.session import SessionOptions
 from plumber.records.plan import Plan
-from plumber.tuner.appliers import applying
+from plumber.tuner.verify import measured_profile
 script, plan = Path(sys.argv[1]), Plan.load(sys.argv[2])
 args = sys.argv[3:]
-options = SessionOptions(cpu_probe_s=0.0, net_probe_s=0.0)
-profile_script(script, args, options)
-tuned = dataclasses.replace(options, around_script=lambda: applying(plan, script))
-profile = profile_script(script, args, tuned).profile
+options = SessionOptions(net_probe_s=0.0)
+measured_profile(script, args, options, reuse_process=True)
+profile = measured_profile(script, args, options, plan, reuse_process=True)
 print("RATE", json.dumps([steady_rate(p) for p in profile.pipelines]))
 '''
 

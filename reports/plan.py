@@ -71,6 +71,7 @@ def plan_view(
     """The rows of ``planned`` against the stages of ``pipeline`` (its knobs as written)."""
     stages = {s.id: s for s in pipeline.stages}
     loader = is_loader(planned)
+    predicted = planned.predicts_these_settings
     rows = []
     for setting in planned.settings:
         stage = stages.get(setting.stage_id)
@@ -81,6 +82,6 @@ def plan_view(
             source_title=full_source(source),
             edits=tuple((e.old, e.new) for e in stage_edits(setting, stage, loader)),
             reason=prose(setting.reason),
-            rate=fmt.rate(setting.predicted_rate) if planned.predicts_these_settings else "",
+            rate=fmt.rate(setting.predicted_rate) if predicted else "",
         ))
     return PlanView(kept=kept, outcome=outcome(planned, kept) + runs_of(planned), rows=tuple(rows))

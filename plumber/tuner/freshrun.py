@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import json
 import os
 import shutil
@@ -34,6 +35,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -45,8 +47,8 @@ from plumber.records import exitcodes
 from plumber.records.plan import Plan
 from plumber.records.profile import Profile
 
-#: The options a measuring run takes from the caller's (the rest stay at their defaults:
-#: no CPU probe, no stack sampling, nothing printed).
+#: The options a measuring run takes from the caller's (the rest stay at their defaults,
+#: no stack sampling among them; :func:`measuring_options` sets the others).
 PASSED_OPTIONS = ("steps", "duration_s", "sample_interval_s", "poll_interval_s",
                   "capacity_cache_dir", "net_probe_s", "keep_secrets", "service_timeout_s",
                   "link_bps")
@@ -148,8 +150,6 @@ def _send(child: subprocess.Popen[bytes], signum: int) -> None:
 
 
 def _in_main_thread() -> bool:
-    import threading
-
     return threading.current_thread() is threading.main_thread()
 
 
@@ -172,10 +172,19 @@ def _result(folder: Path, options: SessionOptions) -> Profile:
     return profile
 
 
+def measuring_options(options: SessionOptions, script: Path, plan: Plan | None) -> SessionOptions:
+    """``options`` as a measuring run takes them, in a fresh process or in tune's: no CPU
+    probe, nothing printed, ``plan``'s settings in force when given."""
+    from plumber.tuner.appliers import applying
+
+    return dataclasses.replace(
+        options, cpu_probe_s=0.0, notify=lambda message: None,
+        around_script=(lambda: applying(plan, script)) if plan is not None else None)
+
+
 def _main(request_path: str) -> int:
     """The child: profile the script as the request says, write its profile and outcome."""
     from plumber.capture.session import profile_script
-    from plumber.tuner.appliers import applying
 
     _end_with_parent()
     request = json.loads(Path(request_path).read_text())
@@ -188,10 +197,8 @@ def _main(request_path: str) -> int:
         _write(result, profile_file, outcome_file, service_lost=True)
         os._exit(exitcodes.SERVICE_LOST)
 
-    options = SessionOptions(
-        cpu_probe_s=0.0, on_service_lost=service_lost,
-        around_script=(lambda: applying(plan, script)) if plan is not None else None,
-        **request["options"])
+    options = measuring_options(
+        SessionOptions(on_service_lost=service_lost, **request["options"]), script, plan)
     result = profile_script(script, request["args"], options)
     _write(result, profile_file, outcome_file)
     return exitcodes.OK

@@ -23,7 +23,7 @@ from plumber.analyzers.speedup import Comparison, compare_rounds
 from plumber.capture.session import SessionOptions
 from plumber.records.plan import Plan
 from plumber.records.profile import Profile
-from plumber.tuner.freshrun import fresh_profile
+from plumber.tuner.freshrun import fresh_profile, measuring_options
 
 
 def pipeline_rates(profile: Profile) -> tuple[float, ...]:
@@ -64,12 +64,8 @@ def measured_profile(
         return fresh_profile(script, args, options, plan)
     from plumber.capture.scriptrun import stop_again
     from plumber.capture.session import profile_script
-    from plumber.tuner.appliers import applying
 
-    measuring = dataclasses.replace(
-        options, cpu_probe_s=0.0, notify=lambda message: None,
-        around_script=(lambda: applying(plan, script)) if plan is not None else None)
-    result = profile_script(script, args, measuring)
+    result = profile_script(script, args, measuring_options(options, script, plan))
     stop_again(result.outcome)
     return result.profile
 
