@@ -29,7 +29,7 @@ from statistics import fmean
 from plumber.analyzers import text
 from plumber.analyzers.bounds import compute_bounds, rate_of
 from plumber.analyzers.results import WhatIf
-from plumber.analyzers.stages import cpu_demand, without
+from plumber.analyzers.stages import cpu_demand, with_work, without
 from plumber.analyzers.topology import above, below, is_random, pool_of
 from plumber.analyzers.whatif import WORTH_LISTING, Scene
 from plumber.records.kinds import PIN_MEMORY, POOL, SAMPLE_CACHE, SERVICE
@@ -67,9 +67,10 @@ def cache_what_ifs(scene: Scene) -> list[WhatIf]:
         if any(pipeline.stage(sid).kind == "repeat" for sid in covered):
             continue
         place = _placement(scene, stage, covered)
-        steady = _cached_rate(scene, covered, place)
+        cost = _sample_cache_cost(scene, stage)
+        steady = _cached_rate(scene, covered, place, cost)
         if steady > WORTH_LISTING * scene.predicted_rate:
-            candidates.append(_what_if(scene, stage, covered, steady, place))
+            candidates.append(_what_if(scene, stage, covered, steady, place, cost))
     best_allowed = max((w.predicted_rate for w in candidates if w.feasible), default=0.0)
     ruled_out: dict[str, WhatIf] = {}
     for w in candidates:
@@ -132,13 +133,44 @@ def _roots_per_epoch(scene: Scene, stage: Stage) -> float | None:
     return cardinality * root_stats.elements / stats.elements
 
 
-def _cached_rate(scene: Scene, covered: frozenset[str], place: _Placement) -> float:
+@dataclasses.dataclass(frozen=True)
+class _SampleCacheCost:
+    """Seconds of CPU per root element a sample cache spends in its pool, and where."""
+
+    pool: str
+    store_s: float
+    read_s: float
+
+
+def _sample_cache_cost(scene: Scene, stage: Stage) -> _SampleCacheCost | None:
+    """What a sample cache after ``stage`` costs its pool per root element: storing on
+    the first pass, reading back on every later one (the stage's measured
+    ``sample_cache_store_s`` and ``sample_cache_read_s`` times its samples per
+    root element). None outside a pool (tf.data's own cache, whose replay in
+    memory is taken as free) and where not measured."""
+    pool = _pool(scene, stage)
+    stats = stage.stats
+    if pool is None or stats is None or stats.sample_cache_store_s is None \
+            or stats.sample_cache_read_s is None:
+        return None
+    visits = next((a.visit_ratio for a in scene.analyses if a.stage_id == stage.id), None)
+    if visits is None:
+        return None
+    return _SampleCacheCost(pool.id, stats.sample_cache_store_s * visits,
+                            stats.sample_cache_read_s * visits)
+
+
+def _cached_rate(scene: Scene, covered: frozenset[str], place: _Placement,
+                 cost: _SampleCacheCost | None) -> float:
     """The steady-state rate with every stage in ``covered`` replayed from the cache.
 
     The disk bound goes when every stage that reads storage is covered; a
     file cache brings its own: the cached bytes are read back every epoch.
+    A sample cache's pool reads and decodes each sample back (``cost``).
     """
     remaining = without(scene.analyses, covered)
+    if cost is not None:
+        remaining = with_work(remaining, cost.pool, cost.read_s)
     readers = {
         a.stage_id
         for a in scene.analyses
@@ -170,8 +202,17 @@ def passes(scene: Scene, stage: Stage) -> float | None:
     return stage.stats.elements / cardinality
 
 
+def _filling_rate(scene: Scene, cost: _SampleCacheCost | None) -> float:
+    """The rate of the pass that fills the cache: as run, plus a sample cache's writes."""
+    if cost is None:
+        return scene.predicted_rate
+    return rate_of(compute_bounds(with_work(scene.analyses, cost.pool, cost.store_s),
+                                  scene.limits))
+
+
 def _what_if(
-    scene: Scene, stage: Stage, covered: frozenset[str], steady: float, place: _Placement
+    scene: Scene, stage: Stage, covered: frozenset[str], steady: float, place: _Placement,
+    cost: _SampleCacheCost | None,
 ) -> WhatIf:
     problem, contents = _obstacle(scene, stage, covered, place)
     epochs = passes(scene, stage)
@@ -182,7 +223,13 @@ def _what_if(
         )
     predicted = steady
     if problem is None and epochs is not None:
-        predicted = average_rate(epochs, scene.predicted_rate, steady)
+        predicted = average_rate(epochs, _filling_rate(scene, cost), steady)
+        if predicted <= WORTH_LISTING * scene.predicted_rate:
+            problem = (
+                f"over the run's {round(epochs, 1):g} passes it would average "
+                f"{text.rate(predicted)} against {text.rate(scene.predicted_rate)} without it"
+                f"{': ' + _cost_text(cost) if cost is not None else ''}"
+            )
     saved = sum(
         cpu_demand(a) or 0.0
         for a in scene.analyses
@@ -194,10 +241,11 @@ def _what_if(
             f"; {text.rate(steady)} once full, {text.rate(predicted)} averaged over the "
             f"run's {round(epochs, 1):g} passes" if epochs is not None else ""
         )
+        spent = f", {_cost_text(cost)}" if cost is not None else ""
         reason = (
             f"From the second epoch on, the {len(covered)} stage(s) at and below {stage.id} "
-            f"no longer run ({text.ms(saved)} of CPU per root element saved){over}; the cache "
-            f"holds {contents} {medium}."
+            f"no longer run ({text.ms(saved)} of CPU per root element saved{spent}){over}; "
+            f"the cache holds {contents} {medium}."
         )
     else:
         reason = f"Not proposed: {problem}."
@@ -213,6 +261,12 @@ def _what_if(
         feasible=problem is None,
         steady_rate=steady,
     )
+
+
+def _cost_text(cost: _SampleCacheCost) -> str:
+    """What a sample cache spends per root element, as measured."""
+    return (f"reading its samples back costs {text.ms(cost.read_s)} of CPU per root element "
+            f"and storing them {text.ms(cost.store_s)} on the first pass")
 
 
 def _obstacle(

@@ -431,6 +431,21 @@ def without(analyses: Sequence[StageAnalysis], removed: frozenset[str]) -> list[
     return out
 
 
+def with_work(analyses: Sequence[StageAnalysis], stage_id: str,
+              seconds: float) -> list[StageAnalysis]:
+    """The analyses with stage ``stage_id`` doing ``seconds`` more computing per root element
+    (a sample cache's writes or reads, done by the pool whose samples it holds)."""
+    out = []
+    for a in analyses:
+        if a.stage_id == stage_id and a.wall_demand_s is not None:
+            wall = a.wall_demand_s + seconds
+            cpu = a.cpu_demand_s + seconds if a.cpu_demand_s is not None else None
+            a = dataclasses.replace(a, wall_demand_s=wall, cpu_demand_s=cpu,
+                                    max_rate=rate_at(a, wall))
+        out.append(a)
+    return out
+
+
 def _resource(
     own: float,
     total: float,

@@ -128,6 +128,12 @@ class StageStats:
     ``compression`` is how a sample of its elements compressed for tf.data
     service (None when not sampled: a torch stage, a stage read from a
     service, or a run that did not read its pipelines again).
+    ``sample_cache_store_s`` / ``sample_cache_read_s`` are the CPU seconds
+    plumber's sample cache took to store one of the stage's output samples
+    and to read it back, measured once per DataLoader process (the median
+    over processes): a cache after the stage pays the first on its first
+    pass and the second on every later one. None where not measured (a
+    tf.data stage, collate, or a sample the cache cannot store).
     """
 
     elements: int
@@ -140,6 +146,8 @@ class StageStats:
     parallelism: int | None = None
     runqueue_time_s: float | None = None
     compression: Compression | None = None
+    sample_cache_store_s: float | None = None
+    sample_cache_read_s: float | None = None
 
 
 @dataclass(frozen=True)

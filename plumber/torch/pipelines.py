@@ -10,6 +10,7 @@ the totals are their sums. Pure: no torch, no I/O.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,7 +89,7 @@ def build_pipeline(
     ids = [FETCH, *(transform_id(i) for i in range(len(transforms))), COLLATE]
     for stage_id in ids:
         chain.append(_chain_stage(stage_id, previous, summary, transforms, totals, parallelism,
-                                  errors.get(stage_id)))
+                                  errors.get(stage_id), snapshots))
         previous = stage_id
     stages = [_workers_stage(summary, chain, totals, parallelism, snapshots), *chain]
     root = POOL
@@ -166,6 +167,7 @@ def _chain_stage(
     totals: dict[str, StageCounts],
     parallelism: int,
     error: str | None,
+    snapshots: Sequence[WorkerSnapshot],
 ) -> Stage:
     knobs: dict[str, Any] = {}
     random, note = False, ""
@@ -196,6 +198,7 @@ def _chain_stage(
             bytes_produced=int(_bytes_produced(stage_id, row, totals, len(transforms))),
             bytes_consumed=int(row.bytes_in),
             parallelism=parallelism,
+            **_cache_cost(stage_id, snapshots),
         )
     return Stage(
         id=stage_id,
@@ -252,6 +255,15 @@ def _workers_stage(
         stats=stats,
         unmeasured_reason=None if stats is not None else NO_STATS,
     )
+
+
+def _cache_cost(stage_id: str, snapshots: Sequence[WorkerSnapshot]) -> dict[str, float]:
+    """The median over processes of what caching ``stage_id``'s samples cost (none: {})."""
+    costs = [s.cache_costs[stage_id] for s in snapshots if stage_id in s.cache_costs]
+    if not costs:
+        return {}
+    return {"sample_cache_store_s": statistics.median(c.store_s for c in costs),
+            "sample_cache_read_s": statistics.median(c.read_s for c in costs)}
 
 
 def _runqueue(snapshots: Sequence[WorkerSnapshot]) -> float | None:

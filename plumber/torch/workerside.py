@@ -16,7 +16,10 @@ adds the stage's mean so far to what fetch leaves out as nested.
 Around each whole ``fetch`` call (one batch: the chain the worker runs) it
 also reads the thread's run-queue wait (``schedstat``): the time the worker
 was ready to run but had no core, which tells oversubscription (more
-workers than cores) from waiting on I/O.
+workers than cores) from waiting on I/O. The first time each cache point
+(the fetched sample, each transform's output) passes in a process, it
+measures what plumber's sample cache would cost to store and read back
+that sample (:mod:`plumber.torch.cachecost`), outside every stage's time.
 
 With ``num_workers > 0`` the loader's ``worker_init_fn`` is replaced, for
 the moment its iterator starts the workers, by a :class:`WorkerStart`: a
@@ -45,6 +48,7 @@ from typing import Any, NamedTuple
 
 from plumber.measure.threadcpu import name_os_thread, thread_runqueue_s
 from plumber.records.files import write_text_atomically
+from plumber.torch.cachecost import CacheCost, sample_cache_cost
 from plumber.torch.determinism import describe_transforms
 from plumber.torch.sizes import nbytes_of
 from plumber.torch.transforms import find_transforms
@@ -115,6 +119,8 @@ class WorkerSnapshot:
     runqueue_s: float | None = None
     #: The process's HTTP request trace (:meth:`plumber.measure.nettrace.RequestTracer.snapshot`).
     network: dict[str, Any] | None = None
+    #: Per cache point, what storing and reading back one of its samples cost.
+    cache_costs: Mapping[str, CacheCost] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -130,6 +136,7 @@ class WorkerSnapshot:
             "problem": self.problem,
             "runqueue_s": self.runqueue_s,
             "network": self.network,
+            "cache_costs": {k: list(v) for k, v in self.cache_costs.items()},
         }
 
     @classmethod
@@ -149,6 +156,8 @@ class WorkerSnapshot:
             problem=data.get("problem"),
             runqueue_s=float(runqueue) if isinstance(runqueue, (int, float)) else None,
             network=data.get("network"),
+            cache_costs={str(k): CacheCost(*map(float, v))
+                         for k, v in data.get("cache_costs", {}).items()},
         )
 
 #: The recorder of the fetch running on this thread; transforms report to it.
@@ -157,6 +166,10 @@ _current = threading.local()
 
 def transform_id(index: int) -> str:
     return f"transform_{index}"
+
+
+#: The transform whose input is the fetched sample: a cache after fetch holds that.
+FIRST_TRANSFORM = transform_id(0)
 
 
 def error_text(exc: BaseException) -> str:
@@ -194,6 +207,9 @@ class StageRecorder:
         #: None once a read of ``schedstat`` failed (not measured).
         self.runqueue_s: float | None = 0.0
         self.rss = RssBytes(rss_start, rss_start, rss_start)
+        #: Per cache point (fetch or a transform), what caching its output cost once
+        #: (:func:`probe_cache_cost`); None where the cache could not store it.
+        self.cache_costs: dict[str, CacheCost | None] = {}
         self.problem: str | None = None
         self.dirty = False
         self.on_error: Callable[[], None] | None = None
@@ -253,6 +269,23 @@ class StageRecorder:
                                          round(out * scale), round(into * scale))
         return counted
 
+    def probe_cache_cost(self, stage: str, sample: Any) -> None:
+        """Measure, the first time only, what a sample cache after ``stage`` would cost with
+        ``sample`` as its output (:func:`plumber.torch.cachecost.sample_cache_cost`).
+
+        It runs inside a fetch, whose own time leaves it out as nested, and in
+        no stage's time.
+        """
+        if stage in self.cache_costs:
+            return
+        wall0, cpu0 = time.perf_counter(), time.thread_time()
+        cost = sample_cache_cost(sample)
+        with self._lock:
+            self.cache_costs[stage] = cost
+            self.nested_wall += time.perf_counter() - wall0
+            self.nested_cpu += time.thread_time() - cpu0
+            self.dirty = True
+
     def fail(self, stage: str, exc: BaseException) -> None:
         """Blame ``stage`` for ``exc``, unless a stage nested in it already was."""
         if self._blamed == id(exc):
@@ -297,6 +330,7 @@ class StageRecorder:
                 problem=self.problem,
                 runqueue_s=self.runqueue_s,
                 network=self.requests.snapshot() if self.requests is not None else None,
+                cache_costs={k: v for k, v in self.cache_costs.items() if v is not None},
             )
 
 
@@ -344,6 +378,9 @@ class TimedTransform:
             bytes_in = nbytes_of(args[0])
         recorder.last_out, recorder.last_out_bytes = out, nbytes_of(out)
         recorder.add(self._plumber_stage, 1, wall, cpu, recorder.last_out_bytes, bytes_in)
+        if args and self._plumber_stage == FIRST_TRANSFORM:
+            recorder.probe_cache_cost(FETCH, args[0])
+        recorder.probe_cache_cost(self._plumber_stage, out)
         return out
 
     def __reduce__(self) -> tuple[Any, tuple[Any]]:
@@ -472,6 +509,9 @@ def _timed_collate(collate: Callable[[Any], Any], recorder: StageRecorder,
                    auto_collation: bool, data: Any) -> Any:
     samples = _count(data) if auto_collation else 1
     recorder.samples += samples
+    sample = _first(data) if auto_collation else data
+    if sample is not None:  # a dataset without transforms: no transform_0 measured it first
+        recorder.probe_cache_cost(FETCH, sample)
     recorder.add(FETCH, samples, 0.0, 0.0, nested=False)
     bytes_in = nbytes_of(data)
     wall0, cpu0 = time.perf_counter(), time.thread_time()
@@ -484,6 +524,14 @@ def _timed_collate(collate: Callable[[Any], Any], recorder: StageRecorder,
     wall, cpu = time.perf_counter() - wall0, time.thread_time() - cpu0
     recorder.add(COLLATE, 1, wall, cpu, nbytes_of(batch), bytes_in)
     return batch
+
+
+def _first(data: Any) -> Any:
+    """The first sample of a batch's list of samples, None when there is none to take."""
+    try:
+        return data[0]
+    except (TypeError, LookupError):
+        return None
 
 
 def _count(data: Any) -> int:

@@ -69,6 +69,17 @@ def test_an_expensive_transform_in_forked_workers_has_the_most_cpu(plumber_cli, 
     assert len(pipeline.workers) == 4 and sum(w.elements for w in pipeline.workers) == 192
     assert pipeline.consumer.steps == 24
     assert pipeline.element_spec == "[Tensor[8, 3, 96, 96] float32, Tensor[8] int64]"
+    assert_cache_costs_measured(pipeline)
+
+
+def assert_cache_costs_measured(pipeline: Pipeline) -> None:
+    """Each cache point carries what storing and reading back one of its samples cost."""
+    for stage in pipeline.stages:
+        stats = stage.stats
+        if stage.id in ("workers", "collate"):
+            assert stats.sample_cache_store_s is None and stats.sample_cache_read_s is None
+        else:
+            assert stats.sample_cache_store_s > 0 and stats.sample_cache_read_s > 0, stage.id
 
 
 def test_a_latency_bound_fetch_waits_far_more_than_it_computes(plumber_cli):
@@ -101,6 +112,7 @@ def test_main_process_loading_driven_by_a_trainer_is_profiled(plumber_cli):
     fetch = pipeline.stage("fetch").stats
     assert fetch.elements == 64 and fetch.wall_time_s > 5 * fetch.cpu_time_s
     assert pipeline.consumer.wait_s > 0.02 * 64 * 0.9
+    assert_cache_costs_measured(pipeline)
 
 
 def test_spawned_persistent_workers_read_an_iterable_dataset_defined_in_the_script(
