@@ -3,7 +3,12 @@
 A cache after stage s replays s's output from the second epoch on, so the
 demand of s and everything below it disappears in steady state; the
 predicted rate is the minimum of the bounds that remain (README.md, How it
-works, step 5). Its size is bytes per element x the stream's cardinality. It goes in
+works, step 5), averaged over the run's passes with the first, which fills
+it. A DataLoader's sample cache is not free: its pool pays what storing a
+sample was measured to cost on the first pass and reading one back on
+every later one (``sample_cache_store_s``, ``sample_cache_read_s``), and
+a cache whose average over the run's passes does not beat the rate
+without it is not proposed. Its size is bytes per element x the stream's cardinality. It goes in
 memory when it fits a share of the available memory, else in a file when it
 fits a share of the free space where file caches go (replaying it then
 costs disk reads, which the prediction counts). A cache never goes after a
@@ -222,8 +227,9 @@ def _what_if(
             f"on, and filling it costs the first"
         )
     predicted = steady
+    first = _filling_rate(scene, cost)
     if problem is None and epochs is not None:
-        predicted = average_rate(epochs, _filling_rate(scene, cost), steady)
+        predicted = average_rate(epochs, first, steady)
         if predicted <= WORTH_LISTING * scene.predicted_rate:
             problem = (
                 f"over the run's {round(epochs, 1):g} passes it would average "
@@ -260,6 +266,7 @@ def _what_if(
         reason=reason,
         feasible=problem is None,
         steady_rate=steady,
+        first_pass_rate=first,
     )
 
 

@@ -92,7 +92,8 @@ class WhatIf:
     ``reason`` starting "Not proposed", and never becomes a recommendation.
     A cache's ``predicted_rate`` is the average over as many passes as the
     run made (the first pass still fills it); ``steady_rate`` is its rate
-    once full.
+    once full; ``first_pass_rate`` the rate of the pass that fills it (as
+    run, slowed by a sample cache's writes).
     """
 
     stage_id: str | None
@@ -104,6 +105,7 @@ class WhatIf:
     reason: str
     feasible: bool = True
     steady_rate: float | None = None
+    first_pass_rate: float | None = None
 
 
 @dataclass(frozen=True)

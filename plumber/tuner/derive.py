@@ -3,8 +3,10 @@
 Per input-bound pipeline: parallelism for every tunable stage at once
 (:mod:`plumber.analyzers.allocate`), the best admissible cache from the
 what-if table (the analysis already refuses caches after random stages, on
-infinite streams, for a single pass and beyond the memory and disk budgets),
-and a prefetch at the end when the pipeline has none, as deep as the spread
+infinite streams, for a single pass and beyond the memory and disk budgets;
+a cache that, with the plan's parallelism, would not raise the rate averaged
+over the run's passes, its filling pass slowed as the analysis found, is
+left out with a note), and a prefetch at the end when the pipeline has none, as deep as the spread
 of producer and consumer times asks (:mod:`plumber.analyzers.prefetch`). A
 worker pool (a torch DataLoader) gets its worker count within the memory its
 workers take and the batches of an epoch (an iterable dataset keeps its
@@ -33,6 +35,7 @@ import dataclasses
 import math
 from pathlib import Path
 
+from plumber.analyzers import text
 from plumber.analyzers.allocate import Allocation, allocate, with_parallelism
 from plumber.analyzers.bounds import compute_bounds, rate_of
 from plumber.analyzers.cache import MEMORY_BUDGET, average_rate, passes
@@ -135,9 +138,16 @@ def _settings(
             profile, pipeline, model, allocation, cache, settings, script_dir)
     elif cache is not None:
         stage = pipeline.stage(cache.stage_id)
-        if stage.source is not None:
+        full = max(cache.steady_rate or cache.predicted_rate, allocation.predicted_rate)
+        cached_rate = average_rate(passes(model, stage) or 1.0,
+                                   allocation.predicted_rate * _filling_share(cache, model), full)
+        if cached_rate <= allocation.predicted_rate:
+            unplanned.append(
+                f"the cache after {stage.id} is not planned: with the plan's other settings "
+                f"the run would average {text.rate(cached_rate)} with it against "
+                f"{text.rate(allocation.predicted_rate)} without it")
+        elif stage.source is not None:
             previous = settings.get(stage.id)
-            full = max(cache.steady_rate or cache.predicted_rate, allocation.predicted_rate)
             settings[stage.id] = StageSetting(
                 stage=StageRef.of(stage.source, stage.kind, script_dir),
                 stage_id=stage.id,
@@ -147,7 +157,7 @@ def _settings(
                                              cache.reason) if r),
                 predicted_rate=full,
             )
-            rate = average_rate(passes(model, stage) or 1.0, allocation.predicted_rate, full)
+            rate = cached_rate
             cache_bytes = _size_in_memory(model, stage) if cache.value == "memory" else 0.0
     depth = None if cheaper_only else prefetch_depth_for(
         pipeline, _producer_rate(model, allocation), max(model.memory_budget - cache_bytes, 0.0)
@@ -263,6 +273,15 @@ def _size_in_memory(model, stage: Stage) -> float:
     if not epochs or stats is None or stats.elements <= 0:
         return 0.0
     return stats.bytes_produced / epochs
+
+
+def _filling_share(cache: WhatIf, model) -> float:
+    """How much the pass that fills ``cache`` keeps of the rate without it (1: all of it;
+    less where a sample cache's writes slow it), as the model found it as run."""
+    first = cache.first_pass_rate
+    if first is None or not model.predicted_rate > 0:
+        return 1.0
+    return min(first / model.predicted_rate, 1.0)
 
 
 def _best_cache(pipeline: Pipeline, diagnosis: Diagnosis):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +20,7 @@ from plumber.records.profile import Profile
 from plumber.torch.cache import SHARED_MEMORY
 from plumber.torch.cachecost import sample_cache_cost
 from plumber.torch.workerside import FETCH, StageRecorder, WorkerSnapshot
+from plumber.tuner.derive import derive_plan
 from tests.unit.synthetic_profiles import loader_profile
 
 RESIZE = ("Resize", 0.001, 0.001, False)
@@ -30,8 +32,9 @@ def expensive_transform(store_s: float | None = None, read_s: float | None = Non
                         at: tuple[str, ...] = ("transform_1",), **kwargs) -> Profile:
     """2 workers on 2 cores, the blur most of each sample's time; ``store_s`` and
     ``read_s`` per sample measured for a cache after each stage of ``at`` (the blur's)."""
-    profile = loader_profile((0.002, 0.0018), (RESIZE, BLUR, FLIP), num_workers=2,
-                             wait_s=9.0, step_s=1.0, **kwargs)
+    kwargs.setdefault("num_workers", 2)
+    profile = loader_profile((0.002, 0.0018), (RESIZE, BLUR, FLIP), wait_s=9.0, step_s=1.0,
+                             **kwargs)
     pipeline = profile.pipelines[0]
     stages = tuple(
         dataclasses.replace(s, stats=dataclasses.replace(
@@ -83,6 +86,41 @@ def test_a_cache_that_costs_about_what_it_saves_over_the_run_is_not_proposed():
     assert "reading its samples back costs 80 ms" in charged.reason
     plan_caches = [w for w in diagnose(profile).what_ifs if w.knob == "cache" and w.feasible]
     assert plan_caches == []
+
+
+def test_the_plan_averages_the_cache_with_its_filling_pass_slowed_by_the_writes():
+    profile = expensive_transform(store_s=0.004, read_s=0.004)
+    diagnosis = diagnose(profile)
+    charged = next(w for w in diagnosis.what_ifs if w.knob == "cache" and w.feasible)
+    (pipeline,) = derive_plan(profile, (diagnosis,), Path("train.py")).pipelines
+    (setting,) = pipeline.settings
+    assert setting.cache == "memory" and setting.stage_id == "transform_1"
+    # No parallelism changes: the plan's rate is the what-if's, first pass slowed by the writes.
+    assert charged.first_pass_rate < scene(profile, profile.pipelines[0]).predicted_rate
+    assert pipeline.predicted_rate == pytest.approx(charged.predicted_rate)
+
+
+def test_a_cache_that_adds_nothing_to_the_plans_parallelism_is_left_out_with_a_note():
+    # One worker waiting 20 ms per sample on storage: more workers reach the step's 100/s,
+    # which a cache read back at 1 ms per sample and filled at 2 ms cannot beat.
+    profile = loader_profile((0.020, 0.0005), (RESIZE,), num_workers=1, wait_s=15.0,
+                             step_s=1.0)
+    pipeline = profile.pipelines[0]
+    stages = tuple(
+        dataclasses.replace(s, stats=dataclasses.replace(
+            s.stats, sample_cache_store_s=0.002, sample_cache_read_s=0.001))
+        if s.id in ("fetch", "transform_0") else s
+        for s in pipeline.stages
+    )
+    profile = dataclasses.replace(profile, pipelines=(dataclasses.replace(pipeline,
+                                                                          stages=stages),))
+    diagnosis = diagnose(profile)
+    assert any(w.knob == "cache" and w.feasible for w in diagnosis.what_ifs)
+    plan = derive_plan(profile, (diagnosis,), Path("train.py"))
+    (planned,) = plan.pipelines
+    assert [(s.stage_id, s.cache) for s in planned.settings] == [("workers", None)]
+    assert any("is not planned: with the plan's other settings the run would average" in n
+               for n in plan.notes)
 
 
 def test_the_cost_of_caching_an_image_is_measured_and_leaves_no_directory():
