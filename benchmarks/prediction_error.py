@@ -35,6 +35,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tune_vs_grid import settings_text
+
 from plumber.analyzers.diagnose import diagnose
 from plumber.analyzers.edits import profiled_pipeline
 from plumber.records.plan import PipelinePlan, Plan
@@ -140,6 +142,7 @@ def measure(workload: Workload, data: Path, rounds: int) -> dict:
         "plan": (planned.predicted_rate if planned else None, measured),
         "plan_basis": basis,
         "kept": planned is not None and planned in plan.pipelines,
+        "settings": settings_text((planned,)) if planned is not None else "none",
         "verdict": diagnosis.bottleneck_kind,
     }
 
@@ -189,13 +192,13 @@ def main() -> int:
             r = results[name]
             say(f"  as run {cell(*r['as_run'])}; plan {cell(*r['plan'])} in {r['tune_s']:.0f} s")
     print("| workload | verdict | steady state | as run: error (predicted / observed) "
-          "| plan: error (predicted / measured) | plan kept | tune s |")
-    print("|---|---|---|---|---|---|---|")
+          "| plan: error (predicted / measured) | plan kept | plan | tune s |")
+    print("|---|---|---|---|---|---|---|---|")
     for name, r in results.items():
         kept = "yes" if r["kept"] else ("dropped" if r["plan"][0] is not None else "none")
         rough = " (whole run: rough)" if r["plan_basis"] == "whole run" else ""
         print(f"| {name} | {r['verdict']} | {r['steady']} | {cell(*r['as_run'])} "
-              f"| {cell(*r['plan'])}{rough} | {kept} | {r['tune_s']:.0f} |")
+              f"| {cell(*r['plan'])}{rough} | {kept} | {r['settings']} | {r['tune_s']:.0f} |")
     for name, last_line in failed.items():
         print(f"- {name}: FAILED, not measured: {last_line}")
     as_run = [e for r in results.values() if (e := error(*r["as_run"])) is not None]

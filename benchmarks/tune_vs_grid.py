@@ -131,14 +131,20 @@ def tune(work: Path, script: Path, name: str, *extra: str,
 
 
 def describe(path: Path) -> str:
-    """A plan's settings in a few words (``map-0 p=2 +cache; batch-0 prefetch``)."""
+    """A plan file's settings in a few words (``map-0 p=2 +cache; batch-0 prefetch``)."""
+    return settings_text(Plan.load(path).pipelines)
+
+
+def settings_text(pipelines: Sequence[PipelinePlan]) -> str:
+    """Pipelines' settings in a few words (``map-0 p=2 +cache; batch-0 prefetch``)."""
     parts = []
-    for pipeline in Plan.load(path).pipelines:
+    for pipeline in pipelines:
         for s in pipeline.settings:
             knobs = [f"p={'AUTOTUNE' if s.parallelism == -1 else s.parallelism}"
                      if s.parallelism is not None else "",
                      "+cache" if s.cache else "",
                      "+prefetch" if s.prefetch is not None else "",
+                     "+persistent" if s.persistent_workers else "",
                      f"pool={s.threads}" if s.threads else ""]
             parts.append(f"{s.stage_id} {' '.join(k for k in knobs if k)}")
     return "; ".join(parts) or "as written"
