@@ -130,8 +130,8 @@ class StageStats:
     service, or a run that did not read its pipelines again).
     ``sample_cache_store_s`` / ``sample_cache_read_s`` are the CPU seconds
     plumber's sample cache took to store one of the stage's output samples
-    and to read it back, measured once per DataLoader process (the median
-    over processes): a cache after the stage pays the first on its first
+    and to read it back, measured on one sample by one process of the
+    DataLoader: a cache after the stage pays the first on its first
     pass and the second on every later one. None where not measured (a
     tf.data stage, collate, or a sample the cache cannot store).
     """

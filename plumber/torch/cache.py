@@ -104,7 +104,7 @@ class CachedDataset(Dataset):
         self._marking = _Marking() if self._suffix else None
         self._marked, self._prefix = (_with_prefix(site, upto, self._marking) if self._marking
                                       else (None, None))
-        directory, in_memory = make_cache_directory(self.location)
+        directory, in_memory = _make_directory(self.location)
         self.directory = directory
         self._store = EntryStore(directory, budget_bytes, in_memory)
         self._lock = threading.Lock()
@@ -320,13 +320,12 @@ def _entry_name(index: Any) -> str:
         return "k" + hashlib.sha1(repr(index).encode()).hexdigest()
 
 
-def make_cache_directory(location: str, warn: bool = True) -> tuple[Path, bool]:
+def _make_directory(location: str) -> tuple[Path, bool]:
     """A new private directory for one cache, and whether it is RAM-backed.
 
     It is made 0700 by ``mkdtemp`` in a folder that others cannot replace it
     in (:func:`plumber.caching.entrystore.check_shared_parent`); missing
-    folders on the way are made 0700. ``warn``: say so when a memory cache
-    has to live on disk.
+    folders on the way are made 0700.
     """
     in_memory = location == "memory"
     if not in_memory:
@@ -339,7 +338,7 @@ def make_cache_directory(location: str, warn: bool = True) -> tuple[Path, bool]:
     check_shared_parent(base)
     directory = Path(tempfile.mkdtemp(prefix="plumber-cache-", dir=base))
     check_private(directory)
-    if warn and location == "memory" and not in_memory:
+    if location == "memory" and not in_memory:
         warnings.warn(f"{SHARED_MEMORY} is not available: the memory cache is kept in "
                       f"{directory} instead", stacklevel=3)
     return directory, in_memory

@@ -219,7 +219,8 @@ class TorchHooks:
                 user_fn = loader.worker_init_fn
                 tag = f"{watch.serial}-{watch.iterators}"
                 loader.worker_init_fn = WorkerStart(
-                    user_fn, hooks._worker_stats_dir(), tag, hooks.flush_interval_s
+                    user_fn, hooks._worker_stats_dir(), tag, hooks.flush_interval_s,
+                    probe_cache_costs=watch.iterators == 0,
                 )
                 try:
                     iterator = original(loader)

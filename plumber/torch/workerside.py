@@ -17,9 +17,12 @@ Around each whole ``fetch`` call (one batch: the chain the worker runs) it
 also reads the thread's run-queue wait (``schedstat``): the time the worker
 was ready to run but had no core, which tells oversubscription (more
 workers than cores) from waiting on I/O. The first time each cache point
-(the fetched sample, each transform's output) passes in a process, it
-measures what plumber's sample cache would cost to store and read back
-that sample (:mod:`plumber.torch.cachecost`), outside every stage's time.
+(the fetched sample, each transform's output) passes, one process per
+loader (its first iteration's worker 0, or the main process with
+``num_workers=0``) measures what plumber's sample cache would cost to
+store and read back that sample (:mod:`plumber.torch.cachecost`), outside
+every stage's time: each measurement makes and removes a directory, and a
+loader whose workers start every epoch would repeat it in every worker.
 
 With ``num_workers > 0`` the loader's ``worker_init_fn`` is replaced, for
 the moment its iterator starts the workers, by a :class:`WorkerStart`: a
@@ -210,6 +213,8 @@ class StageRecorder:
         #: Per cache point (fetch or a transform), what caching its output cost once
         #: (:func:`probe_cache_cost`); None where the cache could not store it.
         self.cache_costs: dict[str, CacheCost | None] = {}
+        #: Whether this process measures them: one process per loader is enough.
+        self.probes_cache_costs = True
         self.problem: str | None = None
         self.dirty = False
         self.on_error: Callable[[], None] | None = None
@@ -276,7 +281,7 @@ class StageRecorder:
         It runs inside a fetch, whose own time leaves it out as nested, and in
         no stage's time.
         """
-        if stage in self.cache_costs:
+        if stage in self.cache_costs or not self.probes_cache_costs:
             return
         wall0, cpu0 = time.perf_counter(), time.thread_time()
         cost = sample_cache_cost(sample)
@@ -607,12 +612,16 @@ class WorkerStart:
     stats_dir: str
     tag: str
     flush_interval_s: float = 0.5
+    #: Whether worker 0 measures what caching each cache point's samples costs
+    #: (the loader's first iteration; later ones would measure the same again).
+    probe_cache_costs: bool = True
 
     def __call__(self, worker_id: int) -> None:
         rss = _Rss().rss()
         if self.user_fn is not None:
             self.user_fn(worker_id)
         recorder = StageRecorder(worker_id, os.getpid(), rss)
+        recorder.probes_cache_costs = self.probe_cache_costs and worker_id == 0
         path = Path(self.stats_dir) / f"{self.tag}-{worker_id}-{os.getpid()}.json"
         try:
             _instrument_worker(recorder)
