@@ -32,6 +32,7 @@ import math
 from statistics import fmean
 
 from plumber.analyzers import text
+from plumber.analyzers.allocate import with_parallelism
 from plumber.analyzers.bounds import compute_bounds, rate_of
 from plumber.analyzers.results import WhatIf
 from plumber.analyzers.stages import cpu_demand, with_work, without
@@ -165,8 +166,20 @@ def _sample_cache_cost(scene: Scene, stage: Stage) -> _SampleCacheCost | None:
                             stats.sample_cache_read_s * visits)
 
 
+def steady_rate_with(scene: Scene, stage_id: str, parallelism: dict[str, int]) -> float:
+    """The rate once a cache after ``stage_id`` is full, with ``parallelism`` set too (a
+    plan's allocation): each stage's rate scales with its new calls, the wall time of a
+    call as it ran (no fewer waits for a core, no longer requests), so an
+    oversubscribed stage given fewer calls reads slower than it would be."""
+    stage = scene.pipeline.stage(stage_id)
+    covered = below(scene.pipeline, stage_id)
+    return _cached_rate(scene, covered, _placement(scene, stage, covered),
+                        _sample_cache_cost(scene, stage), parallelism)
+
+
 def _cached_rate(scene: Scene, covered: frozenset[str], place: _Placement,
-                 cost: _SampleCacheCost | None) -> float:
+                 cost: _SampleCacheCost | None,
+                 parallelism: dict[str, int] | None = None) -> float:
     """The steady-state rate with every stage in ``covered`` replayed from the cache.
 
     The disk bound goes when every stage that reads storage is covered; a
@@ -176,6 +189,8 @@ def _cached_rate(scene: Scene, covered: frozenset[str], place: _Placement,
     remaining = without(scene.analyses, covered)
     if cost is not None:
         remaining = with_work(remaining, cost.pool, cost.read_s)
+    if parallelism:
+        remaining = with_parallelism(remaining, parallelism)
     readers = {
         a.stage_id
         for a in scene.analyses

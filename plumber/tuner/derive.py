@@ -4,10 +4,11 @@ Per input-bound pipeline: parallelism for every tunable stage at once
 (:mod:`plumber.analyzers.allocate`), the best admissible cache from the
 what-if table (the analysis already refuses caches after random stages, on
 infinite streams, for a single pass and beyond the memory and disk budgets;
-a cache that, with the plan's parallelism, would not raise the rate averaged
-over the run's passes, its filling pass slowed as the analysis found, is
-left out with a note), and a prefetch at the end when the pipeline has none, as deep as the spread
-of producer and consumer times asks (:mod:`plumber.analyzers.prefetch`). A
+its rate once full is taken with the plan's parallelism; a cache that would
+not raise the rate averaged over the run's passes, its filling pass slowed
+as the analysis found, is left out with a note), and a prefetch at the end
+when the pipeline has none, as deep as the spread of producer and consumer
+times asks (:mod:`plumber.analyzers.prefetch`). A
 worker pool (a torch DataLoader) gets its worker count within the memory its
 workers take and the batches of an epoch (an iterable dataset keeps its
 count: more workers could repeat its stream), persistent workers when it is
@@ -38,7 +39,7 @@ from pathlib import Path
 from plumber.analyzers import text
 from plumber.analyzers.allocate import Allocation, allocate, with_parallelism
 from plumber.analyzers.bounds import compute_bounds, rate_of
-from plumber.analyzers.cache import MEMORY_BUDGET, average_rate, passes
+from plumber.analyzers.cache import MEMORY_BUDGET, average_rate, passes, steady_rate_with
 from plumber.analyzers.diagnose import scene
 from plumber.analyzers.objectcache import KNOB as OBJECT_CACHE
 from plumber.analyzers.objectcache import reads_per_object, steady_rate
@@ -138,7 +139,8 @@ def _settings(
             profile, pipeline, model, allocation, cache, settings, script_dir)
     elif cache is not None:
         stage = pipeline.stage(cache.stage_id)
-        full = max(cache.steady_rate or cache.predicted_rate, allocation.predicted_rate)
+        full = max(steady_rate_with(model, stage.id, allocation.parallelism),
+                   allocation.predicted_rate)
         cached_rate = average_rate(passes(model, stage) or 1.0,
                                    allocation.predicted_rate * _filling_share(cache, model), full)
         if cached_rate <= allocation.predicted_rate:

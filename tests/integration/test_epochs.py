@@ -94,7 +94,11 @@ def test_a_dataloader_iterated_three_times_reads_three_whole_passes(plumber_cli,
     profile = profiled(plumber_cli, tmp_path, "torch_loader_epochs.py")
     (pipeline,) = profile.pipelines
     assert [(p.elements, p.complete) for p in pipeline.passes] == [(8, True)] * 3
-    assert "averaged over the run's 3 passes" in feasible_caches(profile)["fetch"]
+    # Whether the cache pays over them is close here: storing a sample costs about what
+    # decoding it does. Either way the cache is weighed over the run's three passes.
+    (fetch_cache,) = [w for w in diagnose(profile).what_ifs
+                      if w.knob == "cache" and w.stage_id == "fetch"]
+    assert "the run's 3 passes" in fetch_cache.reason, fetch_cache.reason
 
 
 def test_tune_plans_a_cache_for_the_epoch_loop_and_verifies_it(tuned_epoch_loop):

@@ -100,11 +100,11 @@ def test_the_plan_averages_the_cache_with_its_filling_pass_slowed_by_the_writes(
     assert pipeline.predicted_rate == pytest.approx(charged.predicted_rate)
 
 
-def test_a_cache_that_adds_nothing_to_the_plans_parallelism_is_left_out_with_a_note():
-    # One worker waiting 20 ms per sample on storage: more workers reach the step's 100/s,
-    # which a cache read back at 1 ms per sample and filled at 2 ms cannot beat.
+def waiting_fetch(step_s: float) -> Profile:
+    """One worker whose samples wait 20 ms on storage; caching one after the fetch or the
+    resize costs 2 ms to store and 1 ms to read back."""
     profile = loader_profile((0.020, 0.0005), (RESIZE,), num_workers=1, wait_s=15.0,
-                             step_s=1.0)
+                             step_s=step_s)
     pipeline = profile.pipelines[0]
     stages = tuple(
         dataclasses.replace(s, stats=dataclasses.replace(
@@ -112,8 +112,26 @@ def test_a_cache_that_adds_nothing_to_the_plans_parallelism_is_left_out_with_a_n
         if s.id in ("fetch", "transform_0") else s
         for s in pipeline.stages
     )
-    profile = dataclasses.replace(profile, pipelines=(dataclasses.replace(pipeline,
-                                                                          stages=stages),))
+    return dataclasses.replace(profile, pipelines=(dataclasses.replace(pipeline,
+                                                                       stages=stages),))
+
+
+def test_a_cache_is_weighed_with_the_plans_parallelism_not_the_run_as_it_was():
+    # With a 2 ms step, 32 workers make 147/s; the cache read back by those 32 workers
+    # makes more once full. Taken at the one worker the run had, it made less than the
+    # 32 workers without it, and the plan left it out.
+    profile = waiting_fetch(step_s=0.2)
+    (pipeline,) = derive_plan(profile, (diagnose(profile),), Path("train.py")).pipelines
+    settings = {s.stage_id: s for s in pipeline.settings}
+    assert settings["workers"].parallelism == 32
+    assert settings["transform_0"].cache == "memory"
+    assert settings["transform_0"].predicted_rate > settings["workers"].predicted_rate
+    assert settings["workers"].predicted_rate < pipeline.predicted_rate
+
+
+def test_a_cache_that_adds_nothing_to_the_plans_parallelism_is_left_out_with_a_note():
+    # More workers reach the step's 100/s, which the cache cannot beat.
+    profile = waiting_fetch(step_s=1.0)
     diagnosis = diagnose(profile)
     assert any(w.knob == "cache" and w.feasible for w in diagnosis.what_ifs)
     plan = derive_plan(profile, (diagnosis,), Path("train.py"))
