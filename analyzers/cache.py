@@ -7,8 +7,9 @@ works, step 5), averaged over the run's passes with the first, which fills
 it. A DataLoader's sample cache is not free: its pool pays what storing a
 sample was measured to cost on the first pass and reading one back on
 every later one (``sample_cache_store_s``, ``sample_cache_read_s``), and
-a cache whose average over the run's passes does not beat the rate
-without it is not proposed. Its size is bytes per element x the stream's cardinality. It goes in
+a cache whose average over the run's passes is not above the rate without
+it by the what-ifs' listing threshold (``WORTH_LISTING``) is not proposed.
+Its size is bytes per element x the stream's cardinality. It goes in
 memory when it fits a share of the available memory, else in a file when it
 fits a share of the free space where file caches go (replaying it then
 costs disk reads, which the prediction counts). A cache never goes after a
